@@ -1,0 +1,35 @@
+/* clock: the time source engines read, in microseconds since the Unix epoch.
+ * A real clock reads CLOCK_REALTIME; a virtual clock only moves when told to,
+ * which is what makes tests and the deterministic simulator repeatable.
+ * Thread-safe. */
+#ifndef ECOM_CLOCK_H
+#define ECOM_CLOCK_H
+
+#include <stdint.h>
+
+typedef struct clock_src clock_src;
+
+/* A new real clock. Owned by the caller: clock_free(). */
+clock_src *clock_real_new(void);
+/* A new virtual clock standing at start_us. Owned by the caller. */
+clock_src *clock_virtual_new(int64_t start_us);
+void clock_free(clock_src *c);
+
+/* Now, in microseconds since the epoch. */
+int64_t clock_now(clock_src *c);
+/* Moves a virtual clock forward by delta_us (>= 0). ERR_INVALID on a real
+ * clock or a negative delta. */
+int clock_advance(clock_src *c, int64_t delta_us);
+/* Sets a virtual clock to t_us (never backwards). */
+int clock_set(clock_src *c, int64_t t_us);
+int clock_is_virtual(const clock_src *c);
+
+/* Monotonic microseconds for measuring durations on the host side (never
+ * given to engines). */
+int64_t clock_mono_us(void);
+
+/* Formats t_us as RFC 3339 UTC with milliseconds ("2026-11-25T23:24:15.123Z")
+ * into buf (at least 32 bytes). Returns buf. */
+char *clock_fmt_rfc3339(int64_t t_us, char *buf, unsigned long len);
+
+#endif

@@ -1,0 +1,302 @@
+/* config: one static table of known keys; a config is an array of current
+ * values parallel to it. */
+#include "core/config.h"
+#include "core/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const config_def defs[] = {
+	{"http.host", "127.0.0.1", "Address every service's HTTP server binds to and that peers dial."},
+	{"http.threads", "2", "Worker threads of each service's HTTP server."},
+	{"http.body_limit", "65536",
+	 "Largest request body accepted, in bytes; a larger one gets 413 payload_too_large."},
+	{"http.conn_timeout_s", "30", "Seconds an idle client connection stays open before the server closes it."},
+	{"log.level", "info", "Lowest level of log line written: debug, info, warn or error."},
+	{"store.url", "",
+	 "Where services keep their databases; empty means sqlite:<state>/data (one SQLite file per service)."},
+	{"store.busy_timeout_ms", "5000",
+	 "Milliseconds a SQLite connection waits on a locked database before giving up."},
+	{"bus.url", "embedded",
+	 "Event bus driver; embedded means consumers read each producer's outbox directly."},
+	{"gateway.port", "8080", "TCP port of the API gateway, the platform's public entry point."},
+	{"gateway.upstream_timeout_ms", "5000",
+	 "Milliseconds the gateway waits for an upstream's answer before replying 504 upstream_timeout."},
+	{"gateway.connect_timeout_ms", "500",
+	 "Milliseconds the gateway waits to connect to an upstream instance."},
+	{"registry.heartbeat_ms", "1000",
+	 "Interval in milliseconds at which a service instance renews its registration."},
+	{"registry.ttl_ms", "3500",
+	 "Milliseconds after its last heartbeat before an instance is dropped from the registry."},
+	{"supervisor.restart_backoff_ms", "200",
+	 "First delay in milliseconds before the supervisor restarts a crashed service."},
+	{"supervisor.restart_backoff_max_ms", "5000",
+	 "Longest delay in milliseconds the supervisor's restart backoff grows to."},
+	{"up.ready_timeout_s", "30",
+	 "Seconds `ecom up` waits for every service to become ready before failing."},
+	{"catalog.page_size_default", "20", "Products per page when a listing gives no page_size."},
+	{"catalog.page_size_max", "100", "Largest page_size a product listing accepts."},
+	{"catalog.seed_file", "",
+	 "Product catalog JSON used for seeding; empty means <data>/catalog/products.json."},
+	{"data.dir", "", "Directory of schemas and seed data; empty means auto-detected."},
+	{"engine.tick_ms", "100",
+	 "Milliseconds between engine ticks, which run timed work such as retries and expiries."},
+	{NULL, NULL, NULL},
+};
+
+#define NDEFS (sizeof(defs) / sizeof(defs[0]) - 1)
+
+struct config {
+	char *vals[NDEFS];
+};
+
+static int def_index(const char *key)
+{
+	if (!key)
+		return -1;
+	for (size_t i = 0; i < NDEFS; i++)
+		if (strcmp(defs[i].key, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+const config_def *config_defs(void) { return defs; }
+
+config *config_new(void)
+{
+	config *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < NDEFS; i++) {
+		c->vals[i] = strdup(defs[i].def);
+		if (!c->vals[i]) {
+			config_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void config_free(config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < NDEFS; i++)
+		free(c->vals[i]);
+	free(c);
+}
+
+static int set_slot(char **slot, const char *value)
+{
+	char *v = strdup(value);
+	if (!v)
+		return ERR_NOMEM;
+	free(*slot);
+	*slot = v;
+	return 0;
+}
+
+int config_set(config *c, const char *key, const char *value)
+{
+	if (!value)
+		return ERR_INVALID;
+	int i = def_index(key);
+	if (i < 0)
+		return ERR_NOT_FOUND;
+	return set_slot(&c->vals[i], value);
+}
+
+const char *config_get(const config *c, const char *key)
+{
+	int i = def_index(key);
+	return i < 0 ? NULL : c->vals[i];
+}
+
+int config_get_int(const config *c, const char *key, int64_t *out)
+{
+	const char *s = config_get(c, key);
+	if (!s)
+		return ERR_NOT_FOUND;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!*s)
+		return ERR_PARSE;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || errno == ERANGE)
+		return ERR_PARSE;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return ERR_PARSE;
+	*out = (int64_t)v;
+	return 0;
+}
+
+int64_t config_int(const config *c, const char *key, int64_t fallback)
+{
+	int64_t v;
+	return config_get_int(c, key, &v) == 0 ? v : fallback;
+}
+
+void config_load_env(config *c)
+{
+	char name[128];
+	for (size_t i = 0; i < NDEFS; i++) {
+		size_t n = (size_t)snprintf(name, sizeof(name), "ECOM_%s", defs[i].key);
+		if (n >= sizeof(name))
+			continue;
+		for (char *p = name + 5; *p; p++)
+			*p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+		const char *v = getenv(name);
+		if (v)
+			set_slot(&c->vals[i], v);
+	}
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Parses one line in place. Returns 1 with *key and *val set, 0 for a blank or
+ * comment line, -1 when there is no '='. A '#' starts a comment at the start
+ * of the line or after whitespace, so values such as URLs with a fragment or
+ * a password containing '#' survive. A value wrapped in double quotes loses
+ * them, which is how an explicitly empty value is written. */
+static int parse_line(char *line, char **key, char **val)
+{
+	for (char *p = line; *p; p++) {
+		if (*p == '#' && (p == line || isspace((unsigned char)p[-1]))) {
+			*p = '\0';
+			break;
+		}
+	}
+	char *s = trim(line);
+	if (!*s)
+		return 0;
+	char *eq = strchr(s, '=');
+	if (!eq)
+		return -1;
+	*eq = '\0';
+	*key = trim(s);
+	char *v = trim(eq + 1);
+	size_t n = strlen(v);
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	*val = v;
+	return 1;
+}
+
+int config_load_file(config *c, const char *path, char *err, size_t errlen)
+{
+	char dummy[1];
+	if (!err || errlen == 0) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int saved = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		return saved == ENOENT ? ERR_NOT_FOUND : ERR_IO;
+	}
+	/* Values are staged and committed only if the whole file is good, so a
+	 * bad file leaves the config as it was. */
+	char *staged[NDEFS] = {0};
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		char *key, *val;
+		int r = parse_line(line, &key, &val);
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s:%u: expected 'key = value'", path, lineno);
+			rc = ERR_PARSE;
+			break;
+		}
+		if (!*key) {
+			snprintf(err, errlen, "%s:%u: missing key before '='", path, lineno);
+			rc = ERR_PARSE;
+			break;
+		}
+		int i = def_index(key);
+		if (i < 0) {
+			snprintf(err, errlen, "%s:%u: unknown key '%s'", path, lineno, key);
+			rc = ERR_PARSE;
+			break;
+		}
+		if (set_slot(&staged[i], val) < 0) {
+			snprintf(err, errlen, "%s:%u: out of memory", path, lineno);
+			rc = ERR_NOMEM;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = ERR_IO;
+	}
+	free(line);
+	fclose(f);
+	for (size_t i = 0; i < NDEFS; i++) {
+		if (rc == 0 && staged[i]) {
+			free(c->vals[i]);
+			c->vals[i] = staged[i];
+		} else {
+			free(staged[i]);
+		}
+	}
+	return rc;
+}
+
+/* Writes help text as Markdown: outside `code spans`, '<' and '>' become
+ * entities (or "<state>" would vanish as an HTML tag) and '|' is escaped so
+ * it cannot split the table cell. */
+static int write_md_text(FILE *out, const char *s)
+{
+	int code = 0;
+	for (; *s; s++) {
+		int r;
+		if (*s == '`')
+			code = !code;
+		if (!code && *s == '<')
+			r = fputs("&lt;", out);
+		else if (!code && *s == '>')
+			r = fputs("&gt;", out);
+		else if (*s == '|')
+			r = fputs("\\|", out);
+		else
+			r = fputc(*s, out);
+		if (r < 0)
+			return ERR_IO;
+	}
+	return 0;
+}
+
+int config_write_doc(FILE *out)
+{
+	if (fputs("| key | default | meaning |\n|---|---|---|\n", out) < 0)
+		return ERR_IO;
+	for (size_t i = 0; i < NDEFS; i++) {
+		const char *d = defs[i].def;
+		if (fprintf(out, "| `%s` | `%s` | ", defs[i].key, *d ? d : "\"\"") < 0 ||
+		    write_md_text(out, defs[i].help) < 0 || fputs(" |\n", out) < 0)
+			return ERR_IO;
+	}
+	return fflush(out) == 0 ? 0 : ERR_IO;
+}
