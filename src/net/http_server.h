@@ -1,0 +1,39 @@
+/* http_server: an HTTP/1.1 server over libmicrohttpd (internal epoll thread
+ * pool, keep-alive). It turns each request into a msg_req, calls the handler
+ * and sends the msg_resp. It enforces the body limit (413 in the API error
+ * shape), gives every response an X-Request-Id (the client's when it sent a
+ * valid one, else a new one) and never lets a handler's failure stop it. */
+#ifndef ECOM_HTTP_SERVER_H
+#define ECOM_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "net/msg.h"
+#include "core/rng.h"
+
+typedef void (*http_handler_fn)(void *ud, msg_req *req, msg_resp *resp);
+
+typedef struct http_server_opts {
+	const char *host;        /* "127.0.0.1" */
+	int port;                /* 0 picks a free port */
+	int threads;             /* worker threads, >= 1 */
+	size_t body_limit;       /* bytes; larger bodies get 413 */
+	unsigned conn_timeout_s; /* idle connection timeout */
+} http_server_opts;
+
+typedef struct http_server http_server;
+
+/* Starts serving at once. fn and ud are borrowed and must outlive the
+ * server; r (borrowed) makes request ids. Returns NULL with err filled when
+ * the address cannot be bound ("127.0.0.1:8080: address already in use"). */
+http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn, void *ud,
+			       rng *r, char *err, size_t errlen);
+/* The port actually bound. */
+int http_server_port(const http_server *s);
+/* How many client connections the server has accepted so far (a test and
+ * diagnostics hook: with keep-alive, many requests share one). */
+unsigned long http_server_connections(const http_server *s);
+/* Stops accepting, finishes in-flight requests, frees. NULL is fine. */
+void http_server_stop(http_server *s);
+
+#endif
