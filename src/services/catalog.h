@@ -1,0 +1,18 @@
+/* catalog: the product catalog engine. Products are
+ * {sku, name, description, category, price_cents, currency}; listing filters
+ * by category and price and pages by sku with opaque, stable page tokens.
+ * Writes need the admin token. On first start an empty catalog is loaded
+ * from the hand-made data file. */
+#ifndef ECOM_CATALOG_H
+#define ECOM_CATALOG_H
+
+#include "services/engine.h"
+
+extern const engine_def catalog_engine;
+
+/* Loads products from a JSON file ([{sku, name, ...}]) into an empty
+ * catalog; does nothing when the catalog already has products. Returns the
+ * number loaded or a negative error with err filled. Exposed for tests. */
+int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,80 @@
+/* engine: the contract between a domain engine and the host that runs it.
+ *
+ * The one rule of the design: engines know nothing of transport. Everything
+ * an engine touches outside its own memory - time, randomness, its database,
+ * calls to other services, logging and metrics - reaches it through the
+ * engine_ctx it is created with. The daemon host (ecom serve) fills the
+ * context with a real clock, libcurl and libmicrohttpd; tests and the
+ * deterministic simulator fill it with a virtual clock and in-process calls.
+ * Requests arrive as msg_req and leave as msg_resp (src/net/msg.h), plain
+ * data with no socket behind them. */
+#ifndef ECOM_ENGINE_H
+#define ECOM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "net/msg.h"
+#include "store/store.h"
+
+/* Outbound calls. target is a base URL ("http://127.0.0.1:8081"); the
+ * simulator maps it to an engine instead. Returns as http_client_do:
+ * 0 when a response came back (any status), ERR_UNAVAILABLE when nothing was
+ * sent, ERR_TIMEOUT, ERR_IO. */
+typedef int (*engine_call_fn)(void *ud, const char *target, const msg_req *req, msg_resp *resp,
+			      int64_t timeout_ms);
+
+typedef struct engine_ctx {
+	const char *service;     /* "catalog" */
+	const char *instance_id; /* "catalog-1" */
+	clock_src *clock;
+	rng *rng;
+	store *store;            /* NULL for engines without a database */
+	logger *log;
+	metrics *metrics;
+	const config *config;
+	engine_call_fn call;
+	void *call_ud;
+	const char *admin_token; /* the platform's admin bearer token */
+	const char *data_dir;    /* where data/ (schema, catalog) lives */
+} engine_ctx;
+
+typedef struct engine_def {
+	const char *name;
+	int needs_store;
+	/* Creates the engine. ctx is borrowed and outlives the engine. Returns
+	 * NULL with err filled on failure. */
+	void *(*create)(engine_ctx *ctx, char *err, size_t errlen);
+	/* Handles one request; called concurrently from several threads. */
+	void (*handle)(void *eng, msg_req *req, msg_resp *resp);
+	/* Background work at time now_us (expiry, retries). May be NULL. */
+	void (*tick)(void *eng, int64_t now_us);
+	/* 0 when the engine can serve. May be NULL (always ready). */
+	int (*ready)(void *eng);
+	void (*destroy)(void *eng);
+} engine_def;
+
+/* The engine called name, or NULL. */
+const engine_def *engine_find(const char *name);
+/* Names of the services `ecom up` starts besides the gateway, NULL-ended. */
+const char *const *engine_platform_services(void);
+
+/* Admin authorisation from the Authorization header: 0 when it carries the
+ * admin bearer token (compared in constant time), ERR_UNAUTH when it is
+ * missing or malformed or wrong, and fills resp with the API error (401). */
+int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
+
+/* Fills resp with 400 invalid_argument naming field in details. Returns
+ * ERR_INVALID. */
+int engine_bad_field(msg_resp *resp, const char *field, const char *message);
+
+/* Fills resp for a store failure: 503 unavailable for ERR_UNAVAILABLE and
+ * ERR_BUSY, 500 internal otherwise; logs it. */
+void engine_store_error(const engine_ctx *ctx, msg_resp *resp, int code, const char *what);
+
+#endif

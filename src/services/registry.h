@@ -1,0 +1,50 @@
+/* registry: the gateway's view of which service instances exist and which
+ * are in rotation. Instances register and then heartbeat; one whose last
+ * heartbeat is older than the TTL leaves rotation (and the listing after
+ * ten TTLs). A failed connection takes an instance out of rotation at once
+ * until its next heartbeat (passive health check). Picking balances by
+ * least outstanding requests, round-robin among ties.
+ * Time comes from the caller, so tests drive it with a virtual clock.
+ * Thread-safe. */
+#ifndef ECOM_REGISTRY_H
+#define ECOM_REGISTRY_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#define REGISTRY_ADDR_MAX 128
+#define REGISTRY_ID_MAX 64
+
+typedef struct registry registry;
+
+/* A new registry whose instances expire ttl_us after their last heartbeat.
+ * Owned by the caller: registry_free(). */
+registry *registry_new(int64_t ttl_us);
+void registry_free(registry *r);
+
+/* Registers id (of service, at addr) or refreshes it; a changed addr is
+ * taken. Returns 0, ERR_INVALID on an empty or overlong field, ERR_NOMEM. */
+int registry_heartbeat(registry *r, const char *service, const char *id, const char *addr,
+		       int64_t now_us);
+/* Removes id (graceful shutdown). ERR_NOT_FOUND when unknown. */
+int registry_remove(registry *r, const char *id);
+/* Takes id out of rotation until its next heartbeat after now_us. */
+void registry_mark_down(registry *r, const char *id, int64_t now_us);
+/* Forgets instances silent for ten TTLs. */
+void registry_expire(registry *r, int64_t now_us);
+
+/* Picks the healthy instance of service with the fewest outstanding
+ * requests, skipping the ids in exclude (nexclude entries), and counts one
+ * more outstanding on it. Copies its id and addr out. ERR_NOT_FOUND when no
+ * instance qualifies. Pair with registry_release. */
+int registry_acquire(registry *r, const char *service, int64_t now_us, const char *const *exclude,
+		     int nexclude, char id[REGISTRY_ID_MAX], char addr[REGISTRY_ADDR_MAX]);
+void registry_release(registry *r, const char *id);
+
+/* Healthy instances of service at now_us. */
+int registry_healthy(registry *r, const char *service, int64_t now_us);
+/* {"services":[{"name","instances":[{"id","addr","healthy","last_heartbeat",
+ * "outstanding"}]}]} with names sorted. New reference. */
+json_t *registry_to_json(registry *r, int64_t now_us);
+
+#endif

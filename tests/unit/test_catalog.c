@@ -1,0 +1,993 @@
+/* Tests for services/catalog through its engine_def: listing, filters and
+ * page tokens, reads, admin writes and their validation, bulk upserts (all or
+ * nothing) and the first-start loader. Each test gets its own in-memory
+ * store, a virtual clock and a five-product seed file, so nothing depends on
+ * the shipped catalog except the one test that checks it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "net/msg.h"
+#include "services/catalog.h"
+#include "services/engine.h"
+#include "store/store.h"
+
+#define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
+#define ADMIN "Bearer test-admin"
+
+/* Deliberately not in sku order: listing must sort. */
+static const char SEED[] =
+	"[\n"
+	" {\"sku\":\"TOY-3\",\"name\":\"Robot\",\"description\":\"Walks\",\"category\":\"toys\","
+	"\"price_cents\":2500,\"currency\":\"USD\"},\n"
+	" {\"sku\":\"BK-1\",\"name\":\"Book One\",\"description\":\"A novel\",\"category\":\"books\","
+	"\"price_cents\":1500,\"currency\":\"USD\"},\n"
+	" {\"sku\":\"TOY-1\",\"name\":\"Yo-yo\",\"description\":\"Classic\",\"category\":\"toys\","
+	"\"price_cents\":300,\"currency\":\"USD\"},\n"
+	" {\"sku\":\"KT-1\",\"name\":\"Pan\",\"description\":\"Cast iron\",\"category\":\"kitchen\","
+	"\"price_cents\":4200,\"currency\":\"EUR\"},\n"
+	" {\"sku\":\"BK-2\",\"name\":\"Book Two\",\"category\":\"books\",\"price_cents\":999}\n"
+	"]\n";
+static const char *const SORTED[] = { "BK-1", "BK-2", "KT-1", "TOY-1", "TOY-3" };
+#define NSEED 5
+
+typedef struct fixture {
+	char dir[64];
+	char seed_path[128];
+	clock_src *clock;
+	rng *rng;
+	store *store;
+	FILE *logf;
+	logger *log;
+	metrics *metrics;
+	config *config;
+	engine_ctx ctx;
+	void *eng;
+} fixture;
+
+/* ---- data directory ------------------------------------------------------ */
+
+static int has_schema(const char *dir)
+{
+	char path[1024];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/schema/catalog", dir);
+	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
+static const char *data_dir(void)
+{
+	const char *env = getenv("ECOM_DATA");
+	if (env && env[0])
+		return env;
+#ifdef ECOM_SRCDATADIR
+	if (has_schema(ECOM_SRCDATADIR))
+		return ECOM_SRCDATADIR;
+#endif
+	return "data";
+}
+
+/* ---- fixture -------------------------------------------------------------- */
+
+/* Builds the context with seed_file as catalog.seed_file ("" for the
+ * default data/catalog/products.json) but does not create the engine. */
+static fixture *fixture_new(const char *seed_file)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_catalog.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->seed_path, sizeof(f->seed_path), "%s/products.json", f->dir);
+	FILE *sf = fopen(f->seed_path, "w");
+	assert_non_null(sf);
+	assert_int_equal(fwrite(SEED, 1, sizeof(SEED) - 1, sf), sizeof(SEED) - 1);
+	assert_int_equal(fclose(sf), 0);
+
+	char err[512] = "";
+	f->clock = clock_virtual_new(T0);
+	f->rng = rng_new(1);
+	f->store = store_open("sqlite::memory:", "catalog", NULL, err, sizeof(err));
+	if (!f->store)
+		fail_msg("store_open: %s", err);
+	char schema[1024];
+	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
+	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
+		fail_msg("store_migrate(%s): %s", schema, err);
+	f->logf = fopen("/dev/null", "w");
+	assert_non_null(f->logf);
+	f->log = log_new("catalog", f->logf, f->clock, LOG_DEBUG);
+	f->metrics = metrics_new();
+	f->config = config_new();
+	assert_non_null(f->clock);
+	assert_non_null(f->rng);
+	assert_non_null(f->log);
+	assert_non_null(f->metrics);
+	assert_non_null(f->config);
+	assert_int_equal(config_set(f->config, "catalog.seed_file",
+				    seed_file ? seed_file : f->seed_path),
+			 0);
+
+	f->ctx = (engine_ctx){
+		.service = "catalog",
+		.instance_id = "catalog-1",
+		.clock = f->clock,
+		.rng = f->rng,
+		.store = f->store,
+		.log = f->log,
+		.metrics = f->metrics,
+		.config = f->config,
+		.admin_token = "test-admin",
+		.data_dir = data_dir(),
+	};
+	return f;
+}
+
+static void *engine_create(fixture *f)
+{
+	char err[512] = "";
+	void *eng = catalog_engine.create(&f->ctx, err, sizeof(err));
+	if (!eng)
+		fail_msg("catalog create: %s", err);
+	return eng;
+}
+
+static void fixture_free(fixture *f)
+{
+	if (!f)
+		return;
+	if (f->eng)
+		catalog_engine.destroy(f->eng);
+	config_free(f->config);
+	metrics_free(f->metrics);
+	log_free(f->log);
+	if (f->logf)
+		fclose(f->logf);
+	store_free(f->store);
+	rng_free(f->rng);
+	clock_free(f->clock);
+	unlink(f->seed_path);
+	rmdir(f->dir);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	fixture *f = fixture_new(NULL);
+	f->eng = engine_create(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_free(*state);
+	return 0;
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+/* Runs one request through the engine. auth and ctype may be NULL (header
+ * left out); body may be NULL. resp must be cleared by the caller. */
+static void do_req(void *eng, const char *method, const char *path, const char *auth,
+		   const char *ctype, const char *body, msg_resp *resp)
+{
+	msg_req req;
+	assert_int_equal(msg_req_init(&req, method, path), 0);
+	if (auth)
+		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
+	if (ctype)
+		assert_int_equal(msg_req_add_header(&req, "Content-Type", ctype), 0);
+	if (body)
+		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
+	msg_resp_init(resp);
+	catalog_engine.handle(eng, &req, resp);
+	msg_req_clear(&req);
+}
+
+/* Runs a request and returns the parsed JSON body (new reference), with the
+ * status in *status. Every answer of this API is JSON. */
+static json_t *call(fixture *f, const char *method, const char *path, const char *auth,
+		    const char *body, int *status)
+{
+	msg_resp resp;
+	do_req(f->eng, method, path, auth, body ? "application/json" : NULL, body, &resp);
+	*status = resp.status;
+	assert_non_null(resp.body);
+	assert_string_equal(resp.content_type, "application/json");
+	json_error_t je;
+	json_t *v = json_loadb(resp.body, resp.body_len, 0, &je);
+	if (!v)
+		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp.body_len, resp.body);
+	msg_resp_clear(&resp);
+	return v;
+}
+
+static json_t *get_ok(fixture *f, const char *path)
+{
+	int status = 0;
+	json_t *v = call(f, "GET", path, NULL, NULL, &status);
+	if (status != 200)
+		fail_msg("GET %s: status %d", path, status);
+	return v;
+}
+
+/* Asserts the API error shape with code and, when field is not NULL,
+ * details.field; consumes v. */
+static void assert_error(json_t *v, const char *code, const char *field)
+{
+	assert_true(json_is_object(v));
+	assert_int_equal(json_object_size(v), 1);
+	json_t *e = json_object_get(v, "error");
+	assert_true(json_is_object(e));
+	assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+	assert_true(json_is_string(json_object_get(e, "message")));
+	assert_true(strlen(json_string_value(json_object_get(e, "message"))) > 0);
+	if (field) {
+		json_t *d = json_object_get(e, "details");
+		assert_true(json_is_object(d));
+		const char *got = json_string_value(json_object_get(d, "field"));
+		if (!got || strcmp(got, field) != 0)
+			fail_msg("details.field is %s, expected %s", got ? got : "(none)", field);
+	}
+	json_decref(v);
+}
+
+static void expect_error(fixture *f, const char *method, const char *path, const char *auth,
+			 const char *body, int want_status, const char *code, const char *field)
+{
+	int status = 0;
+	json_t *v = call(f, method, path, auth, body, &status);
+	if (status != want_status)
+		fail_msg("%s %s %s: status %d, expected %d", method, path, body ? body : "", status,
+			 want_status);
+	assert_error(v, code, field);
+}
+
+static int64_t store_count(fixture *f)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(f->store, "SELECT COUNT(*) FROM products", &err);
+	assert_non_null(st);
+	assert_int_equal(store_step(st), STORE_ROW);
+	int64_t n = store_col_int(st, 0);
+	store_reset(st);
+	return n;
+}
+
+static const char *item_sku(json_t *list, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(list, "items"), i),
+						 "sku"));
+}
+
+static size_t item_count(json_t *list)
+{
+	json_t *items = json_object_get(list, "items");
+	assert_true(json_is_array(items));
+	return json_array_size(items);
+}
+
+/* Asserts the listing at path has exactly the skus given, in order, on one
+ * page. */
+static void expect_skus(fixture *f, const char *path, const char *const *skus, size_t n)
+{
+	json_t *v = get_ok(f, path);
+	if (item_count(v) != n)
+		fail_msg("GET %s: %zu items, expected %zu", path, item_count(v), n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(item_sku(v, i), skus[i]);
+	assert_true(json_is_null(json_object_get(v, "next_page_token")));
+	json_decref(v);
+}
+
+static void rfc3339(int64_t t, char *buf) { clock_fmt_rfc3339(t, buf, 40); }
+
+/* ---- listing ----------------------------------------------------------------- */
+
+static void test_list_default_page(void **state)
+{
+	fixture *f = *state;
+	assert_int_equal(store_count(f), NSEED);
+	json_t *v = get_ok(f, "/v1/products");
+	assert_int_equal(json_object_size(v), 2);
+	assert_int_equal(item_count(v), NSEED);
+	for (size_t i = 0; i < NSEED; i++)
+		assert_string_equal(item_sku(v, i), SORTED[i]);
+	assert_true(json_object_get(v, "next_page_token") != NULL);
+	assert_true(json_is_null(json_object_get(v, "next_page_token")));
+	json_decref(v);
+
+	/* a short page has a token that leads to the rest */
+	v = get_ok(f, "/v1/products?page_size=3");
+	assert_int_equal(item_count(v), 3);
+	assert_string_equal(item_sku(v, 2), "KT-1");
+	const char *tok = json_string_value(json_object_get(v, "next_page_token"));
+	assert_non_null(tok);
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/products?page_size=3&page_token=%s", tok);
+	json_decref(v);
+	v = get_ok(f, path);
+	assert_int_equal(item_count(v), 2);
+	assert_string_equal(item_sku(v, 0), "TOY-1");
+	assert_string_equal(item_sku(v, 1), "TOY-3");
+	assert_true(json_is_null(json_object_get(v, "next_page_token")));
+	json_decref(v);
+
+	/* the default page size comes from the config */
+	catalog_engine.destroy(f->eng);
+	f->eng = NULL;
+	assert_int_equal(config_set(f->config, "catalog.page_size_default", "2"), 0);
+	f->eng = engine_create(f);
+	v = get_ok(f, "/v1/products");
+	assert_int_equal(item_count(v), 2);
+	assert_true(json_is_string(json_object_get(v, "next_page_token")));
+	json_decref(v);
+}
+
+static void test_paging_every_sku_once(void **state)
+{
+	fixture *f = *state;
+	char path[256] = "/v1/products?page_size=2";
+	const char *seen[NSEED + 1];
+	size_t nseen = 0;
+	int pages = 0;
+	char *owned[NSEED + 1] = { 0 };
+	for (;;) {
+		assert_true(++pages <= NSEED + 1); /* no endless token loop */
+		json_t *v = get_ok(f, path);
+		size_t n = item_count(v);
+		assert_true(n >= 1 && n <= 2);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(nseen < NSEED);
+			owned[nseen] = strdup(item_sku(v, i));
+			seen[nseen] = owned[nseen];
+			nseen++;
+		}
+		json_t *tok = json_object_get(v, "next_page_token");
+		if (json_is_null(tok)) {
+			json_decref(v);
+			break;
+		}
+		assert_true(json_is_string(tok));
+		assert_int_equal(n, 2); /* only a full page may have a successor */
+		snprintf(path, sizeof(path), "/v1/products?page_size=2&page_token=%s",
+			 json_string_value(tok));
+		json_decref(v);
+	}
+	assert_int_equal(pages, 3);
+	assert_int_equal(nseen, NSEED);
+	for (size_t i = 0; i < NSEED; i++) {
+		assert_string_equal(seen[i], SORTED[i]);
+		free(owned[i]);
+	}
+
+	/* tokens are stable: a product added behind the cursor is not seen, one
+	 * ahead of it is */
+	json_t *v = get_ok(f, "/v1/products?page_size=2");
+	char tok[128];
+	snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(v, "next_page_token")));
+	json_decref(v);
+	int status = 0;
+	v = call(f, "POST", "/v1/products", ADMIN,
+		 "{\"sku\":\"AA-0\",\"name\":\"First\",\"category\":\"books\",\"price_cents\":1}",
+		 &status);
+	assert_int_equal(status, 201);
+	json_decref(v);
+	v = call(f, "POST", "/v1/products", ADMIN,
+		 "{\"sku\":\"ZZ-9\",\"name\":\"Last\",\"category\":\"books\",\"price_cents\":1}",
+		 &status);
+	assert_int_equal(status, 201);
+	json_decref(v);
+	snprintf(path, sizeof(path), "/v1/products?page_size=100&page_token=%s", tok);
+	const char *rest[] = { "KT-1", "TOY-1", "TOY-3", "ZZ-9" };
+	expect_skus(f, path, rest, 4);
+}
+
+static void test_category_filter(void **state)
+{
+	fixture *f = *state;
+	const char *toys[] = { "TOY-1", "TOY-3" };
+	expect_skus(f, "/v1/products?category=toys", toys, 2);
+	const char *kitchen[] = { "KT-1" };
+	expect_skus(f, "/v1/products?category=kitchen", kitchen, 1);
+	expect_skus(f, "/v1/products?category=garden", NULL, 0);
+
+	/* filter and paging together */
+	json_t *v = get_ok(f, "/v1/products?category=books&page_size=1");
+	assert_int_equal(item_count(v), 1);
+	assert_string_equal(item_sku(v, 0), "BK-1");
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/products?category=books&page_size=1&page_token=%s",
+		 json_string_value(json_object_get(v, "next_page_token")));
+	json_decref(v);
+	v = get_ok(f, path);
+	assert_int_equal(item_count(v), 1);
+	assert_string_equal(item_sku(v, 0), "BK-2");
+	/* the page was full, so a token may follow; it must then lead to nothing */
+	json_t *tok = json_object_get(v, "next_page_token");
+	if (json_is_string(tok)) {
+		snprintf(path, sizeof(path),
+			 "/v1/products?category=books&page_size=1&page_token=%s",
+			 json_string_value(tok));
+		expect_skus(f, path, NULL, 0);
+	}
+	json_decref(v);
+
+	expect_error(f, "GET", "/v1/products?category=Big%20Cats", NULL, NULL, 400,
+		     "invalid_argument", "category");
+}
+
+static void test_price_filters(void **state)
+{
+	fixture *f = *state;
+	const char *min1000[] = { "BK-1", "KT-1", "TOY-3" };
+	expect_skus(f, "/v1/products?min_price=1000", min1000, 3);
+	const char *max1000[] = { "BK-2", "TOY-1" };
+	expect_skus(f, "/v1/products?max_price=1000", max1000, 2);
+	/* both bounds are inclusive */
+	const char *band[] = { "BK-1", "BK-2" };
+	expect_skus(f, "/v1/products?min_price=999&max_price=1500", band, 2);
+	const char *exact[] = { "TOY-1" };
+	expect_skus(f, "/v1/products?min_price=300&max_price=300", exact, 1);
+	const char *toys[] = { "TOY-3" };
+	expect_skus(f, "/v1/products?category=toys&min_price=301", toys, 1);
+
+	expect_error(f, "GET", "/v1/products?min_price=2000&max_price=1000", NULL, NULL, 400,
+		     "invalid_argument", "min_price");
+	expect_error(f, "GET", "/v1/products?min_price=abc", NULL, NULL, 400, "invalid_argument",
+		     "min_price");
+	expect_error(f, "GET", "/v1/products?max_price=-1", NULL, NULL, 400, "invalid_argument",
+		     "max_price");
+}
+
+static void test_bad_page_token(void **state)
+{
+	fixture *f = *state;
+	expect_error(f, "GET", "/v1/products?page_token=garbage", NULL, NULL, 400,
+		     "invalid_argument", "page_token");
+	expect_error(f, "GET", "/v1/products?page_token=p1zz", NULL, NULL, 400, "invalid_argument",
+		     "page_token");
+	expect_error(f, "GET", "/v1/products?page_token=p1", NULL, NULL, 400, "invalid_argument",
+		     "page_token");
+	expect_error(f, "GET", "/v1/products?page_token=", NULL, NULL, 400, "invalid_argument",
+		     "page_token");
+}
+
+static void test_page_size_bounds(void **state)
+{
+	fixture *f = *state;
+	expect_error(f, "GET", "/v1/products?page_size=0", NULL, NULL, 400, "invalid_argument",
+		     "page_size");
+	expect_error(f, "GET", "/v1/products?page_size=101", NULL, NULL, 400, "invalid_argument",
+		     "page_size");
+	expect_error(f, "GET", "/v1/products?page_size=-5", NULL, NULL, 400, "invalid_argument",
+		     "page_size");
+	expect_error(f, "GET", "/v1/products?page_size=2x", NULL, NULL, 400, "invalid_argument",
+		     "page_size");
+	json_t *v = get_ok(f, "/v1/products?page_size=100");
+	assert_int_equal(item_count(v), NSEED);
+	json_decref(v);
+	v = get_ok(f, "/v1/products?page_size=1");
+	assert_int_equal(item_count(v), 1);
+	json_decref(v);
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+static void test_get_by_sku(void **state)
+{
+	fixture *f = *state;
+	json_t *v = get_ok(f, "/v1/products/KT-1");
+	assert_int_equal(json_object_size(v), 8);
+	assert_string_equal(json_string_value(json_object_get(v, "sku")), "KT-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Pan");
+	assert_string_equal(json_string_value(json_object_get(v, "description")), "Cast iron");
+	assert_string_equal(json_string_value(json_object_get(v, "category")), "kitchen");
+	assert_true(json_is_integer(json_object_get(v, "price_cents")));
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 4200);
+	assert_string_equal(json_string_value(json_object_get(v, "currency")), "EUR");
+	char ts[40];
+	rfc3339(T0, ts);
+	assert_string_equal(json_string_value(json_object_get(v, "created_at")), ts);
+	assert_string_equal(json_string_value(json_object_get(v, "updated_at")), ts);
+	json_decref(v);
+
+	/* defaults from the loader: empty description, USD */
+	v = get_ok(f, "/v1/products/BK-2");
+	assert_string_equal(json_string_value(json_object_get(v, "description")), "");
+	assert_string_equal(json_string_value(json_object_get(v, "currency")), "USD");
+	json_decref(v);
+
+	/* list items carry the same fields */
+	v = get_ok(f, "/v1/products?category=kitchen");
+	json_t *item = json_array_get(json_object_get(v, "items"), 0);
+	assert_int_equal(json_object_size(item), 8);
+	assert_int_equal(json_integer_value(json_object_get(item, "price_cents")), 4200);
+	json_decref(v);
+}
+
+static void test_get_unknown_sku(void **state)
+{
+	fixture *f = *state;
+	int status = 0;
+	json_t *v = call(f, "GET", "/v1/products/NOPE-1", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	assert_error(v, "not_found", NULL);
+	v = call(f, "GET", "/v1/products/has%20space", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	assert_error(v, "not_found", NULL);
+	v = call(f, "GET", "/v1/nothing", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	assert_error(v, "not_found", NULL);
+}
+
+/* ---- writes -------------------------------------------------------------------- */
+
+static const char NEW_PRODUCT[] =
+	"{\"sku\":\"GD-1\",\"name\":\"Trowel\",\"description\":\"Steel\",\"category\":\"garden\","
+	"\"price_cents\":1299,\"currency\":\"GBP\"}";
+
+static void test_create_needs_admin(void **state)
+{
+	fixture *f = *state;
+	msg_resp resp;
+	do_req(f->eng, "POST", "/v1/products", NULL, "application/json", NEW_PRODUCT, &resp);
+	assert_int_equal(resp.status, 401);
+	assert_non_null(msg_resp_header(&resp, "WWW-Authenticate"));
+	msg_resp_clear(&resp);
+
+	expect_error(f, "POST", "/v1/products", "Bearer wrong-token", NEW_PRODUCT, 401,
+		     "unauthenticated", NULL);
+	expect_error(f, "POST", "/v1/products", "Bearer test-admin-and-more", NEW_PRODUCT, 401,
+		     "unauthenticated", NULL);
+	expect_error(f, "POST", "/v1/products", "test-admin", NEW_PRODUCT, 401, "unauthenticated",
+		     NULL);
+	expect_error(f, "POST", "/v1/products", "Bearer ", NEW_PRODUCT, 401, "unauthenticated",
+		     NULL);
+	assert_int_equal(store_count(f), NSEED);
+
+	clock_advance(f->clock, 1000000);
+	int status = 0;
+	json_t *v = call(f, "POST", "/v1/products", ADMIN, NEW_PRODUCT, &status);
+	assert_int_equal(status, 201);
+	assert_string_equal(json_string_value(json_object_get(v, "sku")), "GD-1");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1299);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED + 1);
+
+	v = get_ok(f, "/v1/products/GD-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Trowel");
+	assert_string_equal(json_string_value(json_object_get(v, "description")), "Steel");
+	assert_string_equal(json_string_value(json_object_get(v, "category")), "garden");
+	assert_string_equal(json_string_value(json_object_get(v, "currency")), "GBP");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1299);
+	char ts[40];
+	rfc3339(T0 + 1000000, ts);
+	assert_string_equal(json_string_value(json_object_get(v, "created_at")), ts);
+	json_decref(v);
+	const char *garden[] = { "GD-1" };
+	expect_skus(f, "/v1/products?category=garden", garden, 1);
+
+	/* no Content-Type at all is taken as JSON */
+	do_req(f->eng, "POST", "/v1/products", ADMIN, NULL,
+	       "{\"sku\":\"GD-2\",\"name\":\"Rake\",\"category\":\"garden\",\"price_cents\":0}",
+	       &resp);
+	assert_int_equal(resp.status, 201);
+	msg_resp_clear(&resp);
+	do_req(f->eng, "POST", "/v1/products", ADMIN, "application/json; charset=utf-8",
+	       "{\"sku\":\"GD-3\",\"name\":\"Hoe\",\"category\":\"garden\",\"price_cents\":5}",
+	       &resp);
+	assert_int_equal(resp.status, 201);
+	msg_resp_clear(&resp);
+}
+
+static void test_create_duplicate(void **state)
+{
+	fixture *f = *state;
+	expect_error(f, "POST", "/v1/products", ADMIN,
+		     "{\"sku\":\"BK-1\",\"name\":\"Other\",\"category\":\"books\",\"price_cents\":1}",
+		     409, "conflict", NULL);
+	/* the original is untouched */
+	json_t *v = get_ok(f, "/v1/products/BK-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Book One");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1500);
+	json_decref(v);
+
+	int status = 0;
+	v = call(f, "POST", "/v1/products", ADMIN, NEW_PRODUCT, &status);
+	assert_int_equal(status, 201);
+	json_decref(v);
+	expect_error(f, "POST", "/v1/products", ADMIN, NEW_PRODUCT, 409, "conflict", NULL);
+	assert_int_equal(store_count(f), NSEED + 1);
+}
+
+static void test_create_validation(void **state)
+{
+	fixture *f = *state;
+	static const struct {
+		const char *body;
+		const char *field;
+	} cases[] = {
+		{ "{\"sku\":\"X-1\",\"category\":\"toys\",\"price_cents\":1}", "name" },
+		{ "{\"sku\":\"X-1\",\"name\":\"\",\"category\":\"toys\",\"price_cents\":1}", "name" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":\"100\"}",
+		  "price_cents" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1.5}",
+		  "price_cents" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":-1}",
+		  "price_cents" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\"}", "price_cents" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1,"
+		  "\"currency\":\"usd\"}",
+		  "currency" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1,"
+		  "\"currency\":\"DOLLAR\"}",
+		  "currency" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1,"
+		  "\"currency\":\"USd\"}",
+		  "currency" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"category\":\"Big Cats\",\"price_cents\":1}",
+		  "category" },
+		{ "{\"sku\":\"X-1\",\"name\":\"N\",\"price_cents\":1}", "category" },
+		{ "{\"sku\":\"X 1\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1}", "sku" },
+		{ "{\"sku\":\"\",\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1}", "sku" },
+		{ "{\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1}", "sku" },
+		{ "{\"sku\":42,\"name\":\"N\",\"category\":\"toys\",\"price_cents\":1}", "sku" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(f, "POST", "/v1/products", ADMIN, cases[i].body, 400, "invalid_argument",
+			     cases[i].field);
+	assert_int_equal(store_count(f), NSEED);
+	int status = 0;
+	json_t *v = call(f, "GET", "/v1/products/X-1", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	json_decref(v);
+}
+
+static void test_malformed_body(void **state)
+{
+	fixture *f = *state;
+	expect_error(f, "POST", "/v1/products", ADMIN, "{\"sku\":\"X-1\",", 400, "invalid_argument",
+		     "body");
+	expect_error(f, "POST", "/v1/products", ADMIN, "[1,2]", 400, "invalid_argument", "body");
+	expect_error(f, "POST", "/v1/products", ADMIN, "", 400, "invalid_argument", "body");
+
+	msg_resp resp;
+	do_req(f->eng, "POST", "/v1/products", ADMIN, "text/plain", NEW_PRODUCT, &resp);
+	assert_int_equal(resp.status, 415);
+	json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
+	assert_non_null(v);
+	assert_error(v, "unsupported_media_type", NULL);
+	msg_resp_clear(&resp);
+	assert_int_equal(store_count(f), NSEED);
+}
+
+static void test_update(void **state)
+{
+	fixture *f = *state;
+	const char *body = "{\"name\":\"Book One (2nd ed.)\",\"category\":\"books\","
+			   "\"price_cents\":1750,\"description\":\"Revised\"}";
+	expect_error(f, "PUT", "/v1/products/BK-1", NULL, body, 401, "unauthenticated", NULL);
+
+	clock_advance(f->clock, 60 * 1000000LL);
+	int status = 0;
+	json_t *v = call(f, "PUT", "/v1/products/BK-1", ADMIN, body, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1750);
+	json_decref(v);
+
+	v = get_ok(f, "/v1/products/BK-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Book One (2nd ed.)");
+	assert_string_equal(json_string_value(json_object_get(v, "description")), "Revised");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1750);
+	char t0[40], t1[40];
+	rfc3339(T0, t0);
+	rfc3339(T0 + 60 * 1000000LL, t1);
+	assert_string_equal(json_string_value(json_object_get(v, "created_at")), t0);
+	assert_string_equal(json_string_value(json_object_get(v, "updated_at")), t1);
+	json_decref(v);
+	const char *band[] = { "BK-1" };
+	expect_skus(f, "/v1/products?min_price=1700&max_price=1800", band, 1);
+
+	/* the body may repeat the path's sku */
+	v = call(f, "PUT", "/v1/products/BK-1", ADMIN,
+		 "{\"sku\":\"BK-1\",\"name\":\"B\",\"category\":\"books\",\"price_cents\":1}",
+		 &status);
+	assert_int_equal(status, 200);
+	json_decref(v);
+
+	expect_error(f, "PUT", "/v1/products/NOPE-1", ADMIN, body, 404, "not_found", NULL);
+	expect_error(f, "PUT", "/v1/products/BK-1", ADMIN,
+		     "{\"sku\":\"BK-2\",\"name\":\"B\",\"category\":\"books\",\"price_cents\":1}",
+		     400, "invalid_argument", "sku");
+	expect_error(f, "PUT", "/v1/products/BK-1", ADMIN,
+		     "{\"name\":\"B\",\"category\":\"books\",\"price_cents\":-3}", 400,
+		     "invalid_argument", "price_cents");
+	assert_int_equal(store_count(f), NSEED);
+	/* BK-2 was not touched by the mismatched PUT */
+	v = get_ok(f, "/v1/products/BK-2");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Book Two");
+	json_decref(v);
+}
+
+static void test_bulk(void **state)
+{
+	fixture *f = *state;
+	const char *body =
+		"{\"products\":["
+		"{\"sku\":\"B-1\",\"name\":\"One\",\"category\":\"bulk\",\"price_cents\":100},"
+		"{\"sku\":\"B-2\",\"name\":\"Two\",\"category\":\"bulk\",\"price_cents\":200},"
+		"{\"sku\":\"TOY-1\",\"name\":\"Yo-yo Pro\",\"category\":\"toys\",\"price_cents\":350}"
+		"]}";
+	expect_error(f, "POST", "/v1/products/_bulk", NULL, body, 401, "unauthenticated", NULL);
+
+	int status = 0;
+	json_t *v = call(f, "POST", "/v1/products/_bulk", ADMIN, body, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_object_size(v), 1);
+	assert_int_equal(json_integer_value(json_object_get(v, "upserted")), 3);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED + 2);
+	const char *bulk[] = { "B-1", "B-2" };
+	expect_skus(f, "/v1/products?category=bulk", bulk, 2);
+	v = get_ok(f, "/v1/products/TOY-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Yo-yo Pro");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 350);
+	json_decref(v);
+
+	/* one bad product spoils the whole batch */
+	const char *bad =
+		"{\"products\":["
+		"{\"sku\":\"B-3\",\"name\":\"Three\",\"category\":\"bulk\",\"price_cents\":300},"
+		"{\"sku\":\"B-1\",\"name\":\"One v2\",\"category\":\"bulk\",\"price_cents\":101},"
+		"{\"sku\":\"B-4\",\"name\":\"Four\",\"category\":\"bulk\",\"price_cents\":\"x\"},"
+		"{\"sku\":\"B-5\",\"name\":\"Five\",\"category\":\"bulk\",\"price_cents\":500}"
+		"]}";
+	v = call(f, "POST", "/v1/products/_bulk", ADMIN, bad, &status);
+	assert_int_equal(status, 400);
+	json_t *field = json_object_get(
+		json_object_get(json_object_get(v, "error"), "details"), "field");
+	assert_true(json_is_string(field));
+	assert_non_null(strstr(json_string_value(field), "price_cents"));
+	assert_error(v, "invalid_argument", NULL);
+	assert_int_equal(store_count(f), NSEED + 2);
+	v = call(f, "GET", "/v1/products/B-3", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	json_decref(v);
+	v = call(f, "GET", "/v1/products/B-5", NULL, NULL, &status);
+	assert_int_equal(status, 404);
+	json_decref(v);
+	v = get_ok(f, "/v1/products/B-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "One");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 100);
+	json_decref(v);
+
+	/* a batch that is not an array of products */
+	expect_error(f, "POST", "/v1/products/_bulk", ADMIN, "{\"products\":[]}", 400,
+		     "invalid_argument", "products");
+	expect_error(f, "POST", "/v1/products/_bulk", ADMIN, "{\"items\":[]}", 400,
+		     "invalid_argument", "products");
+	v = call(f, "POST", "/v1/products/_bulk", ADMIN, "{\"products\":[{\"sku\":\"B-6\"},7]}",
+		 &status);
+	assert_int_equal(status, 400);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED + 2);
+}
+
+/* A batch that passes validation but fails in the database part-way is
+ * rolled back: the rows written before the failure are gone too. */
+static void test_bulk_rolls_back_on_store_failure(void **state)
+{
+	fixture *f = *state;
+	assert_int_equal(store_exec(f->store,
+				    "CREATE TRIGGER fail_bulk BEFORE INSERT ON products "
+				    "WHEN NEW.sku = 'B-FAIL' BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+			 0);
+	const char *body =
+		"{\"products\":["
+		"{\"sku\":\"B-1\",\"name\":\"One\",\"category\":\"bulk\",\"price_cents\":100},"
+		"{\"sku\":\"BK-1\",\"name\":\"Changed\",\"category\":\"books\",\"price_cents\":1},"
+		"{\"sku\":\"B-FAIL\",\"name\":\"Boom\",\"category\":\"bulk\",\"price_cents\":1},"
+		"{\"sku\":\"B-2\",\"name\":\"Two\",\"category\":\"bulk\",\"price_cents\":200}"
+		"]}";
+	int status = 0;
+	json_t *v = call(f, "POST", "/v1/products/_bulk", ADMIN, body, &status);
+	assert_true(status >= 500);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED);
+	expect_skus(f, "/v1/products?category=bulk", NULL, 0);
+	v = get_ok(f, "/v1/products/BK-1");
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Book One");
+	json_decref(v);
+
+	/* the store is usable afterwards (no transaction left open) */
+	assert_int_equal(store_exec(f->store, "DROP TRIGGER fail_bulk"), 0);
+	v = call(f, "POST", "/v1/products/_bulk", ADMIN, body, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_integer_value(json_object_get(v, "upserted")), 4);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED + 3);
+}
+
+static void test_method_not_allowed(void **state)
+{
+	fixture *f = *state;
+	msg_resp resp;
+	do_req(f->eng, "DELETE", "/v1/products", ADMIN, NULL, NULL, &resp);
+	assert_int_equal(resp.status, 405);
+	const char *allow = msg_resp_header(&resp, "Allow");
+	assert_non_null(allow);
+	assert_non_null(strstr(allow, "GET"));
+	assert_non_null(strstr(allow, "POST"));
+	assert_null(strstr(allow, "DELETE"));
+	json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
+	assert_error(v, "method_not_allowed", NULL);
+	msg_resp_clear(&resp);
+
+	do_req(f->eng, "DELETE", "/v1/products/BK-1", ADMIN, NULL, NULL, &resp);
+	assert_int_equal(resp.status, 405);
+	allow = msg_resp_header(&resp, "Allow");
+	assert_non_null(allow);
+	assert_non_null(strstr(allow, "GET"));
+	assert_non_null(strstr(allow, "PUT"));
+	msg_resp_clear(&resp);
+	assert_int_equal(store_count(f), NSEED);
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+static void test_loader_runs_once(void **state)
+{
+	fixture *f = *state;
+	int status = 0;
+	clock_advance(f->clock, 5000000);
+	json_t *v = call(f, "PUT", "/v1/products/KT-1", ADMIN,
+			 "{\"name\":\"Pan XL\",\"category\":\"kitchen\",\"price_cents\":5000,"
+			 "\"currency\":\"EUR\"}",
+			 &status);
+	assert_int_equal(status, 200);
+	json_decref(v);
+	v = call(f, "POST", "/v1/products", ADMIN, NEW_PRODUCT, &status);
+	assert_int_equal(status, 201);
+	json_decref(v);
+	assert_int_equal(store_count(f), NSEED + 1);
+
+	/* a second engine on the same store (a restart) does not reload */
+	void *second = engine_create(f);
+	assert_int_equal(store_count(f), NSEED + 1);
+	msg_resp resp;
+	do_req(second, "GET", "/v1/products/KT-1", NULL, NULL, NULL, &resp);
+	assert_int_equal(resp.status, 200);
+	v = json_loadb(resp.body, resp.body_len, 0, NULL);
+	assert_non_null(v);
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "Pan XL");
+	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 5000);
+	json_decref(v);
+	msg_resp_clear(&resp);
+	catalog_engine.destroy(second);
+
+	/* the loader itself reports that it had nothing to do */
+	char err[256] = "";
+	assert_int_equal(catalog_load_file(&f->ctx, f->seed_path, err, sizeof(err)), 0);
+	assert_int_equal(store_count(f), NSEED + 1);
+}
+
+static void test_loader_errors(void **state)
+{
+	/* a missing seed file fails creation with a message */
+	fixture *f = fixture_new("/nonexistent/products.json");
+	char err[256] = "";
+	void *eng = catalog_engine.create(&f->ctx, err, sizeof(err));
+	assert_null(eng);
+	assert_true(strlen(err) > 0);
+
+	/* an invalid product fails the load and stores none of the file */
+	FILE *sf = fopen(f->seed_path, "w");
+	assert_non_null(sf);
+	fputs("[{\"sku\":\"OK-1\",\"name\":\"Fine\",\"category\":\"toys\",\"price_cents\":1},"
+	      "{\"sku\":\"BAD 1\",\"name\":\"Bad\",\"category\":\"toys\",\"price_cents\":1}]",
+	      sf);
+	fclose(sf);
+	err[0] = '\0';
+	assert_true(catalog_load_file(&f->ctx, f->seed_path, err, sizeof(err)) < 0);
+	assert_true(strlen(err) > 0);
+	assert_int_equal(store_count(f), 0);
+
+	/* a good file loads into the empty catalog and reports the count */
+	sf = fopen(f->seed_path, "w");
+	assert_non_null(sf);
+	fputs(SEED, sf);
+	fclose(sf);
+	assert_int_equal(catalog_load_file(&f->ctx, f->seed_path, err, sizeof(err)), NSEED);
+	assert_int_equal(store_count(f), NSEED);
+	fixture_free(f);
+}
+
+static void test_shipped_catalog(void **state)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/catalog/products.json", data_dir());
+	if (access(path, R_OK) != 0) {
+		print_message("no %s yet; skipping\n", path);
+		skip();
+	}
+	fixture *f = fixture_new(""); /* empty: the default <data>/catalog/products.json */
+	f->eng = engine_create(f);
+	int64_t total = store_count(f);
+	assert_true(total >= 150);
+
+	/* page through everything, collecting distinct categories */
+	char cats[64][72];
+	int ncats = 0;
+	int64_t listed = 0;
+	char url[512] = "/v1/products?page_size=100";
+	for (int pages = 0;; pages++) {
+		assert_true(pages < 1000);
+		json_t *v = get_ok(f, url);
+		size_t i;
+		json_t *item;
+		json_array_foreach(json_object_get(v, "items"), i, item) {
+			const char *c = json_string_value(json_object_get(item, "category"));
+			assert_non_null(c);
+			int known = 0;
+			for (int k = 0; k < ncats; k++)
+				known |= strcmp(cats[k], c) == 0;
+			if (!known && ncats < 64)
+				snprintf(cats[ncats++], sizeof(cats[0]), "%s", c);
+			listed++;
+		}
+		json_t *tok = json_object_get(v, "next_page_token");
+		if (!json_is_string(tok)) {
+			json_decref(v);
+			break;
+		}
+		snprintf(url, sizeof(url), "/v1/products?page_size=100&page_token=%s",
+			 json_string_value(tok));
+		json_decref(v);
+	}
+	assert_int_equal(listed, total);
+	assert_true(ncats >= 8);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_list_default_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paging_every_sku_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_category_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_price_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_page_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_size_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_by_sku, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_unknown_sku, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_needs_admin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_rolls_back_on_store_failure, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loader_runs_once, setup, teardown),
+		cmocka_unit_test(test_loader_errors),
+		cmocka_unit_test(test_shipped_catalog),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
