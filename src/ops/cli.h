@@ -1,0 +1,39 @@
+/* cli: what every `ecom` subcommand shares: the one-line error conventions
+ * (bad usage exits 2, a failed operation exits 1), number parsing, and how a
+ * command finds the data directory and a running platform. */
+#ifndef ECOM_CLI_H
+#define ECOM_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLI_PATH_MAX 1024
+
+/* Prints "ecom CMD: message (see 'ecom CMD --help')" to stderr; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "ecom CMD: message" to stderr; returns 1. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a whole decimal integer within [min, max]. 0 or ERR_INVALID. */
+int cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+/* 1 for "-h" and "--help". */
+int cli_is_help(const char *arg);
+/* Prints text to stdout and returns 0 when any of argv[1..] asks for help;
+ * returns -1 otherwise. */
+int cli_help_if_asked(int argc, char **argv, const char *text);
+
+/* The state directory: flag when set, else $ECOM_STATE, else "./var". */
+const char *cli_state_dir(const char *flag);
+/* Where data/ lives: $ECOM_DATA, else the source tree's data/ when it
+ * exists (a build tree), else the installed package data. */
+const char *cli_data_dir(void);
+/* This program's own path, for spawning children. */
+int cli_self_path(char *buf, size_t len);
+
+/* Finds the platform to talk to: url_flag (with $ECOM_ADMIN_TOKEN) when
+ * given, else the gateway URL and admin token in the state directory.
+ * Returns 0 or prints why not (as cmd) and returns 1. */
+int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, char *url,
+		 size_t urllen, char *token, size_t toklen);
+
+#endif

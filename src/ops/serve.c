@@ -1,0 +1,387 @@
+/* serve: one engine as a daemon. */
+#include "ops/serve.h"
+#include "core/err.h"
+#include "core/ids.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "ops/cli.h"
+#include "ops/state.h"
+#include "services/engine.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char HELP[] =
+	"usage: ecom serve SERVICE [options]\n"
+	"\n"
+	"Runs one service engine as a daemon (the supervisor started by 'ecom up'\n"
+	"uses this; run it by hand to place instances yourself).\n"
+	"\n"
+	"  --port PORT         listen port (0 picks a free one; gateway default 8080)\n"
+	"  --host ADDR         listen address (default 127.0.0.1)\n"
+	"  --store URL         sqlite:DIR, sqlite::memory: (default sqlite:STATE/data)\n"
+	"  --state DIR         state directory (default ./var or $ECOM_STATE)\n"
+	"  --gateway URL       register with this gateway and heartbeat\n"
+	"  --instance ID       instance id (default SERVICE-PID)\n"
+	"  --addr-file PATH    write the bound base URL here once listening\n"
+	"  --config FILE       configuration file (key = value)\n"
+	"  --log-level LEVEL   debug, info, warn or error\n"
+	"\n"
+	"Every instance serves GET /health, GET /ready and GET /metrics.\n"
+	"The admin token comes from $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
+
+typedef struct host {
+	const engine_def *def;
+	void *eng;
+	engine_ctx ctx;
+	char instance[64];
+	char addr[128];
+	char gateway[512];
+	char token[256];
+	int64_t heartbeat_ms;
+	int64_t tick_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stopping;
+	int registered;
+} host;
+
+/* ---- outbound calls: libcurl -------------------------------------------- */
+
+static int host_call(void *ud, const char *target, const msg_req *req, msg_resp *resp,
+		     int64_t timeout_ms)
+{
+	const host *h = ud;
+	http_call_opts o = {
+		.connect_timeout_ms = config_int(h->ctx.config, "gateway.connect_timeout_ms", 500),
+		.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000,
+	};
+	return http_client_do(target, req, resp, &o);
+}
+
+/* ---- the request path ----------------------------------------------------- */
+
+static void host_handle(void *ud, msg_req *req, msg_resp *resp)
+{
+	host *h = ud;
+	int64_t t0 = clock_mono_us();
+	int is_get = strcmp(req->method, "GET") == 0;
+	if (is_get && strcmp(req->path, "/health") == 0) {
+		resp->route = "/health";
+		msg_resp_json(resp, 200, json_pack("{s:s,s:s,s:s}", "status", "ok", "service",
+						   h->def->name, "instance", h->instance));
+	} else if (is_get && strcmp(req->path, "/ready") == 0) {
+		resp->route = "/ready";
+		int store_ok = !h->ctx.store || store_ping(h->ctx.store) == 0;
+		int eng_ok = !h->def->ready || h->def->ready(h->eng) == 0;
+		if (store_ok && eng_ok)
+			msg_resp_json(resp, 200, json_pack("{s:s,s:s}", "status", "ready", "instance",
+							   h->instance));
+		else
+			msg_resp_error(resp, 503, "unavailable",
+				       store_ok ? "the engine is not ready" : "the store is unreachable",
+				       json_pack("{s:b,s:b}", "store", store_ok, "engine", eng_ok));
+	} else if (is_get && strcmp(req->path, "/metrics") == 0) {
+		resp->route = "/metrics";
+		char *text = metrics_render(h->ctx.metrics);
+		msg_resp_set(resp, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
+			     text ? text : "", text ? strlen(text) : 0);
+		free(text);
+	} else {
+		h->def->handle(h->eng, req, resp);
+	}
+	const char *route = resp->route ? resp->route : req->route ? req->route : "unmatched";
+	char labels[256];
+	snprintf(labels, sizeof(labels), "service=\"%s\",route=\"%s\",method=\"%s\",status=\"%d\"",
+		 h->def->name, route, req->method, resp->status);
+	metrics_count(h->ctx.metrics, "ecom_http_requests_total", labels, 1);
+	metrics_observe_us(h->ctx.metrics, "ecom_http_request_duration_seconds", labels,
+			   clock_mono_us() - t0);
+}
+
+/* ---- background threads ------------------------------------------------------ */
+
+/* Sleeps up to ms, waking early when the host stops. Returns 1 when
+ * stopping. */
+static int host_wait(host *h, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping)
+		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) != 0)
+			break;
+	int stop = h->stopping;
+	pthread_mutex_unlock(&h->mu);
+	return stop;
+}
+
+static void *tick_thread(void *arg)
+{
+	host *h = arg;
+	while (!host_wait(h, h->tick_ms))
+		h->def->tick(h->eng, clock_now(h->ctx.clock));
+	return NULL;
+}
+
+static void heartbeat_once(host *h)
+{
+	char url[600], body[512];
+	snprintf(url, sizeof(url), "%s/admin/registry", h->gateway);
+	json_t *j = json_pack("{s:s,s:s,s:s}", "service", h->def->name, "id", h->instance, "addr",
+			      h->addr);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	snprintf(body, sizeof(body), "%s", s ? s : "{}");
+	free(s);
+	msg_resp resp;
+	msg_resp_init(&resp);
+	int rc = http_client_simple("POST", url, body, h->token, &resp, 1000);
+	int ok = rc == 0 && resp.status == 200;
+	if (ok && !h->registered)
+		log_info(h->ctx.log, "registered with the gateway at %s", h->gateway);
+	else if (!ok && h->registered)
+		log_warn(h->ctx.log, "heartbeat to %s failed: %s status %d", h->gateway,
+			 err_name(rc), resp.status);
+	h->registered = ok;
+	msg_resp_clear(&resp);
+}
+
+static void *heartbeat_thread(void *arg)
+{
+	host *h = arg;
+	do
+		heartbeat_once(h);
+	while (!host_wait(h, h->heartbeat_ms));
+	return NULL;
+}
+
+static void deregister(host *h)
+{
+	char url[700];
+	snprintf(url, sizeof(url), "%s/admin/registry/%s", h->gateway, h->instance);
+	msg_resp resp;
+	msg_resp_init(&resp);
+	http_client_simple("DELETE", url, NULL, h->token, &resp, 1000);
+	msg_resp_clear(&resp);
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+int serve_main(int argc, char **argv)
+{
+	if (cli_help_if_asked(argc, argv, HELP) == 0)
+		return 0;
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "store", required_argument, NULL, 's' },
+		{ "bus", required_argument, NULL, 'b' },
+		{ "state", required_argument, NULL, 'S' },
+		{ "gateway", required_argument, NULL, 'g' },
+		{ "instance", required_argument, NULL, 'i' },
+		{ "addr-file", required_argument, NULL, 'a' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus = NULL, *state_s = NULL;
+	const char *gateway_s = NULL, *inst_s = NULL, *addr_file = NULL, *config_s = NULL;
+	const char *level_s = NULL;
+	opterr = 0;
+	optind = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': port_s = optarg; break;
+		case 'H': host_s = optarg; break;
+		case 's': store_url = optarg; break;
+		case 'b': bus = optarg; break;
+		case 'S': state_s = optarg; break;
+		case 'g': gateway_s = optarg; break;
+		case 'i': inst_s = optarg; break;
+		case 'a': addr_file = optarg; break;
+		case 'c': config_s = optarg; break;
+		case 'l': level_s = optarg; break;
+		default:
+			return cli_usage("serve", "unknown or incomplete option '%s'",
+					 argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage("serve", optind >= argc ? "which service?" : "too many arguments");
+	const char *name = argv[optind];
+	const engine_def *def = engine_find(name);
+	if (!def)
+		return cli_usage("serve", "unknown service '%s'", name);
+	if (bus && strcmp(bus, "embedded") != 0)
+		return cli_usage("serve", "bus '%s' is not supported yet (only 'embedded')", bus);
+
+	config *cfg = config_new();
+	if (!cfg)
+		return cli_fail("serve", "out of memory");
+	char err[512] = "";
+	if (config_s && config_load_file(cfg, config_s, err, sizeof(err)) != 0) {
+		config_free(cfg);
+		return cli_fail("serve", "%s", err[0] ? err : "cannot read configuration");
+	}
+	config_load_env(cfg);
+	if (host_s)
+		config_set(cfg, "http.host", host_s);
+	if (store_url)
+		config_set(cfg, "store.url", store_url);
+	if (level_s)
+		config_set(cfg, "log.level", level_s);
+	int level = log_level_parse(config_get(cfg, "log.level"));
+	if (level < 0) {
+		config_free(cfg);
+		return cli_usage("serve", "bad log level '%s'", config_get(cfg, "log.level"));
+	}
+	int64_t port = strcmp(name, "gateway") == 0 ? config_int(cfg, "gateway.port", 8080) : 0;
+	if (port_s && cli_parse_int(port_s, 0, 65535, &port) != 0) {
+		config_free(cfg);
+		return cli_usage("serve", "bad port '%s'", port_s);
+	}
+	const char *state_dir = cli_state_dir(state_s);
+
+	/* Signals are taken by sigwait in this thread only. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	host h;
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	h.def = def;
+	if (inst_s)
+		snprintf(h.instance, sizeof(h.instance), "%s", inst_s);
+	else
+		snprintf(h.instance, sizeof(h.instance), "%s-%ld", name, (long)getpid());
+	h.heartbeat_ms = config_int(cfg, "registry.heartbeat_ms", 1000);
+	h.tick_ms = config_int(cfg, "engine.tick_ms", 100);
+	if (h.heartbeat_ms < 10)
+		h.heartbeat_ms = 10;
+	if (h.tick_ms < 1)
+		h.tick_ms = 1;
+	if (state_admin_token(state_dir, h.token, sizeof(h.token)) != 0)
+		h.token[0] = '\0';
+
+	http_client_global_init();
+	engine_ctx *ctx = &h.ctx;
+	ctx->service = def->name;
+	ctx->instance_id = h.instance;
+	ctx->clock = clock_real_new();
+	ctx->rng = rng_new(rng_os_seed());
+	ctx->log = log_new(def->name, stderr, ctx->clock, (enum log_level)level);
+	ctx->metrics = metrics_new();
+	ctx->config = cfg;
+	ctx->call = host_call;
+	ctx->call_ud = &h;
+	ctx->admin_token = h.token;
+	ctx->data_dir = cli_data_dir();
+	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
+	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
+		     "Time to serve an HTTP request, by route and status.");
+
+	int rc = 1;
+	http_server *srv = NULL;
+	pthread_t tick_tid = 0, hb_tid = 0;
+	int tick_started = 0, hb_started = 0;
+	if (!h.token[0])
+		log_warn(ctx->log, "no admin token (ECOM_ADMIN_TOKEN or %s/admin.token): admin routes refuse everyone",
+			 state_dir);
+	if (def->needs_store) {
+		const char *url = config_get(cfg, "store.url");
+		ctx->store = store_open(url && url[0] ? url : NULL, def->name, state_dir, err,
+					sizeof(err));
+		if (!ctx->store) {
+			cli_fail("serve", "%s", err);
+			goto out;
+		}
+		char schema[CLI_PATH_MAX];
+		snprintf(schema, sizeof(schema), "%s/schema", ctx->data_dir);
+		if (store_migrate(ctx->store, schema, err, sizeof(err)) != 0) {
+			cli_fail("serve", "migrating %s: %s", def->name, err);
+			goto out;
+		}
+	}
+	h.eng = def->create(ctx, err, sizeof(err));
+	if (!h.eng) {
+		cli_fail("serve", "%s: %s", def->name, err);
+		goto out;
+	}
+	int threads = (int)config_int(cfg, "http.threads", 2);
+	/* The gateway blocks a worker for each upstream call, so it gets more. */
+	if (strcmp(def->name, "gateway") == 0 && threads < 8)
+		threads = 8;
+	http_server_opts so = {
+		.host = config_get(cfg, "http.host"),
+		.port = (int)port,
+		.threads = threads < 1 ? 1 : threads,
+		.body_limit = (size_t)config_int(cfg, "http.body_limit", 65536),
+		.conn_timeout_s = (unsigned)config_int(cfg, "http.conn_timeout_s", 30),
+	};
+	srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
+	if (!srv) {
+		cli_fail("serve", "%s", err);
+		goto out;
+	}
+	snprintf(h.addr, sizeof(h.addr), "http://%s:%d", so.host, http_server_port(srv));
+	if (addr_file && state_write_file(addr_file, h.addr, 0600) != 0) {
+		cli_fail("serve", "cannot write %s", addr_file);
+		goto out;
+	}
+	log_info(ctx->log, "%s listening on %s (pid %ld)", h.instance, h.addr, (long)getpid());
+	if (def->tick && pthread_create(&tick_tid, NULL, tick_thread, &h) == 0)
+		tick_started = 1;
+	if (gateway_s) {
+		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
+		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
+			hb_started = 1;
+	}
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info(ctx->log, "%s stopping on signal %d", h.instance, sig);
+	rc = 0;
+out:
+	pthread_mutex_lock(&h.mu);
+	h.stopping = 1;
+	pthread_cond_broadcast(&h.cv);
+	pthread_mutex_unlock(&h.mu);
+	if (hb_started) {
+		pthread_join(hb_tid, NULL);
+		deregister(&h);
+	}
+	http_server_stop(srv);
+	if (tick_started)
+		pthread_join(tick_tid, NULL);
+	if (h.eng)
+		def->destroy(h.eng);
+	store_free(ctx->store);
+	metrics_free(ctx->metrics);
+	log_free(ctx->log);
+	rng_free(ctx->rng);
+	clock_free(ctx->clock);
+	config_free(cfg);
+	http_client_global_cleanup();
+	pthread_cond_destroy(&h.cv);
+	pthread_mutex_destroy(&h.mu);
+	return rc;
+}
