@@ -1,0 +1,83 @@
+/* store: the one database API the engines use, with a driver per backend.
+ * SQLite is the embedded default (a file per service, WAL); PostgreSQL comes
+ * as a second driver behind the same calls. SQL is written once, with '?'
+ * placeholders, in the subset both accept; drivers translate what must be.
+ *
+ * Connections: each thread that touches a store gets its own connection,
+ * opened on first use and kept until store_free; prepared statements are
+ * cached per connection, keyed by their SQL text. A statement handle is
+ * borrowed: use it on the thread that prepared it, then store_reset() it.
+ * Transactions are per thread (per connection). */
+#ifndef ECOM_STORE_H
+#define ECOM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+typedef struct store_stmt store_stmt;
+
+enum store_step_result { STORE_DONE = 0, STORE_ROW = 1 };
+
+/* Opens the store of service for url:
+ *   "sqlite:DIR"       DIR/<service>.db
+ *   "sqlite::memory:"  a private in-memory database (shared by this store's
+ *                      connections)
+ * NULL url means "sqlite:<state_dir>/data". Returns NULL with err filled (the
+ * URL with any password masked) on a malformed URL or a file that cannot be
+ * opened. Owned by the caller: store_free(). */
+store *store_open(const char *url, const char *service, const char *state_dir, char *err,
+		  size_t errlen);
+void store_free(store *s);
+/* "sqlite" or "postgresql". */
+const char *store_driver(const store *s);
+
+/* Applies, in order, each data file schema_root/<service>/NNN_*.sql whose
+ * version NNN is not yet recorded in schema_migrations, each in its own
+ * transaction together with its record. Returns 0 or an error with err
+ * filled (file and database message). */
+int store_migrate(store *s, const char *schema_root, char *err, size_t errlen);
+/* Highest applied migration version, 0 when none, <0 on error. */
+int store_version(store *s);
+
+/* 0 when the database answers a trivial query. */
+int store_ping(store *s);
+
+/* Executes SQL text that takes no parameters and returns no rows (DDL,
+ * pragmas). Multiple statements allowed. */
+int store_exec(store *s, const char *sql);
+
+/* The cached prepared statement for sql on this thread's connection.
+ * Borrowed; NULL on error (*err set when err is not NULL). */
+store_stmt *store_prepare(store *s, const char *sql, int *err);
+/* Bind parameter idx (1-based). Text is copied. */
+int store_bind_text(store_stmt *st, int idx, const char *v);
+int store_bind_int(store_stmt *st, int idx, int64_t v);
+int store_bind_null(store_stmt *st, int idx);
+/* Runs or advances: STORE_ROW with a row ready, STORE_DONE at the end, or a
+ * negative error: ERR_CONFLICT (unique/primary key violation), ERR_BUSY
+ * (locked past the busy timeout), ERR_RETRY, ERR_UNAVAILABLE, ERR_STORE. */
+int store_step(store_stmt *st);
+/* Column values of the current row (0-based). Text is borrowed until the
+ * next step or reset; NULL for SQL NULL. */
+const char *store_col_text(store_stmt *st, int col);
+int64_t store_col_int(store_stmt *st, int col);
+int store_col_is_null(store_stmt *st, int col);
+/* Rows changed by the last completed statement on this connection. */
+int64_t store_changes(store_stmt *st);
+/* Ends use of st: resets it and clears its bindings. NULL is fine. */
+void store_reset(store_stmt *st);
+
+/* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
+ * SQLite (writers queue at once rather than failing at commit). */
+int store_begin(store *s);
+int store_commit(store *s);
+int store_rollback(store *s);
+
+/* The last error message on this thread's connection ("" when none). */
+const char *store_errmsg(store *s);
+
+/* Writes url into buf with any password replaced by "****". */
+void store_mask_url(const char *url, char *buf, size_t len);
+
+#endif
