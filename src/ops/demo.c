@@ -214,6 +214,9 @@ static void demo_catalog(demo *d)
 	pid_t victim = replica_pid(d, "catalog-2");
 	check(d, victim > 0 && kill(victim, SIGKILL) == 0, "sent SIGKILL to catalog-2");
 	printf("   killed pid %ld\n", (long)victim);
+	/* kill() returns before the process is gone; wait until it is. */
+	for (int k = 0; k < 200 && victim > 0 && kill(victim, 0) == 0; k++)
+		usleep(10000);
 	int good = 0;
 	for (int k = 0; k < 60; k++)
 		if (call(d, "GET", "/v1/products?page_size=5", NULL, 0, NULL, 1) == 200)

@@ -823,9 +823,21 @@ int supervisor_down(int argc, char **argv)
 			forced = 1;
 		}
 	}
+	/* kill() returns before the process is gone: wait until it is. */
+	deadline = clock_mono_us() + 5 * 1000000LL;
+	int left;
+	do {
+		left = pid_alive(sup_pid);
+		json_array_foreach(json_object_get(doc, "instances"), i, in)
+			left += pid_alive((pid_t)json_integer_value(json_object_get(in, "pid")));
+		if (left)
+			usleep(10000);
+	} while (left && clock_mono_us() < deadline);
 	json_decref(doc);
 	if (forced)
-		fprintf(stderr, "ecom down: some processes had to be killed\n");
+		fprintf(stderr, "ecom down: some processes did not stop in time and were killed\n");
+	if (left)
+		return cli_fail("down", "%d process(es) of the platform are still running", left);
 	printf("stopped the platform in %s\n", dir);
 	return 0;
 }
