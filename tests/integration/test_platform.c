@@ -286,6 +286,19 @@ static void test_bad_environment(void **unused)
 	assert_null(strstr(err, "secret"));
 	free(err);
 
+	/* A bad configuration file names the file and line. */
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/bad.conf", other);
+	FILE *f = fopen(conf, "w");
+	fprintf(f, "http.threads = 2\nno.such.key = 1\n");
+	fclose(f);
+	assert_int_equal(run(NULL, &err, "up", "--port", "0", "--state", other, "--config", conf,
+			     NULL),
+			 1);
+	assert_int_equal(count_lines(err), 1);
+	assert_non_null(strstr(err, "bad.conf:2"));
+	free(err);
+
 	/* A port in use. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

@@ -284,6 +284,30 @@ static void test_log_level_parse(void **state)
 	assert_int_equal(log_level_parse(NULL), -1);
 }
 
+/* doc/configuration.md must hold exactly the table config_write_doc()
+ * generates, so the documented defaults cannot drift from the code. */
+static void test_doc_in_sync(void **state)
+{
+	(void)state;
+	const char *data = getenv("ECOM_DATA");
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/../doc/configuration.md", data && *data ? data : "data");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		skip();
+	static char doc[65536];
+	size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+	doc[n] = '\0';
+	fclose(f);
+	char *table = NULL;
+	size_t tlen = 0;
+	FILE *m = open_memstream(&table, &tlen);
+	assert_int_equal(config_write_doc(m), 0);
+	fclose(m);
+	assert_non_null(strstr(doc, table));
+	free(table);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_file_override), cmocka_unit_test(test_env_override),
 		cmocka_unit_test(test_bad_file),      cmocka_unit_test(test_write_doc),
 		cmocka_unit_test(test_log_lines),     cmocka_unit_test(test_log_level_parse),
+		cmocka_unit_test(test_doc_in_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
