@@ -6,6 +6,7 @@
  * trailing garbage, raw NUL bytes and the \u0000 escape (JSON_ALLOW_NUL is not
  * given), and integers that overflow. */
 #include "core/jval.h"
+#include "core/text.h"
 #include "core/err.h"
 
 #include <stdarg.h>
@@ -56,38 +57,9 @@ json_t *jval_parse_object(const char *buf, size_t len, jval_error *e)
  * skip jansson's own check, hence this one. */
 static int utf8_clean(const unsigned char *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		unsigned cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (len > n - i)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
+	for (size_t i = 0; i < n;) {
+		size_t len = s[i] ? text_utf8_len(s + i, n - i) : 0;
+		if (len == 0)
 			return 0;
 		i += len;
 	}

@@ -4,6 +4,7 @@
  * jansson's because a message may hold arbitrary bytes: invalid UTF-8 is
  * replaced with U+FFFD instead of losing the whole line. */
 #include "core/log.h"
+#include "core/text.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -96,39 +97,6 @@ static void line_put(struct line *b, const char *s, size_t n)
 
 static void line_puts(struct line *b, const char *s) { line_put(b, s, strlen(s)); }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* Appends s as a JSON string literal, quotes included. */
 static void line_json_str(struct line *b, const char *s)
 {
@@ -149,7 +117,7 @@ static void line_json_str(struct line *b, const char *s)
 		}
 		unsigned c = p[i];
 		if (c >= 0x80) {
-			size_t len = utf8_seq(p + i, n - i);
+			size_t len = text_utf8_len(p + i, n - i);
 			if (len == 0) {
 				line_puts(b, "\\ufffd");
 				i++;

@@ -1,5 +1,6 @@
 /* msg: request/response plain data, query decoding and the API error shape. */
 #include "net/msg.h"
+#include "core/text.h"
 #include "core/err.h"
 
 #include <stdlib.h>
@@ -17,17 +18,6 @@ static char *dup_n(const char *s, size_t n)
 	return p;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes n bytes of s (form encoding: '+' is a space, %XX a byte; a
  * malformed escape stays literal) into out, which has room for n + 1. */
 static size_t form_decode(const char *s, size_t n, char *out)
@@ -36,9 +26,9 @@ static size_t form_decode(const char *s, size_t n, char *out)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '+') {
 			out[o++] = ' ';
-		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-			   hexval(s[i + 2]) >= 0) {
-			out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		} else if (s[i] == '%' && i + 2 < n && text_hexval(s[i + 1]) >= 0 &&
+			   text_hexval(s[i + 2]) >= 0) {
+			out[o++] = (char)(text_hexval(s[i + 1]) * 16 + text_hexval(s[i + 2]));
 			i += 2;
 		} else {
 			out[o++] = s[i];
@@ -56,9 +46,9 @@ static int key_equals(const char *key, size_t klen, const char *name, size_t nle
 		char c = key[i];
 		if (c == '+') {
 			c = ' ';
-		} else if (c == '%' && i + 2 < klen && hexval(key[i + 1]) >= 0 &&
-			   hexval(key[i + 2]) >= 0) {
-			c = (char)(hexval(key[i + 1]) * 16 + hexval(key[i + 2]));
+		} else if (c == '%' && i + 2 < klen && text_hexval(key[i + 1]) >= 0 &&
+			   text_hexval(key[i + 2]) >= 0) {
+			c = (char)(text_hexval(key[i + 1]) * 16 + text_hexval(key[i + 2]));
 			i += 2;
 		}
 		if (o >= nlen || name[o] != c)
@@ -102,22 +92,28 @@ void msg_req_clear(msg_req *req)
 	memset(req, 0, sizeof *req);
 }
 
+/* Appends copies of name and value to a header array of MSG_MAX_HEADERS. */
+static int headers_append(msg_header *h, int *n, const char *name, const char *value)
+{
+	if (*n >= MSG_MAX_HEADERS)
+		return ERR_TOO_LARGE;
+	char *nc = strdup(name), *vc = strdup(value);
+	if (!nc || !vc) {
+		free(nc);
+		free(vc);
+		return ERR_NOMEM;
+	}
+	h[*n].name = nc;
+	h[*n].value = vc;
+	(*n)++;
+	return 0;
+}
+
 int msg_req_add_header(msg_req *req, const char *name, const char *value)
 {
 	if (!req || !name || !value)
 		return ERR_INVALID;
-	if (req->nheaders >= MSG_MAX_HEADERS)
-		return ERR_TOO_LARGE;
-	char *n = strdup(name), *v = strdup(value);
-	if (!n || !v) {
-		free(n);
-		free(v);
-		return ERR_NOMEM;
-	}
-	req->headers[req->nheaders].name = n;
-	req->headers[req->nheaders].value = v;
-	req->nheaders++;
-	return 0;
+	return headers_append(req->headers, &req->nheaders, name, value);
 }
 
 int msg_req_set_body(msg_req *req, const char *body, size_t len)
@@ -225,18 +221,7 @@ int msg_resp_set_header(msg_resp *resp, const char *name, const char *value)
 			return 0;
 		}
 	}
-	if (resp->nheaders >= MSG_MAX_HEADERS)
-		return ERR_TOO_LARGE;
-	char *n = strdup(name), *v = strdup(value);
-	if (!n || !v) {
-		free(n);
-		free(v);
-		return ERR_NOMEM;
-	}
-	resp->headers[resp->nheaders].name = n;
-	resp->headers[resp->nheaders].value = v;
-	resp->nheaders++;
-	return 0;
+	return headers_append(resp->headers, &resp->nheaders, name, value);
 }
 
 const char *msg_resp_header(const msg_resp *resp, const char *name)

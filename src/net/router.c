@@ -1,5 +1,6 @@
 /* router: segment matching of (method, path) against route patterns. */
 #include "net/router.h"
+#include "core/text.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -196,17 +197,6 @@ static int more_specific(const route *a, const route *b)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes a path segment ('+' stays literal in paths; a malformed
  * escape stays literal). NULL on allocation failure or an encoded NUL. */
 static char *decode_segment(const char *s, size_t n)
@@ -216,8 +206,8 @@ static char *decode_segment(const char *s, size_t n)
 		return NULL;
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			char c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		if (s[i] == '%' && i + 2 < n && text_hexval(s[i + 1]) >= 0 && text_hexval(s[i + 2]) >= 0) {
+			char c = (char)(text_hexval(s[i + 1]) * 16 + text_hexval(s[i + 2]));
 			if (c == '\0') {
 				free(out);
 				return NULL;

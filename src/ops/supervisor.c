@@ -412,6 +412,25 @@ static void cleanup_files(sup *s)
 	}
 }
 
+/* One pause of start-up: waits up to ms for a signal, and fails the start
+ * (up.err) on SIGTERM/SIGINT or when a child died. 0 to go on. */
+static int startup_wait(sup *s, const sigset_t *set, long ms)
+{
+	int sig = wait_signal(set, ms);
+	if (sig == SIGTERM || sig == SIGINT) {
+		fail_up(s, "interrupted during start-up");
+		return -1;
+	}
+	inst *dead = reap(s, 1);
+	if (dead) {
+		char line[512];
+		last_log_line(s, dead->id, line, sizeof(line));
+		fail_up(s, "%s failed to start: %s", dead->id, line);
+		return -1;
+	}
+	return 0;
+}
+
 /* The supervisor process. Returns its exit code. */
 static int supervise(sup *s, const char *token)
 {
@@ -440,18 +459,8 @@ static int supervise(sup *s, const char *token)
 		goto stop;
 	}
 	while (!gw->addr[0]) {
-		int sig = wait_signal(&set, 20);
-		if (sig == SIGTERM || sig == SIGINT) {
-			fail_up(s, "interrupted during start-up");
+		if (startup_wait(s, &set, 20) != 0)
 			goto stop;
-		}
-		inst *dead = reap(s, 1);
-		if (dead) {
-			char line[512];
-			last_log_line(s, dead->id, line, sizeof(line));
-			fail_up(s, "%s failed to start: %s", dead->id, line);
-			goto stop;
-		}
 		refresh_addr(s, gw);
 		if (clock_mono_us() > deadline) {
 			fail_up(s, "the gateway did not start in %lld s", (long long)s->ready_timeout_s);
@@ -469,18 +478,8 @@ static int supervise(sup *s, const char *token)
 			goto stop;
 		}
 	while (!all_ready(s, token)) {
-		int sig = wait_signal(&set, 50);
-		if (sig == SIGTERM || sig == SIGINT) {
-			fail_up(s, "interrupted during start-up");
+		if (startup_wait(s, &set, 50) != 0)
 			goto stop;
-		}
-		inst *dead = reap(s, 1);
-		if (dead) {
-			char line[512];
-			last_log_line(s, dead->id, line, sizeof(line));
-			fail_up(s, "%s failed to start: %s", dead->id, line);
-			goto stop;
-		}
 		if (clock_mono_us() > deadline) {
 			fail_up(s, "not every instance was ready after %lld s (see %s/log/)",
 				(long long)s->ready_timeout_s, s->state);

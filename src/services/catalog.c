@@ -191,6 +191,14 @@ static int require_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 	return 0;
 }
 
+/* The prologue of every write: the admin token, then a JSON object body. */
+static int admin_json_body(catalog *cat, const msg_req *req, msg_resp *resp, json_t **body)
+{
+	if (engine_require_admin(cat->ctx, req, resp))
+		return ERR_UNAUTH;
+	return require_json_body(req, resp, body);
+}
+
 static void reply_field_error(msg_resp *resp, const jval_error *e)
 {
 	engine_bad_field(resp, e->field, e->message);
@@ -357,10 +365,8 @@ static int write_product(store *s, const char *sql, const product *p, int64_t no
 static void create_product(void *ud, msg_req *req, msg_resp *resp)
 {
 	catalog *cat = ud;
-	if (engine_require_admin(cat->ctx, req, resp))
-		return;
 	json_t *body;
-	if (require_json_body(req, resp, &body))
+	if (admin_json_body(cat, req, resp, &body))
 		return;
 	product p;
 	jval_error e = { { 0 }, { 0 } };
@@ -385,11 +391,9 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 static void update_product(void *ud, msg_req *req, msg_resp *resp)
 {
 	catalog *cat = ud;
-	if (engine_require_admin(cat->ctx, req, resp))
-		return;
 	const char *sku = msg_req_param(req, 0);
 	json_t *body;
-	if (require_json_body(req, resp, &body))
+	if (admin_json_body(cat, req, resp, &body))
 		return;
 	product p;
 	jval_error e = { { 0 }, { 0 } };
@@ -430,10 +434,8 @@ static void update_product(void *ud, msg_req *req, msg_resp *resp)
 static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 {
 	catalog *cat = ud;
-	if (engine_require_admin(cat->ctx, req, resp))
-		return;
 	json_t *body;
-	if (require_json_body(req, resp, &body))
+	if (admin_json_body(cat, req, resp, &body))
 		return;
 	json_t *arr = json_object_get(body, "products");
 	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > BULK_MAX) {

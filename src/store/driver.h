@@ -130,4 +130,9 @@ struct store_driver {
 /* The drivers built in. */
 extern const struct store_driver store_sqlite_driver;
 
+/* Formats a message into err (size errlen; either may be empty/NULL). For
+ * drivers reporting open failures the same way as the generic layer. */
+void store_seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

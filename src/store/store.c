@@ -57,8 +57,7 @@ static const char store_schema_table[] =
 	"CREATE TABLE IF NOT EXISTS schema_migrations ("
 	"version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
 
-static void __attribute__((format(printf, 3, 4)))
-store_seterr(char *err, size_t errlen, const char *fmt, ...)
+void store_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
 		return;

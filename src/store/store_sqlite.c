@@ -81,17 +81,6 @@ static int sqlite_fail(struct store_dconn *c, int rc)
 	return sqlite_map(rc);
 }
 
-static void __attribute__((format(printf, 3, 4)))
-sqlite_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* mkdir -p with mode 0700 for the parts that do not exist yet. */
 static int sqlite_mkdirs(const char *dir, char *err, size_t errlen)
 {
@@ -117,7 +106,7 @@ static int sqlite_mkdirs(const char *dir, char *err, size_t errlen)
 					e = 0;
 			}
 			if (e) {
-				sqlite_seterr(err, errlen, "cannot create %s: %s", dir, strerror(e));
+				store_seterr(err, errlen, "cannot create %s: %s", dir, strerror(e));
 				rc = ERR_IO;
 			}
 		}
@@ -154,7 +143,7 @@ static int sqlite_parse_query(const char *q, struct store_ddb *d, char *err, siz
 	}
 	return 0;
 bad:
-	sqlite_seterr(err, errlen, "bad store URL option '%.*s' (known: busy_timeout_ms=N)",
+	store_seterr(err, errlen, "bad store URL option '%.*s' (known: busy_timeout_ms=N)",
 		      (int)strcspn(q, "&"), q);
 	return ERR_PARSE;
 }
@@ -173,12 +162,12 @@ static int sqlite_conn_open(struct store_ddb *d, struct store_dconn **out, char 
 	*out = NULL;
 	struct store_dconn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		sqlite_seterr(err, errlen, "out of memory");
+		store_seterr(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
 	int rc = sqlite3_open_v2(d->path, &c->db, d->flags, NULL);
 	if (rc != SQLITE_OK) {
-		sqlite_seterr(err, errlen, "cannot open %s: %s", d->path,
+		store_seterr(err, errlen, "cannot open %s: %s", d->path,
 			      c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
 		sqlite_conn_close(c);
 		return rc == SQLITE_NOMEM ? ERR_NOMEM : ERR_IO;
@@ -188,7 +177,7 @@ static int sqlite_conn_open(struct store_ddb *d, struct store_dconn **out, char 
 	rc = sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL, NULL,
 			  NULL);
 	if (rc != SQLITE_OK) {
-		sqlite_seterr(err, errlen, "cannot open %s: %s", d->path, sqlite3_errmsg(c->db));
+		store_seterr(err, errlen, "cannot open %s: %s", d->path, sqlite3_errmsg(c->db));
 		sqlite_conn_close(c);
 		return sqlite_map(rc);
 	}
@@ -228,7 +217,7 @@ static int sqlite_set_wal(struct store_dconn *c, const struct store_ddb *d, char
 		sqlite3_sleep(2);
 		waited_ms += 2;
 	}
-	sqlite_seterr(err, errlen, "cannot open %s: %s", d->path, sqlite3_errmsg(c->db));
+	store_seterr(err, errlen, "cannot open %s: %s", d->path, sqlite3_errmsg(c->db));
 	return sqlite_map(rc) < 0 ? sqlite_map(rc) : ERR_STORE;
 }
 
@@ -237,11 +226,11 @@ static int sqlite_db_open(const char *url, const char *service, struct store_ddb
 {
 	*out = NULL;
 	if (strncmp(url, "sqlite:", 7) != 0) {
-		sqlite_seterr(err, errlen, "not a sqlite URL: %s", url);
+		store_seterr(err, errlen, "not a sqlite URL: %s", url);
 		return ERR_PARSE;
 	}
 	if (sqlite3_threadsafe() == 0) {
-		sqlite_seterr(err, errlen, "libsqlite3 is built without thread support");
+		store_seterr(err, errlen, "libsqlite3 is built without thread support");
 		return ERR_STORE;
 	}
 	struct store_ddb *d = calloc(1, sizeof(*d));
@@ -269,7 +258,7 @@ static int sqlite_db_open(const char *url, const char *service, struct store_ddb
 			     (long)getpid(), n) < 0)
 			d->path = NULL;
 	} else if (dir[0] == '\0') {
-		sqlite_seterr(err, errlen,
+		store_seterr(err, errlen,
 			      "empty directory in store URL (expected sqlite:DIR or sqlite::memory:)");
 		rc = ERR_PARSE;
 	} else {
