@@ -336,7 +336,7 @@ store *store_open(const char *url, const char *service, const char *state_dir, c
 	if (strncmp(url, "sqlite:", 7) == 0) {
 		drv = &store_sqlite_driver;
 	} else if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
-		store_seterr(err, errlen, "postgresql driver not built yet: %s", masked);
+		drv = &store_pg_driver;
 	} else {
 		store_seterr(err, errlen,
 			     "unsupported store URL: %s (expected sqlite:DIR, sqlite::memory: or "
@@ -612,6 +612,10 @@ const char *store_errmsg(store *s)
 int store_ping(store *s)
 {
 	int rc;
+	if (s && s->drv->ping) {
+		struct store_conn *c = conn_ready(s, &rc);
+		return c ? conn_fail(c, s->drv->ping(c->d)) : rc;
+	}
 	store_stmt *st = store_prepare(s, "SELECT 1", &rc);
 	if (!st)
 		return rc;
@@ -775,9 +779,10 @@ static int file_slurp(const char *path, char **out, char *err, size_t errlen)
 static int migrations_table(store *s)
 {
 	int rc = store_exec(s, store_schema_table);
-	/* PostgreSQL can report a unique violation on its catalog when two
-	 * sessions create the same table at once; the table then exists. */
-	if (rc == ERR_CONFLICT)
+	/* When two sessions create the same table at once, PostgreSQL can fail
+	 * the second with a unique violation on its catalog or with "type ...
+	 * already exists"; the table then exists and a second try succeeds. */
+	if (rc == ERR_CONFLICT || rc == ERR_STORE)
 		rc = store_exec(s, store_schema_table);
 	return rc;
 }

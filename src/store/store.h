@@ -23,9 +23,11 @@ enum store_step_result { STORE_DONE = 0, STORE_ROW = 1 };
  *   "sqlite:DIR"       DIR/<service>.db
  *   "sqlite::memory:"  a private in-memory database (shared by this store's
  *                      connections)
+ *   "postgresql://USER[:PASS]@HOST[:PORT]/DB[?...]" (or "postgres://")
+ *                      schema <service> of that database, created if missing
  * NULL url means "sqlite:<state_dir>/data". Returns NULL with err filled (the
- * URL with any password masked) on a malformed URL or a file that cannot be
- * opened. Owned by the caller: store_free(). */
+ * URL with any password masked) on a malformed URL, a file that cannot be
+ * opened or a server that cannot be reached. Owned by the caller: store_free(). */
 store *store_open(const char *url, const char *service, const char *state_dir, char *err,
 		  size_t errlen);
 void store_free(store *s);

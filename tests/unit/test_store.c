@@ -747,13 +747,26 @@ static void test_mask_url(void **state)
 	store_mask_url("x", small, 0);
 }
 
-static void test_postgres_not_built(void **state)
+/* The PostgreSQL driver is built in; these need no server. A malformed URL
+ * and an unreachable one are one clear line naming the URL, never the
+ * password (libpq itself quotes a malformed URL whole). */
+static void test_postgres_bad_urls(void **state)
 {
 	char err[256] = "";
-	assert_null(store_open("postgresql://user:pw@host/db", "catalog", NULL, err, sizeof(err)));
-	assert_string_equal(err, "postgresql driver not built yet: postgresql://user:****@host/db");
-	assert_null(store_open("postgres://user:pw@host/db", "catalog", NULL, err, sizeof(err)));
-	assert_string_equal(err, "postgresql driver not built yet: postgres://user:****@host/db");
+	assert_null(store_open("postgresql://user:pw@[::1/db", "catalog", NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "bad store URL postgresql://user:****@[::1/db: "));
+	assert_null(strstr(err, ":pw@"));
+	err[0] = '\0';
+	assert_null(store_open("postgres://user:hunter2@127.0.0.1/db?nosuch=1", "catalog", NULL,
+			       err, sizeof(err)));
+	assert_string_equal(err, "bad store URL postgres://user:****@127.0.0.1/db?nosuch=1: "
+				 "invalid URI query parameter: \"nosuch\"");
+	err[0] = '\0';
+	assert_null(store_open("postgresql://u:secretpw@127.0.0.1:1/x", "catalog", NULL, err,
+			       sizeof(err)));
+	assert_non_null(strstr(err, "cannot connect to postgresql://u:****@127.0.0.1:1/x: "));
+	assert_null(strstr(err, "secretpw"));
+	assert_null(strchr(err, '\n'));
 }
 
 int main(void)
@@ -775,7 +788,7 @@ int main(void)
 		cmocka_unit_test(test_bad_urls),
 		cmocka_unit_test(test_unwritable_dir),
 		cmocka_unit_test(test_mask_url),
-		cmocka_unit_test(test_postgres_not_built),
+		cmocka_unit_test(test_postgres_bad_urls),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
