@@ -1,5 +1,7 @@
 /* Integration: the real `ecom` binary, real processes, real HTTP on
- * loopback, real SQLite files in a temporary state directory.
+ * loopback, in a temporary state directory, on SQLite files or on the
+ * PostgreSQL database named by $ECOM_TEST_STORE (tests/integration/postgres.sh
+ * runs this suite a second time that way).
  *
  * ECOM_BIN names the binary (set by make check). The platform is started
  * once with three catalog replicas; the last test stops it and checks that
@@ -26,155 +28,14 @@
 
 #include <jansson.h>
 
-#include "net/http_client.h"
+#include "itest.h"
 
-#define TOKEN "itest-admin-token-0123456789"
-
-static char bin[1024];
-static char state[256];
-static char url[256];
-static pid_t all_pids[32];
-static int npids;
-
-/* ---- processes -------------------------------------------------------------- */
-
-/* Runs bin with args; captures stdout and stderr (malloc'd, may be NULL
- * pointers to skip). Returns the exit code, or -1. */
-static int run(char **out, char **err, const char *first, ...)
-{
-	const char *argv[32];
-	int k = 0;
-	argv[k++] = bin;
-	va_list ap;
-	va_start(ap, first);
-	for (const char *a = first; a && k < 31; a = va_arg(ap, const char *))
-		argv[k++] = a;
-	va_end(ap);
-	argv[k] = NULL;
-	char outp[] = "/tmp/ecom-itest-outXXXXXX", errp[] = "/tmp/ecom-itest-errXXXXXX";
-	int ofd = mkstemp(outp), efd = mkstemp(errp);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(ofd, 1);
-		dup2(efd, 2);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	char **dst[2] = { out, err };
-	int fds[2] = { ofd, efd };
-	for (int i = 0; i < 2; i++) {
-		if (dst[i]) {
-			off_t n = lseek(fds[i], 0, SEEK_END);
-			char *buf = calloc(1, (size_t)n + 1);
-			if (pread(fds[i], buf, (size_t)n, 0) < 0)
-				buf[0] = '\0';
-			*dst[i] = buf;
-		}
-		close(fds[i]);
-	}
-	unlink(outp);
-	unlink(errp);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int count_lines(const char *s)
-{
-	int n = 0;
-	for (; s && *s; s++)
-		if (*s == '\n')
-			n++;
-	return n;
-}
-
-static int alive(pid_t pid)
-{
-	if (pid <= 0 || kill(pid, 0) != 0)
-		return 0;
-	char p[64], buf[256] = "";
-	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
-	FILE *f = fopen(p, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	return !(rp && rp[2] == 'Z');
-}
-
-static json_t *instances(void)
-{
-	char p[512];
-	snprintf(p, sizeof(p), "%s/instances.json", state);
-	return json_load_file(p, 0, NULL);
-}
-
-static pid_t pid_of(const char *id)
-{
-	json_t *doc = instances();
-	pid_t pid = 0;
-	size_t i;
-	json_t *in;
-	json_array_foreach(json_object_get(doc, "instances"), i, in)
-		if (strcmp(json_string_value(json_object_get(in, "id")), id) == 0)
-			pid = (pid_t)json_integer_value(json_object_get(in, "pid"));
-	json_decref(doc);
-	return pid;
-}
-
-static void remember_pids(void)
-{
-	json_t *doc = instances();
-	size_t i;
-	json_t *in;
-	json_array_foreach(json_object_get(doc, "instances"), i, in)
-	{
-		pid_t pid = (pid_t)json_integer_value(json_object_get(in, "pid"));
-		int seen = 0;
-		for (int k = 0; k < npids; k++)
-			seen |= all_pids[k] == pid;
-		if (!seen && npids < 32)
-			all_pids[npids++] = pid;
-	}
-	json_t *sp = json_object_get(doc, "supervisor_pid");
-	if (sp && npids < 32)
-		all_pids[npids++] = (pid_t)json_integer_value(sp);
-	json_decref(doc);
-}
-
-/* ---- HTTP --------------------------------------------------------------------- */
-
-static int req(const char *method, const char *path, const char *body, const char *token,
-	       json_t **out, msg_resp *keep)
-{
-	char full[1024];
-	snprintf(full, sizeof(full), "%s%s", url, path);
-	msg_resp r;
-	msg_resp_init(&r);
-	int rc = http_client_simple(method, full, body, token, &r, 10000);
-	int status = rc == 0 ? r.status : -1;
-	if (out)
-		*out = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
-	if (keep)
-		*keep = r;
-	else
-		msg_resp_clear(&r);
-	return status;
-}
-
-static const char *err_code(json_t *v)
-{
-	return json_string_value(json_object_get(json_object_get(v, "error"), "code"));
-}
 
 /* The value of one series in the gateway's /metrics, 0 when absent. */
 static long long metric(const char *series)
 {
 	msg_resp r;
-	int status = req("GET", "/metrics", NULL, NULL, NULL, &r);
+	int status = itest_req("GET", "/metrics", NULL, NULL, NULL, &r);
 	assert_int_equal(status, 200);
 	long long v = 0;
 	const char *p = r.body ? strstr(r.body, series) : NULL;
@@ -184,53 +45,14 @@ static long long metric(const char *series)
 	return v;
 }
 
-/* ---- setup -------------------------------------------------------------------- */
-
 static int setup(void **unused)
 {
-	const char *b = getenv("ECOM_BIN");
-	snprintf(bin, sizeof(bin), "%s", b && *b ? b : "./ecom");
-	snprintf(state, sizeof(state), "/tmp/ecom-itest-XXXXXX");
-	if (!mkdtemp(state))
-		return -1;
-	setenv("ECOM_ADMIN_TOKEN", TOKEN, 1);
-	http_client_global_init();
-	char *out = NULL, *err = NULL;
-	int rc = run(&out, &err, "up", "--port", "0", "--state", state, "--replicas", "catalog=3",
-		     NULL);
-	if (rc != 0) {
-		fprintf(stderr, "ecom up failed (%d): %s\n", rc, err ? err : "");
-		free(out);
-		free(err);
-		return -1;
-	}
-	snprintf(url, sizeof(url), "%s", out);
-	url[strcspn(url, "\n")] = '\0';
-	free(out);
-	free(err);
-	remember_pids();
-	return strncmp(url, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
+	return itest_up("--replicas", "catalog=3", NULL);
 }
 
 static int teardown(void **unused)
 {
-	/* Normally the last test has stopped everything; make sure. */
-	run(NULL, NULL, "down", "--state", state, NULL);
-	for (int i = 0; i < npids; i++)
-		if (alive(all_pids[i]))
-			kill(all_pids[i], SIGKILL);
-	/* ECOM_ITEST_KEEP=1 keeps the state directory (logs) for a post-mortem. */
-	const char *keep = getenv("ECOM_ITEST_KEEP");
-	if (keep && *keep == '1')
-		fprintf(stderr, "kept state directory %s\n", state);
-	else
-		nftw(state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	http_client_global_cleanup();
+	itest_teardown();
 	return 0;
 }
 
@@ -239,30 +61,30 @@ static int teardown(void **unused)
 static void test_cli_contract(void **unused)
 {
 	char *out = NULL, *err = NULL;
-	assert_int_equal(run(&out, NULL, "--help", NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "--help", NULL), 0);
 	assert_non_null(strstr(out, "usage: ecom"));
 	free(out);
-	assert_int_equal(run(&out, NULL, "--version", NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "--version", NULL), 0);
 	assert_non_null(strstr(out, "ecom 0."));
 	free(out);
-	assert_int_equal(run(&out, NULL, "up", "--help", NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "up", "--help", NULL), 0);
 	assert_non_null(strstr(out, "usage: ecom up"));
 	free(out);
 
-	assert_int_equal(run(NULL, &err, "frobnicate", NULL), 2);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "frobnicate", NULL), 2);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "unknown command 'frobnicate'"));
 	free(err);
-	assert_int_equal(run(NULL, &err, "up", "--no-such-flag", NULL), 2);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "up", "--no-such-flag", NULL), 2);
+	assert_int_equal(itest_count_lines(err), 1);
 	free(err);
-	assert_int_equal(run(NULL, &err, "up", "--port", "99999", NULL), 2);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", "99999", NULL), 2);
+	assert_int_equal(itest_count_lines(err), 1);
 	free(err);
-	assert_int_equal(run(NULL, &err, "serve", "no-such-service", NULL), 2);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "serve", "no-such-service", NULL), 2);
+	assert_int_equal(itest_count_lines(err), 1);
 	free(err);
-	assert_int_equal(run(NULL, &err, "seed", NULL), 2);
+	assert_int_equal(itest_run(NULL, &err, "seed", NULL), 2);
 	free(err);
 }
 
@@ -270,18 +92,18 @@ static void test_bad_environment(void **unused)
 {
 	char *err = NULL;
 	/* An unwritable state directory. */
-	assert_int_equal(run(NULL, &err, "up", "--port", "0", "--state", "/proc/ecom-nope", NULL), 1);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", "0", "--state", "/proc/ecom-nope", NULL), 1);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "/proc/ecom-nope"));
 	free(err);
 
 	char other[] = "/tmp/ecom-itest2-XXXXXX";
 	assert_non_null(mkdtemp(other));
 	/* A malformed store URL is named in the message. */
-	assert_int_equal(run(NULL, &err, "up", "--port", "0", "--state", other, "--store",
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", "0", "--state", other, "--store",
 			     "mysql://root:secret@db/x", NULL),
 			 1);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "mysql://"));
 	assert_null(strstr(err, "secret"));
 	free(err);
@@ -292,10 +114,10 @@ static void test_bad_environment(void **unused)
 	FILE *f = fopen(conf, "w");
 	fprintf(f, "http.threads = 2\nno.such.key = 1\n");
 	fclose(f);
-	assert_int_equal(run(NULL, &err, "up", "--port", "0", "--state", other, "--config", conf,
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", "0", "--state", other, "--config", conf,
 			     NULL),
 			 1);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "bad.conf:2"));
 	free(err);
 
@@ -308,40 +130,42 @@ static void test_bad_environment(void **unused)
 	getsockname(fd, (struct sockaddr *)&a, &len);
 	char port[16];
 	snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
-	assert_int_equal(run(NULL, &err, "up", "--port", port, "--state", other, NULL), 1);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", port, "--state", other, NULL), 1);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "in use"));
 	free(err);
 	close(fd);
-	nftw(other, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	itest_rm_tree(other);
 }
 
 static void test_second_up_refused(void **unused)
 {
 	char *err = NULL;
-	assert_int_equal(run(NULL, &err, "up", "--port", "0", "--state", state, NULL), 1);
-	assert_int_equal(count_lines(err), 1);
+	assert_int_equal(itest_run(NULL, &err, "up", "--port", "0", "--state", IT.state, NULL), 1);
+	assert_int_equal(itest_count_lines(err), 1);
 	assert_non_null(strstr(err, "already running"));
 	free(err);
 	/* The running platform is untouched. */
-	assert_int_equal(req("GET", "/v1/products?page_size=1", NULL, NULL, NULL, NULL), 200);
+	assert_int_equal(itest_req("GET", "/v1/products?page_size=1", NULL, NULL, NULL, NULL), 200);
 }
 
 static void test_state_directory(void **unused)
 {
 	char p[512];
 	struct stat st;
-	snprintf(p, sizeof(p), "%s/admin.token", state);
+	snprintf(p, sizeof(p), "%s/admin.token", IT.state);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	FILE *f = fopen(p, "r");
 	char tok[128] = "";
 	assert_non_null(fgets(tok, sizeof(tok), f));
 	fclose(f);
-	assert_string_equal(tok, TOKEN);
-	snprintf(p, sizeof(p), "%s/data/catalog.db", state);
-	assert_int_equal(stat(p, &st), 0);
-	snprintf(p, sizeof(p), "%s/log/catalog-1.log", state);
+	assert_string_equal(tok, ITEST_TOKEN);
+	if (!IT.store) { /* SQLite: one file per service */
+		snprintf(p, sizeof(p), "%s/data/catalog.db", IT.state);
+		assert_int_equal(stat(p, &st), 0);
+	}
+	snprintf(p, sizeof(p), "%s/log/catalog-1.log", IT.state);
 	assert_int_equal(stat(p, &st), 0);
 }
 
@@ -354,7 +178,7 @@ static void test_catalog_through_gateway(void **unused)
 	char last[80] = "";
 	json_t *cats = json_object();
 	for (int pages = 0; pages < 20; pages++) {
-		assert_int_equal(req("GET", path, NULL, NULL, &v, NULL), 200);
+		assert_int_equal(itest_req("GET", path, NULL, NULL, &v, NULL), 200);
 		size_t i;
 		json_t *it;
 		json_array_foreach(json_object_get(v, "items"), i, it)
@@ -379,7 +203,7 @@ static void test_catalog_through_gateway(void **unused)
 	json_decref(cats);
 
 	/* Filters. */
-	assert_int_equal(req("GET", "/v1/products?category=kitchen&min_price=3000&max_price=5000&page_size=100",
+	assert_int_equal(itest_req("GET", "/v1/products?category=kitchen&min_price=3000&max_price=5000&page_size=100",
 			     NULL, NULL, &v, NULL),
 			 200);
 	assert_true(json_array_size(json_object_get(v, "items")) > 0);
@@ -395,7 +219,7 @@ static void test_catalog_through_gateway(void **unused)
 
 	/* One product, with X-Request-Id on the response. */
 	msg_resp r;
-	assert_int_equal(req("GET", "/v1/products/BOOK-001", NULL, NULL, NULL, &r), 200);
+	assert_int_equal(itest_req("GET", "/v1/products/BOOK-001", NULL, NULL, NULL, &r), 200);
 	assert_non_null(msg_resp_header(&r, "X-Request-Id"));
 	v = json_loadb(r.body, r.body_len, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(v, "sku")), "BOOK-001");
@@ -407,53 +231,53 @@ static void test_catalog_through_gateway(void **unused)
 	/* Writes: admin only. */
 	const char *prod = "{\"sku\":\"ITEST-1\",\"name\":\"Integration Mug\",\"description\":\"x\","
 			   "\"category\":\"kitchen\",\"price_cents\":1500,\"currency\":\"EUR\"}";
-	assert_int_equal(req("POST", "/v1/products", prod, NULL, &v, NULL), 401);
-	assert_string_equal(err_code(v), "unauthenticated");
+	assert_int_equal(itest_req("POST", "/v1/products", prod, NULL, &v, NULL), 401);
+	assert_string_equal(itest_err_code(v), "unauthenticated");
 	json_decref(v);
-	assert_int_equal(req("POST", "/v1/products", prod, "wrong-token", &v, NULL), 401);
+	assert_int_equal(itest_req("POST", "/v1/products", prod, "wrong-token", &v, NULL), 401);
 	json_decref(v);
-	assert_int_equal(req("POST", "/v1/products", prod, TOKEN, &v, NULL), 201);
+	assert_int_equal(itest_req("POST", "/v1/products", prod, ITEST_TOKEN, &v, NULL), 201);
 	assert_string_equal(json_string_value(json_object_get(v, "currency")), "EUR");
 	json_decref(v);
-	assert_int_equal(req("POST", "/v1/products", prod, TOKEN, &v, NULL), 409);
-	assert_string_equal(err_code(v), "conflict");
+	assert_int_equal(itest_req("POST", "/v1/products", prod, ITEST_TOKEN, &v, NULL), 409);
+	assert_string_equal(itest_err_code(v), "conflict");
 	json_decref(v);
-	assert_int_equal(req("PUT", "/v1/products/ITEST-1",
+	assert_int_equal(itest_req("PUT", "/v1/products/ITEST-1",
 			     "{\"name\":\"Integration Mug\",\"category\":\"kitchen\",\"price_cents\":1700}",
-			     TOKEN, &v, NULL),
+			     ITEST_TOKEN, &v, NULL),
 			 200);
 	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1700);
 	json_decref(v);
 	/* Every replica sees the write: the database belongs to the service. */
 	for (int k = 0; k < 6; k++) {
-		assert_int_equal(req("GET", "/v1/products/ITEST-1", NULL, NULL, &v, NULL), 200);
+		assert_int_equal(itest_req("GET", "/v1/products/ITEST-1", NULL, NULL, &v, NULL), 200);
 		assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1700);
 		json_decref(v);
 	}
 
 	/* Bad input: the error shape, the right status, and still serving. */
-	assert_int_equal(req("POST", "/v1/products", "{\"sku\":", TOKEN, &v, NULL), 400);
-	assert_string_equal(err_code(v), "invalid_argument");
+	assert_int_equal(itest_req("POST", "/v1/products", "{\"sku\":", ITEST_TOKEN, &v, NULL), 400);
+	assert_string_equal(itest_err_code(v), "invalid_argument");
 	json_decref(v);
-	assert_int_equal(req("POST", "/v1/products",
+	assert_int_equal(itest_req("POST", "/v1/products",
 			     "{\"sku\":\"ITEST-2\",\"name\":\"X\",\"category\":\"kitchen\",\"price_cents\":-5}",
-			     TOKEN, &v, NULL),
+			     ITEST_TOKEN, &v, NULL),
 			 400);
 	assert_string_equal(json_string_value(json_object_get(
 				    json_object_get(json_object_get(v, "error"), "details"), "field")),
 			    "price_cents");
 	json_decref(v);
-	assert_int_equal(req("GET", "/v1/products?page_token=p1zz", NULL, NULL, &v, NULL), 400);
+	assert_int_equal(itest_req("GET", "/v1/products?page_token=p1zz", NULL, NULL, &v, NULL), 400);
 	json_decref(v);
-	assert_int_equal(req("GET", "/v1/products?page_size=1000", NULL, NULL, &v, NULL), 400);
+	assert_int_equal(itest_req("GET", "/v1/products?page_size=1000", NULL, NULL, &v, NULL), 400);
 	json_decref(v);
-	assert_int_equal(req("GET", "/v1/products/NO-SUCH-SKU", NULL, NULL, &v, NULL), 404);
-	assert_string_equal(err_code(v), "not_found");
+	assert_int_equal(itest_req("GET", "/v1/products/NO-SUCH-SKU", NULL, NULL, &v, NULL), 404);
+	assert_string_equal(itest_err_code(v), "not_found");
 	json_decref(v);
-	assert_int_equal(req("GET", "/v2/products", NULL, NULL, &v, NULL), 404);
+	assert_int_equal(itest_req("GET", "/v2/products", NULL, NULL, &v, NULL), 404);
 	json_decref(v);
-	assert_int_equal(req("PATCH", "/v1/products", "{}", TOKEN, &v, &r), 405);
-	assert_string_equal(err_code(v), "method_not_allowed");
+	assert_int_equal(itest_req("PATCH", "/v1/products", "{}", ITEST_TOKEN, &v, &r), 405);
+	assert_string_equal(itest_err_code(v), "method_not_allowed");
 	assert_non_null(msg_resp_header(&r, "Allow"));
 	msg_resp_clear(&r);
 	json_decref(v);
@@ -463,19 +287,19 @@ static void test_catalog_through_gateway(void **unused)
 	memcpy(huge, "{\"x\":\"", 6);
 	memcpy(huge + big - 2, "\"}", 2);
 	huge[big] = '\0';
-	assert_int_equal(req("POST", "/v1/products", huge, TOKEN, &v, NULL), 413);
-	assert_string_equal(err_code(v), "payload_too_large");
+	assert_int_equal(itest_req("POST", "/v1/products", huge, ITEST_TOKEN, &v, NULL), 413);
+	assert_string_equal(itest_err_code(v), "payload_too_large");
 	json_decref(v);
 	free(huge);
-	assert_int_equal(req("GET", "/v1/products/BOOK-002", NULL, NULL, NULL, NULL), 200);
+	assert_int_equal(itest_req("GET", "/v1/products/BOOK-002", NULL, NULL, NULL, NULL), 200);
 }
 
 static void test_admin_services(void **unused)
 {
 	json_t *v = NULL;
-	assert_int_equal(req("GET", "/admin/services", NULL, NULL, &v, NULL), 401);
+	assert_int_equal(itest_req("GET", "/admin/services", NULL, NULL, &v, NULL), 401);
 	json_decref(v);
-	assert_int_equal(req("GET", "/admin/services", NULL, TOKEN, &v, NULL), 200);
+	assert_int_equal(itest_req("GET", "/admin/services", NULL, ITEST_TOKEN, &v, NULL), 200);
 	size_t i;
 	json_t *svc;
 	int catalog_healthy = 0;
@@ -498,10 +322,10 @@ static void test_metrics_count_requests(void **unused)
 			     "method=\"GET\",status=\"404\"}";
 	long long before = metric(series);
 	for (int k = 0; k < 25; k++)
-		assert_int_equal(req("GET", "/v1/products/NOT-THERE", NULL, NULL, NULL, NULL), 404);
+		assert_int_equal(itest_req("GET", "/v1/products/NOT-THERE", NULL, NULL, NULL, NULL), 404);
 	assert_int_equal(metric(series) - before, 25);
 	msg_resp r;
-	assert_int_equal(req("GET", "/metrics", NULL, NULL, NULL, &r), 200);
+	assert_int_equal(itest_req("GET", "/metrics", NULL, NULL, NULL, &r), 200);
 	assert_non_null(strstr(r.body, "# TYPE ecom_http_request_duration_seconds histogram"));
 	assert_non_null(strstr(r.body, "ecom_http_request_duration_seconds_bucket{service=\"gateway\""));
 	msg_resp_clear(&r);
@@ -509,65 +333,79 @@ static void test_metrics_count_requests(void **unused)
 
 static void test_kill_one_replica(void **unused)
 {
-	pid_t victim = pid_of("catalog-2");
+	pid_t victim = itest_pid_of("catalog-2");
 	assert_true(victim > 0);
 	assert_int_equal(kill(victim, SIGKILL), 0);
 	/* kill() returns before the process is gone; a request already on its
 	 * way to it while it dies may or may not have been applied, and the
 	 * gateway rightly refuses to guess for a write. Once it is dead, every
 	 * request must succeed. */
-	for (int k = 0; k < 200 && alive(victim); k++)
+	for (int k = 0; k < 200 && itest_alive(victim); k++)
 		usleep(10000);
-	assert_false(alive(victim));
+	assert_false(itest_alive(victim));
 	/* Every request after the kill succeeds: reads and writes. */
 	for (int k = 0; k < 60; k++) {
 		char path[64];
 		snprintf(path, sizeof(path), "/v1/products?page_size=%d", 1 + k % 7);
-		assert_int_equal(req("GET", path, NULL, NULL, NULL, NULL), 200);
+		assert_int_equal(itest_req("GET", path, NULL, NULL, NULL, NULL), 200);
 		if (k % 10 == 0) {
 			char body[256];
 			snprintf(body, sizeof(body),
 				 "{\"sku\":\"KILL-%d\",\"name\":\"After kill %d\",\"category\":\"toys\","
 				 "\"price_cents\":%d}",
 				 k, k, 100 + k);
-			assert_int_equal(req("POST", "/v1/products", body, TOKEN, NULL, NULL), 201);
+			assert_int_equal(itest_req("POST", "/v1/products", body, ITEST_TOKEN, NULL, NULL), 201);
 		}
 	}
 	/* The supervisor brings it back under a new pid. */
 	pid_t again = 0;
 	for (int k = 0; k < 100 && (again == 0 || again == victim); k++) {
 		usleep(100000);
-		again = pid_of("catalog-2");
+		again = itest_pid_of("catalog-2");
 	}
 	assert_true(again > 0 && again != victim);
-	remember_pids();
+	itest_remember_pids();
 }
 
 static void test_status_and_seed(void **unused)
 {
 	char *out = NULL;
-	assert_int_equal(run(&out, NULL, "status", "--state", state, NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "status", "--state", IT.state, NULL), 0);
 	assert_non_null(strstr(out, "catalog-3"));
 	assert_non_null(strstr(out, "gateway-1"));
 	free(out);
-	assert_int_equal(run(&out, NULL, "status", "--state", state, "--json", NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "status", "--state", IT.state, "--json", NULL), 0);
 	json_t *v = json_loads(out, 0, NULL);
 	assert_non_null(v);
-	assert_int_equal(json_array_size(json_object_get(v, "instances")), 4);
+	/* One row per instance: the gateway, three catalogs, one of each other
+	 * service. */
+	int per[3] = { 0, 0, 0 };
+	size_t i;
+	json_t *in;
+	json_array_foreach(json_object_get(v, "instances"), i, in)
+	{
+		const char *svc = json_string_value(json_object_get(in, "service"));
+		per[0] += strcmp(svc, "gateway") == 0;
+		per[1] += strcmp(svc, "catalog") == 0;
+		per[2] += strcmp(svc, "inventory") == 0;
+	}
+	assert_int_equal(per[0], 1);
+	assert_int_equal(per[1], 3);
+	assert_int_equal(per[2], 1);
 	json_decref(v);
 	free(out);
 
-	assert_int_equal(run(NULL, NULL, "seed", "--products", "450", "--seed", "7", "--state", state,
+	assert_int_equal(itest_run(NULL, NULL, "seed", "--products", "450", "--seed", "7", "--state", IT.state,
 			     NULL),
 			 0);
 	json_t *a = NULL, *b = NULL;
-	assert_int_equal(req("GET", "/v1/products/SYN-00000450", NULL, NULL, &a, NULL), 200);
-	assert_int_equal(req("GET", "/v1/products/SYN-00000451", NULL, NULL, NULL, NULL), 404);
+	assert_int_equal(itest_req("GET", "/v1/products/SYN-00000450", NULL, NULL, &a, NULL), 200);
+	assert_int_equal(itest_req("GET", "/v1/products/SYN-00000451", NULL, NULL, NULL, NULL), 404);
 	/* The same seed gives the same catalog. */
-	assert_int_equal(run(NULL, NULL, "seed", "--products", "450", "--seed", "7", "--url", url,
+	assert_int_equal(itest_run(NULL, NULL, "seed", "--products", "450", "--seed", "7", "--url", IT.url,
 			     NULL),
 			 0);
-	assert_int_equal(req("GET", "/v1/products/SYN-00000450", NULL, NULL, &b, NULL), 200);
+	assert_int_equal(itest_req("GET", "/v1/products/SYN-00000450", NULL, NULL, &b, NULL), 200);
 	assert_string_equal(json_string_value(json_object_get(a, "name")),
 			    json_string_value(json_object_get(b, "name")));
 	assert_int_equal(json_integer_value(json_object_get(a, "price_cents")),
@@ -578,17 +416,17 @@ static void test_status_and_seed(void **unused)
 
 static void test_down_leaves_nothing(void **unused)
 {
-	remember_pids();
-	assert_true(npids >= 5);
+	itest_remember_pids();
+	assert_true(IT.npids >= 5);
 	char *out = NULL;
-	assert_int_equal(run(&out, NULL, "down", "--state", state, NULL), 0);
+	assert_int_equal(itest_run(&out, NULL, "down", "--state", IT.state, NULL), 0);
 	free(out);
-	for (int i = 0; i < npids; i++)
-		assert_false(alive(all_pids[i]));
-	assert_int_equal(run(NULL, NULL, "status", "--state", state, NULL), 1);
-	assert_int_equal(req("GET", "/v1/products", NULL, NULL, NULL, NULL), -1);
+	for (int i = 0; i < IT.npids; i++)
+		assert_false(itest_alive(IT.pids[i]));
+	assert_int_equal(itest_run(NULL, NULL, "status", "--state", IT.state, NULL), 1);
+	assert_int_equal(itest_req("GET", "/v1/products", NULL, NULL, NULL, NULL), -1);
 	/* down again is harmless */
-	assert_int_equal(run(NULL, NULL, "down", "--state", state, NULL), 0);
+	assert_int_equal(itest_run(NULL, NULL, "down", "--state", IT.state, NULL), 0);
 }
 
 int main(void)

@@ -1,0 +1,231 @@
+/* itest: shared helpers of the integration tests. */
+#include "itest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net/http_client.h"
+
+itest IT;
+
+static int runv(char **out, char **err, const char *const *args)
+{
+	const char *argv[40];
+	int k = 0;
+	argv[k++] = IT.bin;
+	for (int i = 0; args[i] && k < 39; i++)
+		argv[k++] = args[i];
+	argv[k] = NULL;
+	char outp[] = "/tmp/ecom-itest-outXXXXXX", errp[] = "/tmp/ecom-itest-errXXXXXX";
+	int ofd = mkstemp(outp), efd = mkstemp(errp);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(IT.bin, (char *const *)argv);
+		_exit(127);
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	char **dst[2] = { out, err };
+	int fds[2] = { ofd, efd };
+	for (int i = 0; i < 2; i++) {
+		if (dst[i]) {
+			off_t n = lseek(fds[i], 0, SEEK_END);
+			char *buf = calloc(1, (size_t)n + 1);
+			if (pread(fds[i], buf, (size_t)n, 0) < 0)
+				buf[0] = '\0';
+			*dst[i] = buf;
+		}
+		close(fds[i]);
+	}
+	unlink(outp);
+	unlink(errp);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void collect(const char **args, int max, const char *first, va_list ap)
+{
+	int k = 0;
+	for (const char *a = first; a && k < max - 1; a = va_arg(ap, const char *))
+		args[k++] = a;
+	args[k] = NULL;
+}
+
+int itest_run(char **out, char **err, const char *first, ...)
+{
+	const char *args[32];
+	va_list ap;
+	va_start(ap, first);
+	collect(args, 32, first, ap);
+	va_end(ap);
+	return runv(out, err, args);
+}
+
+int itest_count_lines(const char *s)
+{
+	int n = 0;
+	for (; s && *s; s++)
+		if (*s == '\n')
+			n++;
+	return n;
+}
+
+int itest_alive(pid_t pid)
+{
+	if (pid <= 0 || kill(pid, 0) != 0)
+		return 0;
+	char p[64], buf[256] = "";
+	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	return !(rp && rp[2] == 'Z');
+}
+
+int itest_wait_gone(pid_t pid, int ms)
+{
+	for (int k = 0; k < ms / 10 && itest_alive(pid); k++)
+		usleep(10000);
+	return !itest_alive(pid);
+}
+
+static json_t *instances(void)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/instances.json", IT.state);
+	return json_load_file(p, 0, NULL);
+}
+
+pid_t itest_pid_of(const char *id)
+{
+	json_t *doc = instances();
+	pid_t pid = 0;
+	size_t i;
+	json_t *in;
+	json_array_foreach(json_object_get(doc, "instances"), i, in)
+		if (strcmp(json_string_value(json_object_get(in, "id")), id) == 0)
+			pid = (pid_t)json_integer_value(json_object_get(in, "pid"));
+	json_decref(doc);
+	return pid;
+}
+
+static void remember(pid_t pid)
+{
+	for (int k = 0; k < IT.npids; k++)
+		if (IT.pids[k] == pid)
+			return;
+	if (pid > 0 && IT.npids < 64)
+		IT.pids[IT.npids++] = pid;
+}
+
+void itest_remember_pids(void)
+{
+	json_t *doc = instances();
+	size_t i;
+	json_t *in;
+	json_array_foreach(json_object_get(doc, "instances"), i, in)
+		remember((pid_t)json_integer_value(json_object_get(in, "pid")));
+	remember((pid_t)json_integer_value(json_object_get(doc, "supervisor_pid")));
+	json_decref(doc);
+}
+
+int itest_req(const char *method, const char *path, const char *body, const char *token,
+	      json_t **out, msg_resp *keep)
+{
+	char full[1024];
+	snprintf(full, sizeof(full), "%s%s", IT.url, path);
+	msg_resp r;
+	msg_resp_init(&r);
+	int rc = http_client_simple(method, full, body, token, &r, 10000);
+	int status = rc == 0 ? r.status : -1;
+	if (out)
+		*out = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
+	if (keep)
+		*keep = r;
+	else
+		msg_resp_clear(&r);
+	return status;
+}
+
+const char *itest_err_code(json_t *v)
+{
+	return json_string_value(json_object_get(json_object_get(v, "error"), "code"));
+}
+
+int itest_up(const char *first, ...)
+{
+	const char *b = getenv("ECOM_BIN");
+	snprintf(IT.bin, sizeof(IT.bin), "%s", b && *b ? b : "./ecom");
+	const char *store = getenv("ECOM_TEST_STORE");
+	IT.store = store && *store ? store : NULL;
+	snprintf(IT.state, sizeof(IT.state), "/tmp/ecom-itest-XXXXXX");
+	if (!mkdtemp(IT.state))
+		return -1;
+	setenv("ECOM_ADMIN_TOKEN", ITEST_TOKEN, 1);
+	http_client_global_init();
+	const char *args[32] = { "up", "--port", "0", "--state", IT.state };
+	int k = 5;
+	if (IT.store) {
+		args[k++] = "--store";
+		args[k++] = IT.store;
+	}
+	va_list ap;
+	va_start(ap, first);
+	collect(args + k, 32 - k, first, ap);
+	va_end(ap);
+	char *out = NULL, *err = NULL;
+	int rc = runv(&out, &err, args);
+	if (rc != 0) {
+		fprintf(stderr, "ecom up failed (%d): %s\n", rc, err ? err : "");
+		free(out);
+		free(err);
+		return -1;
+	}
+	snprintf(IT.url, sizeof(IT.url), "%s", out);
+	IT.url[strcspn(IT.url, "\n")] = '\0';
+	free(out);
+	free(err);
+	itest_remember_pids();
+	return strncmp(IT.url, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void itest_rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void itest_teardown(void)
+{
+	itest_run(NULL, NULL, "down", "--state", IT.state, NULL);
+	for (int i = 0; i < IT.npids; i++)
+		if (itest_alive(IT.pids[i]))
+			kill(IT.pids[i], SIGKILL);
+	/* ECOM_ITEST_KEEP=1 keeps the state directory (logs) for a post-mortem. */
+	const char *keep = getenv("ECOM_ITEST_KEEP");
+	if (keep && *keep == '1')
+		fprintf(stderr, "kept state directory %s\n", IT.state);
+	else
+		itest_rm_tree(IT.state);
+	http_client_global_cleanup();
+}

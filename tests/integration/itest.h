@@ -1,0 +1,53 @@
+/* itest: what the integration tests share: running the real `ecom` binary,
+ * starting and stopping a platform in a temporary state directory (on the
+ * store named by $ECOM_TEST_STORE, SQLite when unset), HTTP through its
+ * gateway, and checking processes. Test code only. */
+#ifndef ECOM_ITEST_H
+#define ECOM_ITEST_H
+
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "net/msg.h"
+
+#define ITEST_TOKEN "itest-admin-token-0123456789"
+
+typedef struct itest {
+	char bin[1024];   /* $ECOM_BIN, else ./ecom */
+	char state[256];  /* the platform's state directory */
+	char url[256];    /* its gateway */
+	const char *store; /* $ECOM_TEST_STORE or NULL (SQLite) */
+	pid_t pids[64];   /* every pid the platform has had */
+	int npids;
+} itest;
+
+/* The one platform under test in this process. */
+extern itest IT;
+
+/* Runs IT.bin with the NULL-ended args; captures stdout/stderr into
+ * malloc'd strings when out/err are not NULL. Returns the exit code or -1. */
+int itest_run(char **out, char **err, const char *first, ...);
+int itest_count_lines(const char *s);
+/* 1 while pid exists and is not a zombie. */
+int itest_alive(pid_t pid);
+/* Waits up to ms for pid to be gone; 1 when it is. */
+int itest_wait_gone(pid_t pid, int ms);
+pid_t itest_pid_of(const char *id);
+/* Adds the pids in instances.json (and the supervisor's) to IT.pids. */
+void itest_remember_pids(void);
+/* One request to the gateway (path relative to IT.url); returns the status,
+ * -1 on transport failure. out gets the parsed body; keep the response. */
+int itest_req(const char *method, const char *path, const char *body, const char *token,
+	      json_t **out, msg_resp *keep);
+/* The error code of an API error body. */
+const char *itest_err_code(json_t *v);
+/* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary
+ * state directory, with ECOM_ADMIN_TOKEN = ITEST_TOKEN. 0 or -1. */
+int itest_up(const char *first, ...);
+/* Stops the platform, kills anything left, removes the state directory
+ * (kept when ECOM_ITEST_KEEP=1). */
+void itest_teardown(void);
+void itest_rm_tree(const char *dir);
+
+#endif

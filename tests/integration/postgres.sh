@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The PostgreSQL half of the suite: starts a throwaway cluster, runs the
+# driver's unit tests against it, the whole platform integration test and
+# the inventory hot-sku test with --store postgresql://..., and the
+# restart-under-load test; removes the cluster afterwards, also when a test
+# fails. Run by make check.
+set -uo pipefail
+top=${ECOM_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${ECOM_TOP_BUILDDIR:-.}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/ecom-pg-XXXXXX")
+chmod 755 "$dir"
+cleanup() { "$top/tests/pg_cluster.sh" stop "$dir"; rm -rf "$dir"; }
+trap cleanup EXIT
+port=$("$top/tests/pg_cluster.sh" start "$dir")
+rc=$?
+[ $rc -eq 77 ] && exit 77
+[ $rc -ne 0 ] && exit 1
+base="postgresql://postgres@127.0.0.1:$port"
+for db in ecom_unit ecom_platform ecom_restart ecom_inventory; do
+  "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" -q -h 127.0.0.1 -p "$port" -U postgres \
+    -d postgres -c "CREATE DATABASE $db" >/dev/null || exit 1
+done
+echo "postgres.sh: cluster on 127.0.0.1:$port"
+status=0
+run() { echo "== $*"; "$@" || status=1; }
+ECOM_TEST_PG_URL="$base/ecom_unit" run "$build/tests/unit/test_store_pg"
+ECOM_TEST_STORE="$base/ecom_platform" run "$build/tests/integration/test_platform"
+ECOM_TEST_STORE="$base/ecom_inventory" run "$build/tests/integration/test_inventory_http"
+ECOM_TEST_STORE="$base/ecom_restart" ECOM_PG_CTL="$top/tests/pg_cluster.sh ctl $dir" \
+  run "$build/tests/integration/test_pg_restart"
+exit $status
