@@ -1,0 +1,976 @@
+/* Tests for services/gateway through its engine_def, against real loopback
+ * upstreams: two http_server instances answering as "up-a" and "up-b", a
+ * closed port (connection refused) and a listener that drops every request
+ * it reads (a transport failure after the request went out). Each test gets
+ * its own gateway over a real clock, with ctx->call doing what the daemon
+ * host does (http_client_do) and counting which targets it was asked for. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/msg.h"
+#include "services/engine.h"
+#include "services/gateway.h"
+
+#define ADMIN "Bearer gw-admin"
+#define REQ_ID "req_0123456789abcdef"
+#define PEER "203.0.113.7"
+#define UP_CTYPE "application/vnd.ecom+json"
+
+/* ---- upstreams ------------------------------------------------------------------ */
+
+typedef struct upstream {
+	const char *name;
+	http_server *srv;
+	char addr[64];
+	atomic_int hits;
+} upstream;
+
+static upstream up_a = { .name = "up-a" }, up_b = { .name = "up-b" };
+static rng *srv_rng;
+
+/* Answers like a catalog instance would, with a few paths that misbehave:
+ * .../slow sleeps past the gateway's deadline, .../busy sleeps within a long
+ * one, .../boom is the service failing with 500. Everything else echoes
+ * what arrived, so the test can see what the gateway forwarded. */
+static void upstream_handler(void *ud, msg_req *req, msg_resp *resp)
+{
+	upstream *u = ud;
+	atomic_fetch_add(&u->hits, 1);
+	if (strstr(req->path, "/slow")) {
+		usleep(500 * 1000);
+		msg_resp_set(resp, 200, "text/plain", "late", 4);
+		return;
+	}
+	if (strstr(req->path, "/busy"))
+		usleep(300 * 1000);
+	if (strstr(req->path, "/boom")) {
+		char body[128];
+		int n = snprintf(body, sizeof body,
+				 "{\"error\":{\"code\":\"internal\",\"message\":\"boom from %s\"}}",
+				 u->name);
+		msg_resp_set(resp, 500, "application/json", body, (size_t)n);
+		msg_resp_set_header(resp, "X-Upstream", u->name);
+		return;
+	}
+	int nids = 0;
+	for (int i = 0; i < req->nheaders; i++)
+		nids += strcasecmp(req->headers[i].name, "X-Request-Id") == 0;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s*,s:s*,s:s*,s:i,s:s*}", "upstream", u->name,
+			      "method", req->method, "path", req->path, "query", req->query,
+			      "body", req->body, "request_id", msg_req_header(req, "X-Request-Id"),
+			      "request_id_headers", nids, "forwarded_for",
+			      msg_req_header(req, "X-Forwarded-For"));
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	msg_resp_set(resp, strcmp(req->method, "POST") == 0 ? 201 : 200, UP_CTYPE, s, strlen(s));
+	free(s);
+	msg_resp_set_header(resp, "X-Upstream", u->name);
+	/* Hop-by-hop: must not be copied back by the gateway. */
+	msg_resp_set_header(resp, "Keep-Alive", "timeout=5");
+}
+
+static int upstream_start(upstream *u)
+{
+	http_server_opts o = { "127.0.0.1", 0, 4, 1 << 20, 5 };
+	char err[256];
+	atomic_store(&u->hits, 0);
+	u->srv = http_server_start(&o, upstream_handler, u, srv_rng, err, sizeof err);
+	if (!u->srv) {
+		fprintf(stderr, "upstream %s: %s\n", u->name, err);
+		return -1;
+	}
+	snprintf(u->addr, sizeof u->addr, "http://127.0.0.1:%d", http_server_port(u->srv));
+	return 0;
+}
+
+/* A port nothing listens on: bound, then closed. */
+static int closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* A listener that accepts, reads the request and closes without answering:
+ * the request was sent, so the caller sees a transport error (ERR_IO). */
+typedef struct black_hole {
+	int fd;
+	char addr[64];
+	pthread_t tid;
+	atomic_int stop;
+	atomic_int accepted;
+} black_hole;
+
+static void *black_hole_run(void *arg)
+{
+	black_hole *h = arg;
+	while (!atomic_load(&h->stop)) {
+		struct pollfd p = { .fd = h->fd, .events = POLLIN };
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		int c = accept(h->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		atomic_fetch_add(&h->accepted, 1);
+		struct pollfd q = { .fd = c, .events = POLLIN };
+		char buf[4096];
+		if (poll(&q, 1, 500) > 0 && read(c, buf, sizeof buf) < 0)
+			buf[0] = '\0';
+		close(c);
+	}
+	return NULL;
+}
+
+static int black_hole_start(black_hole *h)
+{
+	memset(h, 0, sizeof *h);
+	h->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	if (h->fd < 0 || bind(h->fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    getsockname(h->fd, (struct sockaddr *)&sa, &len) != 0 || listen(h->fd, 8) != 0)
+		return -1;
+	snprintf(h->addr, sizeof h->addr, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	return pthread_create(&h->tid, NULL, black_hole_run, h) == 0 ? 0 : -1;
+}
+
+static void black_hole_stop(black_hole *h)
+{
+	atomic_store(&h->stop, 1);
+	pthread_join(h->tid, NULL);
+	close(h->fd);
+}
+
+/* ---- the gateway under test ---------------------------------------------------- */
+
+typedef struct fixture {
+	clock_src *clock;
+	rng *rng;
+	FILE *logf;
+	logger *log;
+	metrics *metrics;
+	config *config;
+	engine_ctx ctx;
+	void *eng;
+	int64_t ttl_ms;
+	char dead_addr[64];
+	/* What the gateway asked ctx->call for. */
+	pthread_mutex_t mu;
+	int calls, dead_calls;
+	int64_t last_timeout_ms;
+} fixture;
+
+/* The daemon host's host_call, plus bookkeeping. */
+static int test_call(void *ud, const char *target, const msg_req *req, msg_resp *resp,
+		     int64_t timeout_ms)
+{
+	fixture *f = ud;
+	pthread_mutex_lock(&f->mu);
+	f->calls++;
+	if (strcmp(target, f->dead_addr) == 0)
+		f->dead_calls++;
+	f->last_timeout_ms = timeout_ms;
+	pthread_mutex_unlock(&f->mu);
+	http_call_opts o = { .connect_timeout_ms = 200, .timeout_ms = timeout_ms };
+	return http_client_do(target, req, resp, &o);
+}
+
+static int counter(fixture *f, int *which)
+{
+	pthread_mutex_lock(&f->mu);
+	int v = *which;
+	pthread_mutex_unlock(&f->mu);
+	return v;
+}
+
+static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
+{
+	fixture *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	pthread_mutex_init(&f->mu, NULL);
+	int port = closed_port();
+	if (port <= 0)
+		return -1;
+	snprintf(f->dead_addr, sizeof f->dead_addr, "http://127.0.0.1:%d", port);
+	f->clock = clock_real_new();
+	f->rng = rng_new(7);
+	f->logf = fopen("/dev/null", "w");
+	f->log = log_new("gateway", f->logf, f->clock, LOG_DEBUG);
+	f->metrics = metrics_new();
+	f->config = config_new();
+	if (!f->clock || !f->rng || !f->logf || !f->log || !f->metrics || !f->config ||
+	    config_set(f->config, "gateway.upstream_timeout_ms", timeout_ms) != 0 ||
+	    config_set(f->config, "registry.ttl_ms", ttl_ms) != 0)
+		return -1;
+	f->ttl_ms = atoll(ttl_ms);
+	f->ctx = (engine_ctx){
+		.service = "gateway",
+		.instance_id = "gateway-1",
+		.clock = f->clock,
+		.rng = f->rng,
+		.log = f->log,
+		.metrics = f->metrics,
+		.config = f->config,
+		.call = test_call,
+		.call_ud = f,
+		.admin_token = "gw-admin",
+	};
+	char err[256] = "";
+	f->eng = gateway_engine.create(&f->ctx, err, sizeof err);
+	if (!f->eng) {
+		fprintf(stderr, "gateway: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state) { return gw_open(state, "60000", "200"); }
+static int setup_short_ttl(void **state) { return gw_open(state, "300", "200"); }
+static int setup_long_deadline(void **state) { return gw_open(state, "60000", "3000"); }
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	gateway_engine.destroy(f->eng);
+	config_free(f->config);
+	metrics_free(f->metrics);
+	log_free(f->log);
+	fclose(f->logf);
+	rng_free(f->rng);
+	clock_free(f->clock);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+	return 0;
+}
+
+/* Sends one request through the gateway as the HTTP host would hand it over
+ * (request id and peer filled). Returns the status; resp is the caller's. */
+static int gw_do_full(fixture *f, const char *method, const char *target, const char *auth,
+		      const char *body, const char *ctype, msg_resp *resp)
+{
+	msg_req req;
+	assert_int_equal(msg_req_init(&req, method, target), 0);
+	snprintf(req.request_id, sizeof req.request_id, "%s", REQ_ID);
+	snprintf(req.peer, sizeof req.peer, "%s", PEER);
+	if (auth)
+		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
+	if (ctype)
+		assert_int_equal(msg_req_add_header(&req, "Content-Type", ctype), 0);
+	if (body)
+		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
+	msg_resp_init(resp);
+	gateway_engine.handle(f->eng, &req, resp);
+	msg_req_clear(&req);
+	return resp->status;
+}
+
+static int gw_do(fixture *f, const char *method, const char *target, const char *auth,
+		 const char *body, msg_resp *resp)
+{
+	return gw_do_full(f, method, target, auth, body, body ? "application/json" : NULL, resp);
+}
+
+/* A GET carrying headers of the client's own: name, value, ..., NULL. */
+static int gw_get_with(fixture *f, const char *target, msg_resp *resp, ...)
+{
+	msg_req req;
+	assert_int_equal(msg_req_init(&req, "GET", target), 0);
+	snprintf(req.request_id, sizeof req.request_id, "%s", REQ_ID);
+	snprintf(req.peer, sizeof req.peer, "%s", PEER);
+	va_list ap;
+	va_start(ap, resp);
+	for (const char *name; (name = va_arg(ap, const char *));)
+		assert_int_equal(msg_req_add_header(&req, name, va_arg(ap, const char *)), 0);
+	va_end(ap);
+	msg_resp_init(resp);
+	gateway_engine.handle(f->eng, &req, resp);
+	msg_req_clear(&req);
+	return resp->status;
+}
+
+static json_t *body_json(const msg_resp *resp)
+{
+	json_error_t je;
+	assert_non_null(resp->body);
+	json_t *v = json_loadb(resp->body, resp->body_len, 0, &je);
+	if (!v)
+		fail_msg("not JSON (%s): %.*s", je.text, (int)resp->body_len, resp->body);
+	return v;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	if (!s)
+		fail_msg("no string \"%s\"", key);
+	return s;
+}
+
+/* error.code of an API error body, and details.<key> when key is given. */
+static void assert_error(const msg_resp *resp, int status, const char *code, const char *key,
+			 const char *value)
+{
+	assert_int_equal(resp->status, status);
+	json_t *b = body_json(resp);
+	json_t *e = json_object_get(b, "error");
+	assert_non_null(e);
+	assert_string_equal(jstr(e, "code"), code);
+	assert_non_null(json_string_value(json_object_get(e, "message")));
+	if (key)
+		assert_string_equal(jstr(json_object_get(e, "details"), key), value);
+	json_decref(b);
+}
+
+static void register_instance(fixture *f, const char *service, const char *id, const char *addr)
+{
+	char body[256];
+	snprintf(body, sizeof body, "{\"service\":\"%s\",\"id\":\"%s\",\"addr\":\"%s\"}", service,
+		 id, addr);
+	msg_resp r;
+	assert_int_equal(gw_do(f, "POST", "/admin/registry", ADMIN, body, &r), 200);
+	json_t *b = body_json(&r);
+	assert_string_equal(jstr(b, "id"), id);
+	assert_int_equal(json_integer_value(json_object_get(b, "ttl_ms")), f->ttl_ms);
+	json_decref(b);
+	msg_resp_clear(&r);
+}
+
+/* The /admin/services entry for id (new reference), or NULL when unlisted. */
+static json_t *listed_instance(fixture *f, const char *id, int *ninstances)
+{
+	msg_resp r;
+	assert_int_equal(gw_do(f, "GET", "/admin/services", ADMIN, NULL, &r), 200);
+	json_t *b = body_json(&r);
+	msg_resp_clear(&r);
+	json_t *services = json_object_get(b, "services"), *found = NULL;
+	assert_true(json_is_array(services));
+	int n = 0;
+	size_t i, j;
+	json_t *svc, *in;
+	json_array_foreach(services, i, svc) {
+		json_array_foreach(json_object_get(svc, "instances"), j, in) {
+			n++;
+			if (strcmp(jstr(in, "id"), id) == 0) {
+				assert_null(found);
+				found = json_incref(in);
+				json_object_set_new(found, "service",
+						    json_string(jstr(svc, "name")));
+			}
+		}
+	}
+	if (ninstances)
+		*ninstances = n;
+	json_decref(b);
+	return found;
+}
+
+static int is_healthy(fixture *f, const char *id)
+{
+	json_t *in = listed_instance(f, id, NULL);
+	if (!in)
+		fail_msg("%s is not listed", id);
+	json_t *h = json_object_get(in, "healthy");
+	assert_true(json_is_boolean(h));
+	int v = json_is_true(h);
+	json_decref(in);
+	return v;
+}
+
+/* GET target through the gateway; asserts 200 from one of the upstreams and
+ * returns which (a pointer to up_a or up_b). */
+static upstream *get_ok(fixture *f, const char *target)
+{
+	msg_resp r;
+	assert_int_equal(gw_do(f, "GET", target, NULL, NULL, &r), 200);
+	json_t *b = body_json(&r);
+	const char *who = jstr(b, "upstream");
+	upstream *u = strcmp(who, "up-a") == 0 ? &up_a : strcmp(who, "up-b") == 0 ? &up_b : NULL;
+	assert_non_null(u);
+	assert_string_equal(msg_resp_header(&r, "X-Upstream"), who);
+	json_decref(b);
+	msg_resp_clear(&r);
+	return u;
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void test_route_service(void **state)
+{
+	assert_string_equal(gateway_route_service("/v1/products/x"), "catalog");
+	assert_string_equal(gateway_route_service("/v1/products"), "catalog");
+	assert_string_equal(gateway_route_service("/v1/products/"), "catalog");
+	assert_string_equal(gateway_route_service("/v1/products/a/b"), "catalog");
+	assert_null(gateway_route_service("/v1/unknown"));
+	assert_null(gateway_route_service("/v1"));
+	assert_null(gateway_route_service("/v1/"));
+	assert_null(gateway_route_service("/v1/productsX"));
+	assert_null(gateway_route_service("/v1/product"));
+	assert_null(gateway_route_service("/v2/products"));
+	assert_null(gateway_route_service("v1/products"));
+	assert_null(gateway_route_service(""));
+}
+
+static void test_admin_needs_token(void **state)
+{
+	fixture *f = *state;
+	const char *body = "{\"service\":\"catalog\",\"id\":\"catalog-1\",\"addr\":\"http://x\"}";
+	msg_resp r;
+	gw_do(f, "GET", "/admin/services", NULL, NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	assert_non_null(msg_resp_header(&r, "WWW-Authenticate"));
+	msg_resp_clear(&r);
+	gw_do(f, "GET", "/admin/services", "Bearer gw-admiN", NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	gw_do(f, "GET", "/admin/services", "Bearer gw-admin-longer", NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	gw_do(f, "GET", "/admin/services", "gw-admin", NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	gw_do(f, "POST", "/admin/registry", NULL, body, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	gw_do(f, "POST", "/admin/registry", "Bearer wrong", body, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	gw_do(f, "DELETE", "/admin/registry/catalog-1", "Bearer wrong", NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	/* The refused registration changed nothing; the right token works. */
+	int n = -1;
+	assert_null(listed_instance(f, "catalog-1", &n));
+	assert_int_equal(n, 0);
+	assert_int_equal(counter(f, &f->calls), 0);
+}
+
+static void test_admin_register_validation(void **state)
+{
+	fixture *f = *state;
+	static const struct {
+		const char *body, *field;
+	} bad[] = {
+		{ "{\"id\":\"catalog-1\",\"addr\":\"http://127.0.0.1:1\"}", "service" },
+		{ "{\"service\":\"catalog\",\"addr\":\"http://127.0.0.1:1\"}", "id" },
+		{ "{\"service\":\"catalog\",\"id\":\"catalog-1\"}", "addr" },
+		{ "{\"service\":\"catalog\",\"id\":\"catalog-1\",\"addr\":\"ftp://127.0.0.1:1\"}",
+		  "addr" },
+		{ "{\"service\":\"catalog\",\"id\":\"catalog-1\",\"addr\":\"https://127.0.0.1:1\"}",
+		  "addr" },
+		{ "{\"service\":\"catalog\",\"id\":\"catalog-1\",\"addr\":\"127.0.0.1:8081\"}",
+		  "addr" },
+		{ "{\"service\":\"catalog\",\"id\":\"catalog-1\",\"addr\":42}", "addr" },
+		{ "{\"service\":\"\",\"id\":\"catalog-1\",\"addr\":\"http://127.0.0.1:1\"}", "service" },
+		{ "not json", "body" },
+		{ "[1,2]", "body" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		msg_resp r;
+		gw_do(f, "POST", "/admin/registry", ADMIN, bad[i].body, &r);
+		assert_error(&r, 400, "invalid_argument", "field", bad[i].field);
+		msg_resp_clear(&r);
+	}
+	msg_resp r;
+	gw_do(f, "POST", "/admin/registry", ADMIN, NULL, &r);
+	assert_error(&r, 400, "invalid_argument", "field", "body");
+	msg_resp_clear(&r);
+	int n = -1;
+	assert_null(listed_instance(f, "catalog-1", &n));
+	assert_int_equal(n, 0);
+}
+
+static void test_admin_list_and_deregister(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-1", up_a.addr);
+	register_instance(f, "catalog", "catalog-2", up_b.addr);
+	/* A repeated registration is a heartbeat, not a second instance. */
+	register_instance(f, "catalog", "catalog-1", up_a.addr);
+
+	int n = 0;
+	json_t *in = listed_instance(f, "catalog-1", &n);
+	assert_int_equal(n, 2);
+	assert_non_null(in);
+	assert_string_equal(jstr(in, "service"), "catalog");
+	assert_string_equal(jstr(in, "addr"), up_a.addr);
+	assert_true(json_is_true(json_object_get(in, "healthy")));
+	assert_int_equal(json_integer_value(json_object_get(in, "outstanding")), 0);
+	assert_non_null(json_string_value(json_object_get(in, "last_heartbeat")));
+	json_decref(in);
+	in = listed_instance(f, "catalog-2", NULL);
+	assert_non_null(in);
+	assert_string_equal(jstr(in, "addr"), up_b.addr);
+	assert_true(json_is_true(json_object_get(in, "healthy")));
+	json_decref(in);
+
+	msg_resp r;
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-1", ADMIN, NULL, &r), 200);
+	json_t *b = body_json(&r);
+	assert_string_equal(jstr(b, "id"), "catalog-1");
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_null(listed_instance(f, "catalog-1", &n));
+	assert_int_equal(n, 1);
+
+	/* Traffic now only goes to the remaining instance. */
+	for (int i = 0; i < 4; i++)
+		assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_b);
+
+	gw_do(f, "DELETE", "/admin/registry/catalog-1", ADMIN, NULL, &r);
+	assert_error(&r, 404, "not_found", "id", "catalog-1");
+	msg_resp_clear(&r);
+	gw_do(f, "DELETE", "/admin/registry/nobody", ADMIN, NULL, &r);
+	assert_error(&r, 404, "not_found", "id", "nobody");
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-2", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_null(listed_instance(f, "catalog-2", &n));
+	assert_int_equal(n, 0);
+}
+
+static void test_proxy_copies_request_and_response(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-1", up_a.addr);
+	int hits = atomic_load(&up_a.hits);
+
+	msg_resp r;
+	const char *target = "/v1/products/a%20b%2Fc%C3%A9?q=x%26y&tag=%2B1&empty=";
+	assert_int_equal(gw_do(f, "GET", target, NULL, NULL, &r), 200);
+	assert_int_equal(atomic_load(&up_a.hits), hits + 1);
+	assert_string_equal(r.content_type, UP_CTYPE);
+	assert_string_equal(r.route, "/v1/products");
+	/* The body is the upstream's, byte for byte. */
+	json_t *b = body_json(&r);
+	assert_string_equal(jstr(b, "upstream"), "up-a");
+	assert_string_equal(jstr(b, "method"), "GET");
+	assert_string_equal(jstr(b, "path"), "/v1/products/a%20b%2Fc%C3%A9");
+	assert_string_equal(jstr(b, "query"), "q=x%26y&tag=%2B1&empty=");
+	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	assert_int_equal(json_integer_value(json_object_get(b, "request_id_headers")), 1);
+	assert_string_equal(jstr(b, "forwarded_for"), PEER);
+	char *again = json_dumps(b, JSON_COMPACT);
+	assert_int_equal(r.body_len, strlen(again));
+	assert_memory_equal(r.body, again, r.body_len);
+	free(again);
+	json_decref(b);
+	/* End-to-end headers come back; hop-by-hop and framing ones do not. */
+	assert_string_equal(msg_resp_header(&r, "X-Upstream"), "up-a");
+	assert_null(msg_resp_header(&r, "Keep-Alive"));
+	assert_null(msg_resp_header(&r, "Connection"));
+	assert_null(msg_resp_header(&r, "Content-Length"));
+	assert_null(msg_resp_header(&r, "Transfer-Encoding"));
+	assert_null(msg_resp_header(&r, "X-Request-Id"));
+	assert_null(msg_resp_header(&r, "Date"));
+	msg_resp_clear(&r);
+	/* The gateway's deadline is the one passed to the call. */
+	assert_int_equal(f->last_timeout_ms, 200);
+
+	/* A path without a query arrives without one. */
+	assert_int_equal(gw_do(f, "GET", "/v1/products", NULL, NULL, &r), 200);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "path"), "/v1/products");
+	assert_null(json_object_get(b, "query")); /* "s*": omitted when NULL */
+	json_decref(b);
+	msg_resp_clear(&r);
+
+	/* The client's valid request id is the request's id: passed on. */
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "X-Request-Id", REQ_ID, NULL), 200);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	json_decref(b);
+	msg_resp_clear(&r);
+	/* An invalid one was replaced by the host (req.request_id): the
+	 * upstream must see the id the client gets back, not the client's. */
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "X-Request-Id", "bad id!", NULL), 200);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "x-request-id", "bad id!", "Accept",
+				     "*/*", "X-Request-ID", "req_ffffffffffffffff", NULL),
+			 200);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	assert_int_equal(json_integer_value(json_object_get(b, "request_id_headers")), 1);
+	json_decref(b);
+	msg_resp_clear(&r);
+	/* A client's X-Forwarded-For is kept, but the real peer is appended:
+	 * the client cannot hide or forge where the request came from. */
+	assert_int_equal(
+		gw_get_with(f, "/v1/products/p", &r, "X-Forwarded-For", "198.51.100.1", NULL), 200);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "forwarded_for"), "198.51.100.1, " PEER);
+	json_decref(b);
+	msg_resp_clear(&r);
+
+	/* A POST keeps its method, body and content type. */
+	const char *pb = "{\"sku\":\"BK-9\",\"name\":\"caf\\u00e9\"}";
+	assert_int_equal(gw_do(f, "POST", "/v1/products", "Bearer whatever", pb, &r), 201);
+	b = body_json(&r);
+	assert_string_equal(jstr(b, "method"), "POST");
+	assert_string_equal(jstr(b, "body"), pb);
+	json_decref(b);
+	msg_resp_clear(&r);
+}
+
+static void test_balancing_two_upstreams(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-b", up_b.addr);
+	int ha = atomic_load(&up_a.hits), hb = atomic_load(&up_b.hits);
+	int na = 0, nb = 0;
+	for (int i = 0; i < 20; i++) {
+		if (get_ok(f, "/v1/products/p") == &up_a)
+			na++;
+		else
+			nb++;
+	}
+	assert_int_equal(na + nb, 20);
+	/* Sequential requests leave every instance at 0 outstanding, so the
+	 * round-robin tie-break alone decides: an even split. */
+	assert_in_range(na, 8, 12);
+	assert_in_range(nb, 8, 12);
+	assert_int_equal(atomic_load(&up_a.hits) - ha, na);
+	assert_int_equal(atomic_load(&up_b.hits) - hb, nb);
+	assert_int_equal(counter(f, &f->calls), 20);
+}
+
+typedef struct busy_call {
+	fixture *f;
+	int status;
+	char upstream[16];
+} busy_call;
+
+static void *busy_run(void *arg)
+{
+	busy_call *c = arg;
+	msg_resp r;
+	c->status = gw_do(c->f, "GET", "/v1/products/busy", NULL, NULL, &r);
+	json_t *b = c->status == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+	const char *u = b ? json_string_value(json_object_get(b, "upstream")) : NULL;
+	snprintf(c->upstream, sizeof c->upstream, "%s", u ? u : "");
+	json_decref(b);
+	msg_resp_clear(&r);
+	return NULL;
+}
+
+static void test_least_outstanding(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-b", up_b.addr);
+	busy_call c = { .f = f };
+	pthread_t tid;
+	assert_int_equal(pthread_create(&tid, NULL, busy_run, &c), 0);
+	/* Wait until the slow request holds one instance. */
+	const char *busy = NULL;
+	for (int i = 0; i < 200 && !busy; i++) {
+		json_t *a = listed_instance(f, "catalog-a", NULL);
+		json_t *b = listed_instance(f, "catalog-b", NULL);
+		if (json_integer_value(json_object_get(a, "outstanding")) == 1)
+			busy = "up-a";
+		else if (json_integer_value(json_object_get(b, "outstanding")) == 1)
+			busy = "up-b";
+		json_decref(a);
+		json_decref(b);
+		if (!busy)
+			usleep(1000);
+	}
+	assert_non_null(busy);
+	upstream *idle = strcmp(busy, "up-a") == 0 ? &up_b : &up_a;
+	for (int i = 0; i < 5; i++)
+		assert_ptr_equal(get_ok(f, "/v1/products/p"), idle);
+	pthread_join(tid, NULL);
+	assert_int_equal(c.status, 200);
+	assert_string_equal(c.upstream, busy);
+	/* Released: both idle again. */
+	assert_true(is_healthy(f, "catalog-a"));
+	json_t *a = listed_instance(f, "catalog-a", NULL);
+	assert_int_equal(json_integer_value(json_object_get(a, "outstanding")), 0);
+	json_decref(a);
+}
+
+static void test_failover_on_refused(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-b", up_b.addr);
+	register_instance(f, "catalog", "catalog-dead", f->dead_addr);
+	assert_true(is_healthy(f, "catalog-dead"));
+	int seen_failure_at = -1;
+	for (int i = 0; i < 12; i++) {
+		get_ok(f, "/v1/products/p");
+		if (seen_failure_at < 0 && counter(f, &f->dead_calls) == 1) {
+			seen_failure_at = i;
+			/* Out of rotation at once, the others untouched. */
+			assert_false(is_healthy(f, "catalog-dead"));
+			assert_true(is_healthy(f, "catalog-a"));
+			assert_true(is_healthy(f, "catalog-b"));
+		}
+	}
+	/* The dead instance was tried (it is in the rotation) ... */
+	assert_in_range(seen_failure_at, 0, 2);
+	/* ... exactly once: after that it is skipped, not retried per request. */
+	assert_int_equal(counter(f, &f->dead_calls), 1);
+	assert_int_equal(counter(f, &f->calls), 13);
+	assert_false(is_healthy(f, "catalog-dead"));
+
+	/* Every instance dead: 503, and each is tried only once. */
+	msg_resp r;
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-a", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-b", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	/* A heartbeat puts it back into rotation: the next request tries it. */
+	usleep(2000);
+	register_instance(f, "catalog", "catalog-dead", f->dead_addr);
+	assert_true(is_healthy(f, "catalog-dead"));
+	gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "service", "catalog");
+	assert_non_null(msg_resp_header(&r, "Retry-After"));
+	msg_resp_clear(&r);
+	assert_int_equal(counter(f, &f->dead_calls), 2);
+	assert_false(is_healthy(f, "catalog-dead"));
+}
+
+static void test_post_fails_over_when_refused(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-dead", f->dead_addr);
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	const char *pb = "{\"sku\":\"BK-9\"}";
+	int hits = atomic_load(&up_a.hits), posts = 0;
+	while (counter(f, &f->dead_calls) == 0 && posts < 4) {
+		msg_resp r;
+		assert_int_equal(gw_do(f, "POST", "/v1/products", ADMIN, pb, &r), 201);
+		posts++;
+		json_t *b = body_json(&r);
+		assert_string_equal(jstr(b, "upstream"), "up-a");
+		assert_string_equal(jstr(b, "method"), "POST");
+		assert_string_equal(jstr(b, "body"), pb);
+		json_decref(b);
+		msg_resp_clear(&r);
+	}
+	assert_int_equal(counter(f, &f->dead_calls), 1);
+	/* Each POST reached the live instance exactly once. */
+	assert_int_equal(atomic_load(&up_a.hits) - hits, posts);
+	assert_false(is_healthy(f, "catalog-dead"));
+	assert_true(is_healthy(f, "catalog-a"));
+}
+
+static void test_no_retry_after_request_sent(void **state)
+{
+	fixture *f = *state;
+	black_hole h;
+	assert_int_equal(black_hole_start(&h), 0);
+	register_instance(f, "catalog", "catalog-hole", h.addr);
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+
+	/* A POST that may have been applied is not sent again elsewhere. */
+	int hits = atomic_load(&up_a.hits), tries = 0, hole_post = 0;
+	while (atomic_load(&h.accepted) == 0 && tries < 4) {
+		msg_resp r;
+		int before = atomic_load(&up_a.hits);
+		int st = gw_do(f, "POST", "/v1/products", ADMIN, "{}", &r);
+		tries++;
+		if (atomic_load(&h.accepted) > 0) {
+			hole_post = 1;
+			assert_error(&r, 503, "unavailable", "service", "catalog");
+			assert_int_equal(atomic_load(&up_a.hits), before);
+		} else {
+			assert_int_equal(st, 201);
+		}
+		msg_resp_clear(&r);
+	}
+	assert_true(hole_post);
+	assert_int_equal(atomic_load(&up_a.hits) - hits, tries - 1);
+	assert_false(is_healthy(f, "catalog-hole"));
+
+	/* A GET is safe to repeat: it fails over to the live instance. */
+	usleep(2000);
+	register_instance(f, "catalog", "catalog-hole", h.addr);
+	int accepted = atomic_load(&h.accepted);
+	for (int i = 0; i < 4 && atomic_load(&h.accepted) == accepted; i++)
+		assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+	assert_int_equal(atomic_load(&h.accepted), accepted + 1);
+	assert_false(is_healthy(f, "catalog-hole"));
+	black_hole_stop(&h);
+}
+
+static void test_upstream_timeout(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	int64_t t0 = clock_mono_us();
+	msg_resp r;
+	gw_do(f, "GET", "/v1/products/slow", NULL, NULL, &r);
+	int64_t took_ms = (clock_mono_us() - t0) / 1000;
+	assert_error(&r, 504, "upstream_timeout", "service", "catalog");
+	msg_resp_clear(&r);
+	/* Answered at the gateway's deadline, not the upstream's 500 ms. */
+	assert_in_range(took_ms, 150, 450);
+	assert_int_equal(counter(f, &f->calls), 1);
+	/* A slow instance is not a dead one. */
+	assert_true(is_healthy(f, "catalog-a"));
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+}
+
+static void test_upstream_500_passes_through(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-b", up_b.addr);
+	msg_resp r;
+	assert_int_equal(gw_do(f, "GET", "/v1/products/boom", NULL, NULL, &r), 500);
+	assert_string_equal(r.content_type, "application/json");
+	const char *who = msg_resp_header(&r, "X-Upstream");
+	assert_non_null(who);
+	char expect[128];
+	snprintf(expect, sizeof expect,
+		 "{\"error\":{\"code\":\"internal\",\"message\":\"boom from %s\"}}", who);
+	assert_int_equal(r.body_len, strlen(expect));
+	assert_memory_equal(r.body, expect, r.body_len);
+	msg_resp_clear(&r);
+	/* One call: the service's answer is not retried elsewhere, and the
+	 * instance stays in rotation. */
+	assert_int_equal(counter(f, &f->calls), 1);
+	assert_true(is_healthy(f, "catalog-a"));
+	assert_true(is_healthy(f, "catalog-b"));
+}
+
+static void test_no_instance_and_unknown_routes(void **state)
+{
+	fixture *f = *state;
+	msg_resp r;
+	gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "service", "catalog");
+	assert_string_equal(msg_resp_header(&r, "Retry-After"), "1");
+	msg_resp_clear(&r);
+	/* An instance of another service does not serve catalog. */
+	register_instance(f, "cart", "cart-1", up_a.addr);
+	gw_do(f, "GET", "/v1/products", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "service", "catalog");
+	msg_resp_clear(&r);
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+
+	static const char *const unknown[] = { "/v1/nope", "/v2/products", "/v1/productsX/1", "/v1",
+					       "/", "/products" };
+	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+		gw_do(f, "GET", unknown[i], NULL, NULL, &r);
+		assert_error(&r, 404, "not_found", NULL, NULL);
+		msg_resp_clear(&r);
+	}
+	assert_int_equal(counter(f, &f->calls), 0);
+}
+
+static void test_heartbeat_expiry(void **state)
+{
+	fixture *f = *state;
+	int64_t ttl_us = f->ttl_ms * 1000;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+
+	usleep((useconds_t)(ttl_us + 100000));
+	msg_resp r;
+	gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "service", "catalog");
+	msg_resp_clear(&r);
+	assert_int_equal(counter(f, &f->calls), 1);
+	assert_false(is_healthy(f, "catalog-a"));
+
+	/* A late heartbeat brings it back. */
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	assert_true(is_healthy(f, "catalog-a"));
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+
+	usleep((useconds_t)(ttl_us + 100000));
+	gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+	assert_int_equal(r.status, 503);
+	msg_resp_clear(&r);
+	assert_int_equal(counter(f, &f->calls), 2);
+
+	/* Silent, but listed until ten TTLs have passed. */
+	int64_t now = clock_now(f->clock);
+	gateway_engine.tick(f->eng, now);
+	gateway_engine.tick(f->eng, now + 5 * ttl_us);
+	json_t *in = listed_instance(f, "catalog-a", NULL);
+	assert_non_null(in);
+	assert_false(json_is_true(json_object_get(in, "healthy")));
+	json_decref(in);
+	gateway_engine.tick(f->eng, now + 10 * ttl_us);
+	int n = -1;
+	assert_null(listed_instance(f, "catalog-a", &n));
+	assert_int_equal(n, 0);
+}
+
+int main(void)
+{
+	/* Keeps stray writes to a closed socket from killing the test. */
+	signal(SIGPIPE, SIG_IGN);
+	if (http_client_global_init() != 0)
+		return 1;
+	srv_rng = rng_new(42);
+	if (upstream_start(&up_a) != 0 || upstream_start(&up_b) != 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_service),
+		cmocka_unit_test_setup_teardown(test_admin_needs_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_register_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_list_and_deregister, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_copies_request_and_response, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_balancing_two_upstreams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_least_outstanding, setup_long_deadline,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failover_on_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_fails_over_when_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_retry_after_request_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_500_passes_through, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_instance_and_unknown_routes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat_expiry, setup_short_ttl, teardown),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	http_server_stop(up_a.srv);
+	http_server_stop(up_b.srv);
+	rng_free(srv_rng);
+	http_client_global_cleanup();
+	return rc;
+}
