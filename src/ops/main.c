@@ -3,6 +3,7 @@
 #include "ops/demo.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
+#include "ops/stock.h"
 #include "ops/supervisor.h"
 
 #include "config.h"
@@ -22,6 +23,7 @@ static const command commands[] = {
 	{ "status", supervisor_status, "one row per instance: service, pid, addr, health, uptime" },
 	{ "serve", serve_main, "run one service as a daemon (used by 'up')" },
 	{ "seed", seed_main, "load a reproducible synthetic catalog" },
+	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ NULL, NULL, NULL },
 };
@@ -32,7 +34,7 @@ static void usage(FILE *out)
 		     "An e-commerce platform as microservices, driven from the terminal.\n\n"
 		     "Commands:\n");
 	for (int i = 0; commands[i].name; i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nRun 'ecom COMMAND --help' for a command's options.\n"
 		     "State: --state DIR (default ./var, or $ECOM_STATE).\n");
 }

@@ -1,0 +1,1327 @@
+/* inventory: stock, reservations, the ledger and the outbox. */
+#include "services/inventory.h"
+#include "core/err.h"
+#include "core/jval.h"
+#include "net/router.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SKU_MAX 64
+#define ID_MAX 64
+#define ITEMS_MAX 100
+#define QTY_MAX 1000000
+#define ON_HAND_MAX 1000000000LL
+#define TTL_MAX 86400
+/* Attempts of one transaction when the database says "busy" or "serialize
+ * again" before answering 503. */
+#define TXN_TRIES 5
+/* Reservations expired by one tick; the rest wait for the next. */
+#define EXPIRE_BATCH 500
+#define LEDGER_PAGE_MAX 500
+/* Rows reported per invariant check. */
+#define REPORT_MAX 100
+/* A transaction body's "the answer is decided, roll back": not an error. */
+#define TXN_ABORT 1
+
+typedef struct inventory {
+	engine_ctx *ctx;
+	router *rt;
+	int64_t low_threshold;
+} inventory;
+
+/* ---- the reservation state machine --------------------------------------- */
+
+static const char *const state_names[INVENTORY_NSTATES] = { "HELD", "COMMITTED", "RELEASED",
+							     "EXPIRED" };
+
+const char *inventory_state_name(int state)
+{
+	return state >= 0 && state < INVENTORY_NSTATES ? state_names[state] : "?";
+}
+
+int inventory_state_parse(const char *name)
+{
+	for (int i = 0; name && i < INVENTORY_NSTATES; i++)
+		if (strcmp(state_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int inventory_state_edge(int from, int to)
+{
+	return from == INVENTORY_HELD &&
+			       (to == INVENTORY_COMMITTED || to == INVENTORY_RELEASED ||
+				to == INVENTORY_EXPIRED)
+		       ? 0
+		       : ERR_STATE;
+}
+
+/* ---- SQL with typed arguments ---------------------------------------------- */
+
+typedef struct sqlarg {
+	const char *t;
+	int64_t i;
+	int text;
+} sqlarg;
+
+#define T(v) ((sqlarg){ .t = (v), .text = 1 })
+#define I(v) ((sqlarg){ .i = (int64_t)(v) })
+#define ARGS(...) \
+	(const sqlarg[]){ __VA_ARGS__ }, sizeof((const sqlarg[]){ __VA_ARGS__ }) / sizeof(sqlarg)
+
+/* The prepared statement for sql with args bound; step it, then reset it. */
+static store_stmt *sql_open(store *s, const char *sql, int *err, const sqlarg *a, size_t n)
+{
+	store_stmt *st = store_prepare(s, sql, err);
+	if (!st)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		int rc = a[k].text ? store_bind_text(st, (int)k + 1, a[k].t)
+				   : store_bind_int(st, (int)k + 1, a[k].i);
+		if (rc) {
+			store_reset(st);
+			*err = rc;
+			return NULL;
+		}
+	}
+	return st;
+}
+
+/* Runs a statement that returns no rows; *changes (may be NULL) gets the rows
+ * it changed. */
+static int sql_run(store *s, const char *sql, int64_t *changes, const sqlarg *a, size_t n)
+{
+	int rc = 0;
+	store_stmt *st = sql_open(s, sql, &rc, a, n);
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	if (rc >= 0 && changes)
+		*changes = store_changes(st);
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* The stock row of sku: STORE_ROW with the figures, STORE_DONE when there
+ * is none, or an error. */
+static int stock_read(store *s, const char *sku, int64_t *on_hand, int64_t *reserved)
+{
+	int rc = 0;
+	store_stmt *st = sql_open(s, "SELECT on_hand, reserved FROM stock WHERE sku = ?", &rc,
+				  ARGS(T(sku)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	if (rc == STORE_ROW) {
+		*on_hand = store_col_int(st, 0);
+		*reserved = store_col_int(st, 1);
+	}
+	store_reset(st);
+	return rc;
+}
+
+/* Runs body in one transaction on this thread's connection: commits when it
+ * returns 0, rolls back otherwise. A "busy" or "serialize again" from the
+ * database (or from body itself, when a conditional update lost a race)
+ * runs the whole transaction again, up to TXN_TRIES times. Returns 0,
+ * TXN_ABORT when body decided to roll back, or an error. */
+static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
+{
+	store *s = inv->ctx->store;
+	int rc = 0;
+	for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
+		rc = store_begin(s);
+		if (rc == 0) {
+			rc = body(inv, arg);
+			if (rc == 0)
+				rc = store_commit(s);
+			if (rc != 0)
+				store_rollback(s);
+		}
+		if (rc != ERR_RETRY && rc != ERR_BUSY)
+			return rc;
+		log_debug(inv->ctx->log, "transaction attempt %d: %s; running it again", attempt + 1,
+			  err_name(rc));
+	}
+	return rc;
+}
+
+/* ---- ledger and outbox ------------------------------------------------------- */
+
+static int outbox_put(inventory *inv, const char *key, json_t *payload, int64_t now)
+{
+	char *text = jval_dump(payload);
+	json_decref(payload);
+	if (!text)
+		return ERR_NOMEM;
+	int rc = sql_run(inv->ctx->store,
+			 "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
+			 NULL, ARGS(T("inventory"), T(key), T(text), I(now)));
+	free(text);
+	return rc;
+}
+
+/* Records a change just made to sku's row (d_on_hand, d_reserved) in the
+ * ledger and the outbox, inside the caller's transaction: a stock_changed
+ * event always, a low_stock event when available crossed down to the
+ * threshold. */
+static int after_change(inventory *inv, const char *sku, int64_t d_on_hand, int64_t d_reserved,
+			const char *reason, const char *reference, int64_t now)
+{
+	store *s = inv->ctx->store;
+	int64_t on_hand = 0, reserved = 0;
+	int rc = stock_read(s, sku, &on_hand, &reserved);
+	if (rc != STORE_ROW)
+		return rc < 0 ? rc : ERR_INTERNAL;
+	rc = sql_run(s,
+		     "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
+		     "VALUES (?, ?, ?, ?, ?, ?)",
+		     NULL, ARGS(T(sku), I(d_on_hand), I(d_reserved), T(reason), T(reference), I(now)));
+	if (rc)
+		return rc;
+	int64_t available = on_hand - reserved;
+	int64_t before = (on_hand - d_on_hand) - (reserved - d_reserved);
+	rc = outbox_put(inv, sku,
+			json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s}", "type", "stock_changed", "sku", sku,
+				  "on_hand", (json_int_t)on_hand, "reserved", (json_int_t)reserved,
+				  "available", (json_int_t)available, "reason", reason, "reference",
+				  reference),
+			now);
+	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
+		return rc;
+	return outbox_put(inv, sku,
+			  json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}", "type", "low_stock", "sku",
+				    sku, "on_hand", (json_int_t)on_hand, "reserved",
+				    (json_int_t)reserved, "available", (json_int_t)available,
+				    "threshold", (json_int_t)inv->low_threshold, "reason", reason,
+				    "reference", reference),
+			  now);
+}
+
+/* ---- validation and replies --------------------------------------------------- */
+
+static int valid_token(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max || s[0] == '_')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return 0;
+	return 1;
+}
+
+/* The same alphabet as the catalog's skus. */
+static int valid_sku(const char *s) { return s && valid_token(s, SKU_MAX); }
+
+/* Reservation and order ids may also carry ':' (ids derived from an order
+ * and a step). */
+static int valid_id(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i]))
+			return 0;
+	return 1;
+}
+
+static int json_body(const msg_req *req, msg_resp *resp, json_t **out)
+{
+	const char *ct = msg_req_header(req, "Content-Type");
+	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
+		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
+			       NULL);
+		return ERR_INVALID;
+	}
+	jval_error e = { { 0 }, { 0 } };
+	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
+	if (!*out)
+		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
+	return 0;
+}
+
+static void store_failed(inventory *inv, msg_resp *resp, int rc, const char *what)
+{
+	/* Still busy after every retry: the caller may try again later. */
+	engine_store_error(inv->ctx, resp, rc == ERR_RETRY ? ERR_BUSY : rc, what);
+}
+
+static void no_stock(msg_resp *resp, const char *sku)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "no stock record for sku '%s'", sku);
+	msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "sku", sku));
+}
+
+static void no_reservation(msg_resp *resp, const char *id)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "no reservation '%s'", id);
+	msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "reservation_id", id));
+}
+
+static json_t *stock_json(const char *sku, int64_t on_hand, int64_t reserved)
+{
+	return json_pack("{s:s,s:I,s:I,s:I}", "sku", sku, "on_hand", (json_int_t)on_hand,
+			 "reserved", (json_int_t)reserved, "available",
+			 (json_int_t)(on_hand - reserved));
+}
+
+static void count(inventory *inv, const char *name, const char *result)
+{
+	char labels[64];
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	metrics_count(inv->ctx->metrics, name, labels, 1);
+}
+
+/* ---- stock ------------------------------------------------------------------- */
+
+static void get_stock(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	const char *sku = msg_req_param(req, 0);
+	if (!valid_sku(sku)) {
+		no_stock(resp, sku ? sku : "");
+		return;
+	}
+	int64_t on_hand = 0, reserved = 0;
+	int rc = stock_read(inv->ctx->store, sku, &on_hand, &reserved);
+	if (rc == STORE_ROW)
+		msg_resp_json(resp, 200, stock_json(sku, on_hand, reserved));
+	else if (rc == STORE_DONE)
+		no_stock(resp, sku);
+	else
+		store_failed(inv, resp, rc, "get stock");
+}
+
+typedef struct set_op {
+	const char *sku;
+	const char *reference;
+	int64_t on_hand;
+	int64_t now;
+	int64_t old_on_hand; /* out */
+	int64_t reserved;    /* out */
+	int below;           /* out: on_hand would fall under reserved */
+} set_op;
+
+static int set_body(inventory *inv, void *arg)
+{
+	set_op *op = arg;
+	store *s = inv->ctx->store;
+	op->below = 0;
+	int rc = sql_run(s,
+			 "INSERT INTO stock (sku, on_hand, reserved, updated_at) VALUES (?, 0, 0, ?) "
+			 "ON CONFLICT (sku) DO NOTHING",
+			 NULL, ARGS(T(op->sku), I(op->now)));
+	if (rc)
+		return rc;
+	rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
+	if (rc != STORE_ROW)
+		return rc < 0 ? rc : ERR_RETRY;
+	if (op->on_hand < op->reserved) {
+		op->below = 1;
+		return TXN_ABORT;
+	}
+	if (op->on_hand == op->old_on_hand)
+		return 0;
+	/* Conditional on the figures just read: on PostgreSQL a commit may
+	 * slip in between, and the ledger's delta must be the real one. */
+	int64_t changed = 0;
+	rc = sql_run(s,
+		     "UPDATE stock SET on_hand = ?, updated_at = ? "
+		     "WHERE sku = ? AND on_hand = ? AND reserved <= ?",
+		     &changed,
+		     ARGS(I(op->on_hand), I(op->now), T(op->sku), I(op->old_on_hand),
+			  I(op->on_hand)));
+	if (rc)
+		return rc;
+	if (changed != 1)
+		return ERR_RETRY;
+	return after_change(inv, op->sku, op->on_hand - op->old_on_hand, 0, "set", op->reference,
+			    op->now);
+}
+
+static void set_stock(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	const char *sku = msg_req_param(req, 0);
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	if (!valid_sku(sku)) {
+		engine_bad_field(resp, "sku",
+				 "must be 1-64 characters of letters, digits, '-', '_', '.'");
+		return;
+	}
+	json_t *body;
+	if (json_body(req, resp, &body))
+		return;
+	set_op op = { .sku = sku, .reference = "admin", .now = clock_now(inv->ctx->clock) };
+	jval_error e = { { 0 }, { 0 } };
+	const char *body_sku = NULL;
+	if (jval_str(body, "sku", 0, 1, SKU_MAX, &body_sku, &e) ||
+	    (body_sku && strcmp(body_sku, sku) != 0 &&
+	     jval_fail(&e, "sku", "must match the sku in the path")) ||
+	    jval_int(body, "on_hand", 1, 0, ON_HAND_MAX, &op.on_hand, NULL, &e)) {
+		engine_bad_field(resp, e.field, e.message);
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	int rc = run_txn(inv, set_body, &op);
+	if (rc == TXN_ABORT && op.below) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "cannot set on_hand of '%s' to %lld: %lld units are reserved; release or "
+			 "commit them first",
+			 sku, (long long)op.on_hand, (long long)op.reserved);
+		msg_resp_error(resp, 409, "conflict", msg,
+			       json_pack("{s:s,s:I,s:I}", "sku", sku, "on_hand",
+					 (json_int_t)op.on_hand, "reserved", (json_int_t)op.reserved));
+	} else if (rc) {
+		store_failed(inv, resp, rc, "set stock");
+	} else {
+		if (op.on_hand != op.old_on_hand)
+			log_info(inv->ctx->log, "stock of %s set: on_hand %lld -> %lld", sku,
+				 (long long)op.old_on_hand, (long long)op.on_hand);
+		msg_resp_json(resp, 200, stock_json(sku, op.on_hand, op.reserved));
+	}
+}
+
+/* GET /v1/inventory/{sku}/ledger?limit=N: the newest entries first, so an
+ * operator can see where a figure came from. */
+static void get_ledger(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	const char *sku = msg_req_param(req, 0);
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	if (!valid_sku(sku)) {
+		no_stock(resp, sku ? sku : "");
+		return;
+	}
+	int64_t limit = 50;
+	char buf[32];
+	int q = msg_req_query(req, "limit", buf, sizeof(buf));
+	if (q != 0) {
+		char *end;
+		errno = 0;
+		long long v = q > 0 ? strtoll(buf, &end, 10) : 0;
+		if (q < 0 || !buf[0] || errno || *end || v < 1 || v > LEDGER_PAGE_MAX) {
+			engine_bad_field(resp, "limit", "must be an integer between 1 and 500");
+			return;
+		}
+		limit = v;
+	}
+	store *s = inv->ctx->store;
+	int64_t on_hand = 0, reserved = 0;
+	int rc = stock_read(s, sku, &on_hand, &reserved);
+	if (rc == STORE_DONE) {
+		no_stock(resp, sku);
+		return;
+	}
+	if (rc < 0) {
+		store_failed(inv, resp, rc, "read ledger");
+		return;
+	}
+	store_stmt *st = sql_open(s,
+				  "SELECT id, delta, reserved_delta, reason, reference, at "
+				  "FROM stock_ledger WHERE sku = ? ORDER BY id DESC LIMIT ?",
+				  &rc, ARGS(T(sku), I(limit)));
+	if (!st) {
+		store_failed(inv, resp, rc, "read ledger");
+		return;
+	}
+	json_t *entries = json_array();
+	while ((rc = store_step(st)) == STORE_ROW) {
+		char at[40];
+		clock_fmt_rfc3339(store_col_int(st, 5), at, sizeof(at));
+		json_array_append_new(
+			entries,
+			json_pack("{s:I,s:I,s:I,s:s,s:s,s:s}", "id", (json_int_t)store_col_int(st, 0),
+				  "delta", (json_int_t)store_col_int(st, 1), "reserved_delta",
+				  (json_int_t)store_col_int(st, 2), "reason", store_col_text(st, 3),
+				  "reference", store_col_text(st, 4), "at", at));
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(entries);
+		store_failed(inv, resp, rc, "read ledger");
+		return;
+	}
+	json_t *out = stock_json(sku, on_hand, reserved);
+	json_object_set_new(out, "entries", entries);
+	msg_resp_json(resp, 200, out);
+}
+
+/* ---- reserving ----------------------------------------------------------------- */
+
+typedef struct res_item {
+	const char *sku;
+	int64_t qty;
+} res_item;
+
+typedef struct reserve_op {
+	const char *id;
+	const char *order_id;
+	res_item *items; /* sorted by sku */
+	size_t n;
+	int64_t ttl_s;
+	int64_t now;
+	int64_t expires_at;
+	char *fingerprint;
+	char *response;
+	/* the outcome when the body rolls back */
+	int exists;          /* the reservation_id is taken */
+	const char *missing; /* a sku without a stock row */
+	size_t short_at;     /* the item that did not fit, when is_short */
+	int is_short;
+	int64_t available;
+} reserve_op;
+
+static int item_cmp(const void *a, const void *b)
+{
+	return strcmp(((const res_item *)a)->sku, ((const res_item *)b)->sku);
+}
+
+/* Item i did not fit: finds out whether a sku is unknown (404 beats 409) or
+ * how many units were available, inside the transaction so the figure is the
+ * one the update saw. */
+static int reserve_short(inventory *inv, reserve_op *op, size_t i)
+{
+	for (size_t j = i; j < op->n; j++) {
+		int64_t on_hand = 0, reserved = 0;
+		int rc = stock_read(inv->ctx->store, op->items[j].sku, &on_hand, &reserved);
+		if (rc < 0)
+			return rc;
+		if (rc == STORE_DONE) {
+			op->missing = op->items[j].sku;
+			return TXN_ABORT;
+		}
+		if (j == i)
+			op->available = on_hand - reserved;
+	}
+	op->is_short = 1;
+	op->short_at = i;
+	return TXN_ABORT;
+}
+
+static int reserve_body(inventory *inv, void *arg)
+{
+	reserve_op *op = arg;
+	store *s = inv->ctx->store;
+	op->exists = op->is_short = 0;
+	op->missing = NULL;
+	/* Claim the id first: a concurrent duplicate waits here (PostgreSQL) or
+	 * at BEGIN (SQLite), then finds the row and answers as a replay. */
+	int64_t changed = 0;
+	int rc = sql_run(s,
+			 "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
+			 "response, ttl_s, created_at, expires_at, updated_at) "
+			 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
+			 &changed,
+			 ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
+			      T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
+			      I(op->expires_at), I(op->now)));
+	if (rc == ERR_CONFLICT || (rc == 0 && changed == 0)) {
+		op->exists = 1;
+		return TXN_ABORT;
+	}
+	if (rc)
+		return rc;
+	/* In sku order, so two transactions lock rows in the same order. */
+	for (size_t i = 0; i < op->n; i++) {
+		const res_item *it = &op->items[i];
+		rc = sql_run(s,
+			     "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
+			     "WHERE sku = ? AND on_hand - reserved >= ?",
+			     &changed, ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
+		if (rc)
+			return rc;
+		if (changed != 1)
+			return reserve_short(inv, op, i);
+		rc = sql_run(s,
+			     "INSERT INTO reservation_items (reservation_id, sku, qty) VALUES (?, ?, ?)",
+			     NULL, ARGS(T(op->id), T(it->sku), I(it->qty)));
+		if (rc)
+			return rc;
+		rc = after_change(inv, it->sku, 0, it->qty, "reserve", op->id, op->now);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Reads the reservation and its items into a request's parts. Fills resp
+ * with 400 on a bad field. */
+static int reserve_parse(json_t *body, reserve_op *op, msg_resp *resp)
+{
+	jval_error e = { { 0 }, { 0 } };
+	if (jval_str(body, "reservation_id", 1, 1, ID_MAX, &op->id, &e) ||
+	    (!valid_id(op->id) &&
+	     jval_fail(&e, "reservation_id", "must be 1-64 letters, digits, '-', '_', '.', ':'")) ||
+	    jval_str(body, "order_id", 1, 1, ID_MAX, &op->order_id, &e) ||
+	    (!valid_id(op->order_id) &&
+	     jval_fail(&e, "order_id", "must be 1-64 letters, digits, '-', '_', '.', ':'")) ||
+	    jval_int(body, "ttl_s", 1, 1, TTL_MAX, &op->ttl_s, NULL, &e))
+		return engine_bad_field(resp, e.field, e.message);
+	json_t *arr = json_object_get(body, "items");
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > ITEMS_MAX)
+		return engine_bad_field(resp, "items", "must be an array of 1 to 100 items {sku, qty}");
+	op->n = json_array_size(arr);
+	op->items = calloc(op->n, sizeof(*op->items));
+	if (!op->items) {
+		msg_resp_error(resp, 500, "internal", "out of memory", NULL);
+		return ERR_NOMEM;
+	}
+	for (size_t i = 0; i < op->n; i++) {
+		json_t *item = json_array_get(arr, i);
+		char field[96];
+		snprintf(field, sizeof(field), "items[%zu]", i);
+		if (!json_is_object(item))
+			return engine_bad_field(resp, field, "must be an object {sku, qty}");
+		res_item *it = &op->items[i];
+		if (jval_str(item, "sku", 1, 1, SKU_MAX, &it->sku, &e) ||
+		    (!valid_sku(it->sku) &&
+		     jval_fail(&e, "sku", "must be 1-64 characters of letters, digits, '-', '_', '.'")) ||
+		    jval_int(item, "qty", 1, 1, QTY_MAX, &it->qty, NULL, &e)) {
+			snprintf(field, sizeof(field), "items[%zu].%s", i, e.field);
+			return engine_bad_field(resp, field, e.message);
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(op->items[j].sku, it->sku) == 0) {
+				char msg[160];
+				snprintf(field, sizeof(field), "items[%zu].sku", i);
+				snprintf(msg, sizeof(msg),
+					 "repeats sku '%s' of items[%zu]; give each sku once", it->sku,
+					 j);
+				return engine_bad_field(resp, field, msg);
+			}
+		}
+	}
+	return 0;
+}
+
+/* The canonical request (order, ttl, items in sku order) and the body of the
+ * 201, both kept with the reservation. */
+static int reserve_prepare(reserve_op *op)
+{
+	qsort(op->items, op->n, sizeof(*op->items), item_cmp);
+	json_t *canon_items = json_array(), *items = json_array();
+	for (size_t i = 0; i < op->n; i++) {
+		json_array_append_new(canon_items, json_pack("[s,I]", op->items[i].sku,
+							     (json_int_t)op->items[i].qty));
+		json_array_append_new(items, json_pack("{s:s,s:I}", "sku", op->items[i].sku, "qty",
+						       (json_int_t)op->items[i].qty));
+	}
+	json_t *canon = json_pack("[s,I,o]", op->order_id, (json_int_t)op->ttl_s, canon_items);
+	char expires[40];
+	clock_fmt_rfc3339(op->expires_at, expires, sizeof(expires));
+	json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o}", "reservation_id", op->id, "order_id",
+				op->order_id, "status", state_names[INVENTORY_HELD], "expires_at",
+				expires, "ttl_s", (json_int_t)op->ttl_s, "items", items);
+	op->fingerprint = jval_dump(canon);
+	op->response = jval_dump(out);
+	json_decref(canon);
+	json_decref(out);
+	return op->fingerprint && op->response ? 0 : ERR_NOMEM;
+}
+
+/* A reservation_id seen before: the first response again when the request
+ * is the same, 422 when it is not. 0 when answered, ERR_NOT_FOUND when the
+ * row is not there after all. */
+static int reserve_replay(inventory *inv, reserve_op *op, msg_resp *resp)
+{
+	int rc = 0;
+	store_stmt *st =
+		sql_open(inv->ctx->store,
+			 "SELECT fingerprint, response FROM reservations WHERE reservation_id = ?", &rc,
+			 ARGS(T(op->id)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	if (rc == STORE_ROW) {
+		const char *fp = store_col_text(st, 0);
+		const char *body = store_col_text(st, 1);
+		if (fp && body && strcmp(fp, op->fingerprint) == 0) {
+			msg_resp_set(resp, 201, "application/json", body, strlen(body));
+			count(inv, "ecom_inventory_reservations_total", "replayed");
+		} else {
+			msg_resp_error(resp, 422, "idempotency_mismatch",
+				       "this reservation_id was used for a different request",
+				       json_pack("{s:s}", "reservation_id", op->id));
+			count(inv, "ecom_inventory_reservations_total", "mismatch");
+		}
+		rc = 0;
+	} else if (rc == STORE_DONE) {
+		rc = ERR_NOT_FOUND;
+	}
+	store_reset(st);
+	return rc;
+}
+
+static void reserve(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	json_t *body;
+	if (json_body(req, resp, &body))
+		return;
+	reserve_op op = { .now = clock_now(inv->ctx->clock) };
+	if (reserve_parse(body, &op, resp))
+		goto done;
+	op.expires_at = op.now + op.ttl_s * 1000000LL;
+	if (reserve_prepare(&op)) {
+		msg_resp_error(resp, 500, "internal", "out of memory", NULL);
+		goto done;
+	}
+	int rc = 0;
+	/* A second round only when a taken id vanished before it could be read
+	 * back, which nothing does today. */
+	for (int round = 0; round < 2; round++) {
+		rc = run_txn(inv, reserve_body, &op);
+		if (rc != TXN_ABORT || !op.exists)
+			break;
+		rc = reserve_replay(inv, &op, resp);
+		if (rc != ERR_NOT_FOUND)
+			break;
+	}
+	if (rc == 0 && !op.exists) {
+		msg_resp_set(resp, 201, "application/json", op.response, strlen(op.response));
+		count(inv, "ecom_inventory_reservations_total", "held");
+	} else if (rc == TXN_ABORT && op.missing) {
+		no_stock(resp, op.missing);
+		count(inv, "ecom_inventory_reservations_total", "unknown_sku");
+	} else if (rc == TXN_ABORT && op.is_short) {
+		const res_item *it = &op.items[op.short_at];
+		char msg[200];
+		snprintf(msg, sizeof(msg), "not enough stock of '%s': %lld requested, %lld available",
+			 it->sku, (long long)it->qty, (long long)op.available);
+		msg_resp_error(resp, 409, "insufficient_stock", msg,
+			       json_pack("{s:s,s:I,s:I}", "sku", it->sku, "requested",
+					 (json_int_t)it->qty, "available",
+					 (json_int_t)op.available));
+		count(inv, "ecom_inventory_reservations_total", "insufficient");
+	} else if (rc < 0) {
+		store_failed(inv, resp, rc, "reserve");
+	} /* else: answered by reserve_replay */
+done:
+	free(op.items);
+	free(op.fingerprint);
+	free(op.response);
+	json_decref(body);
+}
+
+/* ---- commit, release, expiry ---------------------------------------------------- */
+
+/* Moves reservation id from -> to. An edge outside the state machine is
+ * refused (ERR_STATE) and logged; the row changes only while it is still in
+ * from, and ERR_RETRY says another transaction moved it first (the caller's
+ * transaction runs again and sees the new state). */
+static int set_state(inventory *inv, const char *id, int from, int to, int64_t now)
+{
+	if (inventory_state_edge(from, to) != 0) {
+		log_error(inv->ctx->log, "reservation %s: illegal transition %s -> %s refused", id,
+			  inventory_state_name(from), inventory_state_name(to));
+		return ERR_STATE;
+	}
+	int64_t changed = 0;
+	int rc = sql_run(inv->ctx->store,
+			 "UPDATE reservations SET status = ?, updated_at = ? "
+			 "WHERE reservation_id = ? AND status = ?",
+			 &changed, ARGS(T(state_names[to]), I(now), T(id), T(state_names[from])));
+	if (rc)
+		return rc;
+	if (changed != 1)
+		return ERR_RETRY;
+	log_info(inv->ctx->log, "reservation %s: %s -> %s", id, state_names[from], state_names[to]);
+	return 0;
+}
+
+/* An item read back from the database. */
+typedef struct held_item {
+	char sku[SKU_MAX + 1];
+	int64_t qty;
+} held_item;
+
+/* The items of reservation id, in sku order. *items is malloc'd (caller
+ * frees; NULL when there are none). */
+static int items_of(store *s, const char *id, held_item **items, size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	int rc = 0;
+	store_stmt *st = sql_open(
+		s, "SELECT sku, qty FROM reservation_items WHERE reservation_id = ? ORDER BY sku",
+		&rc, ARGS(T(id)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	size_t cap = 0;
+	held_item *its = NULL;
+	while ((rc = store_step(st)) == STORE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 8;
+			held_item *grown = realloc(its, cap * sizeof(*its));
+			if (!grown) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			its = grown;
+		}
+		const char *sku = store_col_text(st, 0);
+		snprintf(its[*n].sku, sizeof(its[*n].sku), "%s", sku ? sku : "");
+		its[*n].qty = store_col_int(st, 1);
+		(*n)++;
+	}
+	store_reset(st);
+	if (rc < 0) {
+		free(its);
+		*n = 0;
+		return rc;
+	}
+	*items = its;
+	return 0;
+}
+
+/* Applies the end of a HELD reservation to the stock: a commit takes the
+ * units off on_hand and reserved, a release or an expiry off reserved. */
+static int settle_items(inventory *inv, const char *id, int to, int64_t now)
+{
+	store *s = inv->ctx->store;
+	held_item *items;
+	size_t n;
+	int rc = items_of(s, id, &items, &n);
+	if (rc)
+		return rc;
+	const char *reason = to == INVENTORY_COMMITTED ? "commit"
+			     : to == INVENTORY_EXPIRED ? "expired"
+						       : "release";
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		int64_t changed = 0, q = items[i].qty;
+		if (to == INVENTORY_COMMITTED)
+			rc = sql_run(s,
+				     "UPDATE stock SET on_hand = on_hand - ?, reserved = reserved - ?, "
+				     "updated_at = ? WHERE sku = ? AND reserved >= ?",
+				     &changed, ARGS(I(q), I(q), I(now), T(items[i].sku), I(q)));
+		else
+			rc = sql_run(s,
+				     "UPDATE stock SET reserved = reserved - ?, updated_at = ? "
+				     "WHERE sku = ? AND reserved >= ?",
+				     &changed, ARGS(I(q), I(now), T(items[i].sku), I(q)));
+		if (rc == 0 && changed != 1) {
+			log_error(inv->ctx->log,
+				  "reservation %s: %s holds %lld units that the stock row does not",
+				  id, items[i].sku, (long long)q);
+			rc = ERR_INTERNAL;
+		}
+		if (rc == 0)
+			rc = after_change(inv, items[i].sku, to == INVENTORY_COMMITTED ? -q : 0, -q,
+					  reason, id, now);
+	}
+	free(items);
+	return rc;
+}
+
+enum finish_action { FINISH_COMMIT, FINISH_RELEASE, FINISH_EXPIRE };
+
+typedef struct finish_op {
+	const char *id;
+	enum finish_action action;
+	int64_t now;
+	int found; /* out */
+	int state; /* out: the reservation's state afterwards */
+} finish_op;
+
+static int finish_body(inventory *inv, void *arg)
+{
+	finish_op *op = arg;
+	int rc = 0;
+	store_stmt *st = sql_open(
+		inv->ctx->store,
+		"SELECT status, expires_at FROM reservations WHERE reservation_id = ?", &rc,
+		ARGS(T(op->id)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	int state = rc == STORE_ROW ? inventory_state_parse(store_col_text(st, 0)) : -1;
+	int64_t expires_at = rc == STORE_ROW ? store_col_int(st, 1) : 0;
+	store_reset(st);
+	if (rc < 0)
+		return rc;
+	op->found = rc == STORE_ROW;
+	op->state = state;
+	if (!op->found)
+		return TXN_ABORT;
+	if (state < 0) {
+		log_error(inv->ctx->log, "reservation %s: unknown status in the database", op->id);
+		return ERR_INTERNAL;
+	}
+	if (state != INVENTORY_HELD)
+		return TXN_ABORT;
+	int to;
+	switch (op->action) {
+	case FINISH_COMMIT:
+		/* Past its time but not yet swept: it is expired all the same,
+		 * and is expired here so the stock comes back now. */
+		to = expires_at <= op->now ? INVENTORY_EXPIRED : INVENTORY_COMMITTED;
+		break;
+	case FINISH_RELEASE:
+		to = INVENTORY_RELEASED;
+		break;
+	default:
+		if (expires_at > op->now)
+			return TXN_ABORT;
+		to = INVENTORY_EXPIRED;
+		break;
+	}
+	rc = set_state(inv, op->id, INVENTORY_HELD, to, op->now);
+	if (rc == 0)
+		rc = settle_items(inv, op->id, to, op->now);
+	if (rc == 0)
+		op->state = to;
+	return rc;
+}
+
+static void finish(inventory *inv, msg_req *req, msg_resp *resp, enum finish_action action)
+{
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	const char *id = msg_req_param(req, 0);
+	if (!valid_id(id)) {
+		no_reservation(resp, id ? id : "");
+		return;
+	}
+	finish_op op = { .id = id, .action = action, .now = clock_now(inv->ctx->clock) };
+	int rc = run_txn(inv, finish_body, &op);
+	if (rc < 0) {
+		store_failed(inv, resp, rc, action == FINISH_COMMIT ? "commit" : "release");
+		return;
+	}
+	if (!op.found) {
+		no_reservation(resp, id);
+		return;
+	}
+	/* Repeating a commit or a release answers as the first time did; a
+	 * release of an expired reservation is done already. */
+	int ok = action == FINISH_COMMIT ? op.state == INVENTORY_COMMITTED
+					 : op.state == INVENTORY_RELEASED ||
+						   op.state == INVENTORY_EXPIRED;
+	if (ok) {
+		msg_resp_json(resp, 200,
+			      json_pack("{s:s,s:s}", "reservation_id", id, "status",
+					inventory_state_name(op.state)));
+		return;
+	}
+	char msg[200];
+	snprintf(msg, sizeof(msg), "reservation '%s' is %s and cannot be %s", id,
+		 inventory_state_name(op.state),
+		 action == FINISH_COMMIT ? "committed" : "released");
+	msg_resp_error(resp, 409, "conflict", msg,
+		       json_pack("{s:s,s:s}", "reservation_id", id, "status",
+				 inventory_state_name(op.state)));
+}
+
+static void commit_reservation(void *ud, msg_req *req, msg_resp *resp)
+{
+	finish(ud, req, resp, FINISH_COMMIT);
+}
+
+static void release_reservation(void *ud, msg_req *req, msg_resp *resp)
+{
+	finish(ud, req, resp, FINISH_RELEASE);
+}
+
+static void get_reservation(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	const char *id = msg_req_param(req, 0);
+	if (!valid_id(id)) {
+		no_reservation(resp, id ? id : "");
+		return;
+	}
+	store *s = inv->ctx->store;
+	int rc = 0;
+	store_stmt *st = sql_open(s,
+				  "SELECT order_id, status, ttl_s, created_at, expires_at, updated_at "
+				  "FROM reservations WHERE reservation_id = ?",
+				  &rc, ARGS(T(id)));
+	if (!st) {
+		store_failed(inv, resp, rc, "get reservation");
+		return;
+	}
+	rc = store_step(st);
+	json_t *out = NULL;
+	if (rc == STORE_ROW) {
+		char created[40], expires[40], updated[40];
+		clock_fmt_rfc3339(store_col_int(st, 3), created, sizeof(created));
+		clock_fmt_rfc3339(store_col_int(st, 4), expires, sizeof(expires));
+		clock_fmt_rfc3339(store_col_int(st, 5), updated, sizeof(updated));
+		out = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "reservation_id", id, "order_id",
+				store_col_text(st, 0), "status", store_col_text(st, 1), "ttl_s",
+				(json_int_t)store_col_int(st, 2), "created_at", created, "expires_at",
+				expires, "updated_at", updated);
+	}
+	store_reset(st);
+	if (rc == STORE_DONE) {
+		no_reservation(resp, id);
+		return;
+	}
+	if (rc < 0) {
+		store_failed(inv, resp, rc, "get reservation");
+		return;
+	}
+	held_item *items;
+	size_t n;
+	rc = items_of(s, id, &items, &n);
+	if (rc) {
+		json_decref(out);
+		store_failed(inv, resp, rc, "get reservation");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:I}", "sku", items[i].sku, "qty",
+						     (json_int_t)items[i].qty));
+	free(items);
+	json_object_set_new(out, "items", arr);
+	msg_resp_json(resp, 200, out);
+}
+
+static void inventory_tick(void *eng, int64_t now_us)
+{
+	inventory *inv = eng;
+	store *s = inv->ctx->store;
+	int rc = 0;
+	store_stmt *st = sql_open(s,
+				  "SELECT reservation_id FROM reservations "
+				  "WHERE status = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+				  &rc, ARGS(T(state_names[INVENTORY_HELD]), I(now_us), I(EXPIRE_BATCH)));
+	if (!st) {
+		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
+		return;
+	}
+	char(*ids)[ID_MAX + 1] = NULL;
+	size_t n = 0;
+	while ((rc = store_step(st)) == STORE_ROW) {
+		if (!ids && !(ids = calloc(EXPIRE_BATCH, sizeof(*ids))))
+			break;
+		const char *id = store_col_text(st, 0);
+		snprintf(ids[n++], ID_MAX + 1, "%s", id ? id : "");
+		if (n == EXPIRE_BATCH)
+			break;
+	}
+	store_reset(st);
+	if (rc < 0)
+		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
+	int expired = 0;
+	/* Each in its own transaction: one bad row does not hold the rest. A
+	 * replica that got there first leaves nothing to do (TXN_ABORT). */
+	for (size_t i = 0; i < n; i++) {
+		finish_op op = { .id = ids[i], .action = FINISH_EXPIRE, .now = now_us };
+		rc = run_txn(inv, finish_body, &op);
+		if (rc == 0) {
+			expired++;
+			count(inv, "ecom_inventory_reservations_total", "expired");
+		} else if (rc < 0) {
+			log_warn(inv->ctx->log, "expiring reservation %s: %s (%s)", ids[i],
+				 err_name(rc), store_errmsg(s));
+		}
+	}
+	free(ids);
+	if (expired)
+		log_info(inv->ctx->log, "expired %d reservation%s", expired, expired == 1 ? "" : "s");
+}
+
+/* ---- invariants ------------------------------------------------------------------ */
+
+typedef struct check {
+	const char *name;
+	const char *sql;
+	/* how a row reads: "%s" the sku, then the integer columns 1.. */
+	const char *what;
+	int nints;
+} check;
+
+/* Each check is one statement, so it sees one snapshot also on PostgreSQL;
+ * a row returned is a violation. */
+static const check checks[] = {
+	{ "non_negative",
+	  "SELECT sku, on_hand, reserved FROM stock "
+	  "WHERE on_hand < 0 OR reserved < 0 OR on_hand - reserved < 0 ORDER BY sku LIMIT 100",
+	  "on_hand %lld, reserved %lld: a figure or available is negative", 2 },
+	{ "reserved_matches_held",
+	  "SELECT s.sku, s.reserved, COALESCE(h.held, 0) FROM stock s LEFT JOIN "
+	  "(SELECT i.sku AS sku, SUM(i.qty) AS held FROM reservation_items i "
+	  "JOIN reservations r ON r.reservation_id = i.reservation_id "
+	  "WHERE r.status = 'HELD' GROUP BY i.sku) h ON h.sku = s.sku "
+	  "WHERE s.reserved <> COALESCE(h.held, 0) ORDER BY s.sku LIMIT 100",
+	  "reserved is %lld but HELD reservations hold %lld", 2 },
+	{ "held_without_stock",
+	  "SELECT i.sku, SUM(i.qty) FROM reservation_items i "
+	  "JOIN reservations r ON r.reservation_id = i.reservation_id "
+	  "WHERE r.status = 'HELD' AND NOT EXISTS (SELECT 1 FROM stock s WHERE s.sku = i.sku) "
+	  "GROUP BY i.sku ORDER BY i.sku LIMIT 100",
+	  "HELD reservations hold %lld units of a sku with no stock row", 1 },
+	{ "ledger_sums",
+	  "SELECT s.sku, s.on_hand, COALESCE(l.d, 0), s.reserved, COALESCE(l.r, 0) FROM stock s "
+	  "LEFT JOIN (SELECT sku, SUM(delta) AS d, SUM(reserved_delta) AS r FROM stock_ledger "
+	  "GROUP BY sku) l ON l.sku = s.sku "
+	  "WHERE s.on_hand <> COALESCE(l.d, 0) OR s.reserved <> COALESCE(l.r, 0) "
+	  "ORDER BY s.sku LIMIT 100",
+	  "on_hand %lld but the ledger sums to %lld; reserved %lld but the ledger sums to %lld",
+	  4 },
+	{ "ledger_without_stock",
+	  "SELECT l.sku, SUM(l.delta), SUM(l.reserved_delta) FROM stock_ledger l "
+	  "WHERE NOT EXISTS (SELECT 1 FROM stock s WHERE s.sku = l.sku) "
+	  "GROUP BY l.sku ORDER BY l.sku LIMIT 100",
+	  "the ledger has entries (on_hand %lld, reserved %lld) for a sku with no stock row", 2 },
+	{ "on_hand_moves",
+	  "SELECT sku, id, delta FROM stock_ledger "
+	  "WHERE delta <> 0 AND reason NOT IN ('initial', 'set', 'commit') ORDER BY id LIMIT 100",
+	  "ledger entry %lld moved on_hand by %lld outside an admin set or a commit", 2 },
+};
+
+#define NCHECKS (sizeof(checks) / sizeof(checks[0]))
+
+static int run_check(store *s, const check *c, json_t *violations)
+{
+	int rc = 0;
+	store_stmt *st = store_prepare(s, c->sql, &rc);
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	while ((rc = store_step(st)) == STORE_ROW) {
+		long long v[4] = { 0, 0, 0, 0 };
+		for (int k = 0; k < c->nints && k < 4; k++)
+			v[k] = (long long)store_col_int(st, k + 1);
+		char msg[256];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(msg, sizeof(msg), c->what, v[0], v[1], v[2], v[3]);
+#pragma GCC diagnostic pop
+		const char *sku = store_col_text(st, 0);
+		json_array_append_new(violations, json_pack("{s:s,s:s,s:s}", "check", c->name, "sku",
+							    sku ? sku : "", "message", msg));
+	}
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int inventory_check_invariants(store *s, json_t **report)
+{
+	json_t *violations = json_array();
+	/* On SQLite the transaction makes every check read the same state. */
+	int rc = store_begin(s);
+	for (size_t i = 0; rc == 0 && i < NCHECKS; i++)
+		rc = run_check(s, &checks[i], violations);
+	store_rollback(s);
+	if (rc) {
+		json_array_append_new(violations,
+				      json_pack("{s:s,s:s}", "check", "store", "message",
+						store_errmsg(s)[0] ? store_errmsg(s) : err_name(rc)));
+	} else if (json_array_size(violations) > 0) {
+		rc = ERR_STATE;
+	}
+	if (report)
+		*report = json_pack("{s:b,s:o}", "ok", rc == 0, "violations", violations);
+	else
+		json_decref(violations);
+	return rc;
+}
+
+static void admin_invariants(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	json_t *report = NULL;
+	int rc = inventory_check_invariants(inv->ctx->store, &report);
+	if (rc == 0 || rc == ERR_STATE) {
+		msg_resp_json(resp, 200, report);
+		return;
+	}
+	json_decref(report);
+	store_failed(inv, resp, rc, "check invariants");
+}
+
+/* ---- first start ------------------------------------------------------------------- */
+
+typedef struct load_op {
+	json_t *arr;
+	int64_t on_hand;
+	int64_t now;
+	int loaded; /* out */
+} load_op;
+
+static int load_body(inventory *inv, void *arg)
+{
+	load_op *op = arg;
+	store *s = inv->ctx->store;
+	op->loaded = 0;
+	int rc = 0;
+	store_stmt *st = store_prepare(s, "SELECT COUNT(*) FROM stock", &rc);
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	int64_t existing = rc == STORE_ROW ? store_col_int(st, 0) : 0;
+	store_reset(st);
+	if (rc < 0)
+		return rc;
+	if (existing > 0)
+		return TXN_ABORT;
+	for (size_t i = 0; i < json_array_size(op->arr); i++) {
+		const char *sku = json_string_value(json_object_get(json_array_get(op->arr, i), "sku"));
+		int64_t changed = 0;
+		/* A replica loading at the same moment (PostgreSQL) inserted it
+		 * first: its transaction records it, this one does not. */
+		rc = sql_run(s,
+			     "INSERT INTO stock (sku, on_hand, reserved, updated_at) "
+			     "VALUES (?, ?, 0, ?) ON CONFLICT (sku) DO NOTHING",
+			     &changed, ARGS(T(sku), I(op->on_hand), I(op->now)));
+		if (rc)
+			return rc;
+		if (changed == 1) {
+			rc = after_change(inv, sku, op->on_hand, 0, "initial", "initial", op->now);
+			if (rc)
+				return rc;
+			op->loaded++;
+		}
+	}
+	return 0;
+}
+
+static int stock_rows(store *s, int64_t *n)
+{
+	int rc = 0;
+	store_stmt *st = store_prepare(s, "SELECT COUNT(*) FROM stock", &rc);
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	*n = rc == STORE_ROW ? store_col_int(st, 0) : 0;
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int inventory_load_file(engine_ctx *ctx, const char *path, int64_t on_hand, char *err,
+			size_t errlen)
+{
+	int64_t existing = 0;
+	int rc = stock_rows(ctx->store, &existing);
+	if (rc) {
+		snprintf(err, errlen, "counting stock: %s", store_errmsg(ctx->store));
+		return rc;
+	}
+	if (existing > 0)
+		return 0;
+	if (on_hand < 0 || on_hand > ON_HAND_MAX) {
+		snprintf(err, errlen, "inventory.initial_on_hand must be between 0 and %lld",
+			 ON_HAND_MAX);
+		return ERR_INVALID;
+	}
+	json_error_t je;
+	json_t *arr = json_load_file(path, 0, &je);
+	if (!arr || !json_is_array(arr)) {
+		snprintf(err, errlen, "%s:%d: %s", path, je.line, arr ? "not an array" : je.text);
+		json_decref(arr);
+		return ERR_PARSE;
+	}
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		const char *sku = json_string_value(json_object_get(json_array_get(arr, i), "sku"));
+		if (!valid_sku(sku)) {
+			snprintf(err, errlen, "%s: product %zu: no valid sku", path, i);
+			json_decref(arr);
+			return ERR_PARSE;
+		}
+	}
+	inventory tmp = { .ctx = ctx,
+			  .low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5) };
+	load_op op = { .arr = arr, .on_hand = on_hand, .now = clock_now(ctx->clock) };
+	rc = run_txn(&tmp, load_body, &op);
+	json_decref(arr);
+	if (rc == TXN_ABORT)
+		return 0;
+	if (rc) {
+		snprintf(err, errlen, "stocking from %s: %s (%s)", path, err_name(rc),
+			 store_errmsg(ctx->store));
+		return rc;
+	}
+	return op.loaded;
+}
+
+/* ---- engine -------------------------------------------------------------------------- */
+
+static void inventory_destroy(void *eng)
+{
+	inventory *inv = eng;
+	if (!inv)
+		return;
+	router_free(inv->rt);
+	free(inv);
+}
+
+static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
+{
+	inventory *inv = calloc(1, sizeof(*inv));
+	if (!inv) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	inv->ctx = ctx;
+	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
+	inv->rt = router_new();
+	if (!inv->rt || router_add(inv->rt, "GET", "/v1/inventory/{sku}", get_stock, inv) ||
+	    router_add(inv->rt, "PUT", "/v1/inventory/{sku}", set_stock, inv) ||
+	    router_add(inv->rt, "GET", "/v1/inventory/{sku}/ledger", get_ledger, inv) ||
+	    router_add(inv->rt, "POST", "/v1/reservations", reserve, inv) ||
+	    router_add(inv->rt, "GET", "/v1/reservations/{id}", get_reservation, inv) ||
+	    router_add(inv->rt, "POST", "/v1/reservations/{id}/commit", commit_reservation, inv) ||
+	    router_add(inv->rt, "POST", "/v1/reservations/{id}/release", release_reservation,
+		       inv) ||
+	    router_add(inv->rt, "GET", "/admin/invariants", admin_invariants, inv)) {
+		snprintf(err, errlen, "cannot build routes");
+		inventory_destroy(inv);
+		return NULL;
+	}
+	metrics_help(ctx->metrics, "ecom_inventory_reservations_total",
+		     "Reservation requests by result (held, replayed, insufficient, expired, ...).");
+	const char *seed = config_get(ctx->config, "catalog.seed_file");
+	char path[1024];
+	if (seed && seed[0])
+		snprintf(path, sizeof(path), "%s", seed);
+	else
+		snprintf(path, sizeof(path), "%s/catalog/products.json",
+			 ctx->data_dir ? ctx->data_dir : "data");
+	int n = inventory_load_file(ctx, path,
+				    config_int(ctx->config, "inventory.initial_on_hand", 100), err,
+				    errlen);
+	if (n < 0) {
+		inventory_destroy(inv);
+		return NULL;
+	}
+	if (n > 0)
+		log_info(ctx->log, "stocked %d skus from %s", n, path);
+	return inv;
+}
+
+static void inventory_handle(void *eng, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = eng;
+	router_dispatch(inv->rt, req, resp);
+}
+
+const engine_def inventory_engine = {
+	.name = "inventory",
+	.needs_store = 1,
+	.create = inventory_create,
+	.handle = inventory_handle,
+	.tick = inventory_tick,
+	.ready = NULL,
+	.destroy = inventory_destroy,
+};

@@ -1,0 +1,1280 @@
+/* Tests for services/inventory through its engine_def: stock reads and admin
+ * sets, the ledger, reservations (all or nothing, validation, idempotent
+ * replays), commit/release/expiry and their state machine, the outbox, a
+ * long random run checked by the invariant checker, the checker catching a
+ * corrupted row, and threads racing for the last units. Each test gets its
+ * own in-memory store (a file store for the threads), a virtual clock and a
+ * four-product seed file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "net/msg.h"
+#include "services/engine.h"
+#include "services/inventory.h"
+#include "store/store.h"
+
+#define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
+#define SEC 1000000LL
+#define ADMIN "Bearer test-admin"
+
+static const char SEED[] = "[{\"sku\":\"KT-1\",\"name\":\"Pan\"},"
+			   " {\"sku\":\"BK-1\",\"name\":\"Book\"},"
+			   " {\"sku\":\"TOY-1\",\"name\":\"Yo-yo\"},"
+			   " {\"sku\":\"BK-2\",\"name\":\"Book Two\"}]";
+static const char *const SKUS[] = { "BK-1", "BK-2", "KT-1", "TOY-1" };
+#define NSKUS 4
+
+typedef struct fixture {
+	char dir[64];
+	char seed_path[128];
+	clock_src *clock;
+	rng *rng;
+	store *store;
+	FILE *logf;
+	logger *log;
+	metrics *metrics;
+	config *config;
+	engine_ctx ctx;
+	void *eng;
+} fixture;
+
+/* ---- data directory ------------------------------------------------------ */
+
+static int has_schema(const char *dir)
+{
+	char path[1024];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/schema/inventory", dir);
+	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
+static const char *data_dir(void)
+{
+	const char *env = getenv("ECOM_DATA");
+	if (env && env[0])
+		return env;
+#ifdef ECOM_SRCDATADIR
+	if (has_schema(ECOM_SRCDATADIR))
+		return ECOM_SRCDATADIR;
+#endif
+	return "data";
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+/* Builds the context on store_url ("sqlite::memory:" or a file store in the
+ * fixture's directory when NULL) without creating the engine. */
+static fixture *fixture_new(const char *store_url)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_inventory.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->seed_path, sizeof(f->seed_path), "%s/products.json", f->dir);
+	FILE *sf = fopen(f->seed_path, "w");
+	assert_non_null(sf);
+	assert_int_equal(fwrite(SEED, 1, sizeof(SEED) - 1, sf), sizeof(SEED) - 1);
+	assert_int_equal(fclose(sf), 0);
+
+	char err[512] = "", url[128];
+	if (store_url)
+		snprintf(url, sizeof(url), "%s", store_url);
+	else
+		snprintf(url, sizeof(url), "sqlite:%s", f->dir);
+	f->clock = clock_virtual_new(T0);
+	f->rng = rng_new(1);
+	f->store = store_open(url, "inventory", NULL, err, sizeof(err));
+	if (!f->store)
+		fail_msg("store_open: %s", err);
+	char schema[1024];
+	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
+	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
+		fail_msg("store_migrate(%s): %s", schema, err);
+	f->logf = fopen("/dev/null", "w");
+	assert_non_null(f->logf);
+	f->log = log_new("inventory", f->logf, f->clock, LOG_DEBUG);
+	f->metrics = metrics_new();
+	f->config = config_new();
+	assert_non_null(f->clock);
+	assert_non_null(f->rng);
+	assert_non_null(f->log);
+	assert_non_null(f->metrics);
+	assert_non_null(f->config);
+	assert_int_equal(config_set(f->config, "catalog.seed_file", f->seed_path), 0);
+	f->ctx = (engine_ctx){
+		.service = "inventory",
+		.instance_id = "inventory-1",
+		.clock = f->clock,
+		.rng = f->rng,
+		.store = f->store,
+		.log = f->log,
+		.metrics = f->metrics,
+		.config = f->config,
+		.admin_token = "test-admin",
+		.data_dir = data_dir(),
+	};
+	return f;
+}
+
+static void *engine_create(fixture *f)
+{
+	char err[512] = "";
+	void *eng = inventory_engine.create(&f->ctx, err, sizeof(err));
+	if (!eng)
+		fail_msg("inventory create: %s", err);
+	return eng;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void fixture_free(fixture *f)
+{
+	if (!f)
+		return;
+	if (f->eng)
+		inventory_engine.destroy(f->eng);
+	config_free(f->config);
+	metrics_free(f->metrics);
+	log_free(f->log);
+	if (f->logf)
+		fclose(f->logf);
+	store_free(f->store);
+	rng_free(f->rng);
+	clock_free(f->clock);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	fixture *f = fixture_new("sqlite::memory:");
+	f->eng = engine_create(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_free(*state);
+	return 0;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static void do_req(void *eng, const char *method, const char *path, const char *auth,
+		   const char *body, msg_resp *resp)
+{
+	msg_req req;
+	assert_int_equal(msg_req_init(&req, method, path), 0);
+	if (auth)
+		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
+	if (body) {
+		assert_int_equal(msg_req_add_header(&req, "Content-Type", "application/json"), 0);
+		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
+	}
+	msg_resp_init(resp);
+	inventory_engine.handle(eng, &req, resp);
+	msg_req_clear(&req);
+}
+
+/* The parsed JSON answer (new reference), the status in *status. When raw
+ * is not NULL it gets a malloc'd copy of the body bytes. */
+static json_t *call_raw(fixture *f, const char *method, const char *path, const char *auth,
+			const char *body, int *status, char **raw)
+{
+	msg_resp resp;
+	do_req(f->eng, method, path, auth, body, &resp);
+	*status = resp.status;
+	assert_non_null(resp.body);
+	assert_string_equal(resp.content_type, "application/json");
+	json_error_t je;
+	json_t *v = json_loadb(resp.body, resp.body_len, 0, &je);
+	if (!v)
+		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp.body_len, resp.body);
+	if (raw)
+		*raw = strndup(resp.body, resp.body_len);
+	msg_resp_clear(&resp);
+	return v;
+}
+
+static json_t *call(fixture *f, const char *method, const char *path, const char *auth,
+		    const char *body, int *status)
+{
+	return call_raw(f, method, path, auth, body, status, NULL);
+}
+
+/* Asserts the API error shape with code; when key is not NULL,
+ * details[key] must be the string want. Consumes v. */
+static void assert_error(json_t *v, const char *code, const char *key, const char *want)
+{
+	assert_true(json_is_object(v));
+	json_t *e = json_object_get(v, "error");
+	assert_true(json_is_object(e));
+	const char *got_code = json_string_value(json_object_get(e, "code"));
+	if (!got_code || strcmp(got_code, code) != 0)
+		fail_msg("error code %s, expected %s", got_code ? got_code : "(none)", code);
+	assert_true(json_is_string(json_object_get(e, "message")));
+	assert_true(strlen(json_string_value(json_object_get(e, "message"))) > 0);
+	if (key) {
+		const char *got =
+			json_string_value(json_object_get(json_object_get(e, "details"), key));
+		if (!got || strcmp(got, want) != 0)
+			fail_msg("details.%s is %s, expected %s", key, got ? got : "(none)", want);
+	}
+	json_decref(v);
+}
+
+static void expect_error(fixture *f, const char *method, const char *path, const char *auth,
+			 const char *body, int want_status, const char *code, const char *key,
+			 const char *want)
+{
+	int status = 0;
+	json_t *v = call(f, method, path, auth, body, &status);
+	if (status != want_status)
+		fail_msg("%s %s %s: status %d, expected %d", method, path, body ? body : "", status,
+			 want_status);
+	assert_error(v, code, key, want);
+}
+
+static json_t *expect_ok(fixture *f, const char *method, const char *path, const char *body,
+			 int want_status)
+{
+	int status = 0;
+	json_t *v = call(f, method, path, ADMIN, body, &status);
+	if (status != want_status)
+		fail_msg("%s %s %s: status %d, expected %d: %s", method, path, body ? body : "",
+			 status, want_status, json_dumps(v, JSON_COMPACT));
+	return v;
+}
+
+typedef struct figures {
+	int64_t on_hand, reserved, available;
+} figures;
+
+static figures stock_of(fixture *f, const char *sku)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
+	int status = 0;
+	json_t *v = call(f, "GET", path, NULL, NULL, &status);
+	if (status != 200)
+		fail_msg("GET %s: %d", path, status);
+	assert_string_equal(json_string_value(json_object_get(v, "sku")), sku);
+	figures g = { json_integer_value(json_object_get(v, "on_hand")),
+		      json_integer_value(json_object_get(v, "reserved")),
+		      json_integer_value(json_object_get(v, "available")) };
+	assert_int_equal(json_object_size(v), 4);
+	assert_int_equal(g.available, g.on_hand - g.reserved);
+	json_decref(v);
+	return g;
+}
+
+static void set_stock(fixture *f, const char *sku, int64_t n)
+{
+	char path[128], body[64];
+	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
+	snprintf(body, sizeof(body), "{\"on_hand\":%lld}", (long long)n);
+	json_decref(expect_ok(f, "PUT", path, body, 200));
+}
+
+/* POSTs a reservation of items (a JSON array text); returns the status and
+ * the answer in *out (may be NULL). */
+static int reserve(fixture *f, const char *id, const char *items, int64_t ttl, json_t **out)
+{
+	char body[2048];
+	snprintf(body, sizeof(body),
+		 "{\"reservation_id\":\"%s\",\"order_id\":\"ord-%s\",\"items\":%s,\"ttl_s\":%lld}",
+		 id, id, items, (long long)ttl);
+	int status = 0;
+	json_t *v = call(f, "POST", "/v1/reservations", ADMIN, body, &status);
+	if (out)
+		*out = v;
+	else
+		json_decref(v);
+	return status;
+}
+
+static int finish(fixture *f, const char *id, const char *action, json_t **out)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "/v1/reservations/%s/%s", id, action);
+	int status = 0;
+	json_t *v = call(f, "POST", path, ADMIN, NULL, &status);
+	if (out)
+		*out = v;
+	else
+		json_decref(v);
+	return status;
+}
+
+static const char *status_of(json_t *v)
+{
+	return json_string_value(json_object_get(v, "status"));
+}
+
+/* One integer from a query with an optional text parameter. */
+static int64_t db_int(fixture *f, const char *sql, const char *arg)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(f->store, sql, &err);
+	if (!st)
+		fail_msg("prepare %s: %s", sql, store_errmsg(f->store));
+	if (arg)
+		store_bind_text(st, 1, arg);
+	assert_int_equal(store_step(st), STORE_ROW);
+	int64_t v = store_col_int(st, 0);
+	store_reset(st);
+	return v;
+}
+
+static int64_t outbox_rows(fixture *f) { return db_int(f, "SELECT COUNT(*) FROM outbox", NULL); }
+
+static void assert_invariants(fixture *f)
+{
+	json_t *report = NULL;
+	int rc = inventory_check_invariants(f->store, &report);
+	if (rc != 0)
+		fail_msg("invariants: %s", json_dumps(report, JSON_COMPACT));
+	assert_true(json_is_true(json_object_get(report, "ok")));
+	assert_int_equal(json_array_size(json_object_get(report, "violations")), 0);
+	json_decref(report);
+}
+
+/* ---- stock ---------------------------------------------------------------------- */
+
+static void test_initial_stock(void **state)
+{
+	fixture *f = *state;
+	for (int i = 0; i < NSKUS; i++) {
+		figures g = stock_of(f, SKUS[i]);
+		assert_int_equal(g.on_hand, 100);
+		assert_int_equal(g.reserved, 0);
+		assert_int_equal(db_int(f,
+					"SELECT COUNT(*) FROM stock_ledger WHERE sku = ? AND "
+					"reason = 'initial' AND delta = 100",
+					SKUS[i]),
+				 1);
+	}
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock", NULL), NSKUS);
+	assert_int_equal(outbox_rows(f), NSKUS);
+	assert_invariants(f);
+
+	/* A restart (a second engine on the same store) does not stock again,
+	 * not even after a sku was changed. */
+	set_stock(f, "BK-1", 3);
+	void *second = engine_create(f);
+	inventory_engine.destroy(second);
+	assert_int_equal(stock_of(f, "BK-1").on_hand, 3);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reason = 'initial'",
+				NULL),
+			 NSKUS);
+	char err[256] = "";
+	assert_int_equal(inventory_load_file(&f->ctx, f->seed_path, 100, err, sizeof(err)), 0);
+
+	/* The configured amount, and a bad file, on a fresh store. */
+	fixture *g = fixture_new("sqlite::memory:");
+	assert_int_equal(config_set(g->config, "inventory.initial_on_hand", "7"), 0);
+	g->eng = engine_create(g);
+	assert_int_equal(stock_of(g, "TOY-1").on_hand, 7);
+	fixture_free(g);
+	g = fixture_new("sqlite::memory:");
+	assert_int_equal(config_set(g->config, "catalog.seed_file", "/nonexistent/p.json"), 0);
+	err[0] = '\0';
+	assert_null(inventory_engine.create(&g->ctx, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/p.json"));
+	fixture_free(g);
+}
+
+static void test_get_and_set(void **state)
+{
+	fixture *f = *state;
+	expect_error(f, "GET", "/v1/inventory/NOPE-1", NULL, NULL, 404, "not_found", "sku",
+		     "NOPE-1");
+	expect_error(f, "GET", "/v1/inventory/bad%20sku", NULL, NULL, 404, "not_found", NULL,
+		     NULL);
+
+	/* only the admin sets */
+	expect_error(f, "PUT", "/v1/inventory/NEW-1", NULL, "{\"on_hand\":7}", 401,
+		     "unauthenticated", NULL, NULL);
+	expect_error(f, "PUT", "/v1/inventory/NEW-1", "Bearer nope", "{\"on_hand\":7}", 401,
+		     "unauthenticated", NULL, NULL);
+	expect_error(f, "GET", "/v1/inventory/NEW-1", NULL, NULL, 404, "not_found", "sku",
+		     "NEW-1");
+
+	/* a set creates the row */
+	clock_advance(f->clock, SEC);
+	json_t *v = expect_ok(f, "PUT", "/v1/inventory/NEW-1", "{\"on_hand\":7}", 200);
+	assert_string_equal(json_string_value(json_object_get(v, "sku")), "NEW-1");
+	assert_int_equal(json_integer_value(json_object_get(v, "on_hand")), 7);
+	assert_int_equal(json_integer_value(json_object_get(v, "reserved")), 0);
+	assert_int_equal(json_integer_value(json_object_get(v, "available")), 7);
+	json_decref(v);
+	figures g = stock_of(f, "NEW-1");
+	assert_int_equal(g.on_hand, 7);
+	assert_int_equal(g.available, 7);
+
+	/* lower, then the same value (no ledger entry), the body may repeat
+	 * the sku */
+	set_stock(f, "NEW-1", 3);
+	json_decref(expect_ok(f, "PUT", "/v1/inventory/NEW-1",
+			      "{\"sku\":\"NEW-1\",\"on_hand\":3}", 200));
+	set_stock(f, "NEW-1", 0);
+	set_stock(f, "NEW-1", 12);
+	assert_int_equal(stock_of(f, "NEW-1").on_hand, 12);
+
+	/* the ledger explains the figure: +7, -4, -3, +12 */
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE sku = ?", "NEW-1"), 4);
+	assert_int_equal(db_int(f, "SELECT SUM(delta) FROM stock_ledger WHERE sku = ?", "NEW-1"),
+			 12);
+	v = expect_ok(f, "GET", "/v1/inventory/NEW-1/ledger?limit=2", NULL, 200);
+	json_t *entries = json_object_get(v, "entries");
+	assert_int_equal(json_array_size(entries), 2);
+	json_t *e0 = json_array_get(entries, 0), *e1 = json_array_get(entries, 1);
+	assert_int_equal(json_integer_value(json_object_get(e0, "delta")), 12);
+	assert_int_equal(json_integer_value(json_object_get(e1, "delta")), -3);
+	assert_string_equal(json_string_value(json_object_get(e0, "reason")), "set");
+	assert_string_equal(json_string_value(json_object_get(e0, "reference")), "admin");
+	char ts[40];
+	clock_fmt_rfc3339(T0 + SEC, ts, sizeof(ts));
+	assert_string_equal(json_string_value(json_object_get(e0, "at")), ts);
+	assert_int_equal(json_integer_value(json_object_get(v, "on_hand")), 12);
+	json_decref(v);
+	expect_error(f, "GET", "/v1/inventory/NEW-1/ledger", NULL, NULL, 401, "unauthenticated",
+		     NULL, NULL);
+	expect_error(f, "GET", "/v1/inventory/NEW-1/ledger?limit=0", ADMIN, NULL, 400,
+		     "invalid_argument", "field", "limit");
+	expect_error(f, "GET", "/v1/inventory/NONE-9/ledger", ADMIN, NULL, 404, "not_found", "sku",
+		     "NONE-9");
+
+	/* bad input */
+	static const struct {
+		const char *body;
+		const char *field;
+	} bad[] = {
+		{ "{\"on_hand\":-1}", "on_hand" },
+		{ "{\"on_hand\":\"5\"}", "on_hand" },
+		{ "{\"on_hand\":1.5}", "on_hand" },
+		{ "{\"on_hand\":1000000001}", "on_hand" },
+		{ "{}", "on_hand" },
+		{ "{\"sku\":\"BK-2\",\"on_hand\":1}", "sku" },
+		{ "{\"on_hand\":", "body" },
+		{ "[1]", "body" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(f, "PUT", "/v1/inventory/NEW-1", ADMIN, bad[i].body, 400,
+			     "invalid_argument", "field", bad[i].field);
+	expect_error(f, "PUT", "/v1/inventory/bad%20sku", ADMIN, "{\"on_hand\":1}", 400,
+		     "invalid_argument", "field", "sku");
+	assert_int_equal(stock_of(f, "NEW-1").on_hand, 12);
+	expect_error(f, "DELETE", "/v1/inventory/NEW-1", ADMIN, NULL, 405, "method_not_allowed",
+		     NULL, NULL);
+	assert_invariants(f);
+}
+
+static void test_set_below_reserved(void **state)
+{
+	fixture *f = *state;
+	assert_int_equal(reserve(f, "r1", "[{\"sku\":\"KT-1\",\"qty\":10}]", 600, NULL), 201);
+	int status = 0;
+	json_t *v = call(f, "PUT", "/v1/inventory/KT-1", ADMIN, "{\"on_hand\":9}", &status);
+	assert_int_equal(status, 409);
+	json_t *e = json_object_get(v, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	assert_non_null(strstr(msg, "reserved"));
+	assert_non_null(strstr(msg, "10"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "details"),
+							    "reserved")),
+			 10);
+	assert_error(v, "conflict", "sku", "KT-1");
+	figures g = stock_of(f, "KT-1");
+	assert_int_equal(g.on_hand, 100);
+	assert_int_equal(g.reserved, 10);
+
+	/* exactly what is reserved is fine: nothing left available */
+	set_stock(f, "KT-1", 10);
+	g = stock_of(f, "KT-1");
+	assert_int_equal(g.available, 0);
+	assert_int_equal(reserve(f, "r2", "[{\"sku\":\"KT-1\",\"qty\":1}]", 600, NULL), 409);
+	assert_int_equal(finish(f, "r1", "commit", NULL), 200);
+	g = stock_of(f, "KT-1");
+	assert_int_equal(g.on_hand, 0);
+	assert_int_equal(g.reserved, 0);
+	assert_invariants(f);
+}
+
+/* ---- reserving ------------------------------------------------------------------------ */
+
+static void test_reserve(void **state)
+{
+	fixture *f = *state;
+	char *raw = NULL;
+	int status = 0;
+	json_t *v = call_raw(f, "POST", "/v1/reservations", ADMIN,
+			     "{\"reservation_id\":\"res-1\",\"order_id\":\"ord-1\",\"items\":["
+			     "{\"sku\":\"TOY-1\",\"qty\":2},{\"sku\":\"BK-1\",\"qty\":5}],"
+			     "\"ttl_s\":900}",
+			     &status, &raw);
+	assert_int_equal(status, 201);
+	assert_string_equal(json_string_value(json_object_get(v, "reservation_id")), "res-1");
+	assert_string_equal(json_string_value(json_object_get(v, "order_id")), "ord-1");
+	assert_string_equal(status_of(v), "HELD");
+	char ts[40];
+	clock_fmt_rfc3339(T0 + 900 * SEC, ts, sizeof(ts));
+	assert_string_equal(json_string_value(json_object_get(v, "expires_at")), ts);
+	json_t *items = json_object_get(v, "items");
+	assert_int_equal(json_array_size(items), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "sku")),
+			    "BK-1");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 0), "qty")), 5);
+	json_decref(v);
+	free(raw);
+
+	figures g = stock_of(f, "BK-1");
+	assert_int_equal(g.on_hand, 100);
+	assert_int_equal(g.reserved, 5);
+	assert_int_equal(g.available, 95);
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 2);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+
+	v = expect_ok(f, "GET", "/v1/reservations/res-1", NULL, 200);
+	assert_string_equal(status_of(v), "HELD");
+	assert_string_equal(json_string_value(json_object_get(v, "order_id")), "ord-1");
+	assert_string_equal(json_string_value(json_object_get(v, "expires_at")), ts);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 2);
+	json_decref(v);
+	expect_error(f, "GET", "/v1/reservations/res-1", NULL, NULL, 401, "unauthenticated", NULL,
+		     NULL);
+	expect_error(f, "GET", "/v1/reservations/nope", ADMIN, NULL, 404, "not_found",
+		     "reservation_id", "nope");
+	expect_error(f, "POST", "/v1/reservations", NULL,
+		     "{\"reservation_id\":\"x\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\","
+		     "\"qty\":1}],\"ttl_s\":9}",
+		     401, "unauthenticated", NULL, NULL);
+	assert_invariants(f);
+}
+
+static void test_all_or_nothing(void **state)
+{
+	fixture *f = *state;
+	set_stock(f, "TOY-1", 1);
+	int64_t outbox = outbox_rows(f);
+	int64_t ledger = db_int(f, "SELECT COUNT(*) FROM stock_ledger", NULL);
+	/* The short item sorts last: the first was already reserved inside the
+	 * transaction and must be undone. */
+	json_t *v = NULL;
+	assert_int_equal(reserve(f, "r1", "[{\"sku\":\"BK-1\",\"qty\":5},{\"sku\":\"TOY-1\",\"qty\":2}]",
+				 60, &v),
+			 409);
+	json_t *d = json_object_get(json_object_get(v, "error"), "details");
+	assert_int_equal(json_integer_value(json_object_get(d, "requested")), 2);
+	assert_int_equal(json_integer_value(json_object_get(d, "available")), 1);
+	assert_error(v, "insufficient_stock", "sku", "TOY-1");
+	assert_int_equal(stock_of(f, "BK-1").reserved, 0);
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 0);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 0);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items", NULL), 0);
+	assert_int_equal(outbox_rows(f), outbox);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger", NULL), ledger);
+	expect_error(f, "GET", "/v1/reservations/r1", ADMIN, NULL, 404, "not_found", NULL, NULL);
+
+	/* ...and in three items, the middle one short */
+	set_stock(f, "BK-2", 0);
+	assert_int_equal(reserve(f, "r2",
+				 "[{\"sku\":\"KT-1\",\"qty\":1},{\"sku\":\"BK-2\",\"qty\":1},"
+				 "{\"sku\":\"BK-1\",\"qty\":1}]",
+				 60, &v),
+			 409);
+	assert_error(v, "insufficient_stock", "sku", "BK-2");
+	for (int i = 0; i < NSKUS; i++)
+		assert_int_equal(stock_of(f, SKUS[i]).reserved, 0);
+
+	/* once it fits, the same id goes through: a refusal is not remembered */
+	assert_int_equal(reserve(f, "r1", "[{\"sku\":\"BK-1\",\"qty\":5},{\"sku\":\"TOY-1\",\"qty\":1}]",
+				 60, NULL),
+			 201);
+	assert_int_equal(stock_of(f, "TOY-1").available, 0);
+	assert_int_equal(stock_of(f, "BK-1").reserved, 5);
+	assert_invariants(f);
+}
+
+static void test_reserve_validation(void **state)
+{
+	fixture *f = *state;
+	static const struct {
+		const char *body;
+		const char *field;
+	} bad[] = {
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":0}],\"ttl_s\":60}",
+		  "items[0].qty" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1},"
+		  "{\"sku\":\"BK-2\",\"qty\":-1}],\"ttl_s\":60}",
+		  "items[1].qty" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":\"2\"}],\"ttl_s\":60}",
+		  "items[0].qty" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\"}],\"ttl_s\":60}",
+		  "items[0].qty" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1},"
+		  "{\"sku\":\"KT-1\",\"qty\":1},{\"sku\":\"BK-1\",\"qty\":2}],\"ttl_s\":60}",
+		  "items[2].sku" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"bad sku\",\"qty\":1}],\"ttl_s\":60}",
+		  "items[0].sku" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"qty\":1}],\"ttl_s\":60}",
+		  "items[0].sku" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[7],\"ttl_s\":60}", "items[0]" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[],\"ttl_s\":60}", "items" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":{},\"ttl_s\":60}", "items" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"ttl_s\":60}", "items" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}],\"ttl_s\":0}",
+		  "ttl_s" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}],\"ttl_s\":86401}",
+		  "ttl_s" },
+		{ "{\"reservation_id\":\"r\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}]}",
+		  "ttl_s" },
+		{ "{\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}],\"ttl_s\":60}",
+		  "reservation_id" },
+		{ "{\"reservation_id\":\"a b\",\"order_id\":\"o\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}],\"ttl_s\":60}",
+		  "reservation_id" },
+		{ "{\"reservation_id\":\"r\",\"items\":[{\"sku\":\"BK-1\",\"qty\":1}],\"ttl_s\":60}",
+		  "order_id" },
+		{ "{\"reservation_id\":", "body" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(f, "POST", "/v1/reservations", ADMIN, bad[i].body, 400,
+			     "invalid_argument", "field", bad[i].field);
+	/* the edges of the ranges are accepted */
+	assert_int_equal(reserve(f, "ttl-1", "[{\"sku\":\"BK-1\",\"qty\":1}]", 1, NULL), 201);
+	assert_int_equal(reserve(f, "ttl-max", "[{\"sku\":\"BK-1\",\"qty\":1}]", 86400, NULL), 201);
+
+	/* an unknown sku is a 404 naming it, also when another item is short */
+	json_t *v = NULL;
+	assert_int_equal(reserve(f, "u1", "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"ZZ-404\",\"qty\":1}]",
+				 60, &v),
+			 404);
+	assert_error(v, "not_found", "sku", "ZZ-404");
+	assert_int_equal(reserve(f, "u2", "[{\"sku\":\"BK-2\",\"qty\":500},{\"sku\":\"ZZ-404\",\"qty\":1}]",
+				 60, &v),
+			 404);
+	assert_error(v, "not_found", "sku", "ZZ-404");
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 2);
+	assert_int_equal(stock_of(f, "BK-1").reserved, 2);
+	assert_int_equal(stock_of(f, "BK-2").reserved, 0);
+
+	msg_resp resp;
+	do_req(f->eng, "POST", "/v1/reservations", ADMIN, NULL, &resp);
+	assert_int_equal(resp.status, 400);
+	msg_resp_clear(&resp);
+	assert_invariants(f);
+}
+
+static void test_idempotent_replay(void **state)
+{
+	fixture *f = *state;
+	const char *body = "{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
+			   "{\"sku\":\"KT-1\",\"qty\":3},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}";
+	int status = 0;
+	char *first = NULL, *again = NULL;
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN, body, &status, &first));
+	assert_int_equal(status, 201);
+	int64_t outbox = outbox_rows(f);
+
+	/* later, the same request: the same bytes, nothing reserved twice */
+	clock_advance(f->clock, 10 * SEC);
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN, body, &status, &again));
+	assert_int_equal(status, 201);
+	assert_string_equal(again, first);
+	free(again);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 3);
+	assert_int_equal(outbox_rows(f), outbox);
+
+	/* the items in another order are the same request */
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN,
+			     "{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
+			     "{\"sku\":\"BK-2\",\"qty\":1},{\"sku\":\"KT-1\",\"qty\":3}],\"ttl_s\":300}",
+			     &status, &again));
+	assert_int_equal(status, 201);
+	assert_string_equal(again, first);
+	free(again);
+
+	/* anything else under the same id is refused */
+	static const char *const other[] = {
+		"{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
+		"{\"sku\":\"KT-1\",\"qty\":4},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
+		"{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
+		"{\"sku\":\"KT-1\",\"qty\":3}],\"ttl_s\":300}",
+		"{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-8\",\"items\":["
+		"{\"sku\":\"KT-1\",\"qty\":3},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
+		"{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
+		"{\"sku\":\"KT-1\",\"qty\":3},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":301}",
+	};
+	for (size_t i = 0; i < 4; i++)
+		expect_error(f, "POST", "/v1/reservations", ADMIN, other[i], 422,
+			     "idempotency_mismatch", "reservation_id", "idem-1");
+	assert_int_equal(stock_of(f, "KT-1").reserved, 3);
+
+	/* the first answer stays the answer, also after a commit */
+	assert_int_equal(finish(f, "idem-1", "commit", NULL), 200);
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN, body, &status, &again));
+	assert_int_equal(status, 201);
+	assert_string_equal(again, first);
+	free(again);
+	free(first);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 97);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+	assert_invariants(f);
+}
+
+/* ---- commit, release, expiry -------------------------------------------------------- */
+
+static void test_commit_and_release(void **state)
+{
+	fixture *f = *state;
+	json_t *v = NULL;
+	assert_int_equal(reserve(f, "c1", "[{\"sku\":\"BK-1\",\"qty\":4},{\"sku\":\"KT-1\",\"qty\":1}]",
+				 600, NULL),
+			 201);
+	assert_int_equal(finish(f, "c1", "commit", &v), 200);
+	assert_string_equal(status_of(v), "COMMITTED");
+	assert_string_equal(json_string_value(json_object_get(v, "reservation_id")), "c1");
+	json_decref(v);
+	figures g = stock_of(f, "BK-1");
+	assert_int_equal(g.on_hand, 96);
+	assert_int_equal(g.reserved, 0);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 99);
+	/* a repeated commit changes nothing and answers the same */
+	assert_int_equal(finish(f, "c1", "commit", &v), 200);
+	assert_string_equal(status_of(v), "COMMITTED");
+	json_decref(v);
+	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
+	/* sold stock is not given back */
+	assert_int_equal(finish(f, "c1", "release", &v), 409);
+	assert_error(v, "conflict", "status", "COMMITTED");
+	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reason = 'commit' "
+				   "AND reference = ?",
+				"c1"),
+			 2);
+
+	assert_int_equal(reserve(f, "r1", "[{\"sku\":\"BK-1\",\"qty\":6}]", 600, NULL), 201);
+	assert_int_equal(stock_of(f, "BK-1").available, 90);
+	assert_int_equal(finish(f, "r1", "release", &v), 200);
+	assert_string_equal(status_of(v), "RELEASED");
+	json_decref(v);
+	g = stock_of(f, "BK-1");
+	assert_int_equal(g.on_hand, 96);
+	assert_int_equal(g.reserved, 0);
+	assert_int_equal(finish(f, "r1", "release", &v), 200);
+	assert_string_equal(status_of(v), "RELEASED");
+	json_decref(v);
+	assert_int_equal(finish(f, "r1", "commit", &v), 409);
+	assert_error(v, "conflict", "status", "RELEASED");
+	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
+	v = expect_ok(f, "GET", "/v1/reservations/r1", NULL, 200);
+	assert_string_equal(status_of(v), "RELEASED");
+	json_decref(v);
+
+	assert_int_equal(finish(f, "nope", "commit", &v), 404);
+	assert_error(v, "not_found", "reservation_id", "nope");
+	assert_int_equal(finish(f, "nope", "release", NULL), 404);
+	expect_error(f, "POST", "/v1/reservations/c1/commit", NULL, NULL, 401, "unauthenticated",
+		     NULL, NULL);
+	expect_error(f, "GET", "/v1/reservations/c1/commit", ADMIN, NULL, 405,
+		     "method_not_allowed", NULL, NULL);
+	assert_invariants(f);
+}
+
+static void test_state_machine(void **state)
+{
+	(void)state;
+	for (int a = 0; a < INVENTORY_NSTATES; a++) {
+		assert_int_equal(inventory_state_parse(inventory_state_name(a)), a);
+		for (int b = 0; b < INVENTORY_NSTATES; b++) {
+			int legal = a == INVENTORY_HELD && b != INVENTORY_HELD;
+			assert_int_equal(inventory_state_edge(a, b), legal ? 0 : ERR_STATE);
+		}
+	}
+	assert_string_equal(inventory_state_name(INVENTORY_EXPIRED), "EXPIRED");
+	assert_string_equal(inventory_state_name(99), "?");
+	assert_int_equal(inventory_state_parse("held"), -1);
+	assert_int_equal(inventory_state_parse(NULL), -1);
+	assert_int_equal(inventory_state_edge(INVENTORY_HELD, -1), ERR_STATE);
+}
+
+static void test_expiry(void **state)
+{
+	fixture *f = *state;
+	json_t *v = NULL;
+	assert_int_equal(reserve(f, "e1", "[{\"sku\":\"TOY-1\",\"qty\":30}]", 60, NULL), 201);
+	assert_int_equal(reserve(f, "e2", "[{\"sku\":\"TOY-1\",\"qty\":5}]", 120, NULL), 201);
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 35);
+
+	clock_advance(f->clock, 59 * SEC);
+	inventory_engine.tick(f->eng, clock_now(f->clock));
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 35);
+	clock_advance(f->clock, 1 * SEC); /* expires_at <= now */
+	inventory_engine.tick(f->eng, clock_now(f->clock));
+	v = expect_ok(f, "GET", "/v1/reservations/e1", NULL, 200);
+	assert_string_equal(status_of(v), "EXPIRED");
+	json_decref(v);
+	v = expect_ok(f, "GET", "/v1/reservations/e2", NULL, 200);
+	assert_string_equal(status_of(v), "HELD");
+	json_decref(v);
+	figures g = stock_of(f, "TOY-1");
+	assert_int_equal(g.on_hand, 100);
+	assert_int_equal(g.reserved, 5);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reason = 'expired' "
+				   "AND reserved_delta = -30 AND reference = ?",
+				"e1"),
+			 1);
+
+	/* an expired reservation cannot be committed; releasing it is done */
+	assert_int_equal(finish(f, "e1", "commit", &v), 409);
+	assert_error(v, "conflict", "status", "EXPIRED");
+	assert_int_equal(finish(f, "e1", "release", &v), 200);
+	assert_string_equal(status_of(v), "EXPIRED");
+	json_decref(v);
+	assert_int_equal(stock_of(f, "TOY-1").on_hand, 100);
+
+	/* past its time but not yet swept: a commit expires it then and there */
+	clock_advance(f->clock, 61 * SEC);
+	assert_int_equal(finish(f, "e2", "commit", &v), 409);
+	assert_error(v, "conflict", "status", "EXPIRED");
+	g = stock_of(f, "TOY-1");
+	assert_int_equal(g.on_hand, 100);
+	assert_int_equal(g.reserved, 0);
+	inventory_engine.tick(f->eng, clock_now(f->clock)); /* nothing left to do */
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 0);
+	assert_invariants(f);
+}
+
+static void test_expiry_batches(void **state)
+{
+	fixture *f = *state;
+	char id[32];
+	set_stock(f, "KT-1", 1000);
+	set_stock(f, "BK-2", 1000);
+	for (int i = 0; i < 520; i++) {
+		snprintf(id, sizeof(id), "b-%d", i);
+		assert_int_equal(reserve(f, id, "[{\"sku\":\"KT-1\",\"qty\":1},{\"sku\":\"BK-2\",\"qty\":1}]",
+					 10, NULL),
+				 201);
+	}
+	assert_int_equal(stock_of(f, "KT-1").reserved, 520);
+	clock_advance(f->clock, 11 * SEC);
+	inventory_engine.tick(f->eng, clock_now(f->clock));
+	/* one tick does a bounded batch */
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE status = ?", "EXPIRED"),
+			 500);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 20);
+	assert_invariants(f);
+	inventory_engine.tick(f->eng, clock_now(f->clock));
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+	assert_int_equal(stock_of(f, "BK-2").reserved, 0);
+	assert_invariants(f);
+}
+
+/* ---- outbox ------------------------------------------------------------------------------ */
+
+/* The payload of outbox row number k (from 1, oldest first) after skip rows. */
+static json_t *outbox_payload(fixture *f, int64_t row)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(
+		f->store, "SELECT topic, key, payload FROM outbox ORDER BY id LIMIT 1 OFFSET ?", &err);
+	assert_non_null(st);
+	store_bind_int(st, 1, row);
+	assert_int_equal(store_step(st), STORE_ROW);
+	assert_string_equal(store_col_text(st, 0), "inventory");
+	json_t *v = json_loads(store_col_text(st, 2), 0, NULL);
+	assert_non_null(v);
+	assert_string_equal(store_col_text(st, 1), json_string_value(json_object_get(v, "sku")));
+	store_reset(st);
+	return v;
+}
+
+static void test_outbox(void **state)
+{
+	fixture *f = *state;
+	int64_t n0 = outbox_rows(f);
+	assert_int_equal(reserve(f, "o1", "[{\"sku\":\"BK-1\",\"qty\":2},{\"sku\":\"KT-1\",\"qty\":3}]",
+				 60, NULL),
+			 201);
+	assert_int_equal(outbox_rows(f), n0 + 2);
+	json_t *p = outbox_payload(f, n0);
+	assert_string_equal(json_string_value(json_object_get(p, "type")), "stock_changed");
+	assert_string_equal(json_string_value(json_object_get(p, "sku")), "BK-1");
+	assert_int_equal(json_integer_value(json_object_get(p, "on_hand")), 100);
+	assert_int_equal(json_integer_value(json_object_get(p, "reserved")), 2);
+	assert_int_equal(json_integer_value(json_object_get(p, "available")), 98);
+	assert_string_equal(json_string_value(json_object_get(p, "reason")), "reserve");
+	assert_string_equal(json_string_value(json_object_get(p, "reference")), "o1");
+	json_decref(p);
+	assert_int_equal(finish(f, "o1", "commit", NULL), 200);
+	assert_int_equal(outbox_rows(f), n0 + 4);
+	p = outbox_payload(f, n0 + 3);
+	assert_string_equal(json_string_value(json_object_get(p, "sku")), "KT-1");
+	assert_int_equal(json_integer_value(json_object_get(p, "on_hand")), 97);
+	assert_int_equal(json_integer_value(json_object_get(p, "reserved")), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "reason")), "commit");
+	json_decref(p);
+
+	/* a refused reservation writes nothing */
+	int64_t n1 = outbox_rows(f);
+	assert_int_equal(reserve(f, "o2", "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"KT-1\",\"qty\":500}]",
+				 60, NULL),
+			 409);
+	assert_int_equal(outbox_rows(f), n1);
+
+	/* the event shares the change's transaction: when the outbox cannot
+	 * take the row, the reservation is not made either */
+	assert_int_equal(store_exec(f->store,
+				    "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox "
+				    "WHEN NEW.key = 'KT-1' BEGIN SELECT RAISE(ABORT, 'full'); END"),
+			 0);
+	int status = reserve(f, "o3", "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"KT-1\",\"qty\":1}]",
+			     60, NULL);
+	assert_true(status >= 500);
+	assert_int_equal(stock_of(f, "BK-1").reserved, 0);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+	assert_int_equal(outbox_rows(f), n1);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?",
+				"o3"),
+			 0);
+	int64_t ledger = db_int(f, "SELECT COUNT(*) FROM stock_ledger", NULL);
+	json_t *v = call(f, "PUT", "/v1/inventory/KT-1", ADMIN, "{\"on_hand\":50}", &status);
+	assert_true(status >= 500);
+	json_decref(v);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 97);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger", NULL), ledger);
+	assert_int_equal(store_exec(f->store, "DROP TRIGGER outbox_full"), 0);
+	assert_int_equal(reserve(f, "o3", "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"KT-1\",\"qty\":1}]",
+				 60, &v),
+			 201);
+	json_decref(v);
+	assert_invariants(f);
+}
+
+static void test_low_stock_event(void **state)
+{
+	fixture *f = *state;
+	/* default threshold 5: an event when available crosses down to it */
+	set_stock(f, "BK-2", 8);
+	int64_t lows = db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+			      "%\"low_stock\"%");
+	assert_int_equal(reserve(f, "l1", "[{\"sku\":\"BK-2\",\"qty\":2}]", 60, NULL), 201);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%"),
+			 lows);
+	assert_int_equal(reserve(f, "l2", "[{\"sku\":\"BK-2\",\"qty\":1}]", 60, NULL), 201);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%"),
+			 lows + 1);
+	json_t *p = outbox_payload(f, outbox_rows(f) - 1);
+	assert_string_equal(json_string_value(json_object_get(p, "type")), "low_stock");
+	assert_string_equal(json_string_value(json_object_get(p, "sku")), "BK-2");
+	assert_int_equal(json_integer_value(json_object_get(p, "available")), 5);
+	assert_int_equal(json_integer_value(json_object_get(p, "threshold")), 5);
+	json_decref(p);
+	/* further down: already low, no new event */
+	assert_int_equal(reserve(f, "l3", "[{\"sku\":\"BK-2\",\"qty\":1}]", 60, NULL), 201);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%"),
+			 lows + 1);
+	/* back up and down again: a new event */
+	assert_int_equal(finish(f, "l1", "release", NULL), 200);
+	assert_int_equal(reserve(f, "l4", "[{\"sku\":\"BK-2\",\"qty\":3}]", 60, NULL), 201);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%"),
+			 lows + 2);
+
+	/* the threshold comes from the configuration */
+	inventory_engine.destroy(f->eng);
+	assert_int_equal(config_set(f->config, "inventory.low_stock_threshold", "50"), 0);
+	f->eng = engine_create(f);
+	assert_int_equal(reserve(f, "l5", "[{\"sku\":\"TOY-1\",\"qty\":50}]", 60, NULL), 201);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%"),
+			 lows + 3);
+	assert_invariants(f);
+}
+
+/* ---- invariants ---------------------------------------------------------------------- */
+
+static int has_violation(json_t *report, const char *check, const char *sku)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(report, "violations"), i, v)
+	{
+		if (strcmp(json_string_value(json_object_get(v, "check")), check) == 0 &&
+		    strcmp(json_string_value(json_object_get(v, "sku")), sku) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_checker_detects_corruption(void **state)
+{
+	fixture *f = *state;
+	assert_int_equal(reserve(f, "k1", "[{\"sku\":\"BK-1\",\"qty\":3}]", 60, NULL), 201);
+	assert_invariants(f);
+	json_t *v = expect_ok(f, "GET", "/admin/invariants", NULL, 200);
+	assert_true(json_is_true(json_object_get(v, "ok")));
+	assert_int_equal(json_array_size(json_object_get(v, "violations")), 0);
+	json_decref(v);
+	expect_error(f, "GET", "/admin/invariants", NULL, NULL, 401, "unauthenticated", NULL, NULL);
+
+	/* a unit reserved behind the engine's back */
+	assert_int_equal(store_exec(f->store,
+				    "UPDATE stock SET reserved = reserved + 1 WHERE sku = 'BK-1'"),
+			 0);
+	json_t *report = NULL;
+	assert_int_equal(inventory_check_invariants(f->store, &report), ERR_STATE);
+	assert_true(json_is_false(json_object_get(report, "ok")));
+	assert_true(has_violation(report, "reserved_matches_held", "BK-1"));
+	assert_true(has_violation(report, "ledger_sums", "BK-1"));
+	assert_false(has_violation(report, "ledger_sums", "KT-1"));
+	json_decref(report);
+	v = expect_ok(f, "GET", "/admin/invariants", NULL, 200);
+	assert_true(json_is_false(json_object_get(v, "ok")));
+	assert_true(has_violation(v, "reserved_matches_held", "BK-1"));
+	json_decref(v);
+	assert_int_equal(inventory_check_invariants(f->store, NULL), ERR_STATE);
+	assert_int_equal(store_exec(f->store,
+				    "UPDATE stock SET reserved = reserved - 1 WHERE sku = 'BK-1'"),
+			 0);
+	assert_invariants(f);
+
+	/* on_hand moved by something that is not a set or a commit */
+	assert_int_equal(store_exec(f->store,
+				    "UPDATE stock SET on_hand = on_hand + 5 WHERE sku = 'KT-1';"
+				    "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, "
+				    "reference, at) VALUES ('KT-1', 5, 0, 'reserve', 'x', 0)"),
+			 0);
+	assert_int_equal(inventory_check_invariants(f->store, &report), ERR_STATE);
+	assert_true(has_violation(report, "on_hand_moves", "KT-1"));
+	assert_false(has_violation(report, "ledger_sums", "KT-1"));
+	json_decref(report);
+
+	/* a ledger entry for a sku that has no stock, a HELD item likewise */
+	assert_int_equal(store_exec(f->store,
+				    "DELETE FROM stock_ledger WHERE reason = 'reserve' AND sku = 'KT-1';"
+				    "UPDATE stock SET on_hand = on_hand - 5 WHERE sku = 'KT-1';"
+				    "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, "
+				    "reference, at) VALUES ('GHOST-1', 2, 0, 'set', 'x', 0);"
+				    "INSERT INTO reservation_items (reservation_id, sku, qty) "
+				    "VALUES ('k1', 'GHOST-2', 4)"),
+			 0);
+	assert_int_equal(inventory_check_invariants(f->store, &report), ERR_STATE);
+	assert_true(has_violation(report, "ledger_without_stock", "GHOST-1"));
+	assert_true(has_violation(report, "held_without_stock", "GHOST-2"));
+	assert_int_equal(json_array_size(json_object_get(report, "violations")), 2);
+	json_decref(report);
+}
+
+/* Mostly one of the last 20 reservations, which are more likely HELD. */
+static int recent(rng *r, int n)
+{
+	return rng_below(r, 4) == 0 ? (int)rng_below(r, (uint64_t)n)
+				    : n - 1 - (int)rng_below(r, (uint64_t)(n < 20 ? n : 20));
+}
+
+/* 2000 random operations (reserve, commit, release, set, time passing with
+ * expiry) from a seeded rng; the invariants hold throughout, and every
+ * answer is one the contract allows. */
+static void test_random_operations(void **state)
+{
+	fixture *f = *state;
+	rng *r = rng_new(20251125);
+	char ids[2000][16];
+	int nids = 0;
+	int held = 0, refused = 0, committed = 0;
+	for (int op = 0; op < 2000; op++) {
+		uint64_t kind = rng_below(r, 100);
+		if (kind < 45 || nids == 0) {
+			/* reserve 1-3 distinct skus */
+			int n = 1 + (int)rng_below(r, 3);
+			int start = (int)rng_below(r, NSKUS);
+			char items[256] = "[";
+			for (int k = 0; k < n; k++) {
+				char one[64];
+				snprintf(one, sizeof(one), "%s{\"sku\":\"%s\",\"qty\":%d}",
+					 k ? "," : "", SKUS[(start + k) % NSKUS],
+					 1 + (int)rng_below(r, 15));
+				strcat(items, one);
+			}
+			strcat(items, "]");
+			snprintf(ids[nids], sizeof(ids[0]), "rnd-%d", nids);
+			int st = reserve(f, ids[nids], items, 1 + (int64_t)rng_below(r, 120), NULL);
+			assert_true(st == 201 || st == 409);
+			if (st == 201) {
+				held++;
+				nids++;
+			} else {
+				refused++;
+			}
+		} else if (kind < 65) {
+			int st = finish(f, ids[recent(r, nids)], "commit", NULL);
+			assert_true(st == 200 || st == 409);
+			committed += st == 200;
+		} else if (kind < 80) {
+			int st = finish(f, ids[recent(r, nids)], "release", NULL);
+			assert_true(st == 200 || st == 409);
+		} else if (kind < 92) {
+			clock_advance(f->clock, (int64_t)rng_below(r, 30) * SEC);
+			inventory_engine.tick(f->eng, clock_now(f->clock));
+		} else if (kind < 97) {
+			char path[64], body[64];
+			snprintf(path, sizeof(path), "/v1/inventory/%s", SKUS[rng_below(r, NSKUS)]);
+			snprintf(body, sizeof(body), "{\"on_hand\":%d}", (int)rng_below(r, 150));
+			int st = 0;
+			json_decref(call(f, "PUT", path, ADMIN, body, &st));
+			assert_true(st == 200 || st == 409);
+		} else {
+			/* a replay of an earlier reservation never reserves again */
+			int64_t before = db_int(f, "SELECT SUM(reserved) FROM stock", NULL);
+			int k = (int)rng_below(r, (uint64_t)nids);
+			char path[64];
+			snprintf(path, sizeof(path), "/v1/reservations/%s", ids[k]);
+			json_t *v = expect_ok(f, "GET", path, NULL, 200);
+			json_t *items = json_object_get(v, "items");
+			char *text = json_dumps(items, JSON_COMPACT);
+			int64_t ttl = json_integer_value(json_object_get(v, "ttl_s"));
+			json_decref(v);
+			assert_int_equal(reserve(f, ids[k], text, ttl, NULL), 201);
+			free(text);
+			assert_int_equal(db_int(f, "SELECT SUM(reserved) FROM stock", NULL), before);
+		}
+		if (op % 250 == 249)
+			assert_invariants(f);
+		for (int s = 0; s < NSKUS && op % 50 == 0; s++)
+			assert_true(stock_of(f, SKUS[s]).available >= 0);
+	}
+	rng_free(r);
+	/* the run exercised every path */
+	print_message("held %d, refused %d, committed %d\n", held, refused, committed);
+	assert_true(held > 100 && refused > 10 && committed > 50);
+	assert_true(db_int(f, "SELECT COUNT(*) FROM reservations WHERE status = ?", "EXPIRED") > 10);
+	assert_true(db_int(f, "SELECT COUNT(*) FROM reservations WHERE status = ?", "RELEASED") > 10);
+	assert_invariants(f);
+	/* everything expires in the end, and then nothing is reserved */
+	clock_advance(f->clock, 200 * SEC);
+	for (int k = 0; k < 5; k++)
+		inventory_engine.tick(f->eng, clock_now(f->clock));
+	assert_int_equal(db_int(f, "SELECT SUM(reserved) FROM stock", NULL), 0);
+	assert_invariants(f);
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+typedef struct racer {
+	fixture *f;
+	int index;
+	int held;
+	int refused;
+	int other;
+} racer;
+
+static void *race(void *arg)
+{
+	racer *rc = arg;
+	for (int k = 0;; k++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+			 "{\"reservation_id\":\"t%d-%d\",\"order_id\":\"o\",\"items\":"
+			 "[{\"sku\":\"KT-1\",\"qty\":1}],\"ttl_s\":600}",
+			 rc->index, k);
+		msg_resp resp;
+		do_req(rc->f->eng, "POST", "/v1/reservations", ADMIN, body, &resp);
+		int status = resp.status;
+		int short_stock = status == 409 && resp.body &&
+				  strstr(resp.body, "insufficient_stock") != NULL;
+		msg_resp_clear(&resp);
+		if (status == 201) {
+			rc->held++;
+		} else if (short_stock) {
+			rc->refused++;
+			break;
+		} else {
+			rc->other++;
+			if (rc->other > 100)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* Eight threads on one engine and a file database race for 300 units: all
+ * are reserved, none twice. */
+static void test_threads_never_oversell(void **state)
+{
+	(void)state;
+	fixture *f = fixture_new(NULL);
+	f->eng = engine_create(f);
+	set_stock(f, "KT-1", 300);
+	pthread_t th[8];
+	racer rs[8];
+	for (int i = 0; i < 8; i++) {
+		rs[i] = (racer){ .f = f, .index = i };
+		assert_int_equal(pthread_create(&th[i], NULL, race, &rs[i]), 0);
+	}
+	int held = 0, other = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		held += rs[i].held;
+		other += rs[i].other;
+		assert_int_equal(rs[i].refused, 1);
+	}
+	assert_int_equal(other, 0);
+	assert_int_equal(held, 300);
+	figures g = stock_of(f, "KT-1");
+	assert_int_equal(g.reserved, 300);
+	assert_int_equal(g.available, 0);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE status = ?", "HELD"),
+			 300);
+	assert_invariants(f);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_initial_stock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_and_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_below_reserved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, teardown),
+		cmocka_unit_test(test_state_machine),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_low_stock_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checker_detects_corruption, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_operations, setup, teardown),
+		cmocka_unit_test(test_threads_never_oversell),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
