@@ -44,6 +44,8 @@ typedef struct host {
 	char addr[128];
 	char gateway[512];
 	char token[256];
+	char service_secret[256];
+	char jwt_key[256];
 	int64_t heartbeat_ms;
 	int64_t tick_ms;
 	pthread_mutex_t mu;
@@ -281,6 +283,11 @@ int serve_main(int argc, char **argv)
 		h.tick_ms = 1;
 	if (state_admin_token(state_dir, h.token, sizeof(h.token)) != 0)
 		h.token[0] = '\0';
+	if (state_secret(state_dir, "service.secret", "ECOM_SERVICE_SECRET", h.service_secret,
+			 sizeof(h.service_secret)) != 0)
+		h.service_secret[0] = '\0';
+	if (state_secret(state_dir, "jwt.key", "ECOM_JWT_KEY", h.jwt_key, sizeof(h.jwt_key)) != 0)
+		h.jwt_key[0] = '\0';
 
 	http_client_global_init();
 	engine_ctx *ctx = &h.ctx;
@@ -294,6 +301,9 @@ int serve_main(int argc, char **argv)
 	ctx->call = host_call;
 	ctx->call_ud = &h;
 	ctx->admin_token = h.token;
+	ctx->service_secret = h.service_secret;
+	ctx->jwt_key = (const unsigned char *)h.jwt_key;
+	ctx->jwt_key_len = strlen(h.jwt_key);
 	ctx->data_dir = cli_data_dir();
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",

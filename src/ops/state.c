@@ -129,14 +129,19 @@ static int read_small(const char *dir, const char *name, char *buf, size_t len)
 	return 0;
 }
 
-int state_admin_token(const char *dir, char *buf, size_t len)
+int state_secret(const char *dir, const char *name, const char *env, char *buf, size_t len)
 {
-	const char *env = getenv("ECOM_ADMIN_TOKEN");
-	if (env && *env && strlen(env) < len) {
-		snprintf(buf, len, "%s", env);
+	const char *v = getenv(env);
+	if (v && *v && strlen(v) < len) {
+		snprintf(buf, len, "%s", v);
 		return 0;
 	}
-	return read_small(dir, "admin.token", buf, len);
+	return read_small(dir, name, buf, len);
+}
+
+int state_admin_token(const char *dir, char *buf, size_t len)
+{
+	return state_secret(dir, "admin.token", "ECOM_ADMIN_TOKEN", buf, len);
 }
 
 int state_gateway_url(const char *dir, char *buf, size_t len)

@@ -2,6 +2,8 @@
  *   lock             held (flock) by the supervisor while the platform runs
  *   supervisor.pid   the supervisor's pid
  *   admin.token      the admin bearer token, mode 0600
+ *   jwt.key          the HS256 key of access tokens, mode 0600
+ *   service.secret   the key of the gateway's identity signatures, mode 0600
  *   gateway.url      where the gateway listens
  *   ready            written once every instance is ready
  *   up.err           why `ecom up` failed, when it did
@@ -26,6 +28,9 @@ int state_write_file(const char *path, const char *content, mode_t mode);
 /* The whole file without a trailing newline, malloc'd (caller frees); NULL
  * when it cannot be read. */
 char *state_read_file(const char *path);
+/* A secret: the environment variable env when set, else the file dir/name.
+ * 0 or ERR_NOT_FOUND. */
+int state_secret(const char *dir, const char *name, const char *env, char *buf, size_t len);
 /* The admin token: $ECOM_ADMIN_TOKEN, else dir/admin.token. 0 or
  * ERR_NOT_FOUND. */
 int state_admin_token(const char *dir, char *buf, size_t len);

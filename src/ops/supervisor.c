@@ -442,7 +442,6 @@ static int supervise(sup *s, const char *token)
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	setenv("ECOM_ADMIN_TOKEN", token, 1);
 
 	char p[CLI_PATH_MAX], pid[32];
 	sup_path(s, "supervisor.pid", p, sizeof(p));
@@ -656,16 +655,27 @@ int supervisor_up(int argc, char **argv)
 		return cli_fail("up", "%s", err);
 	}
 
+	/* Secrets: from the environment, else kept from an earlier run, else
+	 * new; written to the state directory (0600) for the CLI and passed to
+	 * children in their environment. Never logged. */
+	static const struct { const char *file, *env; } secrets[] = {
+		{ "admin.token", "ECOM_ADMIN_TOKEN" },
+		{ "jwt.key", "ECOM_JWT_KEY" },
+		{ "service.secret", "ECOM_SERVICE_SECRET" },
+	};
 	char token[256];
-	const char *env = getenv("ECOM_ADMIN_TOKEN");
-	if (env && *env)
-		snprintf(token, sizeof(token), "%s", env);
-	else if (state_admin_token(s.state, token, sizeof(token)) != 0)
-		new_token(token, sizeof(token));
-	sup_path(&s, "admin.token", p, sizeof(p));
-	if (state_write_file(p, token, 0600) != 0) {
-		close(lock);
-		return cli_fail("up", "cannot write %s", p);
+	for (int i = 0; i < 3; i++) {
+		char value[256];
+		if (state_secret(s.state, secrets[i].file, secrets[i].env, value, sizeof(value)) != 0)
+			new_token(value, sizeof(value));
+		sup_path(&s, secrets[i].file, p, sizeof(p));
+		if (state_write_file(p, value, 0600) != 0) {
+			close(lock);
+			return cli_fail("up", "cannot write %s", p);
+		}
+		setenv(secrets[i].env, value, 1);
+		if (i == 0)
+			snprintf(token, sizeof(token), "%s", value);
 	}
 
 	/* The instance table: the gateway, then each service's replicas. */

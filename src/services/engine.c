@@ -3,16 +3,20 @@
 #include "core/err.h"
 #include "services/catalog.h"
 #include "services/gateway.h"
+#include "services/inventory.h"
+#include "services/user.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const engine_def *const engines[] = {
 	&gateway_engine,
 	&catalog_engine,
+	&inventory_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -35,20 +39,64 @@ static int same_secret(const char *a, const char *b)
 	return diff == 0;
 }
 
-int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *resp)
+/* How old a signed identity may be: the gateway signs each request as it
+ * forwards it, so anything older is a replay. */
+#define IDENTITY_MAX_AGE_US (60 * 1000000LL)
+
+static int bearer_is_admin(const engine_ctx *ctx, const msg_req *req)
 {
 	const char *auth = msg_req_header(req, "Authorization");
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
-		msg_resp_error(resp, 401, "unauthenticated", "this route needs the admin token", NULL);
-		msg_resp_set_header(resp, "WWW-Authenticate", "Bearer");
-		return ERR_UNAUTH;
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && auth[7] && ctx->admin_token &&
+	       ctx->admin_token[0] && same_secret(auth + 7, ctx->admin_token);
+}
+
+int engine_caller(const engine_ctx *ctx, const msg_req *req, identity *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *hdr = msg_req_header(req, IDENTITY_HEADER);
+	if (hdr) {
+		if (identity_verify(ctx->service_secret, hdr, clock_now(ctx->clock),
+				    IDENTITY_MAX_AGE_US, out) != 0) {
+			memset(out, 0, sizeof(*out));
+			return ERR_UNAUTH;
+		}
+		return 0;
 	}
-	if (!ctx->admin_token || !ctx->admin_token[0] || !same_secret(auth + 7, ctx->admin_token)) {
-		msg_resp_error(resp, 401, "unauthenticated", "the token is not valid", NULL);
-		msg_resp_set_header(resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-		return ERR_UNAUTH;
+	if (bearer_is_admin(ctx, req)) {
+		out->role = IDENTITY_ADMIN;
+		snprintf(out->sub, sizeof(out->sub), "admin");
 	}
 	return 0;
+}
+
+int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *resp)
+{
+	identity id;
+	int rc = engine_caller(ctx, req, &id);
+	if (rc == 0 && id.role == IDENTITY_ADMIN)
+		return 0;
+	if (rc == 0 && id.role == IDENTITY_USER) {
+		msg_resp_error(resp, 403, "forbidden", "this route needs the admin token", NULL);
+		return ERR_FORBIDDEN;
+	}
+	const char *auth = msg_req_header(req, "Authorization");
+	int presented = rc != 0 || (auth && strncmp(auth, "Bearer ", 7) == 0 && auth[7]);
+	msg_resp_error(resp, 401, "unauthenticated",
+		       presented ? "the credentials are not valid" : "this route needs the admin token",
+		       NULL);
+	msg_resp_set_header(resp, "WWW-Authenticate",
+			    presented ? "Bearer error=\"invalid_token\"" : "Bearer");
+	return ERR_UNAUTH;
+}
+
+int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,
+			identity *out)
+{
+	if (engine_caller(ctx, req, out) == 0 && out->role == IDENTITY_USER && out->sub[0])
+		return 0;
+	msg_resp_error(resp, 401, "unauthenticated", "this route needs a signed-in user", NULL);
+	msg_resp_set_header(resp, "WWW-Authenticate", "Bearer");
+	return ERR_UNAUTH;
 }
 
 int engine_bad_field(msg_resp *resp, const char *field, const char *message)
@@ -61,7 +109,7 @@ void engine_store_error(const engine_ctx *ctx, msg_resp *resp, int code, const c
 {
 	log_error(ctx->log, "store error during %s: %s (%s)", what, err_name(code),
 		  ctx->store ? store_errmsg(ctx->store) : "");
-	if (code == ERR_UNAVAILABLE || code == ERR_BUSY) {
+	if (code == ERR_UNAVAILABLE || code == ERR_BUSY || code == ERR_RETRY) {
 		msg_resp_error(resp, 503, "unavailable", "the database is unavailable; try again",
 			       NULL);
 		msg_resp_set_header(resp, "Retry-After", "1");

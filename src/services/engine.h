@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "net/msg.h"
+#include "services/identity.h"
 #include "store/store.h"
 
 /* Outbound calls. target is a base URL ("http://127.0.0.1:8081"); the
@@ -41,6 +42,9 @@ typedef struct engine_ctx {
 	engine_call_fn call;
 	void *call_ud;
 	const char *admin_token; /* the platform's admin bearer token */
+	const char *service_secret;  /* signs and verifies X-Ecom-Identity */
+	const unsigned char *jwt_key; /* HS256 key of access tokens */
+	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
 } engine_ctx;
 
@@ -64,17 +68,30 @@ const engine_def *engine_find(const char *name);
 /* Names of the services `ecom up` starts besides the gateway, NULL-ended. */
 const char *const *engine_platform_services(void);
 
-/* Admin authorisation from the Authorization header: 0 when it carries the
- * admin bearer token (compared in constant time), ERR_UNAUTH when it is
- * missing or malformed or wrong, and fills resp with the API error (401). */
+/* Who is calling: the identity the gateway signed into X-Ecom-Identity
+ * (verified with the service secret, at most a minute old), or admin when
+ * the request carries the admin bearer token itself (operators' tools),
+ * else anonymous. ERR_UNAUTH when an identity header is present but not
+ * genuine. */
+int engine_caller(const engine_ctx *ctx, const msg_req *req, identity *out);
+
+/* Admin authorisation: 0 for an admin caller (above). Otherwise fills resp
+ * with 401 (no or bad credentials) or 403 (a user) and returns ERR_UNAUTH or
+ * ERR_FORBIDDEN. */
 int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
+
+/* User authorisation: 0 with *out the user for a signed user identity;
+ * otherwise 401 in resp and ERR_UNAUTH. */
+int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,
+			identity *out);
 
 /* Fills resp with 400 invalid_argument naming field in details. Returns
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);
 
-/* Fills resp for a store failure: 503 unavailable for ERR_UNAVAILABLE and
- * ERR_BUSY, 500 internal otherwise; logs it. */
+/* Fills resp for a store failure: 503 unavailable for ERR_UNAVAILABLE,
+ * ERR_BUSY and ERR_RETRY (a serialization failure left to the caller),
+ * 500 internal otherwise; logs it. */
 void engine_store_error(const engine_ctx *ctx, msg_resp *resp, int code, const char *what);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* How many different instances one request may try when connections are
  * refused. Only refused connections fail over: nothing was sent, so a retry
@@ -30,6 +31,8 @@ static const struct prefix {
 	const char *route; /* metrics label */
 } prefixes[] = {
 	{ "products", "catalog", "/v1/products" },
+	{ "inventory", "inventory", "/v1/inventory" },
+	{ "reservations", "inventory", "/v1/reservations" },
 	{ NULL, NULL, NULL },
 };
 
@@ -71,14 +74,50 @@ static int idempotent(const char *method)
 	       strcmp(method, "OPTIONS") == 0;
 }
 
+/* Sets header name of the outgoing request to value, replacing whatever the
+ * client sent under that name (repeats included). */
+static int set_req_header(msg_req *req, const char *name, const char *value)
+{
+	int found = 0;
+	for (int i = 0; i < req->nheaders;) {
+		msg_header *h = &req->headers[i];
+		if (strcasecmp(h->name, name) != 0) {
+			i++;
+		} else if (!found) {
+			char *v = strdup(value);
+			if (!v)
+				return ERR_NOMEM;
+			free(h->value);
+			h->value = v;
+			found = 1;
+			i++;
+		} else {
+			free(h->name);
+			free(h->value);
+			memmove(h, h + 1, (size_t)(req->nheaders - i - 1) * sizeof(*h));
+			req->nheaders--;
+		}
+	}
+	return found ? 0 : msg_req_add_header(req, name, value);
+}
+
 static void proxy(gateway *gw, const struct prefix *pfx, msg_req *req, msg_resp *resp)
 {
 	engine_ctx *ctx = gw->ctx;
 	resp->route = pfx->route;
-	if (!msg_req_header(req, "X-Request-Id"))
-		msg_req_add_header(req, "X-Request-Id", req->request_id);
-	if (req->peer[0] && !msg_req_header(req, "X-Forwarded-For"))
+	/* The host replaced an invalid client id with its own: the upstream
+	 * must log the id the client gets back. */
+	if (req->request_id[0])
+		set_req_header(req, "X-Request-Id", req->request_id);
+	/* A client's X-Forwarded-For is only a claim: append the real peer. */
+	const char *xff = msg_req_header(req, "X-Forwarded-For");
+	char *chain = NULL;
+	if (req->peer[0] && !xff)
 		msg_req_add_header(req, "X-Forwarded-For", req->peer);
+	else if (req->peer[0] && asprintf(&chain, "%s, %s", xff, req->peer) >= 0) {
+		set_req_header(req, "X-Forwarded-For", chain);
+		free(chain);
+	}
 
 	char tried[GATEWAY_MAX_TRIES][REGISTRY_ID_MAX];
 	const char *exclude[GATEWAY_MAX_TRIES];

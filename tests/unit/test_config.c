@@ -57,7 +57,7 @@ static void test_defaults(void **state)
 		for (size_t k = 0; k < n; k++)
 			assert_string_not_equal(d[k].key, d[n].key);
 	}
-	assert_int_equal(n, 21);
+	assert_true(n >= 21);
 	config_free(c);
 	config_free(NULL);
 }
