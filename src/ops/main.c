@@ -3,6 +3,7 @@
 #include "ops/demo.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
+#include "ops/settings.h"
 #include "ops/stock.h"
 #include "ops/supervisor.h"
 
@@ -25,6 +26,7 @@ static const command commands[] = {
 	{ "seed", seed_main, "load a reproducible synthetic catalog" },
 	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
+	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ NULL, NULL, NULL },
 };
 

@@ -481,6 +481,54 @@ static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 	json_decref(body);
 }
 
+/* ---- /v2: the same products, price as one object ------------------------------
+ *
+ * v2 exists to show versioning at the gateway: /v1 and /v2 run side by side,
+ * and the route table can move traffic between them. v2 differs in one
+ * field: {"price": {"amount_cents": N, "currency": "USD"}} instead of
+ * price_cents and currency. */
+
+static void product_to_v2(json_t *p)
+{
+	json_t *amount = json_object_get(p, "price_cents");
+	json_t *cur = json_object_get(p, "currency");
+	if (!amount || !cur)
+		return;
+	json_object_set_new(p, "price", json_pack("{s:O,s:O}", "amount_cents", amount, "currency", cur));
+	json_object_del(p, "price_cents");
+	json_object_del(p, "currency");
+}
+
+/* Runs the v1 handler, then rewrites its successful body to v2. */
+static void as_v2(router_fn v1, void *ud, msg_req *req, msg_resp *resp)
+{
+	v1(ud, req, resp);
+	if (resp->status != 200 || !resp->body)
+		return;
+	json_t *doc = json_loadb(resp->body, resp->body_len, 0, NULL);
+	json_t *items = json_object_get(doc, "items");
+	if (json_is_array(items)) {
+		size_t i;
+		json_t *it;
+		json_array_foreach(items, i, it)
+			product_to_v2(it);
+	} else if (doc) {
+		product_to_v2(doc);
+	}
+	if (doc)
+		msg_resp_json(resp, 200, doc);
+}
+
+static void list_products_v2(void *ud, msg_req *req, msg_resp *resp)
+{
+	as_v2(list_products, ud, req, resp);
+}
+
+static void get_product_v2(void *ud, msg_req *req, msg_resp *resp)
+{
+	as_v2(get_product, ud, req, resp);
+}
+
 /* ---- loading the hand-made catalog ---------------------------------------- */
 
 int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errlen)
@@ -567,7 +615,9 @@ static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 	    router_add(cat->rt, "POST", "/v1/products", create_product, cat) ||
 	    router_add(cat->rt, "POST", "/v1/products/_bulk", bulk_products, cat) ||
 	    router_add(cat->rt, "GET", "/v1/products/{sku}", get_product, cat) ||
-	    router_add(cat->rt, "PUT", "/v1/products/{sku}", update_product, cat)) {
+	    router_add(cat->rt, "PUT", "/v1/products/{sku}", update_product, cat) ||
+	    router_add(cat->rt, "GET", "/v2/products", list_products_v2, cat) ||
+	    router_add(cat->rt, "GET", "/v2/products/{sku}", get_product_v2, cat)) {
 		snprintf(err, errlen, "cannot build routes");
 		catalog_destroy(cat);
 		return NULL;

@@ -12,11 +12,12 @@
 static const engine_def *const engines[] = {
 	&gateway_engine,
 	&catalog_engine,
+	&user_engine,
 	&inventory_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -43,11 +44,16 @@ static int same_secret(const char *a, const char *b)
  * forwards it, so anything older is a replay. */
 #define IDENTITY_MAX_AGE_US (60 * 1000000LL)
 
+int engine_is_admin_token(const engine_ctx *ctx, const char *token)
+{
+	return token && token[0] && ctx->admin_token && ctx->admin_token[0] &&
+	       same_secret(token, ctx->admin_token);
+}
+
 static int bearer_is_admin(const engine_ctx *ctx, const msg_req *req)
 {
 	const char *auth = msg_req_header(req, "Authorization");
-	return auth && strncmp(auth, "Bearer ", 7) == 0 && auth[7] && ctx->admin_token &&
-	       ctx->admin_token[0] && same_secret(auth + 7, ctx->admin_token);
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && engine_is_admin_token(ctx, auth + 7);
 }
 
 int engine_caller(const engine_ctx *ctx, const msg_req *req, identity *out)

@@ -75,6 +75,9 @@ const char *const *engine_platform_services(void);
  * genuine. */
 int engine_caller(const engine_ctx *ctx, const msg_req *req, identity *out);
 
+/* 1 when token is the platform's admin token (compared in constant time). */
+int engine_is_admin_token(const engine_ctx *ctx, const char *token);
+
 /* Admin authorisation: 0 for an admin caller (above). Otherwise fills resp
  * with 401 (no or bad credentials) or 403 (a user) and returns ERR_UNAUTH or
  * ERR_FORBIDDEN. */

@@ -1,9 +1,17 @@
-/* gateway: prefix routing, balancing over registered instances, admin API. */
+/* gateway: authentication, rate limits, the route table, balancing over
+ * registered instances, and the admin API. */
 #include "services/gateway.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
+#include "resil/ratelimit.h"
+#include "services/identity.h"
 #include "services/registry.h"
+#include "services/routes.h"
+#include "services/token.h"
+
+#include <pthread.h>
+#include <time.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,43 +23,36 @@
  * cannot apply a request twice. */
 #define GATEWAY_MAX_TRIES 3
 
+/* Route classes, each with its own token buckets per caller. */
+enum rate_class { RATE_READ = 0, RATE_WRITE, RATE_AUTH, RATE_CLASSES };
+static const char *const rate_class_names[] = { "read", "write", "auth" };
+
 typedef struct gateway {
 	engine_ctx *ctx;
 	registry *reg;
 	router *admin;
+	routes *table;
+	ratelimit *limits[RATE_CLASSES];
 	int64_t upstream_timeout_ms;
 	int64_t ttl_ms;
+	int64_t token_leeway_s;
 } gateway;
 
-/* /v1/<resource> -> owning service. Only services that exist are listed;
- * an unknown resource is a 404, not a 503. */
-static const struct prefix {
-	const char *resource;
-	const char *service;
-	const char *route; /* metrics label */
-} prefixes[] = {
-	{ "products", "catalog", "/v1/products" },
-	{ "inventory", "inventory", "/v1/inventory" },
-	{ "reservations", "inventory", "/v1/reservations" },
-	{ NULL, NULL, NULL },
-};
+/* The default table, parsed once, for gateway_route_service(). */
+static routes *default_table;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
-static const struct prefix *find_prefix(const char *path)
+static void load_default_table(void)
 {
-	if (strncmp(path, "/v1/", 4) != 0)
-		return NULL;
-	const char *res = path + 4;
-	size_t n = strcspn(res, "/");
-	for (int i = 0; prefixes[i].resource; i++)
-		if (strlen(prefixes[i].resource) == n && strncmp(res, prefixes[i].resource, n) == 0)
-			return &prefixes[i];
-	return NULL;
+	char err[128];
+	default_table = routes_parse(routes_default(), err, sizeof(err));
 }
 
 const char *gateway_route_service(const char *path)
 {
-	const struct prefix *p = find_prefix(path);
-	return p ? p->service : NULL;
+	pthread_once(&default_once, load_default_table);
+	const route_entry *e = routes_match(default_table, path);
+	return e ? e->targets[0].service : NULL;
 }
 
 /* Headers that belong to one hop and are not copied back to the client. */
@@ -75,10 +76,10 @@ static int idempotent(const char *method)
 }
 
 /* Sets header name of the outgoing request to value, replacing whatever the
- * client sent under that name (repeats included). */
+ * client sent under that name (repeats included); value NULL removes it. */
 static int set_req_header(msg_req *req, const char *name, const char *value)
 {
-	int found = 0;
+	int found = !value;
 	for (int i = 0; i < req->nheaders;) {
 		msg_header *h = &req->headers[i];
 		if (strcasecmp(h->name, name) != 0) {
@@ -101,10 +102,105 @@ static int set_req_header(msg_req *req, const char *name, const char *value)
 	return found ? 0 : msg_req_add_header(req, name, value);
 }
 
-static void proxy(gateway *gw, const struct prefix *pfx, msg_req *req, msg_resp *resp)
+/* ---- the edge: who is calling, and may they ---------------------------------- */
+
+/* Authenticates the Authorization header: absent -> anonymous; the admin
+ * token -> admin; a valid access token -> that user. Anything else is a 401
+ * in resp and ERR_UNAUTH. */
+static int authenticate(gateway *gw, const msg_req *req, msg_resp *resp, identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	const char *auth = msg_req_header(req, "Authorization");
+	if (!auth)
+		return 0;
+	const char *why = "the Authorization header must be 'Bearer TOKEN'";
+	if (strncmp(auth, "Bearer ", 7) == 0 && auth[7]) {
+		const char *tok = auth + 7;
+		if (engine_is_admin_token(gw->ctx, tok)) {
+			id->role = IDENTITY_ADMIN;
+			snprintf(id->sub, sizeof(id->sub), "admin");
+			return 0;
+		}
+		token_claims c;
+		if (token_verify(gw->ctx->jwt_key, gw->ctx->jwt_key_len, tok,
+				 clock_now(gw->ctx->clock) / 1000000, gw->token_leeway_s, &c) == 0) {
+			id->role = IDENTITY_USER;
+			snprintf(id->sub, sizeof(id->sub), "%s", c.sub);
+			return 0;
+		}
+		why = "the token is malformed, expired or not signed by this platform";
+	}
+	msg_resp_error(resp, 401, "unauthenticated", why, NULL);
+	msg_resp_set_header(resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+	return ERR_UNAUTH;
+}
+
+/* Takes a token from the caller's bucket of the request's class; on denial
+ * fills resp with 429 and returns ERR_BUSY. Admin calls are not limited:
+ * operators' tools must work while the platform is under load. */
+static int rate_limit(gateway *gw, const msg_req *req, const identity *id, msg_resp *resp)
+{
+	if (id->role == IDENTITY_ADMIN)
+		return 0;
+	enum rate_class cls = strncmp(req->path, "/v1/auth/", 9) == 0 ? RATE_AUTH
+			      : (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+				      ? RATE_READ
+				      : RATE_WRITE;
+	char key[160];
+	if (id->role == IDENTITY_USER)
+		snprintf(key, sizeof(key), "u:%s", id->sub);
+	else
+		snprintf(key, sizeof(key), "a:%s", req->peer[0] ? req->peer : "unknown");
+	ratelimit_result r;
+	int rc = ratelimit_take(gw->limits[cls], key, clock_now(gw->ctx->clock), 1.0, &r);
+	if (rc != 0 && rc != ERR_BUSY)
+		return 0; /* a limiter out of room lets the request through */
+	char v[32];
+	snprintf(v, sizeof(v), "%lld", (long long)r.limit);
+	msg_resp_set_header(resp, "RateLimit-Limit", v);
+	snprintf(v, sizeof(v), "%lld", (long long)r.remaining);
+	msg_resp_set_header(resp, "RateLimit-Remaining", v);
+	snprintf(v, sizeof(v), "%lld", (long long)r.reset_after_s);
+	msg_resp_set_header(resp, "RateLimit-Reset", v);
+	if (rc == 0)
+		return 0;
+	char labels[64];
+	snprintf(labels, sizeof(labels), "class=\"%s\"", rate_class_names[cls]);
+	metrics_count(gw->ctx->metrics, "ecom_gateway_rate_limited_total", labels, 1);
+	snprintf(v, sizeof(v), "%lld", (long long)r.retry_after_s);
+	msg_resp_error(resp, 429, "rate_limited", "too many requests; slow down",
+		       json_pack("{s:s,s:I}", "class", rate_class_names[cls], "retry_after_s",
+				 (json_int_t)r.retry_after_s));
+	msg_resp_set_header(resp, "Retry-After", v);
+	return ERR_BUSY;
+}
+
+/* Deprecation (RFC 9745), Sunset (RFC 8594) and the successor link. */
+static void deprecation_headers(const route_entry *e, msg_resp *resp)
+{
+	char v[160];
+	if (e->deprecated_s) {
+		snprintf(v, sizeof(v), "@%lld", (long long)e->deprecated_s);
+		msg_resp_set_header(resp, "Deprecation", v);
+	}
+	if (e->sunset_s) {
+		time_t t = (time_t)e->sunset_s;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(v, sizeof(v), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		msg_resp_set_header(resp, "Sunset", v);
+	}
+	if (e->successor[0]) {
+		snprintf(v, sizeof(v), "<%s>; rel=\"successor-version\"", e->successor);
+		msg_resp_set_header(resp, "Link", v);
+	}
+}
+
+static void proxy(gateway *gw, const route_entry *route, const route_target *pfx, msg_req *req,
+		  msg_resp *resp)
 {
 	engine_ctx *ctx = gw->ctx;
-	resp->route = pfx->route;
+	resp->route = route->prefix;
 	/* The host replaced an invalid client id with its own: the upstream
 	 * must log the id the client gets back. */
 	if (req->request_id[0])
@@ -139,6 +235,7 @@ static void proxy(gateway *gw, const struct prefix *pfx, msg_req *req, msg_resp 
 					msg_resp_set_header(resp, up.headers[i].name,
 							    up.headers[i].value);
 			msg_resp_clear(&up);
+			deprecation_headers(route, resp);
 			return;
 		}
 		msg_resp_clear(&up);
@@ -228,6 +325,9 @@ static void gateway_destroy(void *eng)
 		return;
 	router_free(gw->admin);
 	registry_free(gw->reg);
+	routes_free(gw->table);
+	for (int i = 0; i < RATE_CLASSES; i++)
+		ratelimit_free(gw->limits[i]);
 	free(gw);
 }
 
@@ -256,32 +356,94 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 		gateway_destroy(gw);
 		return NULL;
 	}
+	const char *file = config_get(ctx->config, "gateway.routes_file");
+	gw->table = file && file[0] ? routes_load(file, err, errlen)
+				    : routes_parse(routes_default(), err, errlen);
+	if (!gw->table) {
+		gateway_destroy(gw);
+		return NULL;
+	}
+	gw->token_leeway_s = config_int(ctx->config, "gateway.token_leeway_s", 30);
+	static const char *const keys[RATE_CLASSES][2] = {
+		{ "gateway.rate_read_per_s", "gateway.rate_read_burst" },
+		{ "gateway.rate_write_per_s", "gateway.rate_write_burst" },
+		{ "gateway.rate_auth_per_s", "gateway.rate_auth_burst" },
+	};
+	for (int i = 0; i < RATE_CLASSES; i++) {
+		gw->limits[i] = ratelimit_new((double)config_int(ctx->config, keys[i][0], 100),
+					      (double)config_int(ctx->config, keys[i][1], 200), 100000);
+		if (!gw->limits[i]) {
+			snprintf(err, errlen, "bad %s or %s", keys[i][0], keys[i][1]);
+			gateway_destroy(gw);
+			return NULL;
+		}
+	}
+	metrics_help(ctx->metrics, "ecom_gateway_rate_limited_total",
+		     "Requests refused with 429, by route class.");
+	if (!ctx->service_secret || !ctx->service_secret[0])
+		log_warn(ctx->log, "no service secret: callers' identities are not forwarded");
 	return gw;
 }
 
 static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 {
 	gateway *gw = eng;
+	identity id;
+	if (authenticate(gw, req, resp, &id))
+		return;
 	if (strncmp(req->path, "/admin/", 7) == 0 || strcmp(req->path, "/admin") == 0) {
+		if (id.role == IDENTITY_USER) {
+			msg_resp_error(resp, 403, "forbidden", "this route needs the admin token", NULL);
+			return;
+		}
 		if (engine_require_admin(gw->ctx, req, resp))
 			return;
 		router_dispatch(gw->admin, req, resp);
 		return;
 	}
-	const struct prefix *pfx = find_prefix(req->path);
-	if (!pfx) {
+	const route_entry *route = routes_match(gw->table, req->path);
+	if (!route) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "no route for %s %.100s", req->method, req->path);
 		msg_resp_error(resp, 404, "not_found", msg, NULL);
 		return;
 	}
-	proxy(gw, pfx, req, resp);
+	if (rate_limit(gw, req, &id, resp))
+		return;
+	const route_target *t =
+		routes_pick(route, rng_below(gw->ctx->rng, (uint64_t)route->total_weight));
+	if (t->upstream_prefix[0]) {
+		char path[1024];
+		if (routes_rewrite(route, t, req->path, path, sizeof(path)) != 0) {
+			msg_resp_error(resp, 404, "not_found", "path too long", NULL);
+			return;
+		}
+		char *np = strdup(path);
+		if (!np) {
+			msg_resp_error(resp, 500, "internal", "out of memory", NULL);
+			return;
+		}
+		free(req->path);
+		req->path = np;
+	}
+	/* Only the gateway speaks for the caller: drop what the client claims,
+	 * sign what was authenticated. */
+	set_req_header(req, IDENTITY_HEADER, NULL);
+	if (id.role != IDENTITY_ANONYMOUS) {
+		char signed_id[IDENTITY_MAX];
+		if (identity_sign(gw->ctx->service_secret, &id, clock_now(gw->ctx->clock), signed_id,
+				  sizeof(signed_id)) == 0)
+			set_req_header(req, IDENTITY_HEADER, signed_id);
+	}
+	proxy(gw, route, t, req, resp);
 }
 
 static void gateway_tick(void *eng, int64_t now_us)
 {
 	gateway *gw = eng;
 	registry_expire(gw->reg, now_us);
+	for (int i = 0; i < RATE_CLASSES; i++)
+		ratelimit_sweep(gw->limits[i], now_us);
 }
 
 const engine_def gateway_engine = {

@@ -32,9 +32,24 @@ static void mac_hex(const char *secret, const char *msg, size_t len, char hex[65
 	sodium_bin2hex(hex, 65, mac, sizeof(mac));
 }
 
+/* 1 if sub can stand between ";sub=" and ";ts=": no separator, and no
+ * control character that could split the HTTP header it travels in. */
+static int sub_clean(const char *sub, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)sub[i];
+		if (c == ';' || c == '=' || c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
 int identity_sign(const char *secret, const identity *id, int64_t now_us, char *buf, size_t len)
 {
-	if (!secret || !secret[0] || strpbrk(id->sub, ";=") || len < IDENTITY_MAX)
+	if (!secret || !secret[0] || !id || !buf || len < IDENTITY_MAX || now_us < 0 ||
+	    (int)id->role < (int)IDENTITY_ANONYMOUS || (int)id->role > (int)IDENTITY_SERVICE ||
+	    strnlen(id->sub, sizeof(id->sub)) >= sizeof(id->sub) ||
+	    !sub_clean(id->sub, strlen(id->sub)))
 		return ERR_INVALID;
 	int n = snprintf(buf, len, "v1;role=%s;sub=%s;ts=%lld", identity_role_name(id->role),
 			 id->sub, (long long)now_us);
@@ -67,7 +82,12 @@ int identity_verify(const char *secret, const char *value, int64_t now_us, int64
 		return ERR_UNAUTH;
 	int r = role_parse(role, (size_t)(sub - role));
 	size_t sublen = (size_t)(ts - (sub + 5));
-	if (r < 0 || sublen >= sizeof(out->sub))
+	if (r < 0 || sublen >= sizeof(out->sub) || !sub_clean(sub + 5, sublen))
+		return ERR_UNAUTH;
+	/* Exactly the shape identity_sign writes: ts is digits up to ";sig=",
+	 * few enough that they cannot overflow. */
+	size_t ndig = (size_t)(sig - (ts + 4));
+	if (ndig == 0 || ndig > 18 || strspn(ts + 4, "0123456789") != ndig)
 		return ERR_UNAUTH;
 	long long t = strtoll(ts + 4, NULL, 10);
 	if (t > now_us + max_age_us || t < now_us - max_age_us)

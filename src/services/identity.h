@@ -29,11 +29,13 @@ typedef struct identity {
 const char *identity_role_name(enum identity_role role);
 
 /* Writes the signed header value for id at now_us into buf (at least
- * IDENTITY_MAX). ERR_INVALID on an empty secret or a sub with ';' or '='. */
+ * IDENTITY_MAX). ERR_INVALID on an empty secret, a sub with ';', '=' or a
+ * control character, an unknown role or a negative now_us. */
 int identity_sign(const char *secret, const identity *id, int64_t now_us, char *buf, size_t len);
 
-/* Checks value's signature under secret and that its timestamp is within
- * max_age_us of now_us (either side). 0 with *out filled, else ERR_UNAUTH. */
+/* Checks value's signature under secret, that it has exactly the shape
+ * identity_sign writes, and that its timestamp is within max_age_us of now_us
+ * (either side). 0 with *out filled, else ERR_UNAUTH (*out zeroed). */
 int identity_verify(const char *secret, const char *value, int64_t now_us, int64_t max_age_us,
 		    identity *out);
 

@@ -6,7 +6,6 @@
 #include <jwt.h>
 #include <sodium.h>
 #include <jansson.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@ int token_issue(const unsigned char *key, size_t keylen, const char *sub, int64_
 {
 	*out = NULL;
 	if (!key || keylen == 0 || keylen > 4096 || !sub || !sub[0] ||
-	    strlen(sub) >= TOKEN_SUB_MAX || ttl_s <= 0)
+	    strlen(sub) >= TOKEN_SUB_MAX || ttl_s <= 0 || now_s > INT64_MAX - ttl_s)
 		return ERR_INVALID;
 	char jti[IDS_MAX];
 	ids_new(r, "jti", jti, sizeof(jti));
@@ -55,30 +54,55 @@ static int header_is_hs256(const char *tok)
 	return ok;
 }
 
+/* The claims are read from the payload as JSON rather than through
+ * jwt_get_grant_int, which in libjwt 1.10 answers 0 for a claim that is
+ * present but not an integer ("iat":"soon" would pass as the epoch). Each
+ * claim must be there with its type, and a jti or sub that does not fit is
+ * refused rather than cut. */
+static int claims_read(jwt_t *jwt, token_claims *out)
+{
+	char *txt = jwt_get_grants_json(jwt, NULL);
+	json_t *g = txt ? json_loads(txt, 0, NULL) : NULL;
+	free(txt);
+	json_t *sub = json_object_get(g, "sub"), *jti = json_object_get(g, "jti");
+	json_t *iat = json_object_get(g, "iat"), *exp = json_object_get(g, "exp");
+	int ok = json_is_string(sub) && json_string_length(sub) > 0 &&
+		 json_string_length(sub) < sizeof(out->sub) && json_is_string(jti) &&
+		 json_string_length(jti) > 0 && json_string_length(jti) < sizeof(out->jti) &&
+		 json_is_integer(iat) && json_is_integer(exp) &&
+		 strlen(json_string_value(sub)) == json_string_length(sub) &&
+		 strlen(json_string_value(jti)) == json_string_length(jti);
+	if (ok) {
+		memcpy(out->sub, json_string_value(sub), json_string_length(sub) + 1);
+		memcpy(out->jti, json_string_value(jti), json_string_length(jti) + 1);
+		out->iat = (int64_t)json_integer_value(iat);
+		out->exp = (int64_t)json_integer_value(exp);
+	}
+	json_decref(g);
+	return ok;
+}
+
 int token_verify(const unsigned char *key, size_t keylen, const char *tok, int64_t now_s,
 		 int64_t leeway_s, token_claims *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (!key || keylen == 0 || !tok || strlen(tok) > 8192 || !header_is_hs256(tok))
+	if (!key || keylen == 0 || keylen > 4096 || !tok || strlen(tok) > 8192 ||
+	    !header_is_hs256(tok))
 		return ERR_UNAUTH;
+	if (leeway_s < 0)
+		leeway_s = 0;
 	jwt_t *jwt = NULL;
 	if (jwt_decode(&jwt, tok, key, (int)keylen) != 0 || !jwt)
 		return ERR_UNAUTH;
-	int rc = ERR_UNAUTH;
-	const char *sub = jwt_get_grant(jwt, "sub");
-	const char *jti = jwt_get_grant(jwt, "jti");
-	long iat = jwt_get_grant_int(jwt, "iat");
-	int iat_ok = errno != ENOENT;
-	long exp = jwt_get_grant_int(jwt, "exp");
-	int exp_ok = errno != ENOENT;
-	if (jwt_get_alg(jwt) == JWT_ALG_HS256 && sub && sub[0] && strlen(sub) < TOKEN_SUB_MAX &&
-	    iat_ok && exp_ok && iat <= now_s + leeway_s && now_s <= exp + leeway_s) {
-		snprintf(out->sub, sizeof(out->sub), "%s", sub);
-		snprintf(out->jti, sizeof(out->jti), "%s", jti ? jti : "");
-		out->iat = iat;
-		out->exp = exp;
-		rc = 0;
-	}
+	token_claims c;
+	memset(&c, 0, sizeof(c));
+	/* The arithmetic is on now and leeway (ours), never on a claim (the
+	 * token's), so no claim value, however extreme, can overflow it. */
+	int ok = jwt_get_alg(jwt) == JWT_ALG_HS256 && claims_read(jwt, &c) &&
+		 c.iat <= now_s + leeway_s && now_s - leeway_s <= c.exp;
 	jwt_free(jwt);
-	return rc;
+	if (!ok)
+		return ERR_UNAUTH;
+	*out = c;
+	return 0;
 }

@@ -4,6 +4,7 @@
 #include "core/ids.h"
 #include "core/jval.h"
 #include "net/router.h"
+#include "resil/ratelimit.h"
 #include "services/identity.h"
 #include "services/token.h"
 
@@ -23,6 +24,8 @@ typedef struct user_svc {
 	unsigned long long opslimit;
 	size_t memlimit;
 	int64_t token_ttl_s;
+	/* Login attempts per email and per client address. */
+	ratelimit *login_limit;
 	/* A hash of a random password, verified against when the email is
 	 * unknown, so that case costs the same as a wrong password. */
 	char dummy_hash[crypto_pwhash_STRBYTES];
@@ -213,6 +216,48 @@ out:
 	json_decref(body);
 }
 
+/* The client's address as the gateway saw it: the last entry of
+ * X-Forwarded-For (the gateway appends the real peer), else the peer. */
+static void client_addr(const msg_req *req, char *buf, size_t len)
+{
+	const char *xff = msg_req_header(req, "X-Forwarded-For");
+	const char *last = xff ? strrchr(xff, ',') : NULL;
+	const char *v = last ? last + 1 : xff ? xff : req->peer;
+	while (*v == ' ')
+		v++;
+	snprintf(buf, len, "%s", v[0] ? v : "unknown");
+}
+
+/* Brute force is slowed per email and per address: user.login_per_min
+ * attempts a minute each. 1 with a 429 in resp when either is spent. */
+static int login_limited(user_svc *u, const msg_req *req, const char *email, msg_resp *resp)
+{
+	char key[RATELIMIT_MAX_KEY], addr[80];
+	client_addr(req, addr, sizeof(addr));
+	int64_t now = clock_now(u->ctx->clock);
+	ratelimit_result r;
+	snprintf(key, sizeof(key), "e:%.200s", email);
+	int rc = ratelimit_take(u->login_limit, key, now, 1.0, &r);
+	if (rc != ERR_BUSY) {
+		snprintf(key, sizeof(key), "a:%s", addr);
+		rc = ratelimit_take(u->login_limit, key, now, 1.0, &r);
+	}
+	if (rc != ERR_BUSY)
+		return 0;
+	metrics_count(u->ctx->metrics, "ecom_login_rate_limited_total", NULL, 1);
+	char v[32];
+	snprintf(v, sizeof(v), "%lld", (long long)r.retry_after_s);
+	msg_resp_error(resp, 429, "rate_limited", "too many login attempts; try again later",
+		       json_pack("{s:I}", "retry_after_s", (json_int_t)r.retry_after_s));
+	msg_resp_set_header(resp, "Retry-After", v);
+	snprintf(v, sizeof(v), "%lld", (long long)r.limit);
+	msg_resp_set_header(resp, "RateLimit-Limit", v);
+	msg_resp_set_header(resp, "RateLimit-Remaining", "0");
+	snprintf(v, sizeof(v), "%lld", (long long)r.reset_after_s);
+	msg_resp_set_header(resp, "RateLimit-Reset", v);
+	return 1;
+}
+
 static void login(void *ud, msg_req *req, msg_resp *resp)
 {
 	user_svc *u = ud;
@@ -229,6 +274,10 @@ static void login(void *ud, msg_req *req, msg_resp *resp)
 	}
 	char email[EMAIL_MAX + 1];
 	int shaped = user_normalize_email(email_in, email, sizeof(email)) == 0;
+	if (login_limited(u, req, shaped ? email : email_in, resp)) {
+		json_decref(body);
+		return;
+	}
 	char hash[crypto_pwhash_STRBYTES] = "";
 	char user_id[IDS_MAX] = "";
 	int rc = STORE_DONE;
@@ -382,6 +431,7 @@ static void user_destroy(void *eng)
 	if (!u)
 		return;
 	router_free(u->rt);
+	ratelimit_free(u->login_limit);
 	free(u);
 }
 
@@ -412,6 +462,16 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		user_destroy(u);
 		return NULL;
 	}
+	int64_t per_min = config_int(ctx->config, "user.login_per_min", 5);
+	u->login_limit = per_min > 0 ? ratelimit_new((double)per_min / 60.0, (double)per_min, 100000)
+				     : NULL;
+	if (!u->login_limit) {
+		snprintf(err, errlen, "bad user.login_per_min");
+		user_destroy(u);
+		return NULL;
+	}
+	metrics_help(ctx->metrics, "ecom_login_rate_limited_total",
+		     "Login attempts refused with 429 (per email or per address).");
 	/* Its password is never known, so it never verifies. */
 	char random_pw[40];
 	snprintf(random_pw, sizeof(random_pw), "%016llx%016llx",

@@ -132,6 +132,13 @@ struct store_driver {
 	 * time is ERR_UNAVAILABLE, and c is then unusable (the generic layer
 	 * replaces it, as for any ERR_UNAVAILABLE). */
 	int (*ping)(struct store_dconn *c);
+
+	/* Optional. 1 when c, idle outside a transaction, is already known dead
+	 * without sending anything (the server closed it or said goodbye, as a
+	 * restarting PostgreSQL does). The generic layer then replaces c before
+	 * the next statement, so a restart costs callers nothing rather than
+	 * one failed statement per connection. */
+	int (*idle_dead)(struct store_dconn *c);
 };
 
 /* The drivers built in. */

@@ -247,7 +247,8 @@ static struct store_conn *conn_get(store *s)
 /* Makes sure c has a live driver connection, reconnecting after a loss. */
 static int conn_open(struct store_conn *c)
 {
-	if (c->broken)
+	const struct store_driver *drv = c->s->drv;
+	if (c->broken || (c->d && drv->idle_dead && !drv->in_transaction(c->d) && drv->idle_dead(c->d)))
 		conn_drop_driver(c);
 	if (c->d)
 		return 0;

@@ -794,6 +794,28 @@ static int pg_exec(struct store_dconn *c, const char *sql)
 	return 0;
 }
 
+/* An idle session's socket has nothing to say; if it is readable or hung
+ * up, the server has closed it (a restart, an administrator's terminate).
+ * Checked without sending, so nothing can be applied twice. */
+static int pg_idle_dead(struct store_dconn *c)
+{
+	if (c->dead || PQstatus(c->pg) != CONNECTION_OK)
+		return 1;
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		return 0;
+	struct pollfd p = { .fd = PQsocket(c->pg), .events = POLLIN | POLLRDHUP };
+	if (p.fd < 0)
+		return 1;
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+		return 1;
+	/* Readable: a notice, or the goodbye before a close. */
+	if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
+		return 1;
+	return 0;
+}
+
 static int pg_in_transaction(struct store_dconn *c)
 {
 	if (c->dead)
@@ -883,4 +905,5 @@ const struct store_driver store_pg_driver = {
 	.in_transaction = pg_in_transaction,
 	.errmsg = pg_errmsg,
 	.ping = pg_ping,
+	.idle_dead = pg_idle_dead,
 };

@@ -274,7 +274,7 @@ static void test_catalog_through_gateway(void **unused)
 	assert_int_equal(itest_req("GET", "/v1/products/NO-SUCH-SKU", NULL, NULL, &v, NULL), 404);
 	assert_string_equal(itest_err_code(v), "not_found");
 	json_decref(v);
-	assert_int_equal(itest_req("GET", "/v2/products", NULL, NULL, &v, NULL), 404);
+	assert_int_equal(itest_req("GET", "/v3/products", NULL, NULL, &v, NULL), 404);
 	json_decref(v);
 	assert_int_equal(itest_req("PATCH", "/v1/products", "{}", ITEST_TOKEN, &v, &r), 405);
 	assert_string_equal(itest_err_code(v), "method_not_allowed");
