@@ -26,10 +26,40 @@ int jval_fail(jval_error *e, const char *field, const char *fmt, ...)
 	return ERR_INVALID;
 }
 
+/* 1 if the JSON text buf[0..len) opens more than max objects or arrays at
+ * once. A linear scan that counts brackets outside strings (a backslash in a
+ * string escapes the next byte), so a hostile body costs one pass and no
+ * recursion; whether the text is valid JSON is left to the parser. */
+static int nested_deeper(const char *buf, size_t len, int max)
+{
+	int depth = 0, in_string = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max)
+				return 1;
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+		}
+	}
+	return 0;
+}
+
 json_t *jval_parse_object(const char *buf, size_t len, jval_error *e)
 {
 	if (!buf || len == 0) {
 		jval_fail(e, "body", "must be a JSON object");
+		return NULL;
+	}
+	if (nested_deeper(buf, len, JVAL_MAX_DEPTH)) {
+		jval_fail(e, "body", "nested deeper than %d levels", JVAL_MAX_DEPTH);
 		return NULL;
 	}
 	json_error_t jerr;

@@ -8,14 +8,20 @@
 #include <stdint.h>
 #include <jansson.h>
 
+/* Deepest nesting of objects and arrays a request body may have (the
+ * top-level object is level 1). Deeper bodies are refused before parsing:
+ * nothing in the API nests that far, and a parser's recursion should not be
+ * the client's to choose. */
+#define JVAL_MAX_DEPTH 32
+
 typedef struct jval_error {
 	char field[64];
 	char message[160];
 } jval_error;
 
 /* Parses a JSON object from buf (len bytes). Returns a new reference, or
- * NULL with e filled ("body" / reason) when it is not valid JSON or not an
- * object. */
+ * NULL with e filled ("body" / reason) when it is not valid JSON, not an
+ * object, or nested deeper than JVAL_MAX_DEPTH. */
 json_t *jval_parse_object(const char *buf, size_t len, jval_error *e);
 
 /* Reads string field name of obj. required: absent is an error; otherwise

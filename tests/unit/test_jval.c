@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -219,12 +220,154 @@ static void test_fail_and_dump(void **state)
 	assert_null(jval_dump(NULL));
 }
 
+/* {"a": followed by n-1 nested arrays: n levels in all. */
+static char *nested(int n, const char *inner)
+{
+	size_t cap = 16 + 2 * (size_t)n + strlen(inner);
+	char *s = malloc(cap);
+	assert_non_null(s);
+	size_t k = 0;
+	k += (size_t)sprintf(s, "{\"a\":");
+	for (int i = 1; i < n; i++)
+		s[k++] = '[';
+	k += (size_t)sprintf(s + k, "%s", inner);
+	for (int i = 1; i < n; i++)
+		s[k++] = ']';
+	s[k++] = '}';
+	s[k] = '\0';
+	return s;
+}
+
+static void expect_too_deep(const char *buf)
+{
+	jval_error e;
+	memset(&e, 0, sizeof(e));
+	json_t *o = jval_parse_object(buf, strlen(buf), &e);
+	if (o) {
+		json_decref(o);
+		fail_msg("accepted a body nested too deep");
+	}
+	assert_string_equal(e.field, "body");
+	assert_string_equal(e.message, "nested deeper than 32 levels");
+}
+
+static void test_depth_limit(void **state)
+{
+	assert_int_equal(JVAL_MAX_DEPTH, 32);
+	jval_error e = {0};
+
+	/* exactly 32 levels (the object and 31 arrays) parse */
+	char *s = nested(JVAL_MAX_DEPTH, "1");
+	json_t *o = parse(s, &e);
+	assert_non_null(o);
+	json_t *v = json_object_get(o, "a");
+	for (int i = 2; i < JVAL_MAX_DEPTH; i++)
+		v = json_array_get(v, 0);
+	assert_true(json_is_array(v));
+	assert_int_equal(json_integer_value(json_array_get(v, 0)), 1);
+	json_decref(o);
+	free(s);
+
+	/* 33 do not, with arrays or with objects */
+	s = nested(JVAL_MAX_DEPTH + 1, "1");
+	expect_too_deep(s);
+	free(s);
+	s = nested(JVAL_MAX_DEPTH, "{}");
+	expect_too_deep(s);
+	free(s);
+	s = nested(JVAL_MAX_DEPTH - 1, "{}");
+	o = parse(s, &e);
+	assert_non_null(o);
+	json_decref(o);
+	free(s);
+
+	/* depth, not count: many shallow siblings are fine */
+	char wide[4096];
+	size_t k = (size_t)sprintf(wide, "{\"a\":[");
+	for (int i = 0; i < 500; i++)
+		k += (size_t)sprintf(wide + k, "%s[]", i ? "," : "");
+	sprintf(wide + k, "]}");
+	o = parse(wide, &e);
+	assert_non_null(o);
+	assert_int_equal(json_array_size(json_object_get(o, "a")), 500);
+	json_decref(o);
+
+	/* a hostile depth is refused by the scan, quickly and by depth */
+	s = nested(100000, "1");
+	expect_too_deep(s);
+	free(s);
+	/* unbalanced: still judged by how deep it gets */
+	char open[200];
+	memset(open, '[', sizeof(open) - 1);
+	open[0] = '{';
+	open[sizeof(open) - 1] = '\0';
+	expect_too_deep(open);
+}
+
+static void test_depth_ignores_strings(void **state)
+{
+	jval_error e = {0};
+	/* brackets inside strings, keys included, are text */
+	char inner[200];
+	memset(inner, '[', 100);
+	memset(inner + 100, '{', 99);
+	inner[199] = '\0';
+	char buf[512];
+	snprintf(buf, sizeof(buf), "{\"%s\":\"%s\",\"b\":[[1]]}", inner, inner);
+	json_t *o = parse(buf, &e);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, inner)), inner);
+	json_decref(o);
+
+	/* an escaped quote does not end the string... */
+	snprintf(buf, sizeof(buf), "{\"a\":\"\\\"%s\",\"b\":1}", inner);
+	o = parse(buf, &e);
+	assert_non_null(o);
+	json_decref(o);
+
+	/* ...but an escaped backslash before the quote does, so brackets after
+	 * it count */
+	char *deep = nested(JVAL_MAX_DEPTH + 1, "1");
+	snprintf(buf, sizeof(buf), "{\"x\":\"a\\\\\",\"y\":%s}", deep);
+	free(deep);
+	expect_too_deep(buf);
+	deep = nested(JVAL_MAX_DEPTH - 1, "1");
+	snprintf(buf, sizeof(buf), "{\"x\":\"a\\\\\",\"y\":%s}", deep);
+	free(deep);
+	o = parse(buf, &e);
+	assert_non_null(o);
+	json_decref(o);
+
+	/* closing brackets in a string do not lower the count either */
+	char closers[64];
+	memset(closers, ']', 40);
+	memset(closers + 40, '}', 10);
+	closers[50] = '\0';
+	char deep33[200];
+	memset(deep33, '[', JVAL_MAX_DEPTH);
+	deep33[JVAL_MAX_DEPTH] = '1';
+	memset(deep33 + JVAL_MAX_DEPTH + 1, ']', JVAL_MAX_DEPTH);
+	deep33[2 * JVAL_MAX_DEPTH + 1] = '\0';
+	snprintf(buf, sizeof(buf), "{\"s\":\"%s\",\"a\":%s}", closers, deep33);
+	expect_too_deep(buf);
+	/* one level less is fine */
+	snprintf(buf, sizeof(buf), "{\"s\":\"%s\",\"a\":%s}", closers, deep33 + 1);
+	buf[strlen(buf) - 2] = '}';
+	buf[strlen(buf) - 1] = '\0';
+	o = parse(buf, &e);
+	if (!o)
+		fail_msg("refused %s: %s", buf, e.message);
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_object), cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_str),          cmocka_unit_test(test_int),
 		cmocka_unit_test(test_fail_and_dump),
+		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_depth_ignores_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
