@@ -19,6 +19,10 @@
  * dropped before the connection is cut instead of answered. */
 #define HTTP_SERVER_MAX_DISCARD (1024u * 1024u)
 
+#define HTTP_SERVER_HEADER_LIMIT (8u * 1024u)
+/* libmicrohttpd's own default per-connection memory pool. */
+#define HTTP_SERVER_MIN_POOL (32u * 1024u)
+
 struct http_server {
 	struct MHD_Daemon *d;
 	http_handler_fn fn;
@@ -26,6 +30,7 @@ struct http_server {
 	rng *r;
 	rng *own_rng; /* made here when the caller passed none */
 	size_t body_limit;
+	size_t header_limit;
 	int port;
 	atomic_ulong connections;
 };
@@ -145,6 +150,42 @@ static enum MHD_Result answer_too_large(http_server *s, struct MHD_Connection *c
 	return ret;
 }
 
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	size_t *total = cls;
+	/* "Name: value\r\n" */
+	*total += (key ? strlen(key) : 0) + 2 + (value ? strlen(value) : 0) + 2;
+	return MHD_YES;
+}
+
+/* Bytes of the request line and headers as the client sent them (near
+ * enough: MHD has already dropped optional white space). */
+static size_t header_bytes(struct MHD_Connection *con, const req_state *st, const char *url,
+			   const char *method, const char *version)
+{
+	size_t total = strlen(method) + 1 + strlen(st->raw_uri ? st->raw_uri : url) + 1 +
+		       strlen(version ? version : "") + 2;
+	MHD_get_connection_values(con, MHD_HEADER_KIND, sum_header, &total);
+	return total;
+}
+
+static enum MHD_Result answer_headers_too_large(http_server *s, struct MHD_Connection *con,
+						req_state *st)
+{
+	char id[IDS_MAX], msg[128];
+	make_request_id(s, con, id, sizeof id);
+	msg_resp resp;
+	msg_resp_init(&resp);
+	snprintf(msg, sizeof msg, "request line and headers are larger than %zu bytes",
+		 s->header_limit);
+	msg_resp_error(&resp, 431, "request_header_fields_too_large", msg, NULL);
+	st->answered = 1;
+	enum MHD_Result ret = send_resp(con, &resp, id, 1);
+	msg_resp_clear(&resp);
+	return ret;
+}
+
 /* The path and query as the client sent them; falls back to MHD's decoded
  * url when the raw target is unusable (absolute-form, missing). */
 static const char *request_target(const req_state *st, const char *url)
@@ -243,6 +284,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
 		/* A normal response is never queued on the first call: MHD 0.9.75
 		 * would drop keep-alive. The 413 below closes anyway. */
 		st->started = 1;
+		if (header_bytes(con, st, url, method, version) > s->header_limit)
+			return answer_headers_too_large(s, con, st);
 		const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
 		if (cl) {
 			char *end;
@@ -355,6 +398,12 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 		s->r = s->own_rng;
 	}
 	s->body_limit = opts->body_limit;
+	s->header_limit = opts->header_limit ? opts->header_limit : HTTP_SERVER_HEADER_LIMIT;
+	/* Room in the pool for headers up to twice the limit, so those reach
+	 * us and get the API's 431; beyond that MHD answers 431 itself. */
+	size_t pool = s->header_limit * 2 + 16u * 1024u;
+	if (pool < HTTP_SERVER_MIN_POOL || pool < s->header_limit)
+		pool = HTTP_SERVER_MIN_POOL;
 	atomic_init(&s->connections, 0);
 
 	unsigned int threads = opts->threads > 1 ? (unsigned int)opts->threads : 0;
@@ -364,6 +413,7 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->conn_timeout_s,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
 				MHD_OPTION_THREAD_POOL_SIZE, threads,
 				MHD_OPTION_END);
 	if (!s->d) {

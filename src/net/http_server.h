@@ -1,8 +1,10 @@
 /* http_server: an HTTP/1.1 server over libmicrohttpd (internal epoll thread
  * pool, keep-alive). It turns each request into a msg_req, calls the handler
- * and sends the msg_resp. It enforces the body limit (413 in the API error
- * shape), gives every response an X-Request-Id (the client's when it sent a
- * valid one, else a new one) and never lets a handler's failure stop it. */
+ * and sends the msg_resp. It enforces the body limit (413) and the header
+ * limit (431), both in the API error shape, closes connections that stall
+ * longer than conn_timeout_s, gives every response an X-Request-Id (the
+ * client's when it sent a valid one, else a new one) and never lets a
+ * handler's failure stop it. */
 #ifndef ECOM_HTTP_SERVER_H
 #define ECOM_HTTP_SERVER_H
 
@@ -19,6 +21,11 @@ typedef struct http_server_opts {
 	int threads;             /* worker threads, >= 1 */
 	size_t body_limit;       /* bytes; larger bodies get 413 */
 	unsigned conn_timeout_s; /* idle connection timeout */
+	/* Bytes of request line and headers; more gets 431. 0 means 8 KiB.
+	 * Headers too large even for the connection's memory pool (a few times
+	 * this) are refused by libmicrohttpd itself: 431 and the connection
+	 * closed, with its own HTML body. */
+	size_t header_limit;
 } http_server_opts;
 
 typedef struct http_server http_server;

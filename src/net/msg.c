@@ -309,6 +309,7 @@ const char *msg_status_code(int status)
 	case 415: return "unsupported_media_type";
 	case 422: return "idempotency_mismatch";
 	case 429: return "rate_limited";
+	case 431: return "request_header_fields_too_large";
 	case 500: return "internal";
 	case 503: return "unavailable";
 	case 504: return "upstream_timeout";

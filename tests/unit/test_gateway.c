@@ -95,7 +95,7 @@ static void upstream_handler(void *ud, msg_req *req, msg_resp *resp)
 
 static int upstream_start(upstream *u)
 {
-	http_server_opts o = { "127.0.0.1", 0, 4, 1 << 20, 5 };
+	http_server_opts o = { "127.0.0.1", 0, 4, 1 << 20, 5, 0 };
 	char err[256];
 	atomic_store(&u->hits, 0);
 	u->srv = http_server_start(&o, upstream_handler, u, srv_rng, err, sizeof err);

@@ -61,7 +61,7 @@ static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof *f);
 	f->r = rng_new(42);
-	http_server_opts o = {"127.0.0.1", 0, 4, BODY_LIMIT, 5};
+	http_server_opts o = {"127.0.0.1", 0, 4, BODY_LIMIT, 5, 0};
 	char err[256];
 	f->srv = http_server_start(&o, echo_handler, NULL, f->r, err, sizeof err);
 	if (!f->srv) {
@@ -379,11 +379,161 @@ static void test_body_limit_chunked(void **state)
 	assert_non_null(strstr(buf, "\"body\":\"hello\""));
 }
 
+/* Sends a GET with one X-Pad header of padlen bytes (Connection: close) and
+ * reads the whole answer into buf. */
+static size_t get_with_header(int port, size_t padlen, char *buf, size_t len)
+{
+	int fd = connect_to(port);
+	char *req = malloc(padlen + 256);
+	assert_non_null(req);
+	int n = sprintf(req, "GET /v1/hdr HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ");
+	memset(req + n, 'h', padlen);
+	n += (int)padlen;
+	n += sprintf(req + n, "\r\n\r\n");
+	send_all(fd, req, (size_t)n);
+	free(req);
+	size_t got = read_all(fd, buf, len);
+	close(fd);
+	return got;
+}
+
+static void assert_still_serving(const char *base)
+{
+	char url[128];
+	snprintf(url, sizeof url, "%s/v1/after", base);
+	msg_resp resp;
+	msg_resp_init(&resp);
+	assert_int_equal(http_client_simple("GET", url, NULL, NULL, &resp, 2000), 0);
+	assert_int_equal(resp.status, 200);
+	msg_resp_clear(&resp);
+}
+
+static void test_header_limit(void **state)
+{
+	fixture *f = *state;
+	int port = http_server_port(f->srv);
+	char buf[8192];
+
+	/* well under the default 8 KiB: served */
+	get_with_header(port, 7 * 1024, buf, sizeof buf);
+	assert_true(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+
+	/* 16 KiB: 431 in the API error shape, and the connection is closed */
+	size_t got = get_with_header(port, 16 * 1024, buf, sizeof buf);
+	assert_true(got > 0);
+	if (strncmp(buf, "HTTP/1.1 431", 12) != 0)
+		fail_msg("expected 431, got: %.80s", buf);
+	assert_non_null(strstr(buf, "\"code\":\"request_header_fields_too_large\""));
+	assert_non_null(strcasestr(buf, "Content-Type: application/json"));
+	assert_non_null(strcasestr(buf, "X-Request-Id: req_"));
+	assert_non_null(strcasestr(buf, "Connection: close"));
+	assert_still_serving(f->base);
+
+	/* the sum counts, not one header: 100 headers of 100 bytes */
+	int fd = connect_to(port);
+	char line[160];
+	const char *head = "GET /v1/many HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+	send_all(fd, head, strlen(head));
+	for (int i = 0; i < 100; i++) {
+		int n = snprintf(line, sizeof line, "X-H%03d: %0100d\r\n", i, i);
+		send_all(fd, line, (size_t)n);
+	}
+	send_all(fd, "\r\n", 2);
+	read_all(fd, buf, sizeof buf);
+	close(fd);
+	assert_true(strncmp(buf, "HTTP/1.1 431", 12) == 0);
+	assert_non_null(strstr(buf, "request_header_fields_too_large"));
+
+	/* far beyond the connection's memory: libmicrohttpd refuses it itself
+	 * (431 and close) or the connection is cut; never served, never a crash */
+	for (int i = 0; i < 3; i++) {
+		got = get_with_header(port, 256 * 1024, buf, sizeof buf);
+		assert_true(got == 0 || strncmp(buf, "HTTP/1.1 431", 12) == 0);
+		assert_still_serving(f->base);
+	}
+}
+
+static void test_header_limit_configured(void **state)
+{
+	rng *r = rng_new(8);
+	http_server_opts o = {"127.0.0.1", 0, 2, BODY_LIMIT, 5, 1024};
+	char err[256];
+	http_server *s = http_server_start(&o, echo_handler, NULL, r, err, sizeof err);
+	assert_non_null(s);
+	char buf[4096];
+	get_with_header(http_server_port(s), 600, buf, sizeof buf);
+	assert_true(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+	get_with_header(http_server_port(s), 2000, buf, sizeof buf);
+	assert_true(strncmp(buf, "HTTP/1.1 431", 12) == 0);
+	assert_non_null(strstr(buf, "larger than 1024 bytes"));
+	http_server_stop(s);
+	rng_free(r);
+}
+
+static long ms_since(const struct timeval *t0)
+{
+	struct timeval t1;
+	gettimeofday(&t1, NULL);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_usec - t0->tv_usec) / 1000;
+}
+
+static void test_slow_client_timeout(void **state)
+{
+	rng *r = rng_new(9);
+	http_server_opts o = {"127.0.0.1", 0, 2, BODY_LIMIT, 1, 0};
+	char err[256];
+	http_server *s = http_server_start(&o, echo_handler, NULL, r, err, sizeof err);
+	assert_non_null(s);
+	int port = http_server_port(s);
+	char base[64];
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+
+	/* one client stops in the middle of its headers, another in the middle
+	 * of its body */
+	struct timeval t0;
+	gettimeofday(&t0, NULL);
+	int half = connect_to(port);
+	const char *h1 = "GET /v1/slow HTTP/1.1\r\nHost: x\r\nX-Partial: ";
+	send_all(half, h1, strlen(h1));
+	int body = connect_to(port);
+	const char *h2 = "POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
+	send_all(body, h2, strlen(h2));
+
+	/* meanwhile the server answers others at once */
+	for (int i = 0; i < 3; i++) {
+		struct timeval a;
+		gettimeofday(&a, NULL);
+		assert_still_serving(base);
+		assert_true(ms_since(&a) < 500);
+	}
+
+	/* both stalled connections are closed after about a second, without an
+	 * answer */
+	char buf[512];
+	ssize_t n = recv(half, buf, sizeof buf, 0);
+	long ms = ms_since(&t0);
+	if (n != 0)
+		fail_msg("stalled client: recv = %zd after %ld ms, expected a close", n, ms);
+	assert_true(ms >= 700 && ms < 2500);
+	n = recv(body, buf, sizeof buf, 0);
+	ms = ms_since(&t0);
+	if (n != 0)
+		fail_msg("stalled upload: recv = %zd after %ld ms, expected a close", n, ms);
+	assert_true(ms < 2500);
+	close(half);
+	close(body);
+
+	/* and it still serves */
+	assert_still_serving(base);
+	http_server_stop(s);
+	rng_free(r);
+}
+
 static void test_keep_alive_reused(void **state)
 {
 	fixture *f = *state;
 	rng *r = rng_new(7);
-	http_server_opts o = {"127.0.0.1", 0, 2, BODY_LIMIT, 5};
+	http_server_opts o = {"127.0.0.1", 0, 2, BODY_LIMIT, 5, 0};
 	char err[256];
 	http_server *s = http_server_start(&o, echo_handler, NULL, r, err, sizeof err);
 	assert_non_null(s);
@@ -453,7 +603,7 @@ static void test_timeout(void **state)
 static void test_port_in_use(void **state)
 {
 	fixture *f = *state;
-	http_server_opts o = {"127.0.0.1", http_server_port(f->srv), 1, BODY_LIMIT, 5};
+	http_server_opts o = {"127.0.0.1", http_server_port(f->srv), 1, BODY_LIMIT, 5, 0};
 	char err[256] = "";
 	http_server *s = http_server_start(&o, echo_handler, NULL, f->r, err, sizeof err);
 	assert_null(s);
@@ -482,6 +632,9 @@ int main(void)
 		cmocka_unit_test(test_status_zero_is_500),
 		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_body_limit_chunked),
+		cmocka_unit_test(test_header_limit),
+		cmocka_unit_test(test_header_limit_configured),
+		cmocka_unit_test(test_slow_client_timeout),
 		cmocka_unit_test(test_keep_alive_reused),
 		cmocka_unit_test(test_closed_port_unavailable),
 		cmocka_unit_test(test_timeout),
