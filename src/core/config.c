@@ -13,6 +13,8 @@ static const config_def defs[] = {
 	{"http.threads", "2", "Worker threads of each service's HTTP server."},
 	{"http.body_limit", "65536",
 	 "Largest request body accepted, in bytes; a larger one gets 413 payload_too_large."},
+	{"http.header_limit", "8192",
+	 "Largest request line plus headers in bytes; larger requests get 431."},
 	{"http.conn_timeout_s", "30", "Seconds an idle client connection stays open before the server closes it."},
 	{"log.level", "info", "Lowest level of log line written: debug, info, warn or error."},
 	{"store.url", "",

@@ -346,6 +346,7 @@ int serve_main(int argc, char **argv)
 		.threads = threads < 1 ? 1 : threads,
 		.body_limit = (size_t)config_int(cfg, "http.body_limit", 65536),
 		.conn_timeout_s = (unsigned)config_int(cfg, "http.conn_timeout_s", 30),
+		.header_limit = (size_t)config_int(cfg, "http.header_limit", 8192),
 	};
 	srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
 	if (!srv) {

@@ -1080,6 +1080,9 @@ static void test_connection_loss(void **state)
 	 * closed session before sending anything (nothing can be applied
 	 * twice), so the next statement runs on a new session and works. */
 	kill_backend(s, killer);
+	/* The backend leaves pg_stat_activity a moment before its socket
+	 * closes; let the close arrive. */
+	usleep(200000);
 	store_stmt *again = store_prepare(s, count, &rc);
 	assert_ptr_equal(again, st); /* the same handle, prepared anew */
 	assert_int_equal(store_step(again), STORE_ROW);

@@ -251,6 +251,11 @@ static void test_leeway_boundaries(void **state)
 	expect(tok, T - 1, 0, ERR_UNAUTH);
 	expect(tok, T - 30, 30, 0);
 	expect(tok, T - 31, 30, ERR_UNAUTH);
+
+	/* a negative leeway counts as none, not as a shorter life */
+	expect(tok, T + 100, -50, 0);
+	expect(tok, T + 101, -50, ERR_UNAUTH);
+	expect(tok, T, -50, 0);
 	free(tok);
 	free(payload);
 
