@@ -234,6 +234,11 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	/* Never reuse a connection idle long enough for the server to be closing
+	 * it (our servers close idle ones after http.conn_timeout_s, 30 s by
+	 * default): a request sent into that close fails after it may have been
+	 * read, which a write cannot safely retry. */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 10L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);

@@ -354,7 +354,11 @@ static void test_kill_one_replica(void **unused)
 				 "{\"sku\":\"KILL-%d\",\"name\":\"After kill %d\",\"category\":\"toys\","
 				 "\"price_cents\":%d}",
 				 k, k, 100 + k);
-			assert_int_equal(itest_req("POST", "/v1/products", body, ITEST_TOKEN, NULL, NULL), 201);
+			msg_resp r;
+			int status = itest_req("POST", "/v1/products", body, ITEST_TOKEN, NULL, &r);
+			if (status != 201)
+				fail_msg("POST after the kill: %d %.300s", status, r.body ? r.body : "");
+			msg_resp_clear(&r);
 		}
 	}
 	/* The supervisor brings it back under a new pid. */
