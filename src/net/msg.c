@@ -116,6 +116,31 @@ int msg_req_add_header(msg_req *req, const char *name, const char *value)
 	return headers_append(req->headers, &req->nheaders, name, value);
 }
 
+int msg_req_set_header(msg_req *req, const char *name, const char *value)
+{
+	int found = !value;
+	for (int i = 0; i < req->nheaders;) {
+		msg_header *h = &req->headers[i];
+		if (strcasecmp(h->name, name) != 0) {
+			i++;
+		} else if (!found) {
+			char *v = strdup(value);
+			if (!v)
+				return ERR_NOMEM;
+			free(h->value);
+			h->value = v;
+			found = 1;
+			i++;
+		} else {
+			free(h->name);
+			free(h->value);
+			memmove(h, h + 1, (size_t)(req->nheaders - i - 1) * sizeof(*h));
+			req->nheaders--;
+		}
+	}
+	return found ? 0 : msg_req_add_header(req, name, value);
+}
+
 int msg_req_set_body(msg_req *req, const char *body, size_t len)
 {
 	if (!req || (len && !body))

@@ -48,6 +48,9 @@ int msg_req_init(msg_req *req, const char *method, const char *path_and_query);
 void msg_req_clear(msg_req *req);
 /* Adds a header (copied). ERR_TOO_LARGE past MSG_MAX_HEADERS. */
 int msg_req_add_header(msg_req *req, const char *name, const char *value);
+/* Sets header name to a copy of value, replacing every header of that name
+ * (case-insensitive); value NULL removes them all. */
+int msg_req_set_header(msg_req *req, const char *name, const char *value);
 /* Replaces the body with a copy of len bytes. */
 int msg_req_set_body(msg_req *req, const char *body, size_t len);
 /* Header value by case-insensitive name, or NULL. Borrowed. */

@@ -305,6 +305,9 @@ int serve_main(int argc, char **argv)
 	ctx->jwt_key = (const unsigned char *)h.jwt_key;
 	ctx->jwt_key_len = strlen(h.jwt_key);
 	ctx->data_dir = cli_data_dir();
+	if (gateway_s)
+		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
+	ctx->gateway_url = h.gateway[0] ? h.gateway : NULL;
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
 		     "Time to serve an HTTP request, by route and status.");
@@ -362,7 +365,6 @@ int serve_main(int argc, char **argv)
 	if (def->tick && pthread_create(&tick_tid, NULL, tick_thread, &h) == 0)
 		tick_started = 1;
 	if (gateway_s) {
-		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
 	}

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const engine_def *const engines[] = {
 	&gateway_engine,
@@ -93,6 +94,36 @@ int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *re
 	msg_resp_set_header(resp, "WWW-Authenticate",
 			    presented ? "Bearer error=\"invalid_token\"" : "Bearer");
 	return ERR_UNAUTH;
+}
+
+int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *resp)
+{
+	identity id;
+	int rc = engine_caller(ctx, req, &id);
+	if (rc == 0 && (id.role == IDENTITY_SERVICE || id.role == IDENTITY_ADMIN))
+		return 0;
+	if (rc == 0 && id.role == IDENTITY_USER) {
+		msg_resp_error(resp, 403, "forbidden", "this route is for services only", NULL);
+		return ERR_FORBIDDEN;
+	}
+	msg_resp_error(resp, 401, "unauthenticated", "this route needs a service identity", NULL);
+	msg_resp_set_header(resp, "WWW-Authenticate", "Bearer");
+	return ERR_UNAUTH;
+}
+
+int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	if (!ctx->gateway_url || !ctx->gateway_url[0] || !ctx->call)
+		return ERR_UNAVAILABLE;
+	identity me = { .role = IDENTITY_SERVICE };
+	snprintf(me.sub, sizeof(me.sub), "%s", ctx->service);
+	char value[IDENTITY_MAX];
+	int rc = identity_sign(ctx->service_secret, &me, clock_now(ctx->clock), value, sizeof(value));
+	if (rc)
+		return rc;
+	if ((rc = msg_req_set_header(req, IDENTITY_HEADER, value)) != 0)
+		return rc;
+	return ctx->call(ctx->call_ud, ctx->gateway_url, req, resp, timeout_ms);
 }
 
 int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,

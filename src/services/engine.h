@@ -46,6 +46,7 @@ typedef struct engine_ctx {
 	const unsigned char *jwt_key; /* HS256 key of access tokens */
 	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
+	const char *gateway_url; /* where engine_call_service sends; NULL when none */
 } engine_ctx;
 
 typedef struct engine_def {
@@ -82,6 +83,19 @@ int engine_is_admin_token(const engine_ctx *ctx, const char *token);
  * with 401 (no or bad credentials) or 403 (a user) and returns ERR_UNAUTH or
  * ERR_FORBIDDEN. */
 int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
+
+/* Service-to-service authorisation: 0 for a service identity signed with
+ * the service secret, or an admin. A user gets 403 (ERR_FORBIDDEN), anyone
+ * else 401 (ERR_UNAUTH), in resp. */
+int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
+
+/* Calls another service through the gateway (which balances, fails over
+ * and, later, breaks circuits), as this service: req gets an identity of
+ * role service, sub ctx->service, signed with the service secret. req's
+ * path names the route ("/v1/reservations"); the gateway's route table
+ * picks the service. Returns as engine_call_fn; ERR_UNAVAILABLE when no
+ * gateway is known. */
+int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms);
 
 /* User authorisation: 0 with *out the user for a signed user identity;
  * otherwise 401 in resp and ERR_UNAUTH. */

@@ -75,33 +75,6 @@ static int idempotent(const char *method)
 	       strcmp(method, "OPTIONS") == 0;
 }
 
-/* Sets header name of the outgoing request to value, replacing whatever the
- * client sent under that name (repeats included); value NULL removes it. */
-static int set_req_header(msg_req *req, const char *name, const char *value)
-{
-	int found = !value;
-	for (int i = 0; i < req->nheaders;) {
-		msg_header *h = &req->headers[i];
-		if (strcasecmp(h->name, name) != 0) {
-			i++;
-		} else if (!found) {
-			char *v = strdup(value);
-			if (!v)
-				return ERR_NOMEM;
-			free(h->value);
-			h->value = v;
-			found = 1;
-			i++;
-		} else {
-			free(h->name);
-			free(h->value);
-			memmove(h, h + 1, (size_t)(req->nheaders - i - 1) * sizeof(*h));
-			req->nheaders--;
-		}
-	}
-	return found ? 0 : msg_req_add_header(req, name, value);
-}
-
 /* ---- the edge: who is calling, and may they ---------------------------------- */
 
 /* Authenticates the Authorization header: absent -> anonymous; the admin
@@ -109,6 +82,15 @@ static int set_req_header(msg_req *req, const char *name, const char *value)
  * in resp and ERR_UNAUTH. */
 static int authenticate(gateway *gw, const msg_req *req, msg_resp *resp, identity *id)
 {
+	memset(id, 0, sizeof(*id));
+	/* A service calling another (engine_call_service) signs its own
+	 * identity with the service secret; a client cannot, so any other
+	 * identity header is ignored here and dropped later. */
+	const char *claimed = msg_req_header(req, IDENTITY_HEADER);
+	if (claimed && identity_verify(gw->ctx->service_secret, claimed, clock_now(gw->ctx->clock),
+				       60 * 1000000LL, id) == 0 &&
+	    id->role == IDENTITY_SERVICE)
+		return 0;
 	memset(id, 0, sizeof(*id));
 	const char *auth = msg_req_header(req, "Authorization");
 	if (!auth)
@@ -136,11 +118,12 @@ static int authenticate(gateway *gw, const msg_req *req, msg_resp *resp, identit
 }
 
 /* Takes a token from the caller's bucket of the request's class; on denial
- * fills resp with 429 and returns ERR_BUSY. Admin calls are not limited:
- * operators' tools must work while the platform is under load. */
+ * fills resp with 429 and returns ERR_BUSY. Admin and service calls are not
+ * limited: operators' tools and the platform's own calls must work while
+ * the platform is under load (the bulkheads and breakers bound those). */
 static int rate_limit(gateway *gw, const msg_req *req, const identity *id, msg_resp *resp)
 {
-	if (id->role == IDENTITY_ADMIN)
+	if (id->role == IDENTITY_ADMIN || id->role == IDENTITY_SERVICE)
 		return 0;
 	enum rate_class cls = strncmp(req->path, "/v1/auth/", 9) == 0 ? RATE_AUTH
 			      : (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
@@ -204,14 +187,14 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 	/* The host replaced an invalid client id with its own: the upstream
 	 * must log the id the client gets back. */
 	if (req->request_id[0])
-		set_req_header(req, "X-Request-Id", req->request_id);
+		msg_req_set_header(req, "X-Request-Id", req->request_id);
 	/* A client's X-Forwarded-For is only a claim: append the real peer. */
 	const char *xff = msg_req_header(req, "X-Forwarded-For");
 	char *chain = NULL;
 	if (req->peer[0] && !xff)
 		msg_req_add_header(req, "X-Forwarded-For", req->peer);
 	else if (req->peer[0] && asprintf(&chain, "%s, %s", xff, req->peer) >= 0) {
-		set_req_header(req, "X-Forwarded-For", chain);
+		msg_req_set_header(req, "X-Forwarded-For", chain);
 		free(chain);
 	}
 
@@ -428,12 +411,12 @@ static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 	}
 	/* Only the gateway speaks for the caller: drop what the client claims,
 	 * sign what was authenticated. */
-	set_req_header(req, IDENTITY_HEADER, NULL);
+	msg_req_set_header(req, IDENTITY_HEADER, NULL);
 	if (id.role != IDENTITY_ANONYMOUS) {
 		char signed_id[IDENTITY_MAX];
 		if (identity_sign(gw->ctx->service_secret, &id, clock_now(gw->ctx->clock), signed_id,
 				  sizeof(signed_id)) == 0)
-			set_req_header(req, IDENTITY_HEADER, signed_id);
+			msg_req_set_header(req, IDENTITY_HEADER, signed_id);
 	}
 	proxy(gw, route, t, req, resp);
 }

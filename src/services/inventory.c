@@ -668,7 +668,7 @@ static int reserve_replay(inventory *inv, reserve_op *op, msg_resp *resp)
 static void reserve(void *ud, msg_req *req, msg_resp *resp)
 {
 	inventory *inv = ud;
-	if (engine_require_admin(inv->ctx, req, resp))
+	if (engine_require_service(inv->ctx, req, resp))
 		return;
 	json_t *body;
 	if (json_body(req, resp, &body))
@@ -890,7 +890,7 @@ static int finish_body(inventory *inv, void *arg)
 
 static void finish(inventory *inv, msg_req *req, msg_resp *resp, enum finish_action action)
 {
-	if (engine_require_admin(inv->ctx, req, resp))
+	if (engine_require_service(inv->ctx, req, resp))
 		return;
 	const char *id = msg_req_param(req, 0);
 	if (!valid_id(id)) {
@@ -940,7 +940,7 @@ static void release_reservation(void *ud, msg_req *req, msg_resp *resp)
 static void get_reservation(void *ud, msg_req *req, msg_resp *resp)
 {
 	inventory *inv = ud;
-	if (engine_require_admin(inv->ctx, req, resp))
+	if (engine_require_service(inv->ctx, req, resp))
 		return;
 	const char *id = msg_req_param(req, 0);
 	if (!valid_id(id)) {

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
+#include "services/identity.h"
 #include "net/http_client.h"
 
 static char conf_path[256], routes_path[256];
@@ -32,6 +34,7 @@ static int setup(void **unused)
 	      "/v2/products       catalog\n"
 	      "/v1/users          user\n"
 	      "/v1/auth           user\n"
+	      "/v1/reservations   inventory\n"
 	      "# 70% of /v1/split goes to the v1 handler, 30% to v2\n"
 	      "/v1/split          catalog:/v1/products=70,catalog:/v2/products=30\n"
 	      "/v0/products       catalog:/v1/products deprecated=2026-01-01 sunset=2027-06-30 "
@@ -243,6 +246,57 @@ static void test_versions(void **unused)
 	json_decref(v);
 }
 
+/* Reservations are service-to-service: a user is refused (403); a service
+ * that signs its identity with the service secret (as engine_call_service
+ * does) gets through the gateway without any token. */
+static void test_service_to_service(void **unused)
+{
+	json_t *v = NULL;
+	const char *body = "{\"reservation_id\":\"svc-1\",\"order_id\":\"o-1\","
+			   "\"items\":[{\"sku\":\"BOOK-001\",\"qty\":1}],\"ttl_s\":60}";
+	assert_int_equal(itest_req("POST", "/v1/reservations", body, token_a, &v, NULL), 403);
+	assert_string_equal(itest_err_code(v), "forbidden");
+	json_decref(v);
+	assert_int_equal(itest_req("POST", "/v1/reservations", body, NULL, NULL, NULL), 401);
+
+	char p[512], secret[256] = "";
+	snprintf(p, sizeof(p), "%s/service.secret", IT.state);
+	FILE *f = fopen(p, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(secret, sizeof(secret), f));
+	fclose(f);
+	secret[strcspn(secret, "\n")] = '\0';
+	identity me = { .role = IDENTITY_SERVICE };
+	snprintf(me.sub, sizeof(me.sub), "order");
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char signed_id[IDENTITY_MAX];
+	assert_int_equal(identity_sign(secret, &me, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+				       signed_id, sizeof(signed_id)),
+			 0);
+	msg_req req;
+	msg_req_init(&req, "POST", "/v1/reservations");
+	msg_req_add_header(&req, "X-Ecom-Identity", signed_id);
+	msg_req_add_header(&req, "Content-Type", "application/json");
+	msg_req_set_body(&req, body, strlen(body));
+	msg_resp r;
+	msg_resp_init(&r);
+	http_call_opts o = { 1000, 5000 };
+	assert_int_equal(http_client_do(IT.url, &req, &r, &o), 0);
+	assert_int_equal(r.status, 201);
+	msg_resp_clear(&r);
+	/* The same header signed with another secret is a stranger. */
+	assert_int_equal(identity_sign("not-the-secret", &me, (int64_t)ts.tv_sec * 1000000, signed_id,
+				       sizeof(signed_id)),
+			 0);
+	msg_req_set_header(&req, "X-Ecom-Identity", signed_id);
+	msg_resp_init(&r);
+	assert_int_equal(http_client_do(IT.url, &req, &r, &o), 0);
+	assert_int_equal(r.status, 401);
+	msg_resp_clear(&r);
+	msg_req_clear(&req);
+}
+
 /* Last: it spends this address's login budget. Two logins were made in
  * test_signup_login_me; the limit is 5 a minute per email and per address. */
 static void test_login_limit(void **unused)
@@ -292,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_users_see_only_their_own),
 		cmocka_unit_test(test_admin_versus_user),
 		cmocka_unit_test(test_versions),
+		cmocka_unit_test(test_service_to_service),
 		cmocka_unit_test(test_login_limit),
 	};
 	return cmocka_run_group_tests_name("integration: identity and the edge", tests, setup, teardown);
