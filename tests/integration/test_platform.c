@@ -153,6 +153,21 @@ static void test_state_directory(void **unused)
 {
 	char p[512];
 	struct stat st;
+	/* Every secret is the owner's alone, and none reaches a log. */
+	static const char *const secrets[] = { "jwt.key", "service.secret" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", IT.state, secrets[i]);
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+		assert_true(st.st_size >= 32);
+		FILE *sf = fopen(p, "r");
+		char secret[256] = "";
+		assert_non_null(fgets(secret, sizeof(secret), sf));
+		fclose(sf);
+		char cmd[1024];
+		snprintf(cmd, sizeof(cmd), "grep -rqF '%s' %s/log", secret, IT.state);
+		assert_int_not_equal(system(cmd), 0);
+	}
 	snprintf(p, sizeof(p), "%s/admin.token", IT.state);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
