@@ -278,6 +278,8 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 			msg_resp_set_header(resp, k.hdrs.headers[i].name, k.hdrs.headers[i].value);
 	} else {
 		rc = map_error(h, cc);
+		/* Say what went wrong, for the caller's log. */
+		msg_resp_set_header(resp, HTTP_CLIENT_ERROR_HEADER, curl_easy_strerror(cc));
 	}
 	/* The handle outlives this call: drop pointers into our stack/heap. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

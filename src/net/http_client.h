@@ -16,6 +16,10 @@ typedef struct http_call_opts {
 	long timeout_ms;         /* total, default 5000 when 0 */
 } http_call_opts;
 
+/* On a transport failure, resp carries this header with libcurl's words
+ * for it, for logs; it never comes from a server. */
+#define HTTP_CLIENT_ERROR_HEADER "X-Client-Error"
+
 /* Sends req (method, path, query, headers, body) to base_url
  * ("http://127.0.0.1:8081") and fills resp (status, body, headers,
  * content type). Returns 0 when any HTTP response came back (whatever its

@@ -234,9 +234,15 @@ void msg_resp_clear(msg_resp *resp)
 
 int msg_resp_set_header(msg_resp *resp, const char *name, const char *value)
 {
-	if (!resp || !name || !value)
+	if (!resp || !name)
 		return ERR_INVALID;
 	for (int i = 0; i < resp->nheaders; i++) {
+		if (strcasecmp(resp->headers[i].name, name) == 0 && !value) {
+			free(resp->headers[i].name);
+			free(resp->headers[i].value);
+			resp->headers[i] = resp->headers[--resp->nheaders];
+			return 0;
+		}
 		if (strcasecmp(resp->headers[i].name, name) == 0) {
 			char *v = strdup(value);
 			if (!v)
@@ -246,7 +252,7 @@ int msg_resp_set_header(msg_resp *resp, const char *name, const char *value)
 			return 0;
 		}
 	}
-	return headers_append(resp->headers, &resp->nheaders, name, value);
+	return value ? headers_append(resp->headers, &resp->nheaders, name, value) : 0;
 }
 
 const char *msg_resp_header(const msg_resp *resp, const char *name)

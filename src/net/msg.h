@@ -63,7 +63,7 @@ const char *msg_req_param(const msg_req *req, int i);
 
 void msg_resp_init(msg_resp *resp);
 void msg_resp_clear(msg_resp *resp);
-/* Adds or replaces a response header (copied). */
+/* Adds or replaces a response header (copied); value NULL removes it. */
 int msg_resp_set_header(msg_resp *resp, const char *name, const char *value);
 const char *msg_resp_header(const msg_resp *resp, const char *name);
 /* Sets status and a copy of body with content type. */

@@ -4,6 +4,7 @@
 #include "ops/seed.h"
 #include "ops/serve.h"
 #include "ops/settings.h"
+#include "ops/simulate.h"
 #include "ops/stock.h"
 #include "ops/supervisor.h"
 
@@ -27,6 +28,7 @@ static const command commands[] = {
 	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
+	{ "sim", simulate_main, "the outside world simulated: sim stripe" },
 	{ NULL, NULL, NULL },
 };
 

@@ -7,6 +7,7 @@
 #include "ops/cli.h"
 #include "ops/state.h"
 #include "services/engine.h"
+#include "sim/stripe_sim.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -97,6 +98,13 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 		free(text);
 	} else {
 		h->def->handle(h->eng, req, resp);
+		/* An engine never sleeps: injected latency comes back as a header
+		 * and the host, which owns the thread, waits it out. */
+		int64_t delay = stripe_sim_delay_us(resp);
+		if (delay > 0) {
+			msg_resp_set_header(resp, STRIPE_SIM_DELAY_HEADER, NULL);
+			usleep((useconds_t)(delay > 60000000 ? 60000000 : delay));
+		}
 	}
 	const char *route = resp->route ? resp->route : req->route ? req->route : "unmatched";
 	char labels[256];

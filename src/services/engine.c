@@ -1,10 +1,12 @@
 /* engine: the table of engines and the helpers they share. */
 #include "services/engine.h"
 #include "core/err.h"
+#include "services/cart.h"
 #include "services/catalog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
 #include "services/user.h"
+#include "sim/stripe_sim.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,10 +17,12 @@ static const engine_def *const engines[] = {
 	&catalog_engine,
 	&user_engine,
 	&inventory_engine,
+	&stripe_sim_engine,
+	&cart_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", "user", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", NULL };
 
 const engine_def *engine_find(const char *name)
 {

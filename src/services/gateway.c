@@ -204,7 +204,8 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 	while (ntried < GATEWAY_MAX_TRIES) {
 		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
 		int64_t now = clock_now(ctx->clock);
-		if (registry_acquire(gw->reg, pfx->service, now, exclude, ntried, id, addr) != 0)
+		if (registry_acquire(gw->reg, pfx->service, now, exclude, ntried, id, addr) != 0 &&
+		    registry_acquire_stale(gw->reg, pfx->service, now, exclude, ntried, id, addr) != 0)
 			break;
 		msg_resp up;
 		msg_resp_init(&up);
@@ -221,8 +222,8 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 			deprecation_headers(route, resp);
 			return;
 		}
-		msg_resp_clear(&up);
 		if (rc == ERR_TIMEOUT) {
+			msg_resp_clear(&up);
 			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) timed out after %lld ms",
 				req->method, req->path, id, addr, (long long)gw->upstream_timeout_ms);
 			msg_resp_error(resp, 504, "upstream_timeout",
@@ -234,14 +235,24 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 		if (rc != ERR_UNAVAILABLE) {
 			/* The request may have reached the instance (it died while
 			 * answering): only a read may be sent again elsewhere. */
-			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) failed: %s; out of rotation",
-				req->method, req->path, id, addr, err_name(rc));
-			if (!idempotent(req->method))
-				break;
+			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) failed: %s (%s); out of rotation",
+				req->method, req->path, id, addr, err_name(rc),
+				msg_resp_header(&up, "X-Client-Error") ? msg_resp_header(&up, "X-Client-Error")
+								       : "no detail");
+			if (!idempotent(req->method)) {
+				msg_resp_clear(&up);
+				msg_resp_error(resp, 503, "unavailable",
+					       "the instance failed while answering; the request may or "
+					       "may not have been applied",
+					       json_pack("{s:s}", "service", pfx->service));
+				msg_resp_set_header(resp, "Retry-After", "1");
+				return;
+			}
 		} else {
 			log_msg(ctx->log, LOG_WARN, NULL,
 				"%s (%s) refused the connection; out of rotation", id, addr);
 		}
+		msg_resp_clear(&up);
 		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
 		exclude[ntried] = tried[ntried];
 		ntried++;

@@ -135,8 +135,11 @@ static int excluded(const char *id, const char *const *exclude, int n)
 	return 0;
 }
 
-int registry_acquire(registry *r, const char *service, int64_t now_us, const char *const *exclude,
-		     int nexclude, char id[REGISTRY_ID_MAX], char addr[REGISTRY_ADDR_MAX])
+/* Picks among the instances of service that qualify: healthy ones, or with
+ * stale set, ones whose heartbeats are late but that no request has found
+ * dead. */
+static int acquire(registry *r, const char *service, int64_t now_us, const char *const *exclude,
+		   int nexclude, int stale, char id[REGISTRY_ID_MAX], char addr[REGISTRY_ADDR_MAX])
 {
 	pthread_mutex_lock(&r->mu);
 	instance *best = NULL;
@@ -144,8 +147,8 @@ int registry_acquire(registry *r, const char *service, int64_t now_us, const cha
 	unsigned start = n ? r->rr++ % (unsigned)n : 0;
 	for (int k = 0; k < n; k++) {
 		instance *in = &r->items[(start + (unsigned)k) % (unsigned)n];
-		if (strcmp(in->service, service) != 0 || !is_healthy(r, in, now_us) ||
-		    excluded(in->id, exclude, nexclude))
+		int ok = stale ? !in->down : is_healthy(r, in, now_us);
+		if (strcmp(in->service, service) != 0 || !ok || excluded(in->id, exclude, nexclude))
 			continue;
 		if (!best || in->outstanding < best->outstanding)
 			best = in;
@@ -159,6 +162,19 @@ int registry_acquire(registry *r, const char *service, int64_t now_us, const cha
 	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;
+}
+
+int registry_acquire(registry *r, const char *service, int64_t now_us, const char *const *exclude,
+		     int nexclude, char id[REGISTRY_ID_MAX], char addr[REGISTRY_ADDR_MAX])
+{
+	return acquire(r, service, now_us, exclude, nexclude, 0, id, addr);
+}
+
+int registry_acquire_stale(registry *r, const char *service, int64_t now_us,
+			   const char *const *exclude, int nexclude, char id[REGISTRY_ID_MAX],
+			   char addr[REGISTRY_ADDR_MAX])
+{
+	return acquire(r, service, now_us, exclude, nexclude, 1, id, addr);
 }
 
 void registry_release(registry *r, const char *id)

@@ -39,6 +39,13 @@ void registry_expire(registry *r, int64_t now_us);
  * instance qualifies. Pair with registry_release. */
 int registry_acquire(registry *r, const char *service, int64_t now_us, const char *const *exclude,
 		     int nexclude, char id[REGISTRY_ID_MAX], char addr[REGISTRY_ADDR_MAX]);
+/* The same among instances that are only late with their heartbeats (still
+ * listed, and not found dead by a request): the fallback when none is
+ * healthy, because late heartbeats mostly mean a busy machine, not a dead
+ * instance, and a dead one is refused at once and marked down. */
+int registry_acquire_stale(registry *r, const char *service, int64_t now_us,
+			   const char *const *exclude, int nexclude, char id[REGISTRY_ID_MAX],
+			   char addr[REGISTRY_ADDR_MAX]);
 void registry_release(registry *r, const char *id);
 
 /* Healthy instances of service at now_us. */

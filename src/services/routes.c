@@ -20,7 +20,9 @@ static const char default_table[] =
 	"/v1/inventory     inventory\n"
 	"/v1/reservations  inventory\n"
 	"/v1/auth          user\n"
-	"/v1/users         user\n";
+	"/v1/users         user\n"
+	"/v1/cart          cart\n"
+	"/v1/internal/carts cart\n";
 
 const char *routes_default(void) { return default_table; }
 

@@ -328,6 +328,31 @@ static void test_mark_down(void **state)
 	registry_release(f->reg, id);
 }
 
+/* When no instance is healthy only because heartbeats are late (a busy
+ * machine), the stale fallback still finds the ones no request found dead,
+ * and never one marked down. */
+static void test_acquire_stale_fallback(void **state)
+{
+	fixture *f = *state;
+	beat(f, "catalog", "catalog-1", "a1");
+	beat(f, "catalog", "catalog-2", "a2");
+	clock_advance(f->clock, TTL_US + 1);
+	char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
+	assert_int_equal(registry_healthy(f->reg, "catalog", now(f)), 0);
+	assert_int_equal(registry_acquire(f->reg, "catalog", now(f), NULL, 0, id, addr), ERR_NOT_FOUND);
+	registry_mark_down(f->reg, "catalog-1", now(f));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(registry_acquire_stale(f->reg, "catalog", now(f), NULL, 0, id, addr), 0);
+		assert_string_equal(id, "catalog-2");
+		registry_release(f->reg, id);
+	}
+	const char *ex[] = { "catalog-2" };
+	assert_int_equal(registry_acquire_stale(f->reg, "catalog", now(f), ex, 1, id, addr),
+			 ERR_NOT_FOUND);
+	assert_int_equal(registry_acquire_stale(f->reg, "search", now(f), NULL, 0, id, addr),
+			 ERR_NOT_FOUND);
+}
+
 /* A virtual clock may well start at 0 (the simulator's epoch); marking down
  * at time 0 must still take the instance out. */
 static void test_mark_down_at_time_zero(void **state)
@@ -542,6 +567,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exclude, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_down, setup, teardown),
 		cmocka_unit_test(test_mark_down_at_time_zero),
+		cmocka_unit_test_setup_teardown(test_acquire_stale_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_to_json_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_inputs, setup, teardown),

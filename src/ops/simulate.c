@@ -1,0 +1,43 @@
+/* simulate: ecom sim. */
+#include "ops/simulate.h"
+#include "ops/cli.h"
+#include "ops/serve.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char HELP[] =
+	"usage: ecom sim stripe [--port PORT] [--state DIR] [--config FILE] [--log-level LEVEL]\n"
+	"\n"
+	"The outside world, simulated on loopback:\n"
+	"  stripe   a Stripe-compatible payments API (payment intents, capture,\n"
+	"           cancel, refunds, idempotency keys, the test card tokens), with\n"
+	"           faults set through PUT /admin/faults/stripe. Default port 12111.\n"
+	"\n"
+	"The admin token for /admin routes is $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
+
+int simulate_main(int argc, char **argv)
+{
+	if (argc < 2 || cli_is_help(argv[1])) {
+		fputs(HELP, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "stripe") != 0)
+		return cli_usage("sim", "unknown simulator '%s' (available: stripe)", argv[1]);
+	/* ecom serve stripe-sim [--port 12111] ARGS... */
+	char *args[64];
+	int n = 0, has_port = 0;
+	args[n++] = "serve";
+	args[n++] = "stripe-sim";
+	for (int i = 2; i < argc && n < 60; i++) {
+		if (strcmp(argv[i], "--port") == 0 || strncmp(argv[i], "--port=", 7) == 0)
+			has_port = 1;
+		args[n++] = argv[i];
+	}
+	if (!has_port) {
+		args[n++] = "--port";
+		args[n++] = "12111";
+	}
+	args[n] = NULL;
+	return serve_main(n, args);
+}
