@@ -348,8 +348,11 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	int threads = (int)config_int(cfg, "http.threads", 2);
-	/* The gateway blocks a worker for each upstream call, so it gets more. */
-	if (strcmp(def->name, "gateway") == 0 && threads < 8)
+	/* The gateway blocks a worker for each upstream call, and the inventory
+	 * commits concurrent reservations as one group (a group is only as big
+	 * as the requests inside the engine at once), so both get more. */
+	if ((strcmp(def->name, "gateway") == 0 || strcmp(def->name, "inventory") == 0) &&
+	    threads < 8)
 		threads = 8;
 	http_server_opts so = {
 		.host = config_get(cfg, "http.host"),

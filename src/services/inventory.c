@@ -6,9 +6,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SKU_MAX 64
 #define ID_MAX 64
@@ -26,11 +28,29 @@
 #define REPORT_MAX 100
 /* A transaction body's "the answer is decided, roll back": not an error. */
 #define TXN_ABORT 1
+/* Operations one group commit runs at most (see txn_run_all). */
+#define BATCH_MAX 64
+/* How long a leader waits for the writers it expects to join its batch:
+ * well under the cost of the commit they would otherwise each pay. */
+#define LINGER_US 200
+
+typedef struct txn_op txn_op;
 
 typedef struct inventory {
 	engine_ctx *ctx;
 	router *rt;
 	int64_t low_threshold;
+	/* Group commit: operations waiting for a transaction, and whether a
+	 * thread is running one now (the leader). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;        /* a batch finished */
+	pthread_cond_t linger_cv; /* an op joined the queue while a leader lingers */
+	txn_op *head, *tail;
+	size_t queued;   /* ops in the queue */
+	int leading;     /* a thread is running a batch (or lingering first) */
+	int lingering;
+	size_t writers;  /* threads inside txn_run_all */
+	size_t peak;     /* most writers at once since the last batch began */
 } inventory;
 
 /* ---- the reservation state machine --------------------------------------- */
@@ -124,11 +144,31 @@ static int stock_read(store *s, const char *sku, int64_t *on_hand, int64_t *rese
 	return rc;
 }
 
+/* Runs a conditional UPDATE of sku's stock row: STORE_ROW with the row's
+ * new figures (read back inside the same transaction, which now holds the
+ * row) when it changed, STORE_DONE when its condition left it alone, or an
+ * error. Not "UPDATE ... RETURNING": SQLite collects RETURNING rows in an
+ * ephemeral table it creates for every run, which measured slower than
+ * this second, cached statement. */
+static int stock_update(store *s, const char *sql, const char *sku, int64_t *on_hand,
+			int64_t *reserved, const sqlarg *a, size_t n)
+{
+	int64_t changed = 0;
+	int rc = sql_run(s, sql, &changed, a, n);
+	if (rc)
+		return rc;
+	if (changed != 1)
+		return STORE_DONE;
+	rc = stock_read(s, sku, on_hand, reserved);
+	return rc == STORE_DONE ? ERR_INTERNAL : rc;
+}
+
 /* Runs body in one transaction on this thread's connection: commits when it
  * returns 0, rolls back otherwise. A "busy" or "serialize again" from the
  * database (or from body itself, when a conditional update lost a race)
  * runs the whole transaction again, up to TXN_TRIES times. Returns 0,
- * TXN_ABORT when body decided to roll back, or an error. */
+ * TXN_ABORT when body decided to roll back, or an error. Bodies may run more
+ * than once, so they set every output afresh. */
 static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
 {
 	store *s = inv->ctx->store;
@@ -150,56 +190,303 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
 	return rc;
 }
 
-/* ---- ledger and outbox ------------------------------------------------------- */
+/* ---- group commit -------------------------------------------------------------- */
 
-static int outbox_put(inventory *inv, const char *key, json_t *payload, int64_t now)
+/* The daemon calls the engine from several threads at once. Rather than one
+ * transaction each, queued at the database's write lock, concurrent write
+ * requests share one: the first thread that finds no transaction running
+ * becomes the leader, takes every queued operation (up to BATCH_MAX) and
+ * runs each in its own savepoint inside one transaction, so one that fails
+ * or is refused (ROLLBACK TO its savepoint) leaves the others' work intact;
+ * then it commits once, and every waiter wakes to its own result, which is
+ * final and durable (as the store is configured) only after that commit. A
+ * commit costs the same for one operation as for sixty: on SQLite the pages
+ * the batch dirtied are appended to the WAL once (a hot stock row or the
+ * tail of the ledger once, not once per reservation); on PostgreSQL the WAL
+ * is flushed once. A lone request runs alone, as before, with no
+ * savepoints and no waiting. */
+struct txn_op {
+	int (*body)(inventory *, void *);
+	void *arg;
+	int rc;   /* as run_txn returns it, once done */
+	int done; /* under inv->mu */
+	txn_op *next;
+};
+
+static int retryable(int rc) { return rc == ERR_RETRY || rc == ERR_BUSY; }
+
+static int txn_sql(store *s, const char *sql) { return sql_run(s, sql, NULL, NULL, 0); }
+
+/* One transaction for every op of b, each in a savepoint; ops[i].rc is what
+ * its body returned. Returns 0 once committed; otherwise the transaction
+ * is rolled back whole (a savepoint statement or the commit failed, or the
+ * database ended the transaction under a body) and every rc is void. */
+static int batch_try(inventory *inv, txn_op **b, size_t n)
 {
-	char *text = jval_dump(payload);
-	json_decref(payload);
-	if (!text)
-		return ERR_NOMEM;
-	int rc = sql_run(inv->ctx->store,
-			 "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(key), T(text), I(now)));
-	free(text);
+	store *s = inv->ctx->store;
+	int rc = store_begin(s);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = txn_sql(s, "SAVEPOINT inventory_op");
+		if (rc)
+			break;
+		b[i]->rc = b[i]->body(inv, b[i]->arg);
+		if (b[i]->rc == 0) {
+			rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
+		} else {
+			rc = txn_sql(s, "ROLLBACK TO SAVEPOINT inventory_op");
+			if (rc == 0)
+				rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
+		}
+	}
+	if (rc == 0)
+		rc = store_commit(s);
+	if (rc) {
+		store_rollback(s);
+		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n, err_name(rc));
+	}
 	return rc;
 }
 
-/* Records a change just made to sku's row (d_on_hand, d_reserved) in the
- * ledger and the outbox, inside the caller's transaction: a stock_changed
- * event always, a low_stock event when available crossed down to the
- * threshold. */
-static int after_change(inventory *inv, const char *sku, int64_t d_on_hand, int64_t d_reserved,
-			const char *reason, const char *reference, int64_t now)
+/* Runs the ops of b (n > 0) and sets each one's rc. */
+static void batch_run(inventory *inv, txn_op **b, size_t n)
+{
+	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commits_total", NULL, 1);
+	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commit_ops_total", NULL, n);
+	int rc = ERR_RETRY;
+	for (int attempt = 0; n > 1 && retryable(rc) && attempt < TXN_TRIES; attempt++)
+		rc = batch_try(inv, b, n);
+	/* Alone, after a failure that was not its own (each then gets its own
+	 * answer, also the error), or again after losing a race. */
+	for (size_t i = 0; i < n; i++)
+		if (n == 1 || rc != 0 || retryable(b[i]->rc))
+			b[i]->rc = run_txn(inv, b[i]->body, b[i]->arg);
+}
+
+/* A leader waits, up to LINGER_US, until as many ops are queued as there
+ * were writers in the engine during the last batch: those threads are
+ * coming back with their next request (building the answer to the last
+ * one, reading the next) and joining now makes one commit of what would be
+ * several. A lone writer (and the single-threaded simulator) never waits;
+ * the clock read here only bounds a wait, it is no figure of the engine. */
+static void linger(inventory *inv, size_t expect)
+{
+	if (expect > BATCH_MAX)
+		expect = BATCH_MAX;
+	if (inv->queued >= expect)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += LINGER_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	inv->lingering = 1;
+	while (inv->queued < expect &&
+	       pthread_cond_timedwait(&inv->linger_cv, &inv->mu, &until) == 0)
+		;
+	inv->lingering = 0;
+}
+
+/* Runs the n ops (their body and arg set) in group commits with whatever
+ * other threads submit meanwhile, and returns when every one has its rc. */
+static void txn_run_all(inventory *inv, txn_op *ops, size_t n)
+{
+	pthread_mutex_lock(&inv->mu);
+	for (size_t i = 0; i < n; i++) {
+		ops[i].done = 0;
+		ops[i].next = NULL;
+		if (inv->tail)
+			inv->tail->next = &ops[i];
+		else
+			inv->head = &ops[i];
+		inv->tail = &ops[i];
+	}
+	inv->queued += n;
+	if (++inv->writers > inv->peak)
+		inv->peak = inv->writers;
+	if (inv->lingering)
+		pthread_cond_signal(&inv->linger_cv);
+	size_t first = 0; /* ops before it are done */
+	for (;;) {
+		while (first < n && ops[first].done)
+			first++;
+		if (first == n)
+			break;
+		if (inv->leading) {
+			pthread_cond_wait(&inv->cv, &inv->mu);
+			continue;
+		}
+		inv->leading = 1;
+		linger(inv, inv->peak);
+		txn_op *batch[BATCH_MAX];
+		size_t k = 0;
+		while (inv->head && k < BATCH_MAX) {
+			batch[k++] = inv->head;
+			inv->head = inv->head->next;
+		}
+		if (!inv->head)
+			inv->tail = NULL;
+		inv->queued -= k;
+		inv->peak = inv->writers;
+		pthread_mutex_unlock(&inv->mu);
+		batch_run(inv, batch, k);
+		pthread_mutex_lock(&inv->mu);
+		for (size_t i = 0; i < k; i++)
+			batch[i]->done = 1;
+		inv->leading = 0;
+		pthread_cond_broadcast(&inv->cv);
+	}
+	inv->writers--;
+	pthread_mutex_unlock(&inv->mu);
+}
+
+/* run_txn for a request: the same answer, in a shared transaction. */
+static int txn_do(inventory *inv, int (*body)(inventory *, void *), void *arg)
+{
+	txn_op op = { .body = body, .arg = arg };
+	txn_run_all(inv, &op, 1);
+	return op.rc;
+}
+
+/* ---- ledger and outbox ------------------------------------------------------- */
+
+/* A growing string for JSON text built by hand: the event payloads and the
+ * reservation's stored forms are made for every reservation, and jansson's
+ * build-a-tree-then-dump costs more than the rest of the request. Every
+ * string that goes in is escaped (sb_str); the output is what
+ * json_dumps(JSON_COMPACT) writes for the same object, byte for byte, so
+ * fingerprints stored before this code still match. */
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		char *grown = realloc(b->p, cap);
+		if (!grown) {
+			b->oom = 1;
+			return;
+		}
+		b->p = grown;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_raw(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_int(sbuf *b, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+	sb_put(b, num, (size_t)n);
+}
+
+/* s as a JSON string, escaped as jansson escapes it. */
+static void sb_str(sbuf *b, const char *s)
+{
+	sb_put(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, run, (size_t)(s - run));
+		char esc[8];
+		switch (c) {
+		case '"': sb_put(b, "\\\"", 2); break;
+		case '\\': sb_put(b, "\\\\", 2); break;
+		case '\b': sb_put(b, "\\b", 2); break;
+		case '\f': sb_put(b, "\\f", 2); break;
+		case '\n': sb_put(b, "\\n", 2); break;
+		case '\r': sb_put(b, "\\r", 2); break;
+		case '\t': sb_put(b, "\\t", 2); break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04X", c);
+			sb_put(b, esc, 6);
+			break;
+		}
+		run = s + 1;
+	}
+	sb_put(b, run, (size_t)(s - run));
+	sb_put(b, "\"", 1);
+}
+
+/* key (a literal with its punctuation, '"a":' or ',"a":'), then a string or
+ * an integer. */
+static void sb_kstr(sbuf *b, const char *key, const char *v)
+{
+	sb_raw(b, key);
+	sb_str(b, v);
+}
+
+static void sb_kint(sbuf *b, const char *key, int64_t v)
+{
+	sb_raw(b, key);
+	sb_int(b, v);
+}
+
+/* One event of a stock change: {"type", "sku", "on_hand", "reserved",
+ * "available", ["threshold",] "reason", "reference"}. */
+static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+		      int64_t reserved, int with_threshold, const char *reason,
+		      const char *reference, int64_t now)
+{
+	sbuf b = { .p = NULL };
+	sb_kstr(&b, "{\"type\":", type);
+	sb_kstr(&b, ",\"sku\":", sku);
+	sb_kint(&b, ",\"on_hand\":", on_hand);
+	sb_kint(&b, ",\"reserved\":", reserved);
+	sb_kint(&b, ",\"available\":", on_hand - reserved);
+	if (with_threshold)
+		sb_kint(&b, ",\"threshold\":", inv->low_threshold);
+	sb_kstr(&b, ",\"reason\":", reason);
+	sb_kstr(&b, ",\"reference\":", reference);
+	sb_raw(&b, "}");
+	if (b.oom) {
+		free(b.p);
+		return ERR_NOMEM;
+	}
+	int rc = sql_run(inv->ctx->store,
+			 "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
+			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now)));
+	free(b.p);
+	return rc;
+}
+
+/* Records a change just made to sku's row (d_on_hand, d_reserved), which
+ * left it at on_hand and reserved, in the ledger and the outbox, inside the
+ * caller's transaction: a stock_changed event always, a low_stock event
+ * when available crossed down to the threshold. */
+static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_t reserved,
+			int64_t d_on_hand, int64_t d_reserved, const char *reason,
+			const char *reference, int64_t now)
 {
 	store *s = inv->ctx->store;
-	int64_t on_hand = 0, reserved = 0;
-	int rc = stock_read(s, sku, &on_hand, &reserved);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_INTERNAL;
-	rc = sql_run(s,
-		     "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
-		     "VALUES (?, ?, ?, ?, ?, ?)",
-		     NULL, ARGS(T(sku), I(d_on_hand), I(d_reserved), T(reason), T(reference), I(now)));
+	int rc = sql_run(s,
+			 "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
+			 "VALUES (?, ?, ?, ?, ?, ?)",
+			 NULL,
+			 ARGS(T(sku), I(d_on_hand), I(d_reserved), T(reason), T(reference), I(now)));
 	if (rc)
 		return rc;
 	int64_t available = on_hand - reserved;
 	int64_t before = (on_hand - d_on_hand) - (reserved - d_reserved);
-	rc = outbox_put(inv, sku,
-			json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s}", "type", "stock_changed", "sku", sku,
-				  "on_hand", (json_int_t)on_hand, "reserved", (json_int_t)reserved,
-				  "available", (json_int_t)available, "reason", reason, "reference",
-				  reference),
-			now);
+	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now);
 	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
 		return rc;
-	return outbox_put(inv, sku,
-			  json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s}", "type", "low_stock", "sku",
-				    sku, "on_hand", (json_int_t)on_hand, "reserved",
-				    (json_int_t)reserved, "available", (json_int_t)available,
-				    "threshold", (json_int_t)inv->low_threshold, "reason", reason,
-				    "reference", reference),
-			  now);
+	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now);
 }
 
 /* ---- validation and replies --------------------------------------------------- */
@@ -332,19 +619,17 @@ static int set_body(inventory *inv, void *arg)
 		return 0;
 	/* Conditional on the figures just read: on PostgreSQL a commit may
 	 * slip in between, and the ledger's delta must be the real one. */
-	int64_t changed = 0;
-	rc = sql_run(s,
-		     "UPDATE stock SET on_hand = ?, updated_at = ? "
-		     "WHERE sku = ? AND on_hand = ? AND reserved <= ?",
-		     &changed,
-		     ARGS(I(op->on_hand), I(op->now), T(op->sku), I(op->old_on_hand),
-			  I(op->on_hand)));
-	if (rc)
-		return rc;
-	if (changed != 1)
-		return ERR_RETRY;
-	return after_change(inv, op->sku, op->on_hand - op->old_on_hand, 0, "set", op->reference,
-			    op->now);
+	int64_t on_hand = 0;
+	rc = stock_update(s,
+			  "UPDATE stock SET on_hand = ?, updated_at = ? "
+			  "WHERE sku = ? AND on_hand = ? AND reserved <= ?",
+			  op->sku, &on_hand, &op->reserved,
+			  ARGS(I(op->on_hand), I(op->now), T(op->sku), I(op->old_on_hand),
+			       I(op->on_hand)));
+	if (rc != STORE_ROW)
+		return rc < 0 ? rc : ERR_RETRY;
+	return after_change(inv, op->sku, on_hand, op->reserved, op->on_hand - op->old_on_hand, 0,
+			    "set", op->reference, op->now);
 }
 
 static void set_stock(void *ud, msg_req *req, msg_resp *resp)
@@ -373,7 +658,7 @@ static void set_stock(void *ud, msg_req *req, msg_resp *resp)
 		return;
 	}
 	json_decref(body);
-	int rc = run_txn(inv, set_body, &op);
+	int rc = txn_do(inv, set_body, &op);
 	if (rc == TXN_ABORT && op.below) {
 		char msg[256];
 		snprintf(msg, sizeof(msg),
@@ -537,20 +822,23 @@ static int reserve_body(inventory *inv, void *arg)
 	/* In sku order, so two transactions lock rows in the same order. */
 	for (size_t i = 0; i < op->n; i++) {
 		const res_item *it = &op->items[i];
-		rc = sql_run(s,
-			     "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
-			     "WHERE sku = ? AND on_hand - reserved >= ?",
-			     &changed, ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
-		if (rc)
+		int64_t on_hand = 0, reserved = 0;
+		rc = stock_update(s,
+				  "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
+				  "WHERE sku = ? AND on_hand - reserved >= ?",
+				  it->sku, &on_hand, &reserved,
+				  ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
+		if (rc < 0)
 			return rc;
-		if (changed != 1)
+		if (rc != STORE_ROW)
 			return reserve_short(inv, op, i);
 		rc = sql_run(s,
 			     "INSERT INTO reservation_items (reservation_id, sku, qty) VALUES (?, ?, ?)",
 			     NULL, ARGS(T(op->id), T(it->sku), I(it->qty)));
 		if (rc)
 			return rc;
-		rc = after_change(inv, it->sku, 0, it->qty, "reserve", op->id, op->now);
+		rc = after_change(inv, it->sku, on_hand, reserved, 0, it->qty, "reserve", op->id,
+				  op->now);
 		if (rc)
 			return rc;
 	}
@@ -608,28 +896,39 @@ static int reserve_parse(json_t *body, reserve_op *op, msg_resp *resp)
 }
 
 /* The canonical request (order, ttl, items in sku order) and the body of the
- * 201, both kept with the reservation. */
+ * 201, both kept with the reservation: the JSON that json_dumps(COMPACT)
+ * made of ["order", ttl, [["sku", qty], ...]] and of the reservation object
+ * before (sbuf), so a replay of a reservation stored then still matches. */
 static int reserve_prepare(reserve_op *op)
 {
 	qsort(op->items, op->n, sizeof(*op->items), item_cmp);
-	json_t *canon_items = json_array(), *items = json_array();
-	for (size_t i = 0; i < op->n; i++) {
-		json_array_append_new(canon_items, json_pack("[s,I]", op->items[i].sku,
-							     (json_int_t)op->items[i].qty));
-		json_array_append_new(items, json_pack("{s:s,s:I}", "sku", op->items[i].sku, "qty",
-						       (json_int_t)op->items[i].qty));
-	}
-	json_t *canon = json_pack("[s,I,o]", op->order_id, (json_int_t)op->ttl_s, canon_items);
+	sbuf fp = { .p = NULL }, out = { .p = NULL };
+	sb_raw(&fp, "[");
+	sb_str(&fp, op->order_id);
+	sb_kint(&fp, ",", op->ttl_s);
+	sb_raw(&fp, ",[");
 	char expires[40];
 	clock_fmt_rfc3339(op->expires_at, expires, sizeof(expires));
-	json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o}", "reservation_id", op->id, "order_id",
-				op->order_id, "status", state_names[INVENTORY_HELD], "expires_at",
-				expires, "ttl_s", (json_int_t)op->ttl_s, "items", items);
-	op->fingerprint = jval_dump(canon);
-	op->response = jval_dump(out);
-	json_decref(canon);
-	json_decref(out);
-	return op->fingerprint && op->response ? 0 : ERR_NOMEM;
+	sb_kstr(&out, "{\"reservation_id\":", op->id);
+	sb_kstr(&out, ",\"order_id\":", op->order_id);
+	sb_kstr(&out, ",\"status\":", state_names[INVENTORY_HELD]);
+	sb_kstr(&out, ",\"expires_at\":", expires);
+	sb_kint(&out, ",\"ttl_s\":", op->ttl_s);
+	sb_raw(&out, ",\"items\":[");
+	for (size_t i = 0; i < op->n; i++) {
+		sb_raw(&fp, i ? ",[" : "[");
+		sb_str(&fp, op->items[i].sku);
+		sb_kint(&fp, ",", op->items[i].qty);
+		sb_raw(&fp, "]");
+		sb_kstr(&out, i ? ",{\"sku\":" : "{\"sku\":", op->items[i].sku);
+		sb_kint(&out, ",\"qty\":", op->items[i].qty);
+		sb_raw(&out, "}");
+	}
+	sb_raw(&fp, "]]");
+	sb_raw(&out, "]}");
+	op->fingerprint = fp.p;
+	op->response = out.p;
+	return fp.oom || out.oom ? ERR_NOMEM : 0;
 }
 
 /* A reservation_id seen before: the first response again when the request
@@ -685,7 +984,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	/* A second round only when a taken id vanished before it could be read
 	 * back, which nothing does today. */
 	for (int round = 0; round < 2; round++) {
-		rc = run_txn(inv, reserve_body, &op);
+		rc = txn_do(inv, reserve_body, &op);
 		if (rc != TXN_ABORT || !op.exists)
 			break;
 		rc = reserve_replay(inv, &op, resp);
@@ -803,26 +1102,28 @@ static int settle_items(inventory *inv, const char *id, int to, int64_t now)
 			     : to == INVENTORY_EXPIRED ? "expired"
 						       : "release";
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		int64_t changed = 0, q = items[i].qty;
+		int64_t on_hand = 0, reserved = 0, q = items[i].qty;
 		if (to == INVENTORY_COMMITTED)
-			rc = sql_run(s,
-				     "UPDATE stock SET on_hand = on_hand - ?, reserved = reserved - ?, "
-				     "updated_at = ? WHERE sku = ? AND reserved >= ?",
-				     &changed, ARGS(I(q), I(q), I(now), T(items[i].sku), I(q)));
+			rc = stock_update(s,
+					  "UPDATE stock SET on_hand = on_hand - ?, reserved = reserved - ?, "
+					  "updated_at = ? WHERE sku = ? AND reserved >= ?",
+					  items[i].sku, &on_hand, &reserved,
+					  ARGS(I(q), I(q), I(now), T(items[i].sku), I(q)));
 		else
-			rc = sql_run(s,
-				     "UPDATE stock SET reserved = reserved - ?, updated_at = ? "
-				     "WHERE sku = ? AND reserved >= ?",
-				     &changed, ARGS(I(q), I(now), T(items[i].sku), I(q)));
-		if (rc == 0 && changed != 1) {
+			rc = stock_update(s,
+					  "UPDATE stock SET reserved = reserved - ?, updated_at = ? "
+					  "WHERE sku = ? AND reserved >= ?",
+					  items[i].sku, &on_hand, &reserved,
+					  ARGS(I(q), I(now), T(items[i].sku), I(q)));
+		if (rc == STORE_DONE) {
 			log_error(inv->ctx->log,
 				  "reservation %s: %s holds %lld units that the stock row does not",
 				  id, items[i].sku, (long long)q);
 			rc = ERR_INTERNAL;
 		}
-		if (rc == 0)
-			rc = after_change(inv, items[i].sku, to == INVENTORY_COMMITTED ? -q : 0, -q,
-					  reason, id, now);
+		if (rc == STORE_ROW)
+			rc = after_change(inv, items[i].sku, on_hand, reserved,
+					  to == INVENTORY_COMMITTED ? -q : 0, -q, reason, id, now);
 	}
 	free(items);
 	return rc;
@@ -898,7 +1199,7 @@ static void finish(inventory *inv, msg_req *req, msg_resp *resp, enum finish_act
 		return;
 	}
 	finish_op op = { .id = id, .action = action, .now = clock_now(inv->ctx->clock) };
-	int rc = run_txn(inv, finish_body, &op);
+	int rc = txn_do(inv, finish_body, &op);
 	if (rc < 0) {
 		store_failed(inv, resp, rc, action == FINISH_COMMIT ? "commit" : "release");
 		return;
@@ -1022,19 +1323,32 @@ static void inventory_tick(void *eng, int64_t now_us)
 	if (rc < 0)
 		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
 	int expired = 0;
-	/* Each in its own transaction: one bad row does not hold the rest. A
-	 * replica that got there first leaves nothing to do (TXN_ABORT). */
+	/* Each in its own savepoint of a group commit (or its own transaction):
+	 * one bad row does not hold the rest. A replica that got there first
+	 * leaves nothing to do (TXN_ABORT). */
+	finish_op *fops = n ? calloc(n, sizeof(*fops)) : NULL;
+	txn_op *tops = n ? calloc(n, sizeof(*tops)) : NULL;
+	if (n && (!fops || !tops)) {
+		log_warn(inv->ctx->log, "expiry sweep: out of memory");
+		n = 0;
+	}
 	for (size_t i = 0; i < n; i++) {
-		finish_op op = { .id = ids[i], .action = FINISH_EXPIRE, .now = now_us };
-		rc = run_txn(inv, finish_body, &op);
+		fops[i] = (finish_op){ .id = ids[i], .action = FINISH_EXPIRE, .now = now_us };
+		tops[i] = (txn_op){ .body = finish_body, .arg = &fops[i] };
+	}
+	if (n)
+		txn_run_all(inv, tops, n);
+	for (size_t i = 0; i < n; i++) {
+		rc = tops[i].rc;
 		if (rc == 0) {
 			expired++;
 			count(inv, "ecom_inventory_reservations_total", "expired");
 		} else if (rc < 0) {
-			log_warn(inv->ctx->log, "expiring reservation %s: %s (%s)", ids[i],
-				 err_name(rc), store_errmsg(s));
+			log_warn(inv->ctx->log, "expiring reservation %s: %s", ids[i], err_name(rc));
 		}
 	}
+	free(fops);
+	free(tops);
 	free(ids);
 	if (expired)
 		log_info(inv->ctx->log, "expired %d reservation%s", expired, expired == 1 ? "" : "s");
@@ -1188,7 +1502,8 @@ static int load_body(inventory *inv, void *arg)
 		if (rc)
 			return rc;
 		if (changed == 1) {
-			rc = after_change(inv, sku, op->on_hand, 0, "initial", "initial", op->now);
+			rc = after_change(inv, sku, op->on_hand, 0, op->on_hand, 0, "initial",
+					  "initial", op->now);
 			if (rc)
 				return rc;
 			op->loaded++;
@@ -1263,6 +1578,9 @@ static void inventory_destroy(void *eng)
 	if (!inv)
 		return;
 	router_free(inv->rt);
+	pthread_cond_destroy(&inv->cv);
+	pthread_cond_destroy(&inv->linger_cv);
+	pthread_mutex_destroy(&inv->mu);
 	free(inv);
 }
 
@@ -1273,6 +1591,13 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&inv->mu, NULL);
+	pthread_cond_init(&inv->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&inv->linger_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	inv->ctx = ctx;
 	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
 	inv->rt = router_new();
@@ -1291,6 +1616,10 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	metrics_help(ctx->metrics, "ecom_inventory_reservations_total",
 		     "Reservation requests by result (held, replayed, insufficient, expired, ...).");
+	metrics_help(ctx->metrics, "ecom_inventory_group_commits_total",
+		     "Write transactions run for requests and expiries (each a group commit).");
+	metrics_help(ctx->metrics, "ecom_inventory_group_commit_ops_total",
+		     "Operations run in those transactions (over commits: the mean batch).");
 	const char *seed = config_get(ctx->config, "catalog.seed_file");
 	char path[1024];
 	if (seed && seed[0])
