@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define SKU_MAX 64
 #define NAME_MAX_BYTES 200
@@ -78,21 +77,6 @@ static int valid_currency(const char *s)
 {
 	return s && strlen(s) == 3 && isupper((unsigned char)s[0]) &&
 	       isupper((unsigned char)s[1]) && isupper((unsigned char)s[2]);
-}
-
-static int body_object(const msg_req *req, msg_resp *resp, json_t **out)
-{
-	const char *ct = msg_req_header(req, "Content-Type");
-	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
-			       NULL);
-		return ERR_INVALID;
-	}
-	jval_error e = { { 0 }, { 0 } };
-	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
-	if (!*out)
-		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
-	return 0;
 }
 
 /* ---- the catalog ------------------------------------------------------------- */
@@ -469,7 +453,7 @@ static void put_item(void *ud, msg_req *req, msg_resp *resp)
 	const char *sku;
 	json_t *body;
 	if (engine_require_user(c->ctx, req, resp, &id) || path_sku(req, resp, &sku) ||
-	    body_object(req, resp, &body))
+	    engine_json_body(req, resp, &body))
 		return;
 	int64_t qty = 0;
 	jval_error e = { { 0 }, { 0 } };
@@ -694,14 +678,16 @@ static void *cart_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Product lookups the cart made in the catalog, by result (ok, not_found, failed).");
 	metrics_help(ctx->metrics, "ecom_cart_catalog_failures_total",
 		     "Catalog lookups that failed, by reason (unreachable, timeout, status, malformed).");
-	c->rt = router_new();
-	if (!c->rt || router_add(c->rt, "GET", "/v1/cart", get_cart, c) ||
-	    router_add(c->rt, "DELETE", "/v1/cart", clear_cart, c) ||
-	    router_add(c->rt, "PUT", "/v1/cart/items/{sku}", put_item, c) ||
-	    router_add(c->rt, "DELETE", "/v1/cart/items/{sku}", delete_item, c) ||
-	    router_add(c->rt, "GET", "/v1/internal/carts/{user_id}", internal_get, c) ||
-	    router_add(c->rt, "DELETE", "/v1/internal/carts/{user_id}", internal_clear, c)) {
-		snprintf(err, errlen, "cannot build routes");
+	static const engine_route routes[] = {
+		{ "GET", "/v1/cart", get_cart },
+		{ "DELETE", "/v1/cart", clear_cart },
+		{ "PUT", "/v1/cart/items/{sku}", put_item },
+		{ "DELETE", "/v1/cart/items/{sku}", delete_item },
+		{ "GET", "/v1/internal/carts/{user_id}", internal_get },
+		{ "DELETE", "/v1/internal/carts/{user_id}", internal_clear },
+	};
+	c->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), c, err, errlen);
+	if (!c->rt) {
 		cart_destroy(c);
 		return NULL;
 	}

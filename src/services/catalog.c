@@ -173,30 +173,12 @@ static int query_int(const msg_req *req, msg_resp *resp, const char *name, int64
 	return 1;
 }
 
-static int require_json_body(const msg_req *req, msg_resp *resp, json_t **out)
-{
-	const char *ct = msg_req_header(req, "Content-Type");
-	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
-			       NULL);
-		return ERR_INVALID;
-	}
-	jval_error e = { { 0 }, { 0 } };
-	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
-	if (!*out) {
-		msg_resp_error(resp, 400, "invalid_argument", e.message,
-			       json_pack("{s:s}", "field", e.field[0] ? e.field : "body"));
-		return ERR_INVALID;
-	}
-	return 0;
-}
-
 /* The prologue of every write: the admin token, then a JSON object body. */
 static int admin_json_body(catalog *cat, const msg_req *req, msg_resp *resp, json_t **body)
 {
 	if (engine_require_admin(cat->ctx, req, resp))
 		return ERR_UNAUTH;
-	return require_json_body(req, resp, body);
+	return engine_json_body(req, resp, body);
 }
 
 static void reply_field_error(msg_resp *resp, const jval_error *e)
@@ -596,6 +578,15 @@ static void catalog_destroy(void *eng)
 	free(cat);
 }
 
+void catalog_seed_path(const engine_ctx *ctx, char *buf, size_t len)
+{
+	const char *seed = config_get(ctx->config, "catalog.seed_file");
+	if (seed && seed[0])
+		snprintf(buf, len, "%s", seed);
+	else
+		snprintf(buf, len, "%s/catalog/products.json", ctx->data_dir ? ctx->data_dir : "data");
+}
+
 static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 {
 	catalog *cat = calloc(1, sizeof(*cat));
@@ -610,25 +601,22 @@ static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 		cat->page_max = 100;
 	if (cat->page_default < 1 || cat->page_default > cat->page_max)
 		cat->page_default = cat->page_max < 20 ? cat->page_max : 20;
-	cat->rt = router_new();
-	if (!cat->rt || router_add(cat->rt, "GET", "/v1/products", list_products, cat) ||
-	    router_add(cat->rt, "POST", "/v1/products", create_product, cat) ||
-	    router_add(cat->rt, "POST", "/v1/products/_bulk", bulk_products, cat) ||
-	    router_add(cat->rt, "GET", "/v1/products/{sku}", get_product, cat) ||
-	    router_add(cat->rt, "PUT", "/v1/products/{sku}", update_product, cat) ||
-	    router_add(cat->rt, "GET", "/v2/products", list_products_v2, cat) ||
-	    router_add(cat->rt, "GET", "/v2/products/{sku}", get_product_v2, cat)) {
-		snprintf(err, errlen, "cannot build routes");
+	static const engine_route routes[] = {
+		{ "GET", "/v1/products", list_products },
+		{ "POST", "/v1/products", create_product },
+		{ "POST", "/v1/products/_bulk", bulk_products },
+		{ "GET", "/v1/products/{sku}", get_product },
+		{ "PUT", "/v1/products/{sku}", update_product },
+		{ "GET", "/v2/products", list_products_v2 },
+		{ "GET", "/v2/products/{sku}", get_product_v2 },
+	};
+	cat->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), cat, err, errlen);
+	if (!cat->rt) {
 		catalog_destroy(cat);
 		return NULL;
 	}
-	const char *seed = config_get(ctx->config, "catalog.seed_file");
 	char path[1024];
-	if (seed && seed[0])
-		snprintf(path, sizeof(path), "%s", seed);
-	else
-		snprintf(path, sizeof(path), "%s/catalog/products.json",
-			 ctx->data_dir ? ctx->data_dir : "data");
+	catalog_seed_path(ctx, path, sizeof(path));
 	int n = catalog_load_file(ctx, path, err, errlen);
 	if (n < 0) {
 		catalog_destroy(cat);

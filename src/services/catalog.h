@@ -15,4 +15,8 @@ extern const engine_def catalog_engine;
  * number loaded or a negative error with err filled. Exposed for tests. */
 int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errlen);
 
+/* The seed file of the catalog, which the inventory stocks from too:
+ * catalog.seed_file when set, else <data_dir>/catalog/products.json. */
+void catalog_seed_path(const engine_ctx *ctx, char *buf, size_t len);
+
 #endif

@@ -1,6 +1,7 @@
 /* engine: the table of engines and the helpers they share. */
 #include "services/engine.h"
 #include "core/err.h"
+#include "core/jval.h"
 #include "services/cart.h"
 #include "services/catalog.h"
 #include "services/gateway.h"
@@ -144,6 +145,35 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 {
 	msg_resp_error(resp, 400, "invalid_argument", message, json_pack("{s:s}", "field", field));
 	return ERR_INVALID;
+}
+
+int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
+{
+	const char *ct = msg_req_header(req, "Content-Type");
+	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
+		*out = NULL;
+		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
+			       NULL);
+		return ERR_INVALID;
+	}
+	jval_error e = { { 0 }, { 0 } };
+	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
+	if (!*out)
+		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
+	return 0;
+}
+
+router *engine_router(const engine_route *table, size_t n, void *ud, char *err, size_t errlen)
+{
+	router *rt = router_new();
+	for (size_t i = 0; rt && i < n; i++)
+		if (router_add(rt, table[i].method, table[i].pattern, table[i].fn, ud) != 0) {
+			router_free(rt);
+			rt = NULL;
+		}
+	if (!rt)
+		snprintf(err, errlen, "cannot build routes");
+	return rt;
 }
 
 void engine_store_error(const engine_ctx *ctx, msg_resp *resp, int code, const char *what)

@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "net/msg.h"
+#include "net/router.h"
 #include "services/identity.h"
 #include "store/store.h"
 
@@ -105,6 +106,25 @@ int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *res
 /* Fills resp with 400 invalid_argument naming field in details. Returns
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);
+
+/* The JSON object body of a write. 0 with *out a new reference; otherwise
+ * ERR_INVALID with resp filled: 415 unsupported_media_type when a
+ * Content-Type other than application/json is given (none is taken as
+ * JSON), 400 invalid_argument naming the offending field ("body" when the
+ * body itself is malformed or not an object). */
+int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out);
+
+/* One row of an engine's route table. */
+typedef struct engine_route {
+	const char *method;
+	const char *pattern;
+	router_fn fn;
+} engine_route;
+
+/* A router holding the n routes of table, each handler called with ud.
+ * Owned by the caller: router_free(). NULL with err filled when a route
+ * cannot be added. */
+router *engine_router(const engine_route *table, size_t n, void *ud, char *err, size_t errlen);
 
 /* Fills resp for a store failure: 503 unavailable for ERR_UNAVAILABLE,
  * ERR_BUSY and ERR_RETRY (a serialization failure left to the caller),

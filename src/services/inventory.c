@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
+#include "services/catalog.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -518,21 +519,6 @@ static int valid_id(const char *s)
 	return 1;
 }
 
-static int json_body(const msg_req *req, msg_resp *resp, json_t **out)
-{
-	const char *ct = msg_req_header(req, "Content-Type");
-	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
-			       NULL);
-		return ERR_INVALID;
-	}
-	jval_error e = { { 0 }, { 0 } };
-	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
-	if (!*out)
-		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
-	return 0;
-}
-
 static void store_failed(inventory *inv, msg_resp *resp, int rc, const char *what)
 {
 	/* Still busy after every retry: the caller may try again later. */
@@ -644,7 +630,7 @@ static void set_stock(void *ud, msg_req *req, msg_resp *resp)
 		return;
 	}
 	json_t *body;
-	if (json_body(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	set_op op = { .sku = sku, .reference = "admin", .now = clock_now(inv->ctx->clock) };
 	jval_error e = { { 0 }, { 0 } };
@@ -970,7 +956,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_service(inv->ctx, req, resp))
 		return;
 	json_t *body;
-	if (json_body(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	reserve_op op = { .now = clock_now(inv->ctx->clock) };
 	if (reserve_parse(body, &op, resp))
@@ -1600,17 +1586,18 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	inv->ctx = ctx;
 	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
-	inv->rt = router_new();
-	if (!inv->rt || router_add(inv->rt, "GET", "/v1/inventory/{sku}", get_stock, inv) ||
-	    router_add(inv->rt, "PUT", "/v1/inventory/{sku}", set_stock, inv) ||
-	    router_add(inv->rt, "GET", "/v1/inventory/{sku}/ledger", get_ledger, inv) ||
-	    router_add(inv->rt, "POST", "/v1/reservations", reserve, inv) ||
-	    router_add(inv->rt, "GET", "/v1/reservations/{id}", get_reservation, inv) ||
-	    router_add(inv->rt, "POST", "/v1/reservations/{id}/commit", commit_reservation, inv) ||
-	    router_add(inv->rt, "POST", "/v1/reservations/{id}/release", release_reservation,
-		       inv) ||
-	    router_add(inv->rt, "GET", "/admin/invariants", admin_invariants, inv)) {
-		snprintf(err, errlen, "cannot build routes");
+	static const engine_route routes[] = {
+		{ "GET", "/v1/inventory/{sku}", get_stock },
+		{ "PUT", "/v1/inventory/{sku}", set_stock },
+		{ "GET", "/v1/inventory/{sku}/ledger", get_ledger },
+		{ "POST", "/v1/reservations", reserve },
+		{ "GET", "/v1/reservations/{id}", get_reservation },
+		{ "POST", "/v1/reservations/{id}/commit", commit_reservation },
+		{ "POST", "/v1/reservations/{id}/release", release_reservation },
+		{ "GET", "/admin/invariants", admin_invariants },
+	};
+	inv->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), inv, err, errlen);
+	if (!inv->rt) {
 		inventory_destroy(inv);
 		return NULL;
 	}
@@ -1620,13 +1607,8 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Write transactions run for requests and expiries (each a group commit).");
 	metrics_help(ctx->metrics, "ecom_inventory_group_commit_ops_total",
 		     "Operations run in those transactions (over commits: the mean batch).");
-	const char *seed = config_get(ctx->config, "catalog.seed_file");
 	char path[1024];
-	if (seed && seed[0])
-		snprintf(path, sizeof(path), "%s", seed);
-	else
-		snprintf(path, sizeof(path), "%s/catalog/products.json",
-			 ctx->data_dir ? ctx->data_dir : "data");
+	catalog_seed_path(ctx, path, sizeof(path));
 	int n = inventory_load_file(ctx, path,
 				    config_int(ctx->config, "inventory.initial_on_hand", 100), err,
 				    errlen);

@@ -64,23 +64,6 @@ int user_normalize_email(const char *in, char *out, size_t len)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int body_object(const msg_req *req, msg_resp *resp, json_t **out)
-{
-	const char *ct = msg_req_header(req, "Content-Type");
-	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
-			       NULL);
-		return ERR_INVALID;
-	}
-	jval_error e = { { 0 }, { 0 } };
-	*out = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
-	if (!*out) {
-		engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
-		return ERR_INVALID;
-	}
-	return 0;
-}
-
 static json_t *addresses_json(user_svc *u, const char *user_id, int *err)
 {
 	json_t *arr = json_array();
@@ -155,7 +138,7 @@ static void signup(void *ud, msg_req *req, msg_resp *resp)
 {
 	user_svc *u = ud;
 	json_t *body;
-	if (body_object(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	const char *email_in, *password, *name;
 	jval_error e = { { 0 }, { 0 } };
@@ -262,7 +245,7 @@ static void login(void *ud, msg_req *req, msg_resp *resp)
 {
 	user_svc *u = ud;
 	json_t *body;
-	if (body_object(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	const char *email_in, *password;
 	jval_error e = { { 0 }, { 0 } };
@@ -342,7 +325,7 @@ static void patch_me(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_user(u->ctx, req, resp, &id))
 		return;
 	json_t *body;
-	if (body_object(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	const char *name;
 	jval_error e = { { 0 }, { 0 } };
@@ -378,7 +361,7 @@ static void add_address(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_user(u->ctx, req, resp, &id))
 		return;
 	json_t *body;
-	if (body_object(req, resp, &body))
+	if (engine_json_body(req, resp, &body))
 		return;
 	const char *line1, *city, *postal, *country;
 	jval_error e = { { 0 }, { 0 } };
@@ -482,13 +465,15 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		user_destroy(u);
 		return NULL;
 	}
-	u->rt = router_new();
-	if (!u->rt || router_add(u->rt, "POST", "/v1/auth/signup", signup, u) ||
-	    router_add(u->rt, "POST", "/v1/auth/login", login, u) ||
-	    router_add(u->rt, "GET", "/v1/users/me", get_me, u) ||
-	    router_add(u->rt, "PATCH", "/v1/users/me", patch_me, u) ||
-	    router_add(u->rt, "POST", "/v1/users/me/addresses", add_address, u)) {
-		snprintf(err, errlen, "cannot build routes");
+	static const engine_route routes[] = {
+		{ "POST", "/v1/auth/signup", signup },
+		{ "POST", "/v1/auth/login", login },
+		{ "GET", "/v1/users/me", get_me },
+		{ "PATCH", "/v1/users/me", patch_me },
+		{ "POST", "/v1/users/me/addresses", add_address },
+	};
+	u->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), u, err, errlen);
+	if (!u->rt) {
 		user_destroy(u);
 		return NULL;
 	}

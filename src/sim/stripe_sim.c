@@ -1231,22 +1231,18 @@ static void admin_fault_put(void *ud, msg_req *req, msg_resp *resp)
 	stripe_sim *s = ud;
 	if (admin_target(s, req, resp))
 		return;
-	const char *ct = msg_req_header(req, "Content-Type");
-	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
-		msg_resp_error(resp, 415, "unsupported_media_type", "the body must be application/json",
-			       NULL);
+	json_t *body;
+	if (engine_json_body(req, resp, &body))
 		return;
-	}
 	jval_error e = { { 0 }, { 0 } };
-	json_t *body = jval_parse_object(req->body ? req->body : "", req->body_len, &e);
 	fault_spec spec;
-	if (!body || fault_parse_json(body, clock_now(s->ctx->clock), &spec, &e) != 0) {
-		json_decref(body);
+	int rc = fault_parse_json(body, clock_now(s->ctx->clock), &spec, &e);
+	json_decref(body);
+	if (rc != 0) {
 		engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
 		return;
 	}
-	json_decref(body);
-	int rc = fault_set(s->faults, FAULT_TARGET, &spec);
+	rc = fault_set(s->faults, FAULT_TARGET, &spec);
 	if (rc) {
 		msg_resp_error(resp, rc == ERR_INVALID ? 400 : 500,
 			       rc == ERR_INVALID ? "invalid_argument" : "internal",

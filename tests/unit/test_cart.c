@@ -21,27 +21,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/log.h"
-#include "core/metrics.h"
 #include "core/rng.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/msg.h"
 #include "services/cart.h"
-#include "services/engine.h"
 #include "services/identity.h"
 #include "store/store.h"
 
-#define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
-#define SECRET "test-service-secret"
-#define ADMIN "test-admin"
+#include "efix.h"
+
+#define T0 EFIX_T0
+#define SECRET EFIX_SECRET
+#define ADMIN EFIX_ADMIN
 #define TIMEOUT_MS 150
 
 /* ---- the fake catalog ------------------------------------------------------- */
@@ -171,40 +169,6 @@ static void cat_handler(void *ud, msg_req *req, msg_resp *resp)
 
 /* ---- fixture ------------------------------------------------------------------- */
 
-typedef struct fixture {
-	clock_src *clock;
-	rng *rng;
-	store *store;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx ctx;
-	void *eng;
-	char dir[64]; /* temporary directory of a file store, "" for memory */
-} fixture;
-
-static int has_schema(const char *dir)
-{
-	char path[1024];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/schema/cart", dir);
-	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
-static const char *data_dir(void)
-{
-	const char *env = getenv("ECOM_DATA");
-	if (env && env[0])
-		return env;
-#ifdef ECOM_SRCDATADIR
-	if (has_schema(ECOM_SRCDATADIR))
-		return ECOM_SRCDATADIR;
-#endif
-	return "data";
-}
-
 /* The daemon host's host_call. */
 static int test_call(void *ud, const char *target, const msg_req *req, msg_resp *resp,
 		     int64_t timeout_ms)
@@ -213,230 +177,77 @@ static int test_call(void *ud, const char *target, const msg_req *req, msg_resp 
 	return http_client_do(target, req, resp, &o);
 }
 
-static void open_store(fixture *f)
+/* The context on a memory store, or on a SQLite file when file_store, with
+ * the fake catalog behind ctx->gateway_url; the engine is not created. */
+static efix *fixture_new(int file_store)
 {
-	char err[512] = "", schema[1024], url[128];
-	if (f->dir[0])
-		snprintf(url, sizeof(url), "sqlite:%s", f->dir);
-	else
-		snprintf(url, sizeof(url), "sqlite::memory:");
-	f->store = store_open(url, "cart", NULL, err, sizeof(err));
-	if (!f->store)
-		fail_msg("store_open(%s): %s", url, err);
-	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
-	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
-		fail_msg("store_migrate(%s): %s", schema, err);
-	f->ctx.store = f->store;
-}
-
-static void start_engine(fixture *f)
-{
-	char err[256] = "";
-	f->eng = cart_engine.create(&f->ctx, err, sizeof(err));
-	if (!f->eng)
-		fail_msg("cart create: %s", err);
-}
-
-static void stop_engine(fixture *f)
-{
-	cart_engine.destroy(f->eng);
-	f->eng = NULL;
-	store_free(f->store);
-	f->store = NULL;
-	f->ctx.store = NULL;
-}
-
-static fixture *fixture_new(int file_store)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	f->clock = clock_virtual_new(T0);
-	f->rng = rng_new(11);
-	f->logf = fopen("/dev/null", "w");
-	assert_non_null(f->logf);
-	f->log = log_new("cart", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
-	assert_non_null(f->clock);
-	assert_non_null(f->rng);
-	assert_non_null(f->log);
-	assert_non_null(f->metrics);
-	assert_non_null(f->config);
+	efix *f = efix_new("cart", file_store ? NULL : "sqlite::memory:", T0, 11);
 	char v[16];
 	snprintf(v, sizeof(v), "%d", TIMEOUT_MS);
 	assert_int_equal(config_set(f->config, "cart.catalog_timeout_ms", v), 0);
-	if (file_store) {
-		snprintf(f->dir, sizeof(f->dir), "/tmp/ecom-test-cart-XXXXXX");
-		assert_non_null(mkdtemp(f->dir));
-	}
-	f->ctx = (engine_ctx){
-		.service = "cart",
-		.instance_id = "cart-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.call = test_call,
-		.call_ud = f,
-		.admin_token = ADMIN,
-		.service_secret = SECRET,
-		.data_dir = data_dir(),
-		.gateway_url = cat.url,
-	};
-	open_store(f);
+	f->ctx.call = test_call;
+	f->ctx.call_ud = f;
+	f->ctx.gateway_url = cat.url;
 	cat_reset();
 	return f;
 }
 
-static void fixture_free(fixture *f)
-{
-	if (!f)
-		return;
-	if (f->eng)
-		cart_engine.destroy(f->eng);
-	store_free(f->store);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	if (f->logf)
-		fclose(f->logf);
-	rng_free(f->rng);
-	clock_free(f->clock);
-	if (f->dir[0]) {
-		char p[128];
-		snprintf(p, sizeof(p), "%s/cart.db", f->dir);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/cart.db-wal", f->dir);
-		unlink(p);
-		snprintf(p, sizeof(p), "%s/cart.db-shm", f->dir);
-		unlink(p);
-		rmdir(f->dir);
-	}
-	free(f);
-}
-
 static int setup(void **state)
 {
-	fixture *f = fixture_new(0);
-	start_engine(f);
+	efix *f = fixture_new(0);
+	f->eng = efix_create_engine(f);
 	*state = f;
 	return 0;
 }
 
 static int setup_file(void **state)
 {
-	fixture *f = fixture_new(1);
-	start_engine(f);
+	efix *f = fixture_new(1);
+	f->eng = efix_create_engine(f);
 	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_free(*state);
 	return 0;
 }
 
 /* ---- requests --------------------------------------------------------------------- */
 
-static void sign(fixture *f, enum identity_role role, const char *sub, char *buf)
-{
-	identity id;
-	memset(&id, 0, sizeof(id));
-	id.role = role;
-	snprintf(id.sub, sizeof(id.sub), "%s", sub);
-	assert_int_equal(identity_sign(SECRET, &id, clock_now(f->clock), buf, IDENTITY_MAX), 0);
-}
-
 /* The identity header of user sub, signed now (static buffer per slot). */
-static const char *user(fixture *f, const char *sub)
+static const char *user(efix *f, const char *sub)
 {
 	static char bufs[4][IDENTITY_MAX];
 	static int k;
 	char *b = bufs[k++ % 4];
-	sign(f, IDENTITY_USER, sub, b);
+	efix_sign(f, IDENTITY_USER, sub, NULL, b);
 	return b;
 }
 
-static const char *service(fixture *f)
+static const char *service(efix *f)
 {
 	static char b[IDENTITY_MAX];
-	sign(f, IDENTITY_SERVICE, "order", b);
+	efix_sign(f, IDENTITY_SERVICE, "order", NULL, b);
 	return b;
-}
-
-/* One request through the engine; resp initialised here, cleared by the
- * caller. ident, auth, body, ctype may be NULL (ctype defaults to JSON when
- * there is a body). */
-static void do_req(fixture *f, const char *method, const char *path, const char *ident,
-		   const char *auth, const char *body, const char *ctype, msg_resp *resp)
-{
-	msg_req req;
-	assert_int_equal(msg_req_init(&req, method, path), 0);
-	if (ident)
-		assert_int_equal(msg_req_add_header(&req, IDENTITY_HEADER, ident), 0);
-	if (auth)
-		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
-	if (body) {
-		assert_int_equal(
-			msg_req_add_header(&req, "Content-Type", ctype ? ctype : "application/json"),
-			0);
-		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
-	}
-	msg_resp_init(resp);
-	cart_engine.handle(f->eng, &req, resp);
-	msg_req_clear(&req);
-}
-
-static json_t *resp_json(const msg_resp *resp)
-{
-	assert_non_null(resp->body);
-	json_error_t je;
-	json_t *v = json_loadb(resp->body, resp->body_len, 0, &je);
-	if (!v)
-		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp->body_len, resp->body);
-	return v;
 }
 
 /* Runs a request, checks its status, returns its JSON body (new ref). */
-static json_t *expect(fixture *f, const char *method, const char *path, const char *ident,
+static json_t *expect(efix *f, const char *method, const char *path, const char *ident,
 		      const char *body, int want)
 {
-	msg_resp resp;
-	do_req(f, method, path, ident, NULL, body, NULL, &resp);
-	if (resp.status != want)
-		fail_msg("%s %s %s: status %d, expected %d: %.*s", method, path, body ? body : "",
-			 resp.status, want, (int)resp.body_len, resp.body ? resp.body : "");
-	json_t *v = resp_json(&resp);
-	msg_resp_clear(&resp);
-	return v;
+	return efix_expect(f, method, path, ident, NULL, body, want);
 }
 
 /* Asserts the API error shape with code and, when field is not NULL,
  * details.field; consumes v. */
 static void assert_error(json_t *v, const char *code, const char *field)
 {
-	json_t *e = json_object_get(v, "error");
-	assert_true(json_is_object(e));
-	assert_string_equal(json_string_value(json_object_get(e, "code")), code);
-	assert_true(json_is_string(json_object_get(e, "message")));
-	if (field) {
-		const char *got =
-			json_string_value(json_object_get(json_object_get(e, "details"), "field"));
-		if (!got || strcmp(got, field) != 0)
-			fail_msg("details.field is %s, expected %s", got ? got : "(none)", field);
-	}
-	json_decref(v);
+	efix_assert_error(v, code, "field", field);
 }
 
-static void expect_error(fixture *f, const char *method, const char *path, const char *ident,
+static void expect_error(efix *f, const char *method, const char *path, const char *ident,
 			 const char *body, int want, const char *code, const char *field)
 {
 	assert_error(expect(f, method, path, ident, body, want), code, field);
 }
 
-static json_t *put(fixture *f, const char *who, const char *sku, int qty, int want)
+static json_t *put(efix *f, const char *who, const char *sku, int qty, int want)
 {
 	char path[160], body[64];
 	snprintf(path, sizeof(path), "/v1/cart/items/%s", sku);
@@ -444,7 +255,7 @@ static json_t *put(fixture *f, const char *who, const char *sku, int qty, int wa
 	return expect(f, "PUT", path, user(f, who), body, want);
 }
 
-static json_t *get_cart(fixture *f, const char *who)
+static json_t *get_cart(efix *f, const char *who)
 {
 	return expect(f, "GET", "/v1/cart", user(f, who), NULL, 200);
 }
@@ -496,7 +307,7 @@ static void assert_cart(json_t *cart, const char *const *lines, size_t n, long l
 	json_decref(cart);
 }
 
-static uint64_t counter(fixture *f, const char *name, const char *labels)
+static uint64_t counter(efix *f, const char *name, const char *labels)
 {
 	return metrics_counter_value(f->metrics, name, labels);
 }
@@ -505,7 +316,7 @@ static uint64_t counter(fixture *f, const char *name, const char *labels)
 
 static void test_add_update_remove_clear(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_cart(get_cart(f, "usr_a"), NULL, 0, 0, NULL);
 
 	json_t *c = put(f, "usr_a", "MUG-002", 1, 200);
@@ -567,7 +378,7 @@ static void test_add_update_remove_clear(void **state)
 
 static void test_validation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 2, 200));
 	int hits = cat_hits();
 	const char *me = user(f, "usr_a");
@@ -585,10 +396,10 @@ static void test_validation(void **state)
 		     "body");
 	expect_error(f, "PUT", "/v1/cart/items/MUG-002", me, "", 400, "invalid_argument", "body");
 	msg_resp r;
-	do_req(f, "PUT", "/v1/cart/items/MUG-002", me, NULL, "qty=1",
-	       "application/x-www-form-urlencoded", &r);
+	efix_do(f, NULL, "PUT", "/v1/cart/items/MUG-002", me, NULL,
+	        "application/x-www-form-urlencoded", "qty=1", &r);
 	assert_int_equal(r.status, 415);
-	assert_error(resp_json(&r), "unsupported_media_type", NULL);
+	assert_error(efix_json(&r), "unsupported_media_type", NULL);
 	msg_resp_clear(&r);
 	/* Skus the catalog could never hold. */
 	static const char *const bad_sku[] = {
@@ -616,7 +427,7 @@ static void test_validation(void **state)
 	/* A service or the admin has no cart of its own. */
 	expect_error(f, "GET", "/v1/cart", service(f), NULL, 401, "unauthenticated", NULL);
 	msg_resp_init(&r);
-	do_req(f, "GET", "/v1/cart", NULL, "Bearer " ADMIN, NULL, NULL, &r);
+	efix_do(f, NULL, "GET", "/v1/cart", NULL, "Bearer " ADMIN, NULL, NULL, &r);
 	assert_int_equal(r.status, 401);
 	msg_resp_clear(&r);
 	/* None of it reached the catalog or changed the cart. */
@@ -627,7 +438,7 @@ static void test_validation(void **state)
 
 static void test_unknown_sku(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 1, 200));
 	json_t *v = put(f, "usr_a", "NOPE-404", 1, 404);
 	assert_string_equal(
@@ -641,18 +452,18 @@ static void test_unknown_sku(void **state)
 }
 
 /* PUT of sku while the catalog fails: 503 with Retry-After, cart as it was. */
-static void expect_unavailable(fixture *f, const char *sku)
+static void expect_unavailable(efix *f, const char *sku)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/cart/items/%s", sku);
 	msg_resp r;
-	do_req(f, "PUT", path, user(f, "usr_a"), NULL, "{\"qty\":4}", NULL, &r);
+	efix_do(f, NULL, "PUT", path, user(f, "usr_a"), NULL, NULL, "{\"qty\":4}", &r);
 	if (r.status != 503)
 		fail_msg("PUT %s: status %d, expected 503", sku, r.status);
 	const char *ra = msg_resp_header(&r, "Retry-After");
 	assert_non_null(ra);
 	assert_true(atoi(ra) >= 1);
-	json_t *v = resp_json(&r);
+	json_t *v = efix_json(&r);
 	assert_string_equal(
 		json_string_value(json_object_get(json_object_get(json_object_get(v, "error"),
 								  "details"),
@@ -665,7 +476,7 @@ static void expect_unavailable(fixture *f, const char *sku)
 
 static void test_catalog_down(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 1, 200));
 
 	cat_mode(CAT_500);
@@ -716,7 +527,7 @@ static void test_catalog_down(void **state)
 
 static void test_price_snapshot(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 2, 200));
 	cat_set("BOOK-001", "A Book, 2nd edition", 1499, "USD");
 	/* The cart keeps the price the customer saw... */
@@ -732,7 +543,7 @@ static void test_price_snapshot(void **state)
 
 static void test_currency_conflict(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 1, 200));
 	json_t *v = put(f, "usr_a", "EU-001", 1, 409);
 	json_t *d = json_object_get(json_object_get(v, "error"), "details");
@@ -760,7 +571,7 @@ static void test_currency_conflict(void **state)
 
 static void test_sku_limit(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char sku[32];
 	for (int i = 0; i < 51; i++) {
 		snprintf(sku, sizeof(sku), "LIM-%02d", i);
@@ -794,7 +605,7 @@ static void test_sku_limit(void **state)
 
 static void test_isolation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_cart(put(f, "usr_a", "BOOK-001", 2, 200), (const char *[]){ "BOOK-001:2:1299" }, 1,
 		    2598, "USD");
 	assert_cart(get_cart(f, "usr_b"), NULL, 0, 0, NULL);
@@ -815,15 +626,15 @@ static void test_isolation(void **state)
 
 static void test_persistence(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 2, 200));
 	json_decref(put(f, "usr_a", "MUG-002", 1, 200));
 	json_decref(put(f, "usr_b", "TEA-003", 7, 200));
 	cat_set("BOOK-001", "A Book", 1599, "USD"); /* the snapshot survives too */
-	stop_engine(f);
+	efix_close_store(f);
 	clock_advance(f->clock, 3600 * 1000000LL);
-	open_store(f);
-	start_engine(f);
+	efix_open_store(f);
+	f->eng = efix_create_engine(f);
 	assert_cart(get_cart(f, "usr_a"), (const char *[]){ "BOOK-001:2:1299", "MUG-002:1:850" },
 		    2, 2598 + 850, "USD");
 	assert_cart(get_cart(f, "usr_b"), (const char *[]){ "TEA-003:7:450" }, 1, 7 * 450, "USD");
@@ -836,7 +647,7 @@ static void test_persistence(void **state)
 
 static void test_internal_auth(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 2, 200));
 	/* A user, even the cart's owner, may not use them. */
 	expect_error(f, "GET", "/v1/internal/carts/usr_a", user(f, "usr_a"), NULL, 403,
@@ -860,7 +671,7 @@ static void test_internal_auth(void **state)
 		     "unauthenticated", NULL);
 	/* A service identity older than a minute is a replay. */
 	char old[IDENTITY_MAX];
-	sign(f, IDENTITY_SERVICE, "order", old);
+	efix_sign(f, IDENTITY_SERVICE, "order", NULL, old);
 	clock_advance(f->clock, 61 * 1000000LL);
 	expect_error(f, "DELETE", "/v1/internal/carts/usr_a", old, NULL, 401, "unauthenticated",
 		     NULL);
@@ -875,7 +686,7 @@ static void test_internal_auth(void **state)
 	assert_cart(c, NULL, 0, 0, NULL);
 	/* So does the operator's admin token. */
 	msg_resp r;
-	do_req(f, "GET", "/v1/internal/carts/usr_a", NULL, "Bearer " ADMIN, NULL, NULL, &r);
+	efix_do(f, NULL, "GET", "/v1/internal/carts/usr_a", NULL, "Bearer " ADMIN, NULL, NULL, &r);
 	assert_int_equal(r.status, 200);
 	msg_resp_clear(&r);
 	/* Malformed user ids and flags. */
@@ -901,7 +712,7 @@ static void test_internal_auth(void **state)
 
 static void test_refresh(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 2, 200));
 	json_decref(put(f, "usr_a", "MUG-002", 3, 200));
 	/* Unchanged prices: nothing flagged, both totals the same. */
@@ -966,10 +777,11 @@ static void test_refresh(void **state)
 	/* The catalog down: no guess at prices, 503 with Retry-After. */
 	cat_mode(CAT_500);
 	msg_resp r;
-	do_req(f, "GET", "/v1/internal/carts/usr_a?refresh=1", service(f), NULL, NULL, NULL, &r);
+	efix_do(f, NULL, "GET", "/v1/internal/carts/usr_a?refresh=1", service(f), NULL, NULL, NULL,
+	        &r);
 	assert_int_equal(r.status, 503);
 	assert_non_null(msg_resp_header(&r, "Retry-After"));
-	assert_error(resp_json(&r), "unavailable", NULL);
+	assert_error(efix_json(&r), "unavailable", NULL);
 	msg_resp_clear(&r);
 	/* Without refresh the cart is still served. */
 	json_decref(expect(f, "GET", "/v1/internal/carts/usr_a", service(f), NULL, 200));
@@ -984,7 +796,7 @@ static void test_refresh(void **state)
 /* The metrics are declared with help text and rendered. */
 static void test_metrics_rendered(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_decref(put(f, "usr_a", "BOOK-001", 1, 200));
 	json_decref(put(f, "usr_a", "NOPE", 1, 404));
 	char *text = metrics_render(f->metrics);
@@ -997,7 +809,7 @@ static void test_metrics_rendered(void **state)
 
 static void test_bad_config(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char err[256] = "";
 	assert_int_equal(config_set(f->config, "cart.max_skus", "0"), 0);
 	assert_null(cart_engine.create(&f->ctx, err, sizeof(err)));
@@ -1034,19 +846,19 @@ int main(void)
 	}
 	snprintf(cat.url, sizeof(cat.url), "http://127.0.0.1:%d", http_server_port(cat.srv));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_add_update_remove_clear, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_sku, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_catalog_down, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_price_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_currency_conflict, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sku_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_persistence, setup_file, teardown),
-		cmocka_unit_test_setup_teardown(test_internal_auth, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metrics_rendered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_update_remove_clear, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_validation, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_sku, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_catalog_down, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_price_snapshot, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_currency_conflict, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_sku_limit, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_isolation, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_persistence, setup_file, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_internal_auth, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_refresh, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_rendered, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_config, setup, efix_teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	http_server_stop(cat.srv);

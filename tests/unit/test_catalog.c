@@ -12,19 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/rng.h"
 #include "net/msg.h"
 #include "services/catalog.h"
-#include "services/engine.h"
 #include "store/store.h"
+
+#include "efix.h"
 
 #define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
 #define ADMIN "Bearer test-admin"
@@ -45,220 +42,55 @@ static const char SEED[] =
 static const char *const SORTED[] = { "BK-1", "BK-2", "KT-1", "TOY-1", "TOY-3" };
 #define NSEED 5
 
-typedef struct fixture {
-	char dir[64];
-	char seed_path[128];
-	clock_src *clock;
-	rng *rng;
-	store *store;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx ctx;
-	void *eng;
-} fixture;
+/* ---- fixture and requests ------------------------------------------------- */
 
-/* ---- data directory ------------------------------------------------------ */
-
-static int has_schema(const char *dir)
+/* The context with this file's SEED as catalog.seed_file, or seed_file
+ * instead when not NULL ("" for the default data/catalog/products.json);
+ * the engine is not created. */
+static efix *fixture_new(const char *seed_file)
 {
-	char path[1024];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/schema/catalog", dir);
-	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
-static const char *data_dir(void)
-{
-	const char *env = getenv("ECOM_DATA");
-	if (env && env[0])
-		return env;
-#ifdef ECOM_SRCDATADIR
-	if (has_schema(ECOM_SRCDATADIR))
-		return ECOM_SRCDATADIR;
-#endif
-	return "data";
-}
-
-/* ---- fixture -------------------------------------------------------------- */
-
-/* Builds the context with seed_file as catalog.seed_file ("" for the
- * default data/catalog/products.json) but does not create the engine. */
-static fixture *fixture_new(const char *seed_file)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_catalog.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->seed_path, sizeof(f->seed_path), "%s/products.json", f->dir);
-	FILE *sf = fopen(f->seed_path, "w");
-	assert_non_null(sf);
-	assert_int_equal(fwrite(SEED, 1, sizeof(SEED) - 1, sf), sizeof(SEED) - 1);
-	assert_int_equal(fclose(sf), 0);
-
-	char err[512] = "";
-	f->clock = clock_virtual_new(T0);
-	f->rng = rng_new(1);
-	f->store = store_open("sqlite::memory:", "catalog", NULL, err, sizeof(err));
-	if (!f->store)
-		fail_msg("store_open: %s", err);
-	char schema[1024];
-	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
-	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
-		fail_msg("store_migrate(%s): %s", schema, err);
-	f->logf = fopen("/dev/null", "w");
-	assert_non_null(f->logf);
-	f->log = log_new("catalog", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
-	assert_non_null(f->clock);
-	assert_non_null(f->rng);
-	assert_non_null(f->log);
-	assert_non_null(f->metrics);
-	assert_non_null(f->config);
-	assert_int_equal(config_set(f->config, "catalog.seed_file",
-				    seed_file ? seed_file : f->seed_path),
-			 0);
-
-	f->ctx = (engine_ctx){
-		.service = "catalog",
-		.instance_id = "catalog-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.store = f->store,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.admin_token = "test-admin",
-		.data_dir = data_dir(),
-	};
+	efix *f = efix_new("catalog", "sqlite::memory:", T0, 1);
+	efix_seed(f, SEED);
+	if (seed_file)
+		assert_int_equal(config_set(f->config, "catalog.seed_file", seed_file), 0);
 	return f;
-}
-
-static void *engine_create(fixture *f)
-{
-	char err[512] = "";
-	void *eng = catalog_engine.create(&f->ctx, err, sizeof(err));
-	if (!eng)
-		fail_msg("catalog create: %s", err);
-	return eng;
-}
-
-static void fixture_free(fixture *f)
-{
-	if (!f)
-		return;
-	if (f->eng)
-		catalog_engine.destroy(f->eng);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	if (f->logf)
-		fclose(f->logf);
-	store_free(f->store);
-	rng_free(f->rng);
-	clock_free(f->clock);
-	unlink(f->seed_path);
-	rmdir(f->dir);
-	free(f);
 }
 
 static int setup(void **state)
 {
-	fixture *f = fixture_new(NULL);
-	f->eng = engine_create(f);
+	efix *f = fixture_new(NULL);
+	f->eng = efix_create_engine(f);
 	*state = f;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	fixture_free(*state);
-	return 0;
-}
-
-/* ---- requests --------------------------------------------------------------- */
-
-/* Runs one request through the engine. auth and ctype may be NULL (header
- * left out); body may be NULL. resp must be cleared by the caller. */
-static void do_req(void *eng, const char *method, const char *path, const char *auth,
-		   const char *ctype, const char *body, msg_resp *resp)
-{
-	msg_req req;
-	assert_int_equal(msg_req_init(&req, method, path), 0);
-	if (auth)
-		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
-	if (ctype)
-		assert_int_equal(msg_req_add_header(&req, "Content-Type", ctype), 0);
-	if (body)
-		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
-	msg_resp_init(resp);
-	catalog_engine.handle(eng, &req, resp);
-	msg_req_clear(&req);
-}
-
 /* Runs a request and returns the parsed JSON body (new reference), with the
  * status in *status. Every answer of this API is JSON. */
-static json_t *call(fixture *f, const char *method, const char *path, const char *auth,
+static json_t *call(efix *f, const char *method, const char *path, const char *auth,
 		    const char *body, int *status)
 {
-	msg_resp resp;
-	do_req(f->eng, method, path, auth, body ? "application/json" : NULL, body, &resp);
-	*status = resp.status;
-	assert_non_null(resp.body);
-	assert_string_equal(resp.content_type, "application/json");
-	json_error_t je;
-	json_t *v = json_loadb(resp.body, resp.body_len, 0, &je);
-	if (!v)
-		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp.body_len, resp.body);
-	msg_resp_clear(&resp);
-	return v;
+	return efix_call(f, method, path, NULL, auth, body, status);
 }
 
-static json_t *get_ok(fixture *f, const char *path)
+static json_t *get_ok(efix *f, const char *path)
 {
-	int status = 0;
-	json_t *v = call(f, "GET", path, NULL, NULL, &status);
-	if (status != 200)
-		fail_msg("GET %s: status %d", path, status);
-	return v;
+	return efix_expect(f, "GET", path, NULL, NULL, NULL, 200);
 }
 
 /* Asserts the API error shape with code and, when field is not NULL,
  * details.field; consumes v. */
 static void assert_error(json_t *v, const char *code, const char *field)
 {
-	assert_true(json_is_object(v));
-	assert_int_equal(json_object_size(v), 1);
-	json_t *e = json_object_get(v, "error");
-	assert_true(json_is_object(e));
-	assert_string_equal(json_string_value(json_object_get(e, "code")), code);
-	assert_true(json_is_string(json_object_get(e, "message")));
-	assert_true(strlen(json_string_value(json_object_get(e, "message"))) > 0);
-	if (field) {
-		json_t *d = json_object_get(e, "details");
-		assert_true(json_is_object(d));
-		const char *got = json_string_value(json_object_get(d, "field"));
-		if (!got || strcmp(got, field) != 0)
-			fail_msg("details.field is %s, expected %s", got ? got : "(none)", field);
-	}
-	json_decref(v);
+	efix_assert_error(v, code, "field", field);
 }
 
-static void expect_error(fixture *f, const char *method, const char *path, const char *auth,
+static void expect_error(efix *f, const char *method, const char *path, const char *auth,
 			 const char *body, int want_status, const char *code, const char *field)
 {
-	int status = 0;
-	json_t *v = call(f, method, path, auth, body, &status);
-	if (status != want_status)
-		fail_msg("%s %s %s: status %d, expected %d", method, path, body ? body : "", status,
-			 want_status);
-	assert_error(v, code, field);
+	assert_error(efix_expect(f, method, path, NULL, auth, body, want_status), code, field);
 }
 
-static int64_t store_count(fixture *f)
+static int64_t store_count(efix *f)
 {
 	int err = 0;
 	store_stmt *st = store_prepare(f->store, "SELECT COUNT(*) FROM products", &err);
@@ -284,7 +116,7 @@ static size_t item_count(json_t *list)
 
 /* Asserts the listing at path has exactly the skus given, in order, on one
  * page. */
-static void expect_skus(fixture *f, const char *path, const char *const *skus, size_t n)
+static void expect_skus(efix *f, const char *path, const char *const *skus, size_t n)
 {
 	json_t *v = get_ok(f, path);
 	if (item_count(v) != n)
@@ -301,7 +133,7 @@ static void rfc3339(int64_t t, char *buf) { clock_fmt_rfc3339(t, buf, 40); }
 
 static void test_list_default_page(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_int_equal(store_count(f), NSEED);
 	json_t *v = get_ok(f, "/v1/products");
 	assert_int_equal(json_object_size(v), 2);
@@ -332,7 +164,7 @@ static void test_list_default_page(void **state)
 	catalog_engine.destroy(f->eng);
 	f->eng = NULL;
 	assert_int_equal(config_set(f->config, "catalog.page_size_default", "2"), 0);
-	f->eng = engine_create(f);
+	f->eng = efix_create_engine(f);
 	v = get_ok(f, "/v1/products");
 	assert_int_equal(item_count(v), 2);
 	assert_true(json_is_string(json_object_get(v, "next_page_token")));
@@ -341,7 +173,7 @@ static void test_list_default_page(void **state)
 
 static void test_paging_every_sku_once(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char path[256] = "/v1/products?page_size=2";
 	const char *seen[NSEED + 1];
 	size_t nseen = 0;
@@ -400,7 +232,7 @@ static void test_paging_every_sku_once(void **state)
 
 static void test_category_filter(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *toys[] = { "TOY-1", "TOY-3" };
 	expect_skus(f, "/v1/products?category=toys", toys, 2);
 	const char *kitchen[] = { "KT-1" };
@@ -434,7 +266,7 @@ static void test_category_filter(void **state)
 
 static void test_price_filters(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *min1000[] = { "BK-1", "KT-1", "TOY-3" };
 	expect_skus(f, "/v1/products?min_price=1000", min1000, 3);
 	const char *max1000[] = { "BK-2", "TOY-1" };
@@ -457,7 +289,7 @@ static void test_price_filters(void **state)
 
 static void test_bad_page_token(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	expect_error(f, "GET", "/v1/products?page_token=garbage", NULL, NULL, 400,
 		     "invalid_argument", "page_token");
 	expect_error(f, "GET", "/v1/products?page_token=p1zz", NULL, NULL, 400, "invalid_argument",
@@ -470,7 +302,7 @@ static void test_bad_page_token(void **state)
 
 static void test_page_size_bounds(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	expect_error(f, "GET", "/v1/products?page_size=0", NULL, NULL, 400, "invalid_argument",
 		     "page_size");
 	expect_error(f, "GET", "/v1/products?page_size=101", NULL, NULL, 400, "invalid_argument",
@@ -491,7 +323,7 @@ static void test_page_size_bounds(void **state)
 
 static void test_get_by_sku(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_t *v = get_ok(f, "/v1/products/KT-1");
 	assert_int_equal(json_object_size(v), 8);
 	assert_string_equal(json_string_value(json_object_get(v, "sku")), "KT-1");
@@ -523,7 +355,7 @@ static void test_get_by_sku(void **state)
 
 static void test_get_unknown_sku(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	int status = 0;
 	json_t *v = call(f, "GET", "/v1/products/NOPE-1", NULL, NULL, &status);
 	assert_int_equal(status, 404);
@@ -544,9 +376,10 @@ static const char NEW_PRODUCT[] =
 
 static void test_create_needs_admin(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	msg_resp resp;
-	do_req(f->eng, "POST", "/v1/products", NULL, "application/json", NEW_PRODUCT, &resp);
+	efix_do(f, NULL, "POST", "/v1/products", NULL, NULL, "application/json", NEW_PRODUCT,
+	        &resp);
 	assert_int_equal(resp.status, 401);
 	assert_non_null(msg_resp_header(&resp, "WWW-Authenticate"));
 	msg_resp_clear(&resp);
@@ -584,21 +417,21 @@ static void test_create_needs_admin(void **state)
 	expect_skus(f, "/v1/products?category=garden", garden, 1);
 
 	/* no Content-Type at all is taken as JSON */
-	do_req(f->eng, "POST", "/v1/products", ADMIN, NULL,
-	       "{\"sku\":\"GD-2\",\"name\":\"Rake\",\"category\":\"garden\",\"price_cents\":0}",
-	       &resp);
+	efix_do(f, NULL, "POST", "/v1/products", NULL, ADMIN, "",
+	        "{\"sku\":\"GD-2\",\"name\":\"Rake\",\"category\":\"garden\",\"price_cents\":0}",
+	        &resp);
 	assert_int_equal(resp.status, 201);
 	msg_resp_clear(&resp);
-	do_req(f->eng, "POST", "/v1/products", ADMIN, "application/json; charset=utf-8",
-	       "{\"sku\":\"GD-3\",\"name\":\"Hoe\",\"category\":\"garden\",\"price_cents\":5}",
-	       &resp);
+	efix_do(f, NULL, "POST", "/v1/products", NULL, ADMIN, "application/json; charset=utf-8",
+	        "{\"sku\":\"GD-3\",\"name\":\"Hoe\",\"category\":\"garden\",\"price_cents\":5}",
+	        &resp);
 	assert_int_equal(resp.status, 201);
 	msg_resp_clear(&resp);
 }
 
 static void test_create_duplicate(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	expect_error(f, "POST", "/v1/products", ADMIN,
 		     "{\"sku\":\"BK-1\",\"name\":\"Other\",\"category\":\"books\",\"price_cents\":1}",
 		     409, "conflict", NULL);
@@ -618,7 +451,7 @@ static void test_create_duplicate(void **state)
 
 static void test_create_validation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	static const struct {
 		const char *body;
 		const char *field;
@@ -661,14 +494,14 @@ static void test_create_validation(void **state)
 
 static void test_malformed_body(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	expect_error(f, "POST", "/v1/products", ADMIN, "{\"sku\":\"X-1\",", 400, "invalid_argument",
 		     "body");
 	expect_error(f, "POST", "/v1/products", ADMIN, "[1,2]", 400, "invalid_argument", "body");
 	expect_error(f, "POST", "/v1/products", ADMIN, "", 400, "invalid_argument", "body");
 
 	msg_resp resp;
-	do_req(f->eng, "POST", "/v1/products", ADMIN, "text/plain", NEW_PRODUCT, &resp);
+	efix_do(f, NULL, "POST", "/v1/products", NULL, ADMIN, "text/plain", NEW_PRODUCT, &resp);
 	assert_int_equal(resp.status, 415);
 	json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
 	assert_non_null(v);
@@ -679,7 +512,7 @@ static void test_malformed_body(void **state)
 
 static void test_update(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *body = "{\"name\":\"Book One (2nd ed.)\",\"category\":\"books\","
 			   "\"price_cents\":1750,\"description\":\"Revised\"}";
 	expect_error(f, "PUT", "/v1/products/BK-1", NULL, body, 401, "unauthenticated", NULL);
@@ -727,7 +560,7 @@ static void test_update(void **state)
 
 static void test_bulk(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *body =
 		"{\"products\":["
 		"{\"sku\":\"B-1\",\"name\":\"One\",\"category\":\"bulk\",\"price_cents\":100},"
@@ -793,7 +626,7 @@ static void test_bulk(void **state)
  * rolled back: the rows written before the failure are gone too. */
 static void test_bulk_rolls_back_on_store_failure(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_int_equal(store_exec(f->store,
 				    "CREATE TRIGGER fail_bulk BEFORE INSERT ON products "
 				    "WHEN NEW.sku = 'B-FAIL' BEGIN SELECT RAISE(ABORT, 'boom'); END"),
@@ -826,9 +659,9 @@ static void test_bulk_rolls_back_on_store_failure(void **state)
 
 static void test_method_not_allowed(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	msg_resp resp;
-	do_req(f->eng, "DELETE", "/v1/products", ADMIN, NULL, NULL, &resp);
+	efix_do(f, NULL, "DELETE", "/v1/products", NULL, ADMIN, NULL, NULL, &resp);
 	assert_int_equal(resp.status, 405);
 	const char *allow = msg_resp_header(&resp, "Allow");
 	assert_non_null(allow);
@@ -839,7 +672,7 @@ static void test_method_not_allowed(void **state)
 	assert_error(v, "method_not_allowed", NULL);
 	msg_resp_clear(&resp);
 
-	do_req(f->eng, "DELETE", "/v1/products/BK-1", ADMIN, NULL, NULL, &resp);
+	efix_do(f, NULL, "DELETE", "/v1/products/BK-1", NULL, ADMIN, NULL, NULL, &resp);
 	assert_int_equal(resp.status, 405);
 	allow = msg_resp_header(&resp, "Allow");
 	assert_non_null(allow);
@@ -853,7 +686,7 @@ static void test_method_not_allowed(void **state)
 
 static void test_loader_runs_once(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	int status = 0;
 	clock_advance(f->clock, 5000000);
 	json_t *v = call(f, "PUT", "/v1/products/KT-1", ADMIN,
@@ -868,10 +701,10 @@ static void test_loader_runs_once(void **state)
 	assert_int_equal(store_count(f), NSEED + 1);
 
 	/* a second engine on the same store (a restart) does not reload */
-	void *second = engine_create(f);
+	void *second = efix_create_engine(f);
 	assert_int_equal(store_count(f), NSEED + 1);
 	msg_resp resp;
-	do_req(second, "GET", "/v1/products/KT-1", NULL, NULL, NULL, &resp);
+	efix_do(f, second, "GET", "/v1/products/KT-1", NULL, NULL, NULL, NULL, &resp);
 	assert_int_equal(resp.status, 200);
 	v = json_loadb(resp.body, resp.body_len, 0, NULL);
 	assert_non_null(v);
@@ -890,7 +723,7 @@ static void test_loader_runs_once(void **state)
 static void test_loader_errors(void **state)
 {
 	/* a missing seed file fails creation with a message */
-	fixture *f = fixture_new("/nonexistent/products.json");
+	efix *f = fixture_new("/nonexistent/products.json");
 	char err[256] = "";
 	void *eng = catalog_engine.create(&f->ctx, err, sizeof(err));
 	assert_null(eng);
@@ -915,19 +748,19 @@ static void test_loader_errors(void **state)
 	fclose(sf);
 	assert_int_equal(catalog_load_file(&f->ctx, f->seed_path, err, sizeof(err)), NSEED);
 	assert_int_equal(store_count(f), NSEED);
-	fixture_free(f);
+	efix_free(f);
 }
 
 static void test_shipped_catalog(void **state)
 {
 	char path[1024];
-	snprintf(path, sizeof(path), "%s/catalog/products.json", data_dir());
+	snprintf(path, sizeof(path), "%s/catalog/products.json", efix_data_dir());
 	if (access(path, R_OK) != 0) {
 		print_message("no %s yet; skipping\n", path);
 		skip();
 	}
-	fixture *f = fixture_new(""); /* empty: the default <data>/catalog/products.json */
-	f->eng = engine_create(f);
+	efix *f = fixture_new(""); /* empty: the default <data>/catalog/products.json */
+	f->eng = efix_create_engine(f);
 	int64_t total = store_count(f);
 	assert_true(total >= 150);
 
@@ -962,30 +795,30 @@ static void test_shipped_catalog(void **state)
 	}
 	assert_int_equal(listed, total);
 	assert_true(ncats >= 8);
-	fixture_free(f);
+	efix_free(f);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_list_default_page, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_paging_every_sku_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_category_filter, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_price_filters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_page_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_page_size_bounds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_by_sku, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_unknown_sku, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_needs_admin, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_duplicate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_validation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_body, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_default_page, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_paging_every_sku_once, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_category_filter, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_price_filters, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_page_token, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_page_size_bounds, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_get_by_sku, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_get_unknown_sku, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_create_needs_admin, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_create_duplicate, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_create_validation, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_body, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_update, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_bulk, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_rolls_back_on_store_failure, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_loader_runs_once, setup, teardown),
+						efix_teardown),
+		cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_loader_runs_once, setup, efix_teardown),
 		cmocka_unit_test(test_loader_errors),
 		cmocka_unit_test(test_shipped_catalog),
 	};

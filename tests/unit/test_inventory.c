@@ -11,24 +11,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/rng.h"
 #include "net/msg.h"
-#include "services/engine.h"
 #include "services/inventory.h"
 #include "store/store.h"
+
+#include "efix.h"
 
 #define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
 #define SEC 1000000LL
@@ -41,223 +36,56 @@ static const char SEED[] = "[{\"sku\":\"KT-1\",\"name\":\"Pan\"},"
 static const char *const SKUS[] = { "BK-1", "BK-2", "KT-1", "TOY-1" };
 #define NSKUS 4
 
-typedef struct fixture {
-	char dir[64];
-	char seed_path[128];
-	clock_src *clock;
-	rng *rng;
-	store *store;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx ctx;
-	void *eng;
-} fixture;
+/* ---- fixture and requests ------------------------------------------------- */
 
-/* ---- data directory ------------------------------------------------------ */
-
-static int has_schema(const char *dir)
+/* The context on store_url ("sqlite::memory:", or a file store in the
+ * fixture's directory when NULL) with this file's SEED as
+ * catalog.seed_file; the engine is not created. */
+static efix *fixture_new(const char *store_url)
 {
-	char path[1024];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/schema/inventory", dir);
-	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
-static const char *data_dir(void)
-{
-	const char *env = getenv("ECOM_DATA");
-	if (env && env[0])
-		return env;
-#ifdef ECOM_SRCDATADIR
-	if (has_schema(ECOM_SRCDATADIR))
-		return ECOM_SRCDATADIR;
-#endif
-	return "data";
-}
-
-/* ---- fixture ---------------------------------------------------------------- */
-
-/* Builds the context on store_url ("sqlite::memory:" or a file store in the
- * fixture's directory when NULL) without creating the engine. */
-static fixture *fixture_new(const char *store_url)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_inventory.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->seed_path, sizeof(f->seed_path), "%s/products.json", f->dir);
-	FILE *sf = fopen(f->seed_path, "w");
-	assert_non_null(sf);
-	assert_int_equal(fwrite(SEED, 1, sizeof(SEED) - 1, sf), sizeof(SEED) - 1);
-	assert_int_equal(fclose(sf), 0);
-
-	char err[512] = "", url[128];
-	if (store_url)
-		snprintf(url, sizeof(url), "%s", store_url);
-	else
-		snprintf(url, sizeof(url), "sqlite:%s", f->dir);
-	f->clock = clock_virtual_new(T0);
-	f->rng = rng_new(1);
-	f->store = store_open(url, "inventory", NULL, err, sizeof(err));
-	if (!f->store)
-		fail_msg("store_open: %s", err);
-	char schema[1024];
-	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
-	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
-		fail_msg("store_migrate(%s): %s", schema, err);
-	f->logf = fopen("/dev/null", "w");
-	assert_non_null(f->logf);
-	f->log = log_new("inventory", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
-	assert_non_null(f->clock);
-	assert_non_null(f->rng);
-	assert_non_null(f->log);
-	assert_non_null(f->metrics);
-	assert_non_null(f->config);
-	assert_int_equal(config_set(f->config, "catalog.seed_file", f->seed_path), 0);
-	f->ctx = (engine_ctx){
-		.service = "inventory",
-		.instance_id = "inventory-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.store = f->store,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.admin_token = "test-admin",
-		.data_dir = data_dir(),
-	};
+	efix *f = efix_new("inventory", store_url, T0, 1);
+	efix_seed(f, SEED);
 	return f;
-}
-
-static void *engine_create(fixture *f)
-{
-	char err[512] = "";
-	void *eng = inventory_engine.create(&f->ctx, err, sizeof(err));
-	if (!eng)
-		fail_msg("inventory create: %s", err);
-	return eng;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void fixture_free(fixture *f)
-{
-	if (!f)
-		return;
-	if (f->eng)
-		inventory_engine.destroy(f->eng);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	if (f->logf)
-		fclose(f->logf);
-	store_free(f->store);
-	rng_free(f->rng);
-	clock_free(f->clock);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
 }
 
 static int setup(void **state)
 {
-	fixture *f = fixture_new("sqlite::memory:");
-	f->eng = engine_create(f);
+	efix *f = fixture_new("sqlite::memory:");
+	f->eng = efix_create_engine(f);
 	*state = f;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	fixture_free(*state);
-	return 0;
-}
-
-/* ---- requests ------------------------------------------------------------------ */
-
-static void do_req(void *eng, const char *method, const char *path, const char *auth,
-		   const char *body, msg_resp *resp)
-{
-	msg_req req;
-	assert_int_equal(msg_req_init(&req, method, path), 0);
-	if (auth)
-		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
-	if (body) {
-		assert_int_equal(msg_req_add_header(&req, "Content-Type", "application/json"), 0);
-		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
-	}
-	msg_resp_init(resp);
-	inventory_engine.handle(eng, &req, resp);
-	msg_req_clear(&req);
-}
-
 /* The parsed JSON answer (new reference), the status in *status. When raw
  * is not NULL it gets a malloc'd copy of the body bytes. */
-static json_t *call_raw(fixture *f, const char *method, const char *path, const char *auth,
+static json_t *call_raw(efix *f, const char *method, const char *path, const char *auth,
 			const char *body, int *status, char **raw)
 {
 	msg_resp resp;
-	do_req(f->eng, method, path, auth, body, &resp);
+	efix_do(f, NULL, method, path, NULL, auth, NULL, body, &resp);
 	*status = resp.status;
-	assert_non_null(resp.body);
-	assert_string_equal(resp.content_type, "application/json");
-	json_error_t je;
-	json_t *v = json_loadb(resp.body, resp.body_len, 0, &je);
-	if (!v)
-		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp.body_len, resp.body);
+	json_t *v = efix_json(&resp);
 	if (raw)
 		*raw = strndup(resp.body, resp.body_len);
 	msg_resp_clear(&resp);
 	return v;
 }
 
-static json_t *call(fixture *f, const char *method, const char *path, const char *auth,
+static json_t *call(efix *f, const char *method, const char *path, const char *auth,
 		    const char *body, int *status)
 {
-	return call_raw(f, method, path, auth, body, status, NULL);
+	return efix_call(f, method, path, NULL, auth, body, status);
 }
 
-/* Asserts the API error shape with code; when key is not NULL,
- * details[key] must be the string want. Consumes v. */
-static void assert_error(json_t *v, const char *code, const char *key, const char *want)
-{
-	assert_true(json_is_object(v));
-	json_t *e = json_object_get(v, "error");
-	assert_true(json_is_object(e));
-	const char *got_code = json_string_value(json_object_get(e, "code"));
-	if (!got_code || strcmp(got_code, code) != 0)
-		fail_msg("error code %s, expected %s", got_code ? got_code : "(none)", code);
-	assert_true(json_is_string(json_object_get(e, "message")));
-	assert_true(strlen(json_string_value(json_object_get(e, "message"))) > 0);
-	if (key) {
-		const char *got =
-			json_string_value(json_object_get(json_object_get(e, "details"), key));
-		if (!got || strcmp(got, want) != 0)
-			fail_msg("details.%s is %s, expected %s", key, got ? got : "(none)", want);
-	}
-	json_decref(v);
-}
-
-static void expect_error(fixture *f, const char *method, const char *path, const char *auth,
+static void expect_error(efix *f, const char *method, const char *path, const char *auth,
 			 const char *body, int want_status, const char *code, const char *key,
 			 const char *want)
 {
-	int status = 0;
-	json_t *v = call(f, method, path, auth, body, &status);
-	if (status != want_status)
-		fail_msg("%s %s %s: status %d, expected %d", method, path, body ? body : "", status,
-			 want_status);
-	assert_error(v, code, key, want);
+	efix_assert_error(efix_expect(f, method, path, NULL, auth, body, want_status), code, key,
+			  want);
 }
 
-static json_t *expect_ok(fixture *f, const char *method, const char *path, const char *body,
+static json_t *expect_ok(efix *f, const char *method, const char *path, const char *body,
 			 int want_status)
 {
 	int status = 0;
@@ -272,7 +100,7 @@ typedef struct figures {
 	int64_t on_hand, reserved, available;
 } figures;
 
-static figures stock_of(fixture *f, const char *sku)
+static figures stock_of(efix *f, const char *sku)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
@@ -290,7 +118,7 @@ static figures stock_of(fixture *f, const char *sku)
 	return g;
 }
 
-static void set_stock(fixture *f, const char *sku, int64_t n)
+static void set_stock(efix *f, const char *sku, int64_t n)
 {
 	char path[128], body[64];
 	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
@@ -300,7 +128,7 @@ static void set_stock(fixture *f, const char *sku, int64_t n)
 
 /* POSTs a reservation of items (a JSON array text); returns the status and
  * the answer in *out (may be NULL). */
-static int reserve(fixture *f, const char *id, const char *items, int64_t ttl, json_t **out)
+static int reserve(efix *f, const char *id, const char *items, int64_t ttl, json_t **out)
 {
 	char body[2048];
 	snprintf(body, sizeof(body),
@@ -315,7 +143,7 @@ static int reserve(fixture *f, const char *id, const char *items, int64_t ttl, j
 	return status;
 }
 
-static int finish(fixture *f, const char *id, const char *action, json_t **out)
+static int finish(efix *f, const char *id, const char *action, json_t **out)
 {
 	char path[160];
 	snprintf(path, sizeof(path), "/v1/reservations/%s/%s", id, action);
@@ -334,7 +162,7 @@ static const char *status_of(json_t *v)
 }
 
 /* One integer from a query with an optional text parameter. */
-static int64_t db_int(fixture *f, const char *sql, const char *arg)
+static int64_t db_int(efix *f, const char *sql, const char *arg)
 {
 	int err = 0;
 	store_stmt *st = store_prepare(f->store, sql, &err);
@@ -348,9 +176,9 @@ static int64_t db_int(fixture *f, const char *sql, const char *arg)
 	return v;
 }
 
-static int64_t outbox_rows(fixture *f) { return db_int(f, "SELECT COUNT(*) FROM outbox", NULL); }
+static int64_t outbox_rows(efix *f) { return db_int(f, "SELECT COUNT(*) FROM outbox", NULL); }
 
-static void assert_invariants(fixture *f)
+static void assert_invariants(efix *f)
 {
 	json_t *report = NULL;
 	int rc = inventory_check_invariants(f->store, &report);
@@ -365,7 +193,7 @@ static void assert_invariants(fixture *f)
 
 static void test_initial_stock(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	for (int i = 0; i < NSKUS; i++) {
 		figures g = stock_of(f, SKUS[i]);
 		assert_int_equal(g.on_hand, 100);
@@ -383,7 +211,7 @@ static void test_initial_stock(void **state)
 	/* A restart (a second engine on the same store) does not stock again,
 	 * not even after a sku was changed. */
 	set_stock(f, "BK-1", 3);
-	void *second = engine_create(f);
+	void *second = efix_create_engine(f);
 	inventory_engine.destroy(second);
 	assert_int_equal(stock_of(f, "BK-1").on_hand, 3);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reason = 'initial'",
@@ -393,22 +221,22 @@ static void test_initial_stock(void **state)
 	assert_int_equal(inventory_load_file(&f->ctx, f->seed_path, 100, err, sizeof(err)), 0);
 
 	/* The configured amount, and a bad file, on a fresh store. */
-	fixture *g = fixture_new("sqlite::memory:");
+	efix *g = fixture_new("sqlite::memory:");
 	assert_int_equal(config_set(g->config, "inventory.initial_on_hand", "7"), 0);
-	g->eng = engine_create(g);
+	g->eng = efix_create_engine(g);
 	assert_int_equal(stock_of(g, "TOY-1").on_hand, 7);
-	fixture_free(g);
+	efix_free(g);
 	g = fixture_new("sqlite::memory:");
 	assert_int_equal(config_set(g->config, "catalog.seed_file", "/nonexistent/p.json"), 0);
 	err[0] = '\0';
 	assert_null(inventory_engine.create(&g->ctx, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/p.json"));
-	fixture_free(g);
+	efix_free(g);
 }
 
 static void test_get_and_set(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	expect_error(f, "GET", "/v1/inventory/NOPE-1", NULL, NULL, 404, "not_found", "sku",
 		     "NOPE-1");
 	expect_error(f, "GET", "/v1/inventory/bad%20sku", NULL, NULL, 404, "not_found", NULL,
@@ -494,7 +322,7 @@ static void test_get_and_set(void **state)
 
 static void test_set_below_reserved(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_int_equal(reserve(f, "r1", "[{\"sku\":\"KT-1\",\"qty\":10}]", 600, NULL), 201);
 	int status = 0;
 	json_t *v = call(f, "PUT", "/v1/inventory/KT-1", ADMIN, "{\"on_hand\":9}", &status);
@@ -506,7 +334,7 @@ static void test_set_below_reserved(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "details"),
 							    "reserved")),
 			 10);
-	assert_error(v, "conflict", "sku", "KT-1");
+	efix_assert_error(v, "conflict", "sku", "KT-1");
 	figures g = stock_of(f, "KT-1");
 	assert_int_equal(g.on_hand, 100);
 	assert_int_equal(g.reserved, 10);
@@ -527,7 +355,7 @@ static void test_set_below_reserved(void **state)
 
 static void test_reserve(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char *raw = NULL;
 	int status = 0;
 	json_t *v = call_raw(f, "POST", "/v1/reservations", ADMIN,
@@ -576,7 +404,7 @@ static void test_reserve(void **state)
 
 static void test_all_or_nothing(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	set_stock(f, "TOY-1", 1);
 	int64_t outbox = outbox_rows(f);
 	int64_t ledger = db_int(f, "SELECT COUNT(*) FROM stock_ledger", NULL);
@@ -589,7 +417,7 @@ static void test_all_or_nothing(void **state)
 	json_t *d = json_object_get(json_object_get(v, "error"), "details");
 	assert_int_equal(json_integer_value(json_object_get(d, "requested")), 2);
 	assert_int_equal(json_integer_value(json_object_get(d, "available")), 1);
-	assert_error(v, "insufficient_stock", "sku", "TOY-1");
+	efix_assert_error(v, "insufficient_stock", "sku", "TOY-1");
 	assert_int_equal(stock_of(f, "BK-1").reserved, 0);
 	assert_int_equal(stock_of(f, "TOY-1").reserved, 0);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 0);
@@ -605,7 +433,7 @@ static void test_all_or_nothing(void **state)
 				 "{\"sku\":\"BK-1\",\"qty\":1}]",
 				 60, &v),
 			 409);
-	assert_error(v, "insufficient_stock", "sku", "BK-2");
+	efix_assert_error(v, "insufficient_stock", "sku", "BK-2");
 	for (int i = 0; i < NSKUS; i++)
 		assert_int_equal(stock_of(f, SKUS[i]).reserved, 0);
 
@@ -620,7 +448,7 @@ static void test_all_or_nothing(void **state)
 
 static void test_reserve_validation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	static const struct {
 		const char *body;
 		const char *field;
@@ -671,17 +499,17 @@ static void test_reserve_validation(void **state)
 	assert_int_equal(reserve(f, "u1", "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"ZZ-404\",\"qty\":1}]",
 				 60, &v),
 			 404);
-	assert_error(v, "not_found", "sku", "ZZ-404");
+	efix_assert_error(v, "not_found", "sku", "ZZ-404");
 	assert_int_equal(reserve(f, "u2", "[{\"sku\":\"BK-2\",\"qty\":500},{\"sku\":\"ZZ-404\",\"qty\":1}]",
 				 60, &v),
 			 404);
-	assert_error(v, "not_found", "sku", "ZZ-404");
+	efix_assert_error(v, "not_found", "sku", "ZZ-404");
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 2);
 	assert_int_equal(stock_of(f, "BK-1").reserved, 2);
 	assert_int_equal(stock_of(f, "BK-2").reserved, 0);
 
 	msg_resp resp;
-	do_req(f->eng, "POST", "/v1/reservations", ADMIN, NULL, &resp);
+	efix_do(f, NULL, "POST", "/v1/reservations", NULL, ADMIN, NULL, NULL, &resp);
 	assert_int_equal(resp.status, 400);
 	msg_resp_clear(&resp);
 	assert_invariants(f);
@@ -689,7 +517,7 @@ static void test_reserve_validation(void **state)
 
 static void test_idempotent_replay(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *body = "{\"reservation_id\":\"idem-1\",\"order_id\":\"ord-7\",\"items\":["
 			   "{\"sku\":\"KT-1\",\"qty\":3},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}";
 	int status = 0;
@@ -748,7 +576,7 @@ static void test_idempotent_replay(void **state)
 
 static void test_commit_and_release(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_t *v = NULL;
 	assert_int_equal(reserve(f, "c1", "[{\"sku\":\"BK-1\",\"qty\":4},{\"sku\":\"KT-1\",\"qty\":1}]",
 				 600, NULL),
@@ -768,7 +596,7 @@ static void test_commit_and_release(void **state)
 	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
 	/* sold stock is not given back */
 	assert_int_equal(finish(f, "c1", "release", &v), 409);
-	assert_error(v, "conflict", "status", "COMMITTED");
+	efix_assert_error(v, "conflict", "status", "COMMITTED");
 	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reason = 'commit' "
 				   "AND reference = ?",
@@ -787,14 +615,14 @@ static void test_commit_and_release(void **state)
 	assert_string_equal(status_of(v), "RELEASED");
 	json_decref(v);
 	assert_int_equal(finish(f, "r1", "commit", &v), 409);
-	assert_error(v, "conflict", "status", "RELEASED");
+	efix_assert_error(v, "conflict", "status", "RELEASED");
 	assert_int_equal(stock_of(f, "BK-1").on_hand, 96);
 	v = expect_ok(f, "GET", "/v1/reservations/r1", NULL, 200);
 	assert_string_equal(status_of(v), "RELEASED");
 	json_decref(v);
 
 	assert_int_equal(finish(f, "nope", "commit", &v), 404);
-	assert_error(v, "not_found", "reservation_id", "nope");
+	efix_assert_error(v, "not_found", "reservation_id", "nope");
 	assert_int_equal(finish(f, "nope", "release", NULL), 404);
 	expect_error(f, "POST", "/v1/reservations/c1/commit", NULL, NULL, 401, "unauthenticated",
 		     NULL, NULL);
@@ -822,7 +650,7 @@ static void test_state_machine(void **state)
 
 static void test_expiry(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	json_t *v = NULL;
 	assert_int_equal(reserve(f, "e1", "[{\"sku\":\"TOY-1\",\"qty\":30}]", 60, NULL), 201);
 	assert_int_equal(reserve(f, "e2", "[{\"sku\":\"TOY-1\",\"qty\":5}]", 120, NULL), 201);
@@ -849,7 +677,7 @@ static void test_expiry(void **state)
 
 	/* an expired reservation cannot be committed; releasing it is done */
 	assert_int_equal(finish(f, "e1", "commit", &v), 409);
-	assert_error(v, "conflict", "status", "EXPIRED");
+	efix_assert_error(v, "conflict", "status", "EXPIRED");
 	assert_int_equal(finish(f, "e1", "release", &v), 200);
 	assert_string_equal(status_of(v), "EXPIRED");
 	json_decref(v);
@@ -858,7 +686,7 @@ static void test_expiry(void **state)
 	/* past its time but not yet swept: a commit expires it then and there */
 	clock_advance(f->clock, 61 * SEC);
 	assert_int_equal(finish(f, "e2", "commit", &v), 409);
-	assert_error(v, "conflict", "status", "EXPIRED");
+	efix_assert_error(v, "conflict", "status", "EXPIRED");
 	g = stock_of(f, "TOY-1");
 	assert_int_equal(g.on_hand, 100);
 	assert_int_equal(g.reserved, 0);
@@ -869,7 +697,7 @@ static void test_expiry(void **state)
 
 static void test_expiry_batches(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char id[32];
 	set_stock(f, "KT-1", 1000);
 	set_stock(f, "BK-2", 1000);
@@ -896,7 +724,7 @@ static void test_expiry_batches(void **state)
 /* ---- outbox ------------------------------------------------------------------------------ */
 
 /* The payload of outbox row number k (from 1, oldest first) after skip rows. */
-static json_t *outbox_payload(fixture *f, int64_t row)
+static json_t *outbox_payload(efix *f, int64_t row)
 {
 	int err = 0;
 	store_stmt *st = store_prepare(
@@ -914,7 +742,7 @@ static json_t *outbox_payload(fixture *f, int64_t row)
 
 static void test_outbox(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	int64_t n0 = outbox_rows(f);
 	assert_int_equal(reserve(f, "o1", "[{\"sku\":\"BK-1\",\"qty\":2},{\"sku\":\"KT-1\",\"qty\":3}]",
 				 60, NULL),
@@ -976,7 +804,7 @@ static void test_outbox(void **state)
 
 static void test_low_stock_event(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	/* default threshold 5: an event when available crosses down to it */
 	set_stock(f, "BK-2", 8);
 	int64_t lows = db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
@@ -1010,7 +838,7 @@ static void test_low_stock_event(void **state)
 	/* the threshold comes from the configuration */
 	inventory_engine.destroy(f->eng);
 	assert_int_equal(config_set(f->config, "inventory.low_stock_threshold", "50"), 0);
-	f->eng = engine_create(f);
+	f->eng = efix_create_engine(f);
 	assert_int_equal(reserve(f, "l5", "[{\"sku\":\"TOY-1\",\"qty\":50}]", 60, NULL), 201);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
 				"%\"low_stock\"%"),
@@ -1035,7 +863,7 @@ static int has_violation(json_t *report, const char *check, const char *sku)
 
 static void test_checker_detects_corruption(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	assert_int_equal(reserve(f, "k1", "[{\"sku\":\"BK-1\",\"qty\":3}]", 60, NULL), 201);
 	assert_invariants(f);
 	json_t *v = expect_ok(f, "GET", "/admin/invariants", NULL, 200);
@@ -1104,7 +932,7 @@ static int recent(rng *r, int n)
  * answer is one the contract allows. */
 static void test_random_operations(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	rng *r = rng_new(20251125);
 	char ids[2000][16];
 	int nids = 0;
@@ -1188,7 +1016,7 @@ static void test_random_operations(void **state)
 /* ---- threads ------------------------------------------------------------------------------- */
 
 typedef struct racer {
-	fixture *f;
+	efix *f;
 	int index;
 	int held;
 	int refused;
@@ -1205,7 +1033,7 @@ static void *race(void *arg)
 			 "[{\"sku\":\"KT-1\",\"qty\":1}],\"ttl_s\":600}",
 			 rc->index, k);
 		msg_resp resp;
-		do_req(rc->f->eng, "POST", "/v1/reservations", ADMIN, body, &resp);
+		efix_do(rc->f, NULL, "POST", "/v1/reservations", NULL, ADMIN, NULL, body, &resp);
 		int status = resp.status;
 		int short_stock = status == 409 && resp.body &&
 				  strstr(resp.body, "insufficient_stock") != NULL;
@@ -1229,8 +1057,8 @@ static void *race(void *arg)
 static void test_threads_never_oversell(void **state)
 {
 	(void)state;
-	fixture *f = fixture_new(NULL);
-	f->eng = engine_create(f);
+	efix *f = fixture_new(NULL);
+	f->eng = efix_create_engine(f);
 	set_stock(f, "KT-1", 300);
 	pthread_t th[8];
 	racer rs[8];
@@ -1253,27 +1081,27 @@ static void test_threads_never_oversell(void **state)
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE status = ?", "HELD"),
 			 300);
 	assert_invariants(f);
-	fixture_free(f);
+	efix_free(f);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_initial_stock, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_and_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_below_reserved, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_initial_stock, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_get_and_set, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_set_below_reserved, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, efix_teardown),
 		cmocka_unit_test(test_state_machine),
-		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expiry_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_low_stock_event, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_checker_detects_corruption, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_random_operations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_batches, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_outbox, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_low_stock_event, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_checker_detects_corruption, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_random_operations, setup, efix_teardown),
 		cmocka_unit_test(test_threads_never_oversell),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,222 +14,69 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/rng.h"
 #include "net/msg.h"
-#include "services/engine.h"
 #include "services/identity.h"
 #include "services/token.h"
 #include "services/user.h"
 #include "store/store.h"
 
-#define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
+#include "efix.h"
+
+#define T0 EFIX_T0
 #define TTL_S 900
-#define SECRET "test-service-secret"
-#define ADMIN "test-admin"
+#define SECRET EFIX_SECRET
+#define ADMIN EFIX_ADMIN
 #define PASSWORD "correct horse battery staple"
 
-static const unsigned char JWT_KEY[] = "0123456789abcdef0123456789abcdef-jwt";
-#define JWT_KEY_LEN (sizeof(JWT_KEY) - 1)
+#define JWT_KEY ((const unsigned char *)EFIX_JWT_KEY)
+#define JWT_KEY_LEN (sizeof(EFIX_JWT_KEY) - 1)
 
-typedef struct fixture {
-	clock_src *clock;
-	rng *rng;
-	store *store;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx ctx;
-	void *eng;
-} fixture;
+/* ---- fixture and requests ------------------------------------------------- */
 
-/* ---- data directory ------------------------------------------------------ */
-
-static int has_schema(const char *dir)
+/* The context with argon2id at libsodium's minimum limits (fast) and a
+ * token lifetime of TTL_S; the engine is not created. */
+static efix *fixture_new(void)
 {
-	char path[1024];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/schema/user", dir);
-	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-/* $ECOM_DATA, else the source tree's data/ when built with it, else ./data. */
-static const char *data_dir(void)
-{
-	const char *env = getenv("ECOM_DATA");
-	if (env && env[0])
-		return env;
-#ifdef ECOM_SRCDATADIR
-	if (has_schema(ECOM_SRCDATADIR))
-		return ECOM_SRCDATADIR;
-#endif
-	return "data";
-}
-
-/* ---- fixture -------------------------------------------------------------- */
-
-static fixture *fixture_new(void)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	char err[512] = "";
-	f->clock = clock_virtual_new(T0);
-	f->rng = rng_new(7);
-	f->store = store_open("sqlite::memory:", "user", NULL, err, sizeof(err));
-	if (!f->store)
-		fail_msg("store_open: %s", err);
-	char schema[1024];
-	snprintf(schema, sizeof(schema), "%s/schema", data_dir());
-	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
-		fail_msg("store_migrate(%s): %s", schema, err);
-	f->logf = fopen("/dev/null", "w");
-	assert_non_null(f->logf);
-	f->log = log_new("user", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
-	assert_non_null(f->clock);
-	assert_non_null(f->rng);
-	assert_non_null(f->log);
-	assert_non_null(f->metrics);
-	assert_non_null(f->config);
+	efix *f = efix_new("user", "sqlite::memory:", T0, 7);
 	assert_int_equal(config_set(f->config, "user.pwhash_opslimit", "1"), 0);
 	assert_int_equal(config_set(f->config, "user.pwhash_memlimit_kib", "8"), 0);
 	char ttl[16];
 	snprintf(ttl, sizeof(ttl), "%d", TTL_S);
 	assert_int_equal(config_set(f->config, "user.token_ttl_s", ttl), 0);
-	f->ctx = (engine_ctx){
-		.service = "user",
-		.instance_id = "user-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.store = f->store,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.admin_token = ADMIN,
-		.service_secret = SECRET,
-		.jwt_key = JWT_KEY,
-		.jwt_key_len = JWT_KEY_LEN,
-		.data_dir = data_dir(),
-	};
 	return f;
-}
-
-static void fixture_free(fixture *f)
-{
-	if (!f)
-		return;
-	if (f->eng)
-		user_engine.destroy(f->eng);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	if (f->logf)
-		fclose(f->logf);
-	store_free(f->store);
-	rng_free(f->rng);
-	clock_free(f->clock);
-	free(f);
 }
 
 static int setup(void **state)
 {
-	fixture *f = fixture_new();
-	char err[512] = "";
-	f->eng = user_engine.create(&f->ctx, err, sizeof(err));
-	if (!f->eng)
-		fail_msg("user create: %s", err);
+	efix *f = fixture_new();
+	f->eng = efix_create_engine(f);
 	*state = f;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	fixture_free(*state);
-	return 0;
-}
-
-/* ---- requests --------------------------------------------------------------- */
-
-/* One request through the engine. ident (X-Ecom-Identity), auth
- * (Authorization) and body may be NULL. resp is initialised here; the
- * caller clears it. */
-static void do_req(fixture *f, const char *method, const char *path, const char *ident,
-		   const char *auth, const char *body, msg_resp *resp)
-{
-	msg_req req;
-	assert_int_equal(msg_req_init(&req, method, path), 0);
-	if (ident)
-		assert_int_equal(msg_req_add_header(&req, IDENTITY_HEADER, ident), 0);
-	if (auth)
-		assert_int_equal(msg_req_add_header(&req, "Authorization", auth), 0);
-	if (body) {
-		assert_int_equal(msg_req_add_header(&req, "Content-Type", "application/json"), 0);
-		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
-	}
-	msg_resp_init(resp);
-	user_engine.handle(f->eng, &req, resp);
-	msg_req_clear(&req);
-}
-
-static json_t *resp_json(const msg_resp *resp)
-{
-	assert_non_null(resp->body);
-	assert_string_equal(resp->content_type, "application/json");
-	json_error_t je;
-	json_t *v = json_loadb(resp->body, resp->body_len, 0, &je);
-	if (!v)
-		fail_msg("response is not JSON (%s): %.*s", je.text, (int)resp->body_len, resp->body);
-	return v;
-}
-
 /* Runs a request and returns its JSON body (new reference), status in
  * *status. */
-static json_t *call(fixture *f, const char *method, const char *path, const char *ident,
+static json_t *call(efix *f, const char *method, const char *path, const char *ident,
 		    const char *body, int *status)
 {
-	msg_resp resp;
-	do_req(f, method, path, ident, NULL, body, &resp);
-	*status = resp.status;
-	json_t *v = resp_json(&resp);
-	msg_resp_clear(&resp);
-	return v;
+	return efix_call(f, method, path, ident, NULL, body, status);
 }
 
 /* Asserts the API error shape with code and, when field is not NULL,
  * details.field; consumes v. */
 static void assert_error(json_t *v, const char *code, const char *field)
 {
-	assert_true(json_is_object(v));
-	json_t *e = json_object_get(v, "error");
-	assert_true(json_is_object(e));
-	assert_string_equal(json_string_value(json_object_get(e, "code")), code);
-	assert_true(json_is_string(json_object_get(e, "message")));
-	if (field) {
-		const char *got =
-			json_string_value(json_object_get(json_object_get(e, "details"), "field"));
-		if (!got || strcmp(got, field) != 0)
-			fail_msg("details.field is %s, expected %s", got ? got : "(none)", field);
-	}
-	json_decref(v);
+	efix_assert_error(v, code, "field", field);
 }
 
-static void expect_error(fixture *f, const char *method, const char *path, const char *ident,
+static void expect_error(efix *f, const char *method, const char *path, const char *ident,
 			 const char *body, int want_status, const char *code, const char *field)
 {
-	int status = 0;
-	json_t *v = call(f, method, path, ident, body, &status);
-	if (status != want_status)
-		fail_msg("%s %s %s: status %d, expected %d", method, path, body ? body : "", status,
-			 want_status);
-	assert_error(v, code, field);
+	assert_error(efix_expect(f, method, path, ident, NULL, body, want_status), code, field);
 }
 
 static const char *jstr(json_t *o, const char *key)
@@ -238,7 +85,7 @@ static const char *jstr(json_t *o, const char *key)
 }
 
 /* Signs up and returns the new user id in id (IDS-sized). */
-static void signup_ok(fixture *f, const char *email, const char *password, const char *name,
+static void signup_ok(efix *f, const char *email, const char *password, const char *name,
 		      char *id, size_t idlen)
 {
 	json_t *b = json_pack("{s:s,s:s,s:s}", "email", email, "password", password, "name", name);
@@ -251,16 +98,6 @@ static void signup_ok(fixture *f, const char *email, const char *password, const
 	free(body);
 	snprintf(id, idlen, "%s", jstr(v, "user_id"));
 	json_decref(v);
-}
-
-/* The identity header the gateway would send for user sub, signed now. */
-static void user_ident(fixture *f, const char *secret, const char *sub, char *buf)
-{
-	identity id;
-	memset(&id, 0, sizeof(id));
-	id.role = IDENTITY_USER;
-	snprintf(id.sub, sizeof(id.sub), "%s", sub);
-	assert_int_equal(identity_sign(secret, &id, clock_now(f->clock), buf, IDENTITY_MAX), 0);
 }
 
 /* ---- email normalisation -------------------------------------------------------- */
@@ -341,18 +178,18 @@ static void test_normalize_email(void **state)
 
 static void test_signup(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	msg_resp resp;
-	do_req(f, "POST", "/v1/auth/signup", NULL, NULL,
-	       "{\"email\":\" Alice@Example.COM \",\"password\":\"" PASSWORD
-	       "\",\"name\":\"Alice\"}",
-	       &resp);
+	efix_do(f, NULL, "POST", "/v1/auth/signup", NULL, NULL, NULL,
+	        "{\"email\":\" Alice@Example.COM \",\"password\":\"" PASSWORD
+	        "\",\"name\":\"Alice\"}",
+	        &resp);
 	assert_int_equal(resp.status, 201);
 	/* the password is never echoed, in any form */
 	assert_null(memmem(resp.body, resp.body_len, PASSWORD, strlen(PASSWORD)));
 	assert_null(memmem(resp.body, resp.body_len, "password", 8));
 	assert_null(memmem(resp.body, resp.body_len, "argon2", 6));
-	json_t *v = resp_json(&resp);
+	json_t *v = efix_json(&resp);
 	msg_resp_clear(&resp);
 	assert_int_equal(json_object_size(v), 3);
 	const char *uid = jstr(v, "user_id");
@@ -392,7 +229,7 @@ static void test_signup(void **state)
 
 static void test_signup_validation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	const char *p = "/v1/auth/signup";
 	expect_error(f, "POST", p, NULL,
 		     "{\"email\":\"a@example.com\",\"password\":\"1234567\",\"name\":\"A\"}", 400,
@@ -440,7 +277,7 @@ static void test_signup_validation(void **state)
 
 static void test_signup_duplicate(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char uid[64];
 	signup_ok(f, "Alice@example.com", PASSWORD, "Alice", uid, sizeof(uid));
 	expect_error(f, "POST", "/v1/auth/signup", NULL,
@@ -479,7 +316,7 @@ static void login_body(char *buf, size_t len, const char *email, const char *pas
 
 static void test_login(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char uid[64];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", uid, sizeof(uid));
 	clock_advance(f->clock, 5 * 1000000LL);
@@ -487,10 +324,10 @@ static void test_login(void **state)
 	char body[256];
 	login_body(body, sizeof(body), "  alice@EXAMPLE.com ", PASSWORD);
 	msg_resp resp;
-	do_req(f, "POST", "/v1/auth/login", NULL, NULL, body, &resp);
+	efix_do(f, NULL, "POST", "/v1/auth/login", NULL, NULL, NULL, body, &resp);
 	assert_int_equal(resp.status, 200);
 	assert_null(memmem(resp.body, resp.body_len, PASSWORD, strlen(PASSWORD)));
-	json_t *v = resp_json(&resp);
+	json_t *v = efix_json(&resp);
 	msg_resp_clear(&resp);
 	assert_string_equal(jstr(v, "token_type"), "Bearer");
 	assert_int_equal(json_integer_value(json_object_get(v, "expires_in")), TTL_S);
@@ -515,18 +352,18 @@ static void test_login(void **state)
 
 static void test_login_failures_look_alike(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char uid[64];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", uid, sizeof(uid));
 
 	char body[256];
 	msg_resp wrong, unknown, unshaped;
 	login_body(body, sizeof(body), "alice@example.com", "not the password");
-	do_req(f, "POST", "/v1/auth/login", NULL, NULL, body, &wrong);
+	efix_do(f, NULL, "POST", "/v1/auth/login", NULL, NULL, NULL, body, &wrong);
 	login_body(body, sizeof(body), "nobody@example.com", PASSWORD);
-	do_req(f, "POST", "/v1/auth/login", NULL, NULL, body, &unknown);
+	efix_do(f, NULL, "POST", "/v1/auth/login", NULL, NULL, NULL, body, &unknown);
 	login_body(body, sizeof(body), "not an email", PASSWORD);
-	do_req(f, "POST", "/v1/auth/login", NULL, NULL, body, &unshaped);
+	efix_do(f, NULL, "POST", "/v1/auth/login", NULL, NULL, NULL, body, &unshaped);
 
 	assert_int_equal(wrong.status, 401);
 	assert_int_equal(unknown.status, 401);
@@ -536,7 +373,7 @@ static void test_login_failures_look_alike(void **state)
 	assert_int_equal(wrong.body_len, unshaped.body_len);
 	assert_memory_equal(wrong.body, unshaped.body, wrong.body_len);
 	assert_int_equal(wrong.nheaders, unknown.nheaders);
-	json_t *v = resp_json(&wrong);
+	json_t *v = efix_json(&wrong);
 	assert_error(v, "unauthenticated", NULL);
 	assert_null(memmem(wrong.body, wrong.body_len, "token", 5));
 	msg_resp_clear(&wrong);
@@ -557,7 +394,7 @@ static void test_login_failures_look_alike(void **state)
 
 static void test_me_needs_signed_identity(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char uid[64];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", uid, sizeof(uid));
 	char ident[IDENTITY_MAX];
@@ -565,7 +402,7 @@ static void test_me_needs_signed_identity(void **state)
 	/* nobody */
 	expect_error(f, "GET", "/v1/users/me", NULL, NULL, 401, "unauthenticated", NULL);
 	/* forged: signed with another secret */
-	user_ident(f, "not-the-service-secret", uid, ident);
+	efix_sign(f, IDENTITY_USER, uid, "not-the-service-secret", ident);
 	expect_error(f, "GET", "/v1/users/me", ident, NULL, 401, "unauthenticated", NULL);
 	/* an unsigned claim */
 	char naked[IDENTITY_MAX];
@@ -576,12 +413,12 @@ static void test_me_needs_signed_identity(void **state)
 	char auth[256];
 	snprintf(auth, sizeof(auth), "Bearer %s", ADMIN);
 	msg_resp resp;
-	do_req(f, "GET", "/v1/users/me", NULL, auth, NULL, &resp);
+	efix_do(f, NULL, "GET", "/v1/users/me", NULL, auth, NULL, NULL, &resp);
 	assert_int_equal(resp.status, 401); /* the admin is not a user */
 	msg_resp_clear(&resp);
 
 	/* expired: signed, then replayed two minutes later */
-	user_ident(f, SECRET, uid, ident);
+	efix_sign(f, IDENTITY_USER, uid, SECRET, ident);
 	assert_int_equal(clock_advance(f->clock, 120 * 1000000LL), 0);
 	expect_error(f, "GET", "/v1/users/me", ident, NULL, 401, "unauthenticated", NULL);
 
@@ -594,7 +431,7 @@ static void test_me_needs_signed_identity(void **state)
 	expect_error(f, "GET", "/v1/users/me", ident, NULL, 401, "unauthenticated", NULL);
 
 	/* valid */
-	user_ident(f, SECRET, uid, ident);
+	efix_sign(f, IDENTITY_USER, uid, SECRET, ident);
 	int status = 0;
 	json_t *v = call(f, "GET", "/v1/users/me", ident, NULL, &status);
 	assert_int_equal(status, 200);
@@ -611,19 +448,19 @@ static void test_me_needs_signed_identity(void **state)
 	json_decref(v);
 
 	/* a genuine identity for an account that does not exist */
-	user_ident(f, SECRET, "usr_0000000000000000", ident);
+	efix_sign(f, IDENTITY_USER, "usr_0000000000000000", SECRET, ident);
 	expect_error(f, "GET", "/v1/users/me", ident, NULL, 404, "not_found", NULL);
 }
 
 static void test_patch_name(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char uid[64], ident[IDENTITY_MAX];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", uid, sizeof(uid));
 
 	expect_error(f, "PATCH", "/v1/users/me", NULL, "{\"name\":\"Eve\"}", 401,
 		     "unauthenticated", NULL);
-	user_ident(f, SECRET, uid, ident);
+	efix_sign(f, IDENTITY_USER, uid, SECRET, ident);
 	int status = 0;
 	json_t *v = call(f, "PATCH", "/v1/users/me", ident, "{\"name\":\"Alice Liddell\"}", &status);
 	assert_int_equal(status, 200);
@@ -646,7 +483,7 @@ static void test_patch_name(void **state)
 	json_decref(v);
 }
 
-static void add_address_ok(fixture *f, const char *ident, const char *line1, char *id,
+static void add_address_ok(efix *f, const char *ident, const char *line1, char *id,
 			   size_t idlen)
 {
 	json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "line1", line1, "city", "Berlin",
@@ -667,7 +504,7 @@ static void add_address_ok(fixture *f, const char *ident, const char *line1, cha
 }
 
 /* The address ids in the caller's profile, space-separated, into buf. */
-static void my_addresses(fixture *f, const char *ident, char *buf, size_t len)
+static void my_addresses(efix *f, const char *ident, char *buf, size_t len)
 {
 	int status = 0;
 	json_t *v = call(f, "GET", "/v1/users/me", ident, NULL, &status);
@@ -687,12 +524,12 @@ static void my_addresses(fixture *f, const char *ident, char *buf, size_t len)
 
 static void test_addresses(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char a[64], b[64], ia[IDENTITY_MAX], ib[IDENTITY_MAX];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", a, sizeof(a));
 	signup_ok(f, "bob@example.com", PASSWORD, "Bob", b, sizeof(b));
-	user_ident(f, SECRET, a, ia);
-	user_ident(f, SECRET, b, ib);
+	efix_sign(f, IDENTITY_USER, a, SECRET, ia);
+	efix_sign(f, IDENTITY_USER, b, SECRET, ib);
 
 	char a1[64], a2[64], b1[64];
 	add_address_ok(f, ia, "Unter den Linden 1", a1, sizeof(a1));
@@ -725,7 +562,7 @@ static void test_addresses(void **state)
 	expect_error(f, "POST", "/v1/users/me/addresses", NULL, ok_body, 401, "unauthenticated",
 		     NULL);
 	char forged[IDENTITY_MAX];
-	user_ident(f, "wrong-secret", a, forged);
+	efix_sign(f, IDENTITY_USER, a, "wrong-secret", forged);
 	expect_error(f, "POST", "/v1/users/me/addresses", forged, ok_body, 401, "unauthenticated",
 		     NULL);
 	my_addresses(f, ia, list, sizeof(list));
@@ -734,10 +571,10 @@ static void test_addresses(void **state)
 
 static void test_address_validation(void **state)
 {
-	fixture *f = *state;
+	efix *f = *state;
 	char a[64], ia[IDENTITY_MAX];
 	signup_ok(f, "alice@example.com", PASSWORD, "Alice", a, sizeof(a));
-	user_ident(f, SECRET, a, ia);
+	efix_sign(f, IDENTITY_USER, a, SECRET, ia);
 	const char *p = "/v1/users/me/addresses";
 	static const struct {
 		const char *body;
@@ -768,7 +605,7 @@ static void test_address_validation(void **state)
 
 static void test_create_refuses_bad_config(void **state)
 {
-	fixture *f = fixture_new();
+	efix *f = fixture_new();
 	char err[256] = "";
 	/* a JWT key shorter than 32 bytes */
 	f->ctx.jwt_key = (const unsigned char *)"short";
@@ -796,22 +633,22 @@ static void test_create_refuses_bad_config(void **state)
 	assert_int_equal(config_set(f->config, "user.token_ttl_s", "60"), 0);
 	f->eng = user_engine.create(&f->ctx, err, sizeof(err));
 	assert_non_null(f->eng);
-	fixture_free(f);
+	efix_free(f);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normalize_email),
-		cmocka_unit_test_setup_teardown(test_signup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_signup_validation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_signup_duplicate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_login_failures_look_alike, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_me_needs_signed_identity, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_patch_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_address_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signup, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_signup_validation, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_signup_duplicate, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_login, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_login_failures_look_alike, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_me_needs_signed_identity, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_patch_name, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_addresses, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_address_validation, setup, efix_teardown),
 		cmocka_unit_test(test_create_refuses_bad_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
