@@ -248,16 +248,29 @@ static void lower(char *dst, const char *src, size_t n)
 	dst[n] = '\0';
 }
 
-int stripe_authorize(stripe_client *cl, const char *idem_key, int64_t amount,
-		     const char *currency, const char *payment_method, stripe_result *out)
+/* The checks every call starts with: out cleared, a usable client, the
+ * idempotency key (when idem is set) and the intent id (when id is set).
+ * 0 to go on, else ERR_INVALID with out saying why (nothing is sent). */
+static int precheck(stripe_client *cl, int idem, const char *idem_key, int id,
+		    const char *intent_id, stripe_result *out)
 {
 	if (!out)
 		return ERR_INVALID;
 	memset(out, 0, sizeof(*out));
 	if (check_client(cl, out))
 		return ERR_INVALID;
-	if (!valid_idem_key(idem_key))
+	if (idem && !valid_idem_key(idem_key))
 		return refuse(out, "the idempotency key must be 1 to 255 printable characters");
+	if (id && !valid_id(intent_id))
+		return refuse(out, "the payment intent id is not a Stripe id");
+	return 0;
+}
+
+int stripe_authorize(stripe_client *cl, const char *idem_key, int64_t amount,
+		     const char *currency, const char *payment_method, stripe_result *out)
+{
+	if (precheck(cl, 1, idem_key, 0, NULL, out))
+		return ERR_INVALID;
 	if (amount <= 0)
 		return refuse(out, "the amount must be positive");
 	if (!currency || strlen(currency) != 3 || !isalpha((unsigned char)currency[0]) ||
@@ -287,15 +300,8 @@ int stripe_authorize(stripe_client *cl, const char *idem_key, int64_t amount,
 static int intent_action(stripe_client *cl, const char *idem_key, const char *intent_id,
 			 const char *action, stripe_result *out)
 {
-	if (!out)
+	if (precheck(cl, 1, idem_key, 1, intent_id, out))
 		return ERR_INVALID;
-	memset(out, 0, sizeof(*out));
-	if (check_client(cl, out))
-		return ERR_INVALID;
-	if (!valid_idem_key(idem_key))
-		return refuse(out, "the idempotency key must be 1 to 255 printable characters");
-	if (!valid_id(intent_id))
-		return refuse(out, "the payment intent id is not a Stripe id");
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/payment_intents/%s/%s", intent_id, action);
 	form f;
@@ -320,15 +326,8 @@ int stripe_cancel(stripe_client *cl, const char *idem_key, const char *intent_id
 int stripe_refund(stripe_client *cl, const char *idem_key, const char *intent_id,
 		  int64_t amount, stripe_result *out)
 {
-	if (!out)
+	if (precheck(cl, 1, idem_key, 1, intent_id, out))
 		return ERR_INVALID;
-	memset(out, 0, sizeof(*out));
-	if (check_client(cl, out))
-		return ERR_INVALID;
-	if (!valid_idem_key(idem_key))
-		return refuse(out, "the idempotency key must be 1 to 255 printable characters");
-	if (!valid_id(intent_id))
-		return refuse(out, "the payment intent id is not a Stripe id");
 	if (amount < 0)
 		return refuse(out, "the refund amount must not be negative");
 	form f;
@@ -349,13 +348,8 @@ int stripe_refund(stripe_client *cl, const char *idem_key, const char *intent_id
 
 int stripe_get(stripe_client *cl, const char *intent_id, stripe_result *out)
 {
-	if (!out)
+	if (precheck(cl, 0, NULL, 1, intent_id, out))
 		return ERR_INVALID;
-	memset(out, 0, sizeof(*out));
-	if (check_client(cl, out))
-		return ERR_INVALID;
-	if (!valid_id(intent_id))
-		return refuse(out, "the payment intent id is not a Stripe id");
 	char path[96];
 	snprintf(path, sizeof(path), "/v1/payment_intents/%s", intent_id);
 	return call(cl, "GET", path, NULL, NULL, ANSWER_INTENT, out);

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "thelp.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -105,22 +106,6 @@ static int upstream_start(upstream *u)
 	}
 	snprintf(u->addr, sizeof u->addr, "http://127.0.0.1:%d", http_server_port(u->srv));
 	return 0;
-}
-
-/* A port nothing listens on: bound, then closed. */
-static int closed_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	return ntohs(sa.sin_port);
 }
 
 /* A listener that accepts, reads the request and closes without answering:
@@ -221,7 +206,7 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 	if (!f)
 		return -1;
 	pthread_mutex_init(&f->mu, NULL);
-	int port = closed_port();
+	int port = thelp_closed_port();
 	if (port <= 0)
 		return -1;
 	snprintf(f->dead_addr, sizeof f->dead_addr, "http://127.0.0.1:%d", port);
@@ -322,36 +307,18 @@ static int gw_get_with(fixture *f, const char *target, msg_resp *resp, ...)
 	return resp->status;
 }
 
-static json_t *body_json(const msg_resp *resp)
-{
-	json_error_t je;
-	assert_non_null(resp->body);
-	json_t *v = json_loadb(resp->body, resp->body_len, 0, &je);
-	if (!v)
-		fail_msg("not JSON (%s): %.*s", je.text, (int)resp->body_len, resp->body);
-	return v;
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	if (!s)
-		fail_msg("no string \"%s\"", key);
-	return s;
-}
-
 /* error.code of an API error body, and details.<key> when key is given. */
 static void assert_error(const msg_resp *resp, int status, const char *code, const char *key,
 			 const char *value)
 {
 	assert_int_equal(resp->status, status);
-	json_t *b = body_json(resp);
+	json_t *b = thelp_body_json(resp);
 	json_t *e = json_object_get(b, "error");
 	assert_non_null(e);
-	assert_string_equal(jstr(e, "code"), code);
+	assert_string_equal(thelp_jstr(e, "code"), code);
 	assert_non_null(json_string_value(json_object_get(e, "message")));
 	if (key)
-		assert_string_equal(jstr(json_object_get(e, "details"), key), value);
+		assert_string_equal(thelp_jstr(json_object_get(e, "details"), key), value);
 	json_decref(b);
 }
 
@@ -362,8 +329,8 @@ static void register_instance(fixture *f, const char *service, const char *id, c
 		 id, addr);
 	msg_resp r;
 	assert_int_equal(gw_do(f, "POST", "/admin/registry", ADMIN, body, &r), 200);
-	json_t *b = body_json(&r);
-	assert_string_equal(jstr(b, "id"), id);
+	json_t *b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "id"), id);
 	assert_int_equal(json_integer_value(json_object_get(b, "ttl_ms")), f->ttl_ms);
 	json_decref(b);
 	msg_resp_clear(&r);
@@ -374,7 +341,7 @@ static json_t *listed_instance(fixture *f, const char *id, int *ninstances)
 {
 	msg_resp r;
 	assert_int_equal(gw_do(f, "GET", "/admin/services", ADMIN, NULL, &r), 200);
-	json_t *b = body_json(&r);
+	json_t *b = thelp_body_json(&r);
 	msg_resp_clear(&r);
 	json_t *services = json_object_get(b, "services"), *found = NULL;
 	assert_true(json_is_array(services));
@@ -384,11 +351,11 @@ static json_t *listed_instance(fixture *f, const char *id, int *ninstances)
 	json_array_foreach(services, i, svc) {
 		json_array_foreach(json_object_get(svc, "instances"), j, in) {
 			n++;
-			if (strcmp(jstr(in, "id"), id) == 0) {
+			if (strcmp(thelp_jstr(in, "id"), id) == 0) {
 				assert_null(found);
 				found = json_incref(in);
 				json_object_set_new(found, "service",
-						    json_string(jstr(svc, "name")));
+						    json_string(thelp_jstr(svc, "name")));
 			}
 		}
 	}
@@ -416,8 +383,8 @@ static upstream *get_ok(fixture *f, const char *target)
 {
 	msg_resp r;
 	assert_int_equal(gw_do(f, "GET", target, NULL, NULL, &r), 200);
-	json_t *b = body_json(&r);
-	const char *who = jstr(b, "upstream");
+	json_t *b = thelp_body_json(&r);
+	const char *who = thelp_jstr(b, "upstream");
 	upstream *u = strcmp(who, "up-a") == 0 ? &up_a : strcmp(who, "up-b") == 0 ? &up_b : NULL;
 	assert_non_null(u);
 	assert_string_equal(msg_resp_header(&r, "X-Upstream"), who);
@@ -526,22 +493,22 @@ static void test_admin_list_and_deregister(void **state)
 	json_t *in = listed_instance(f, "catalog-1", &n);
 	assert_int_equal(n, 2);
 	assert_non_null(in);
-	assert_string_equal(jstr(in, "service"), "catalog");
-	assert_string_equal(jstr(in, "addr"), up_a.addr);
+	assert_string_equal(thelp_jstr(in, "service"), "catalog");
+	assert_string_equal(thelp_jstr(in, "addr"), up_a.addr);
 	assert_true(json_is_true(json_object_get(in, "healthy")));
 	assert_int_equal(json_integer_value(json_object_get(in, "outstanding")), 0);
 	assert_non_null(json_string_value(json_object_get(in, "last_heartbeat")));
 	json_decref(in);
 	in = listed_instance(f, "catalog-2", NULL);
 	assert_non_null(in);
-	assert_string_equal(jstr(in, "addr"), up_b.addr);
+	assert_string_equal(thelp_jstr(in, "addr"), up_b.addr);
 	assert_true(json_is_true(json_object_get(in, "healthy")));
 	json_decref(in);
 
 	msg_resp r;
 	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-1", ADMIN, NULL, &r), 200);
-	json_t *b = body_json(&r);
-	assert_string_equal(jstr(b, "id"), "catalog-1");
+	json_t *b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "id"), "catalog-1");
 	json_decref(b);
 	msg_resp_clear(&r);
 	assert_null(listed_instance(f, "catalog-1", &n));
@@ -576,14 +543,14 @@ static void test_proxy_copies_request_and_response(void **state)
 	assert_string_equal(r.content_type, UP_CTYPE);
 	assert_string_equal(r.route, "/v1/products");
 	/* The body is the upstream's, byte for byte. */
-	json_t *b = body_json(&r);
-	assert_string_equal(jstr(b, "upstream"), "up-a");
-	assert_string_equal(jstr(b, "method"), "GET");
-	assert_string_equal(jstr(b, "path"), "/v1/products/a%20b%2Fc%C3%A9");
-	assert_string_equal(jstr(b, "query"), "q=x%26y&tag=%2B1&empty=");
-	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	json_t *b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "upstream"), "up-a");
+	assert_string_equal(thelp_jstr(b, "method"), "GET");
+	assert_string_equal(thelp_jstr(b, "path"), "/v1/products/a%20b%2Fc%C3%A9");
+	assert_string_equal(thelp_jstr(b, "query"), "q=x%26y&tag=%2B1&empty=");
+	assert_string_equal(thelp_jstr(b, "request_id"), REQ_ID);
 	assert_int_equal(json_integer_value(json_object_get(b, "request_id_headers")), 1);
-	assert_string_equal(jstr(b, "forwarded_for"), PEER);
+	assert_string_equal(thelp_jstr(b, "forwarded_for"), PEER);
 	char *again = json_dumps(b, JSON_COMPACT);
 	assert_int_equal(r.body_len, strlen(again));
 	assert_memory_equal(r.body, again, r.body_len);
@@ -603,30 +570,30 @@ static void test_proxy_copies_request_and_response(void **state)
 
 	/* A path without a query arrives without one. */
 	assert_int_equal(gw_do(f, "GET", "/v1/products", NULL, NULL, &r), 200);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "path"), "/v1/products");
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "path"), "/v1/products");
 	assert_null(json_object_get(b, "query")); /* "s*": omitted when NULL */
 	json_decref(b);
 	msg_resp_clear(&r);
 
 	/* The client's valid request id is the request's id: passed on. */
 	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "X-Request-Id", REQ_ID, NULL), 200);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "request_id"), REQ_ID);
 	json_decref(b);
 	msg_resp_clear(&r);
 	/* An invalid one was replaced by the host (req.request_id): the
 	 * upstream must see the id the client gets back, not the client's. */
 	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "X-Request-Id", "bad id!", NULL), 200);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "request_id"), REQ_ID);
 	json_decref(b);
 	msg_resp_clear(&r);
 	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, "x-request-id", "bad id!", "Accept",
 				     "*/*", "X-Request-ID", "req_ffffffffffffffff", NULL),
 			 200);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "request_id"), REQ_ID);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "request_id"), REQ_ID);
 	assert_int_equal(json_integer_value(json_object_get(b, "request_id_headers")), 1);
 	json_decref(b);
 	msg_resp_clear(&r);
@@ -634,17 +601,17 @@ static void test_proxy_copies_request_and_response(void **state)
 	 * the client cannot hide or forge where the request came from. */
 	assert_int_equal(
 		gw_get_with(f, "/v1/products/p", &r, "X-Forwarded-For", "198.51.100.1", NULL), 200);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "forwarded_for"), "198.51.100.1, " PEER);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "forwarded_for"), "198.51.100.1, " PEER);
 	json_decref(b);
 	msg_resp_clear(&r);
 
 	/* A POST keeps its method, body and content type. */
 	const char *pb = "{\"sku\":\"BK-9\",\"name\":\"caf\\u00e9\"}";
 	assert_int_equal(gw_do(f, "POST", "/v1/products", NULL, pb, &r), 201);
-	b = body_json(&r);
-	assert_string_equal(jstr(b, "method"), "POST");
-	assert_string_equal(jstr(b, "body"), pb);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "method"), "POST");
+	assert_string_equal(thelp_jstr(b, "body"), pb);
 	json_decref(b);
 	msg_resp_clear(&r);
 }
@@ -781,10 +748,10 @@ static void test_post_fails_over_when_refused(void **state)
 		msg_resp r;
 		assert_int_equal(gw_do(f, "POST", "/v1/products", ADMIN, pb, &r), 201);
 		posts++;
-		json_t *b = body_json(&r);
-		assert_string_equal(jstr(b, "upstream"), "up-a");
-		assert_string_equal(jstr(b, "method"), "POST");
-		assert_string_equal(jstr(b, "body"), pb);
+		json_t *b = thelp_body_json(&r);
+		assert_string_equal(thelp_jstr(b, "upstream"), "up-a");
+		assert_string_equal(thelp_jstr(b, "method"), "POST");
+		assert_string_equal(thelp_jstr(b, "body"), pb);
 		json_decref(b);
 		msg_resp_clear(&r);
 	}

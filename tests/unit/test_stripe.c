@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "thelp.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -468,21 +469,6 @@ static void test_retry_is_one_intent(void **state)
 
 /* ---- failures ------------------------------------------------------------------- */
 
-static int closed_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static void test_transient_failures(void **state)
 {
 	fixture *f = *state;
@@ -529,7 +515,7 @@ static void test_transient_failures(void **state)
 	assert_int_equal(sim_stat(f, "captures"), 1);
 
 	/* Nobody listening. */
-	int port = closed_port();
+	int port = thelp_closed_port();
 	assert_true(port > 0);
 	snprintf(f->cl.base_url, sizeof(f->cl.base_url), "http://127.0.0.1:%d", port);
 	assert_int_equal(stripe_authorize(&f->cl, "t-auth-2", 300, "usd", "tok_visa", &r), 0);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "thelp.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -121,24 +122,6 @@ static int call(fixture *f, const char *method, const char *path, const char *id
 	return call_full(f, method, path, "Bearer " KEY, idem, body ? FORM : NULL, body, resp);
 }
 
-static json_t *body_json(const msg_resp *resp)
-{
-	json_error_t je;
-	assert_non_null(resp->body);
-	json_t *v = json_loadb(resp->body, resp->body_len, 0, &je);
-	if (!v)
-		fail_msg("not JSON (%s): %.*s", je.text, (int)resp->body_len, resp->body);
-	return v;
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	if (!s)
-		fail_msg("no string %s", key);
-	return s;
-}
-
 static int64_t jint(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
@@ -153,16 +136,16 @@ static int64_t jint(json_t *o, const char *key)
 static json_t *stripe_err(const msg_resp *resp, const char *type, const char *code,
 			  json_t **doc)
 {
-	*doc = body_json(resp);
+	*doc = thelp_body_json(resp);
 	json_t *e = json_object_get(*doc, "error");
 	assert_true(json_is_object(e));
 	assert_int_equal(json_object_size(*doc), 1);
-	assert_string_equal(jstr(e, "type"), type);
+	assert_string_equal(thelp_jstr(e, "type"), type);
 	if (code)
-		assert_string_equal(jstr(e, "code"), code);
+		assert_string_equal(thelp_jstr(e, "code"), code);
 	else
 		assert_null(json_object_get(e, "code"));
-	assert_true(strlen(jstr(e, "message")) > 0);
+	assert_true(strlen(thelp_jstr(e, "message")) > 0);
 	return e;
 }
 
@@ -178,7 +161,7 @@ static void expect_err(fixture *f, const char *method, const char *path, const c
 	json_t *doc;
 	json_t *e = stripe_err(&r, type, code, &doc);
 	if (param)
-		assert_string_equal(jstr(e, "param"), param);
+		assert_string_equal(thelp_jstr(e, "param"), param);
 	else
 		assert_null(json_object_get(e, "param"));
 	json_decref(doc);
@@ -193,8 +176,8 @@ static json_t *create(fixture *f, const char *body, char *id)
 	int st = call(f, "POST", "/v1/payment_intents", NULL, body, &r);
 	if (st != 200)
 		fail_msg("create: %d %.*s", st, (int)r.body_len, r.body);
-	json_t *pi = body_json(&r);
-	snprintf(id, 64, "%s", jstr(pi, "id"));
+	json_t *pi = thelp_body_json(&r);
+	snprintf(id, 64, "%s", thelp_jstr(pi, "id"));
 	msg_resp_clear(&r);
 	return pi;
 }
@@ -217,7 +200,7 @@ static json_t *post_intent(fixture *f, const char *id, const char *action, const
 	int st = call(f, "POST", path, NULL, body, &r);
 	if (st != expect)
 		fail_msg("%s: %d %.*s", path, st, (int)r.body_len, r.body);
-	json_t *v = body_json(&r);
+	json_t *v = thelp_body_json(&r);
 	msg_resp_clear(&r);
 	return v;
 }
@@ -229,7 +212,7 @@ static json_t *admin(fixture *f, const char *method, const char *path, const cha
 	int st = call_full(f, method, path, ADMIN, NULL, body ? "application/json" : NULL, body, &r);
 	if (st != expect)
 		fail_msg("%s %s: %d %.*s", method, path, st, (int)r.body_len, r.body);
-	json_t *v = body_json(&r);
+	json_t *v = thelp_body_json(&r);
 	msg_resp_clear(&r);
 	return v;
 }
@@ -274,34 +257,34 @@ static void test_create_manual(void **state)
 	assert_non_null(msg_resp_header(&r, "Request-Id"));
 	assert_null(msg_resp_header(&r, STRIPE_SIM_DELAY_HEADER));
 	assert_string_equal(r.route, "/v1/payment_intents");
-	json_t *pi = body_json(&r);
-	assert_true(is_id(jstr(pi, "id"), "pi_"));
-	assert_string_equal(jstr(pi, "object"), "payment_intent");
+	json_t *pi = thelp_body_json(&r);
+	assert_true(is_id(thelp_jstr(pi, "id"), "pi_"));
+	assert_string_equal(thelp_jstr(pi, "object"), "payment_intent");
 	assert_int_equal(jint(pi, "amount"), 2000);
 	assert_int_equal(jint(pi, "amount_capturable"), 2000);
 	assert_int_equal(jint(pi, "amount_received"), 0);
-	assert_string_equal(jstr(pi, "currency"), "usd");
-	assert_string_equal(jstr(pi, "status"), "requires_capture");
-	assert_string_equal(jstr(pi, "capture_method"), "manual");
-	assert_true(is_id(jstr(pi, "payment_method"), "pm_"));
-	assert_true(is_id(jstr(pi, "latest_charge"), "ch_"));
+	assert_string_equal(thelp_jstr(pi, "currency"), "usd");
+	assert_string_equal(thelp_jstr(pi, "status"), "requires_capture");
+	assert_string_equal(thelp_jstr(pi, "capture_method"), "manual");
+	assert_true(is_id(thelp_jstr(pi, "payment_method"), "pm_"));
+	assert_true(is_id(thelp_jstr(pi, "latest_charge"), "ch_"));
 	assert_int_equal(jint(pi, "created"), T0 / SEC);
 	assert_true(json_is_null(json_object_get(pi, "canceled_at")));
 	assert_true(json_is_null(json_object_get(pi, "last_payment_error")));
 	assert_true(json_is_false(json_object_get(pi, "livemode")));
 	json_t *md = json_object_get(pi, "metadata");
 	assert_int_equal(json_object_size(md), 2);
-	assert_string_equal(jstr(md, "order_id"), "ord_1");
-	assert_string_equal(jstr(md, "note"), "a b");
+	assert_string_equal(thelp_jstr(md, "order_id"), "ord_1");
+	assert_string_equal(thelp_jstr(md, "note"), "a b");
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(pi, "id"));
+	snprintf(id, sizeof(id), "%s", thelp_jstr(pi, "id"));
 	msg_resp_clear(&r);
 
 	/* GET gives the same object. */
 	char path[96];
 	snprintf(path, sizeof(path), "/v1/payment_intents/%s", id);
 	assert_int_equal(call(f, "GET", path, NULL, NULL, &r), 200);
-	json_t *got = body_json(&r);
+	json_t *got = thelp_body_json(&r);
 	assert_true(json_equal(got, pi));
 	json_decref(got);
 	msg_resp_clear(&r);
@@ -313,8 +296,8 @@ static void test_create_manual(void **state)
 				"&capture_method=manual",
 			     id2);
 	assert_string_not_equal(id, id2);
-	assert_string_equal(jstr(pi2, "status"), "requires_capture");
-	assert_string_equal(jstr(pi2, "currency"), "eur");
+	assert_string_equal(thelp_jstr(pi2, "status"), "requires_capture");
+	assert_string_equal(thelp_jstr(pi2, "currency"), "eur");
 	json_decref(pi2);
 }
 
@@ -325,22 +308,22 @@ static void test_create_other_modes(void **state)
 	/* Automatic capture: charged at once. */
 	json_t *pi = create(f, "amount=700&currency=usd&payment_method=tok_mastercard&confirm=true",
 			    id);
-	assert_string_equal(jstr(pi, "status"), "succeeded");
-	assert_string_equal(jstr(pi, "capture_method"), "automatic");
+	assert_string_equal(thelp_jstr(pi, "status"), "succeeded");
+	assert_string_equal(thelp_jstr(pi, "capture_method"), "automatic");
 	assert_int_equal(jint(pi, "amount_received"), 700);
 	assert_int_equal(jint(pi, "amount_capturable"), 0);
 	json_decref(pi);
 	/* Without confirm: waits for confirmation, no charge yet. */
 	pi = create(f, "amount=700&currency=usd&payment_method=tok_visa&capture_method=manual", id);
-	assert_string_equal(jstr(pi, "status"), "requires_confirmation");
+	assert_string_equal(thelp_jstr(pi, "status"), "requires_confirmation");
 	assert_true(json_is_null(json_object_get(pi, "latest_charge")));
 	json_decref(pi);
 	json_t *c = post_intent(f, id, "capture", NULL, 400);
-	assert_string_equal(jstr(json_object_get(c, "error"), "code"),
+	assert_string_equal(thelp_jstr(json_object_get(c, "error"), "code"),
 			    "payment_intent_unexpected_state");
 	json_decref(c);
 	c = post_intent(f, id, "cancel", NULL, 200);
-	assert_string_equal(jstr(c, "status"), "canceled");
+	assert_string_equal(thelp_jstr(c, "status"), "canceled");
 	json_decref(c);
 }
 
@@ -422,25 +405,25 @@ static void test_declines(void **state)
 		json_t *e = stripe_err(&r, "card_error", cases[i].code, &doc);
 		/* Exactly Stripe's fields. */
 		assert_int_equal(json_object_size(e), 8);
-		assert_string_equal(jstr(e, "decline_code"), cases[i].decline);
-		assert_string_equal(jstr(e, "message"), cases[i].message);
+		assert_string_equal(thelp_jstr(e, "decline_code"), cases[i].decline);
+		assert_string_equal(thelp_jstr(e, "message"), cases[i].message);
 		char url[128];
 		snprintf(url, sizeof(url), "https://stripe.com/docs/error-codes/%s", cases[i].code);
 		for (char *p = url + 36; *p; p++)
 			*p = *p == '_' ? '-' : *p;
-		assert_string_equal(jstr(e, "doc_url"), url);
-		assert_true(is_id(jstr(e, "charge"), "ch_"));
+		assert_string_equal(thelp_jstr(e, "doc_url"), url);
+		assert_true(is_id(thelp_jstr(e, "charge"), "ch_"));
 		json_t *pm = json_object_get(e, "payment_method");
-		assert_true(is_id(jstr(pm, "id"), "pm_"));
+		assert_true(is_id(thelp_jstr(pm, "id"), "pm_"));
 		json_t *pi = json_object_get(e, "payment_intent");
-		assert_string_equal(jstr(pi, "object"), "payment_intent");
-		assert_string_equal(jstr(pi, "status"), "requires_payment_method");
+		assert_string_equal(thelp_jstr(pi, "object"), "payment_intent");
+		assert_string_equal(thelp_jstr(pi, "status"), "requires_payment_method");
 		assert_true(json_is_null(json_object_get(pi, "payment_method")));
-		assert_string_equal(jstr(pi, "latest_charge"), jstr(e, "charge"));
+		assert_string_equal(thelp_jstr(pi, "latest_charge"), thelp_jstr(e, "charge"));
 		json_t *lpe = json_object_get(pi, "last_payment_error");
-		assert_string_equal(jstr(lpe, "type"), "card_error");
-		assert_string_equal(jstr(lpe, "decline_code"), cases[i].decline);
-		assert_string_equal(jstr(lpe, "code"), cases[i].code);
+		assert_string_equal(thelp_jstr(lpe, "type"), "card_error");
+		assert_string_equal(thelp_jstr(lpe, "decline_code"), cases[i].decline);
+		assert_string_equal(thelp_jstr(lpe, "code"), cases[i].code);
 		json_decref(doc);
 		msg_resp_clear(&r);
 	}
@@ -456,8 +439,8 @@ static void test_capture(void **state)
 	authorize(f, 2500, id);
 	clock_advance(f->clock, 5 * SEC);
 	json_t *pi = post_intent(f, id, "capture", NULL, 200);
-	assert_string_equal(jstr(pi, "id"), id);
-	assert_string_equal(jstr(pi, "status"), "succeeded");
+	assert_string_equal(thelp_jstr(pi, "id"), id);
+	assert_string_equal(thelp_jstr(pi, "status"), "succeeded");
 	assert_int_equal(jint(pi, "amount_received"), 2500);
 	assert_int_equal(jint(pi, "amount_capturable"), 0);
 	assert_int_equal(jint(pi, "created"), T0 / SEC);
@@ -465,14 +448,14 @@ static void test_capture(void **state)
 	/* Twice: Stripe refuses, naming the state and carrying the intent. */
 	json_t *doc = post_intent(f, id, "capture", NULL, 400);
 	json_t *e = json_object_get(doc, "error");
-	assert_string_equal(jstr(e, "type"), "invalid_request_error");
-	assert_string_equal(jstr(e, "code"), "payment_intent_unexpected_state");
-	assert_non_null(strstr(jstr(e, "message"), "status of succeeded"));
-	assert_string_equal(jstr(json_object_get(e, "payment_intent"), "status"), "succeeded");
+	assert_string_equal(thelp_jstr(e, "type"), "invalid_request_error");
+	assert_string_equal(thelp_jstr(e, "code"), "payment_intent_unexpected_state");
+	assert_non_null(strstr(thelp_jstr(e, "message"), "status of succeeded"));
+	assert_string_equal(thelp_jstr(json_object_get(e, "payment_intent"), "status"), "succeeded");
 	json_decref(doc);
 	/* A succeeded intent cannot be canceled. */
 	doc = post_intent(f, id, "cancel", NULL, 400);
-	assert_string_equal(jstr(json_object_get(doc, "error"), "code"),
+	assert_string_equal(thelp_jstr(json_object_get(doc, "error"), "code"),
 			    "payment_intent_unexpected_state");
 	json_decref(doc);
 
@@ -500,17 +483,17 @@ static void test_cancel(void **state)
 	authorize(f, 900, id);
 	clock_advance(f->clock, 7 * SEC);
 	json_t *pi = post_intent(f, id, "cancel", NULL, 200);
-	assert_string_equal(jstr(pi, "status"), "canceled");
+	assert_string_equal(thelp_jstr(pi, "status"), "canceled");
 	assert_int_equal(jint(pi, "canceled_at"), T0 / SEC + 7);
 	assert_true(json_is_null(json_object_get(pi, "cancellation_reason")));
 	assert_int_equal(jint(pi, "amount_capturable"), 0);
 	json_decref(pi);
 	/* Neither captured nor canceled again. */
 	json_t *doc = post_intent(f, id, "capture", NULL, 400);
-	assert_non_null(strstr(jstr(json_object_get(doc, "error"), "message"), "status of canceled"));
+	assert_non_null(strstr(thelp_jstr(json_object_get(doc, "error"), "message"), "status of canceled"));
 	json_decref(doc);
 	doc = post_intent(f, id, "cancel", NULL, 400);
-	assert_string_equal(jstr(json_object_get(doc, "error"), "code"),
+	assert_string_equal(thelp_jstr(json_object_get(doc, "error"), "code"),
 			    "payment_intent_unexpected_state");
 	json_decref(doc);
 
@@ -519,7 +502,7 @@ static void test_cancel(void **state)
 	expect_err(f, "POST", path, "cancellation_reason=bored", 400, "invalid_request_error", NULL,
 		   "cancellation_reason");
 	pi = post_intent(f, id, "cancel", "cancellation_reason=requested_by_customer", 200);
-	assert_string_equal(jstr(pi, "cancellation_reason"), "requested_by_customer");
+	assert_string_equal(thelp_jstr(pi, "cancellation_reason"), "requested_by_customer");
 	json_decref(pi);
 
 	/* A declined intent can be canceled too. */
@@ -528,13 +511,13 @@ static void test_cancel(void **state)
 			      "amount=5&currency=usd&payment_method=tok_chargeDeclined&confirm=true",
 			      &r),
 			 402);
-	json_t *d = body_json(&r);
+	json_t *d = thelp_body_json(&r);
 	snprintf(id, sizeof(id), "%s",
-		 jstr(json_object_get(json_object_get(d, "error"), "payment_intent"), "id"));
+		 thelp_jstr(json_object_get(json_object_get(d, "error"), "payment_intent"), "id"));
 	json_decref(d);
 	msg_resp_clear(&r);
 	pi = post_intent(f, id, "cancel", NULL, 200);
-	assert_string_equal(jstr(pi, "status"), "canceled");
+	assert_string_equal(thelp_jstr(pi, "status"), "canceled");
 	json_decref(pi);
 
 	expect_err(f, "POST", "/v1/payment_intents/pi_missing/cancel", NULL, 404,
@@ -559,16 +542,16 @@ static void test_refunds(void **state)
 	msg_resp r;
 	snprintf(body, sizeof(body), "payment_intent=%s&amount=300&reason=requested_by_customer", id);
 	assert_int_equal(call(f, "POST", "/v1/refunds", NULL, body, &r), 200);
-	json_t *re = body_json(&r);
+	json_t *re = thelp_body_json(&r);
 	msg_resp_clear(&r);
-	assert_true(is_id(jstr(re, "id"), "re_"));
-	assert_string_equal(jstr(re, "object"), "refund");
+	assert_true(is_id(thelp_jstr(re, "id"), "re_"));
+	assert_string_equal(thelp_jstr(re, "object"), "refund");
 	assert_int_equal(jint(re, "amount"), 300);
-	assert_string_equal(jstr(re, "payment_intent"), id);
-	assert_string_equal(jstr(re, "status"), "succeeded");
-	assert_string_equal(jstr(re, "currency"), "usd");
-	assert_string_equal(jstr(re, "reason"), "requested_by_customer");
-	assert_true(is_id(jstr(re, "charge"), "ch_"));
+	assert_string_equal(thelp_jstr(re, "payment_intent"), id);
+	assert_string_equal(thelp_jstr(re, "status"), "succeeded");
+	assert_string_equal(thelp_jstr(re, "currency"), "usd");
+	assert_string_equal(thelp_jstr(re, "reason"), "requested_by_customer");
+	assert_true(is_id(thelp_jstr(re, "charge"), "ch_"));
 	json_decref(re);
 
 	/* More than is left. */
@@ -578,7 +561,7 @@ static void test_refunds(void **state)
 	/* Without amount: the rest. */
 	snprintf(body, sizeof(body), "payment_intent=%s", id);
 	assert_int_equal(call(f, "POST", "/v1/refunds", NULL, body, &r), 200);
-	re = body_json(&r);
+	re = thelp_body_json(&r);
 	msg_resp_clear(&r);
 	assert_int_equal(jint(re, "amount"), 700);
 	json_decref(re);
@@ -616,7 +599,7 @@ static void test_auth(void **state)
 				 401);
 		json_t *doc;
 		json_t *e = stripe_err(&r, "invalid_request_error", NULL, &doc);
-		const char *m = jstr(e, "message");
+		const char *m = thelp_jstr(e, "message");
 		if (!bad[i] || !bad[i][0])
 			assert_non_null(strstr(m, "You did not provide an API key"));
 		else
@@ -658,14 +641,14 @@ static void test_unknown_routes(void **state)
 		   NULL);
 	msg_resp r;
 	assert_int_equal(call(f, "GET", "/v1/customers", NULL, NULL, &r), 404);
-	json_t *doc = body_json(&r);
-	assert_non_null(strstr(jstr(json_object_get(doc, "error"), "message"),
+	json_t *doc = thelp_body_json(&r);
+	assert_non_null(strstr(thelp_jstr(json_object_get(doc, "error"), "message"),
 			       "Unrecognized request URL (GET: /v1/customers)"));
 	json_decref(doc);
 	msg_resp_clear(&r);
 	/* Outside /v1: the platform's shapes. */
 	doc = admin(f, "GET", "/nothing", NULL, 404);
-	assert_string_equal(jstr(json_object_get(doc, "error"), "code"), "not_found");
+	assert_string_equal(thelp_jstr(json_object_get(doc, "error"), "code"), "not_found");
 	json_decref(doc);
 	doc = admin(f, "PUT", "/admin/faults/paypal", "{\"outage\":true}", 404);
 	json_decref(doc);
@@ -704,13 +687,13 @@ static void test_idempotent_replay(void **state)
 			 400);
 	json_t *doc;
 	json_t *e = stripe_err(&b, "idempotency_error", NULL, &doc);
-	assert_non_null(strstr(jstr(e, "message"), "same parameters"));
+	assert_non_null(strstr(thelp_jstr(e, "message"), "same parameters"));
 	json_decref(doc);
 	msg_resp_clear(&b);
 	/* Same key on another endpoint. */
-	json_t *pi = body_json(&a);
+	json_t *pi = thelp_body_json(&a);
 	char path[128];
-	snprintf(path, sizeof(path), "/v1/payment_intents/%s/capture", jstr(pi, "id"));
+	snprintf(path, sizeof(path), "/v1/payment_intents/%s/capture", thelp_jstr(pi, "id"));
 	assert_int_equal(call(f, "POST", path, "order-1", NULL, &b), 400);
 	stripe_err(&b, "idempotency_error", NULL, &doc);
 	json_decref(doc);
@@ -821,7 +804,7 @@ static void test_bounds(void **state)
 	assert_int_equal(call(f, "POST", "/v1/payment_intents", "k4", AUTH_MANUAL, &r), 503);
 	json_t *doc;
 	json_t *e = stripe_err(&r, "api_error", NULL, &doc);
-	assert_non_null(strstr(jstr(e, "message"), "maximum"));
+	assert_non_null(strstr(thelp_jstr(e, "message"), "maximum"));
 	json_decref(doc);
 	msg_resp_clear(&r);
 	assert_int_equal(stat(f, "refused_full"), 1);
@@ -908,8 +891,8 @@ static void test_fault_admin(void **state)
 	/* Validation through fault_parse_json. */
 	json_t *doc = admin(f, "PUT", "/admin/faults/stripe", "{\"error_rate\":2}", 400);
 	json_t *e = json_object_get(doc, "error");
-	assert_string_equal(jstr(e, "code"), "invalid_argument");
-	assert_string_equal(jstr(json_object_get(e, "details"), "field"), "error_rate");
+	assert_string_equal(thelp_jstr(e, "code"), "invalid_argument");
+	assert_string_equal(thelp_jstr(json_object_get(e, "details"), "field"), "error_rate");
 	json_decref(doc);
 	doc = admin(f, "PUT", "/admin/faults/stripe", "{\"latency\":5}", 400);
 	json_decref(doc);
@@ -921,7 +904,7 @@ static void test_fault_admin(void **state)
 	doc = admin(f, "PUT", "/admin/faults/stripe",
 		    "{\"latency_ms\":5,\"error_rate\":0.5,\"error_status\":502,\"duration_s\":60}",
 		    200);
-	assert_string_equal(jstr(doc, "target"), "stripe");
+	assert_string_equal(thelp_jstr(doc, "target"), "stripe");
 	assert_int_equal(jint(doc, "error_status"), 502);
 	assert_int_equal(jint(doc, "latency_ms"), 5);
 	json_decref(doc);
