@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/msg.h"
+
 #define CLI_PATH_MAX 1024
 
 /* Prints "ecom CMD: message (see 'ecom CMD --help')" to stderr; returns 2. */
@@ -35,5 +37,16 @@ int cli_self_path(char *buf, size_t len);
  * Returns 0 or prints why not (as cmd) and returns 1. */
 int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, char *url,
 		 size_t urllen, char *token, size_t toklen);
+
+/* One admin request to the platform found as cli_platform finds it:
+ * method, path (from the gateway's root) and a JSON body or NULL, with the
+ * admin token. 0 with resp filled (whatever the status), or 1 after
+ * printing why (as cmd) when there is no platform or it did not answer.
+ * resp is initialised here; the caller clears it. */
+int cli_admin_request(const char *cmd, const char *state_flag, const char *url_flag,
+		      const char *method, const char *path, const char *body, msg_resp *resp);
+/* Prints the API error in resp ("ecom CMD: message (HTTP 404 not_found)")
+ * and returns 1. */
+int cli_api_error(const char *cmd, const msg_resp *resp);
 
 #endif

@@ -6,6 +6,9 @@
 #include "net/http_server.h"
 #include "ops/cli.h"
 #include "ops/state.h"
+#include "resil/fault.h"
+#include "resil/guard.h"
+#include "services/chaos.h"
 #include "services/engine.h"
 #include "sim/stripe_sim.h"
 
@@ -34,7 +37,8 @@ static const char HELP[] =
 	"  --config FILE       configuration file (key = value)\n"
 	"  --log-level LEVEL   debug, info, warn or error\n"
 	"\n"
-	"Every instance serves GET /health, GET /ready and GET /metrics.\n"
+	"Every instance serves GET /health, GET /ready and GET /metrics, and\n"
+	"(admin token) /admin/faults and /admin/breakers for itself.\n"
 	"The admin token comes from $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
 
 typedef struct host {
@@ -49,11 +53,21 @@ typedef struct host {
 	char jwt_key[256];
 	int64_t heartbeat_ms;
 	int64_t tick_ms;
+	chaos *chaos;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stopping;
 	int registered;
 } host;
+
+/* The deadline of the request this thread is serving (ctx->deadline). */
+static __thread int64_t current_deadline;
+
+static int64_t host_deadline(void *ud)
+{
+	(void)ud;
+	return current_deadline;
+}
 
 /* ---- outbound calls: libcurl -------------------------------------------- */
 
@@ -69,6 +83,38 @@ static int host_call(void *ud, const char *target, const msg_req *req, msg_resp 
 }
 
 /* ---- the request path ----------------------------------------------------- */
+
+/* Sleeps us (at most two minutes: an injected latency is bounded anyway). */
+static void host_sleep_us(int64_t us)
+{
+	if (us > 0)
+		usleep((useconds_t)(us > 120000000 ? 120000000 : us));
+}
+
+/* An engine request: its deadline, injected faults, then the engine. */
+static void host_engine(host *h, msg_req *req, msg_resp *resp)
+{
+	int64_t now = clock_now(h->ctx.clock), deadline = 0;
+	const char *dh = msg_req_header(req, GUARD_DEADLINE_HEADER);
+	if (dh && guard_deadline_parse(dh, now, &deadline) != 0)
+		deadline = 0; /* malformed: as if absent */
+	if (deadline && now >= deadline) {
+		chaos_deadline_passed(resp);
+		return;
+	}
+	int64_t delay = 0;
+	int failed = chaos_fault(h->chaos, req, now, &delay, resp);
+	host_sleep_us(delay);
+	if (failed)
+		return;
+	if (deadline && clock_now(h->ctx.clock) >= deadline) {
+		chaos_deadline_passed(resp);
+		return;
+	}
+	current_deadline = deadline;
+	h->def->handle(h->eng, req, resp);
+	current_deadline = 0;
+}
 
 static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 {
@@ -96,14 +142,16 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 		msg_resp_set(resp, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
 			     text ? text : "", text ? strlen(text) : 0);
 		free(text);
+	} else if (!h->def->serves_resil_admin && chaos_admin(h->chaos, req, resp)) {
+		/* this instance's /admin/faults and /admin/breakers */
 	} else {
-		h->def->handle(h->eng, req, resp);
+		host_engine(h, req, resp);
 		/* An engine never sleeps: injected latency comes back as a header
 		 * and the host, which owns the thread, waits it out. */
 		int64_t delay = stripe_sim_delay_us(resp);
 		if (delay > 0) {
 			msg_resp_set_header(resp, STRIPE_SIM_DELAY_HEADER, NULL);
-			usleep((useconds_t)(delay > 60000000 ? 60000000 : delay));
+			host_sleep_us(delay > 60000000 ? 60000000 : delay);
 		}
 	}
 	const char *route = resp->route ? resp->route : req->route ? req->route : "unmatched";
@@ -316,6 +364,8 @@ int serve_main(int argc, char **argv)
 	if (gateway_s)
 		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
 	ctx->gateway_url = h.gateway[0] ? h.gateway : NULL;
+	ctx->deadline = host_deadline;
+	ctx->faults = fault_table_new();
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
 		     "Time to serve an HTTP request, by route and status.");
@@ -341,6 +391,12 @@ int serve_main(int argc, char **argv)
 			cli_fail("serve", "migrating %s: %s", def->name, err);
 			goto out;
 		}
+	}
+	ctx->guard = guard_new(def->name, cfg, ctx->log, ctx->metrics, err, sizeof(err));
+	h.chaos = ctx->guard && ctx->faults ? chaos_new(ctx, err, sizeof(err)) : NULL;
+	if (!h.chaos) {
+		cli_fail("serve", "%s", err[0] ? err : "out of memory");
+		goto out;
 	}
 	h.eng = def->create(ctx, err, sizeof(err));
 	if (!h.eng) {
@@ -399,6 +455,9 @@ out:
 	if (h.eng)
 		def->destroy(h.eng);
 	store_free(ctx->store);
+	chaos_free(h.chaos);
+	guard_free(ctx->guard);
+	fault_table_free(ctx->faults);
 	metrics_free(ctx->metrics);
 	log_free(ctx->log);
 	rng_free(ctx->rng);

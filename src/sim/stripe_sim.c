@@ -1442,4 +1442,5 @@ const engine_def stripe_sim_engine = {
 	.tick = sim_tick,
 	.ready = NULL,
 	.destroy = sim_destroy,
+	.serves_resil_admin = 1,
 };

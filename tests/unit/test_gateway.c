@@ -33,6 +33,8 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/msg.h"
+#include "resil/fault.h"
+#include "resil/guard.h"
 #include "services/engine.h"
 #include "services/gateway.h"
 
@@ -167,6 +169,7 @@ typedef struct fixture {
 	logger *log;
 	metrics *metrics;
 	config *config;
+	fault_table *faults;
 	engine_ctx ctx;
 	void *eng;
 	int64_t ttl_ms;
@@ -200,7 +203,11 @@ static int counter(fixture *f, int *which)
 	return v;
 }
 
-static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
+/* A gateway with these registry TTL and upstream timeout, and the
+ * configuration pairs in kv (key, value, ..., NULL; may be NULL). Without
+ * them the stale cache is off, so failures show as they are. */
+static int gw_open_cfg(void **state, const char *ttl_ms, const char *timeout_ms,
+		       const char *const *kv)
 {
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
@@ -218,8 +225,13 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 	f->config = config_new();
 	if (!f->clock || !f->rng || !f->logf || !f->log || !f->metrics || !f->config ||
 	    config_set(f->config, "gateway.upstream_timeout_ms", timeout_ms) != 0 ||
-	    config_set(f->config, "registry.ttl_ms", ttl_ms) != 0)
+	    config_set(f->config, "registry.ttl_ms", ttl_ms) != 0 ||
+	    config_set(f->config, "gateway.stale_entries", "0") != 0)
 		return -1;
+	for (int i = 0; kv && kv[i]; i += 2)
+		if (config_set(f->config, kv[i], kv[i + 1]) != 0)
+			return -1;
+	f->faults = fault_table_new();
 	f->ttl_ms = atoll(ttl_ms);
 	f->ctx = (engine_ctx){
 		.service = "gateway",
@@ -232,6 +244,7 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 		.call = test_call,
 		.call_ud = f,
 		.admin_token = "gw-admin",
+		.faults = f->faults,
 	};
 	char err[256] = "";
 	f->eng = gateway_engine.create(&f->ctx, err, sizeof err);
@@ -243,6 +256,11 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 	return 0;
 }
 
+static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
+{
+	return gw_open_cfg(state, ttl_ms, timeout_ms, NULL);
+}
+
 static int setup(void **state) { return gw_open(state, "60000", "200"); }
 static int setup_short_ttl(void **state) { return gw_open(state, "300", "200"); }
 static int setup_long_deadline(void **state) { return gw_open(state, "60000", "3000"); }
@@ -251,6 +269,7 @@ static int teardown(void **state)
 {
 	fixture *f = *state;
 	gateway_engine.destroy(f->eng);
+	fault_table_free(f->faults);
 	config_free(f->config);
 	metrics_free(f->metrics);
 	log_free(f->log);
