@@ -660,27 +660,35 @@ int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_sen
 	if (!g->enabled)
 		cfg.retry.max_attempts = 1;
 	int64_t per_try_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+	int rc = 0;
 	for (int retry = 0;; retry++) {
+		/* A retry that may not happen after all leaves the last attempt's
+		 * answer in resp: that is the outcome the caller gets. */
 		int64_t now = clock_now(o->clock);
-		if (o->deadline_us && now >= o->deadline_us) {
+		if (o->deadline_us && guard_deadline_left_ms(o->deadline_us, now) < 1) {
 			count_refusal(g, callee, GUARD_DEADLINE);
+			if (retry > 0)
+				return rc;
 			refuse(resp, GUARD_DEADLINE, 0);
 			return ERR_TIMEOUT;
 		}
 		guard_permit p;
 		int why;
 		int64_t ra;
-		int rc = guard_enter(g, callee, now, &p, &why, &ra);
-		if (rc != 0) {
+		if (guard_enter(g, callee, now, &p, &why, &ra) != 0) {
+			if (retry > 0)
+				return rc;
 			refuse(resp, why, ra);
 			return ERR_UNAVAILABLE;
+		}
+		if (retry > 0) {
+			msg_resp_clear(resp);
+			msg_resp_init(resp);
 		}
 		/* This attempt's own deadline: the caller's, or the attempt's
 		 * timeout when that comes first. The upstream learns it too. */
 		int64_t until = guard_deadline_min(o->deadline_us, now + per_try_ms * 1000);
 		int64_t timeout_ms = guard_deadline_left_ms(until, now);
-		if (timeout_ms < 1)
-			timeout_ms = 1;
 		guard_deadline_stamp(req, until, now);
 		rc = send(ud, req, resp, timeout_ms);
 		int64_t end = clock_now(o->clock);
@@ -696,8 +704,6 @@ int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_sen
 			return rc;
 		count_retry(g, callee);
 		clock_sleep_us(o->clock, delay);
-		msg_resp_clear(resp);
-		msg_resp_init(resp);
 	}
 }
 

@@ -156,18 +156,19 @@ typedef struct guard_call_opts {
 	int idempotent;      /* may be sent again (see guard_idempotent) */
 } guard_call_opts;
 
-/* Calls callee through its edge: refused at once (nothing sent) when the
- * deadline has passed (ERR_TIMEOUT) or the breaker or bulkhead says no
+/* Calls callee through its edge: refused at once (nothing sent) when less
+ * than a millisecond is left before the deadline (ERR_TIMEOUT) or the breaker or bulkhead says no
  * (ERR_UNAVAILABLE); resp then carries GUARD_REFUSED_HEADER and, for the
  * breaker, Retry-After. Otherwise each attempt gets the time left until the
- * deadline (at most timeout_ms, at least 1 ms) and the deadline header, and
+ * deadline (at most timeout_ms) and the deadline header, and
  * its outcome goes to the breaker. A failed attempt is tried again when it
  * is retryable (guard_retryable) and either the request is idempotent or
  * nothing was sent (ERR_UNAVAILABLE), within the edge's retry policy: the
  * n-th retry waits uniform(0, min(cap, base * 2^n)) and is only made when
  * it can start before the deadline. The request is sent unchanged each time
  * (an Idempotency-Key header stays the same). Returns the last attempt's
- * result; resp holds its answer. Retries are counted in
+ * result; resp holds its answer (also when a retry was then refused by the
+ * breaker, which the failures may have opened). Retries are counted in
  * ecom_resil_retries_total{from,to}. */
 int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_send_fn send,
 	       void *ud, msg_req *req, msg_resp *resp);

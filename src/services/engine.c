@@ -138,14 +138,14 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
 	if (!ctx->guard) {
 		/* Unguarded: the deadline still bounds the call. */
 		int64_t now = clock_now(ctx->clock);
-		if (deadline && now >= deadline) {
+		if (deadline && guard_deadline_left_ms(deadline, now) < 1) {
 			msg_resp_set_header(resp, GUARD_REFUSED_HEADER, "deadline");
 			return ERR_TIMEOUT;
 		}
 		int64_t until = guard_deadline_min(deadline, now + (timeout_ms > 0 ? timeout_ms : 5000) * 1000);
 		int64_t left = guard_deadline_left_ms(until, now);
 		guard_deadline_stamp(req, until, now);
-		return ctx->call(ctx->call_ud, target, req, resp, left > 0 ? left : 1);
+		return ctx->call(ctx->call_ud, target, req, resp, left);
 	}
 	send_to s = { ctx, target };
 	guard_call_opts o = {

@@ -282,7 +282,7 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 	while (ntried < GATEWAY_MAX_TRIES) {
 		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
 		int64_t now = clock_now(ctx->clock);
-		if (now >= deadline_us) {
+		if (guard_deadline_left_ms(deadline_us, now) < 1) {
 			refused(service, GUARD_DEADLINE, 0, resp);
 			return 1;
 		}
@@ -296,7 +296,7 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 		guard_deadline_stamp(req, until, now);
 		msg_resp up;
 		msg_resp_init(&up);
-		int rc = ctx->call(ctx->call_ud, addr, req, &up, timeout_ms > 0 ? timeout_ms : 1);
+		int rc = ctx->call(ctx->call_ud, addr, req, &up, timeout_ms);
 		registry_release(gw->reg, id);
 		if (rc == 0) {
 			msg_resp_set(resp, up.status, up.content_type[0] ? up.content_type : NULL,
@@ -377,7 +377,7 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 	const char *dh = msg_req_header(req, GUARD_DEADLINE_HEADER);
 	if (dh && guard_deadline_parse(dh, start, &asked) == 0)
 		deadline = guard_deadline_min(deadline, asked);
-	if (start >= deadline) {
+	if (guard_deadline_left_ms(deadline, start) < 1) {
 		refused(service, GUARD_DEADLINE, 0, resp);
 		return;
 	}
@@ -842,6 +842,8 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	gw->ctx = ctx;
 	gw->upstream_timeout_ms = config_int(ctx->config, "gateway.upstream_timeout_ms", 5000);
+	if (gw->upstream_timeout_ms < 1)
+		gw->upstream_timeout_ms = 1;
 	gw->ttl_ms = config_int(ctx->config, "registry.ttl_ms", 3500);
 	gw->reg = registry_new(gw->ttl_ms * 1000);
 	gw->admin = router_new();
