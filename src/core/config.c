@@ -10,7 +10,7 @@
 
 static const config_def defs[] = {
 	{"http.host", "127.0.0.1", "Address every service's HTTP server binds to and that peers dial."},
-	{"http.threads", "2", "Worker threads of each service's HTTP server."},
+	{"http.threads", "2", "Worker threads of each service's HTTP server (the inventory takes at least 8; the gateway runs a thread per connection instead)."},
 	{"http.body_limit", "65536",
 	 "Largest request body accepted, in bytes; a larger one gets 413 payload_too_large."},
 	{"http.header_limit", "8192",
@@ -86,6 +86,8 @@ static const config_def defs[] = {
 	 "Seconds `ecom sim stripe` replays the stored answer of an Idempotency-Key (Stripe keeps them 24 hours)."},
 	{"engine.tick_ms", "100",
 	 "Milliseconds between engine ticks, which run timed work such as retries and expiries."},
+	{"gateway.max_connections", "1000",
+	 "Client connections the gateway holds open at once (a thread each); more are refused."},
 	{"gateway.deadline_ms", "5000",
 	 "Milliseconds a request may take at the gateway, fail-overs included; a sooner X-Ecom-Deadline-Ms from the caller wins. The time left travels upstream in X-Ecom-Deadline-Ms and bounds every hop; past it the answer is 504."},
 	{"gateway.stale_prefixes", "/v1/products,/v2/products",
@@ -112,8 +114,8 @@ static const config_def defs[] = {
 	 "Milliseconds an open breaker refuses calls before it lets probes through (HALF_OPEN)."},
 	{"breaker.half_open_calls", "3",
 	 "Probe calls a HALF_OPEN breaker admits; their outcome closes it or opens it again."},
-	{"bulkhead.max_concurrent", "8",
-	 "Calls one caller may have in flight to one callee; more are refused at once with 503. The gateway's 8 workers make it bind only when http.threads is raised or an edge is set lower."},
+	{"bulkhead.max_concurrent", "64",
+	 "Calls one caller may have in flight to one callee; more are refused at once with 503 (no queueing). Sized above the heaviest legitimate burst the tests and the load simulator make (64 clients); set an edge lower to shield a fragile service."},
 	{"retry.max_attempts", "3",
 	 "Attempts of an idempotent outbound call (GET, HEAD, PUT, DELETE, or with Idempotency-Key), the first included; 1 never retries."},
 	{"retry.base_ms", "50",

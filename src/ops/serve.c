@@ -404,11 +404,14 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	int threads = (int)config_int(cfg, "http.threads", 2);
-	/* The gateway blocks a worker for each upstream call, and the inventory
-	 * commits concurrent reservations as one group (a group is only as big
-	 * as the requests inside the engine at once), so both get more. */
-	if ((strcmp(def->name, "gateway") == 0 || strcmp(def->name, "inventory") == 0) &&
-	    threads < 8)
+	/* The inventory commits concurrent reservations as one group (a group
+	 * is only as big as the requests inside the engine at once), so it
+	 * gets more workers. The gateway blocks a thread for each upstream
+	 * call: it runs a thread per connection, so that a slow upstream holds
+	 * up only its own callers (the bulkheads bound how many), never
+	 * requests that share a pool worker with them. */
+	int is_gateway = strcmp(def->name, "gateway") == 0;
+	if (strcmp(def->name, "inventory") == 0 && threads < 8)
 		threads = 8;
 	http_server_opts so = {
 		.host = config_get(cfg, "http.host"),
@@ -418,7 +421,12 @@ int serve_main(int argc, char **argv)
 		.conn_timeout_s = (unsigned)config_int(cfg, "http.conn_timeout_s", 30),
 		.header_limit = (size_t)config_int(cfg, "http.header_limit", 8192),
 	};
-	srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
+	if (is_gateway)
+		srv = http_server_start_threaded(
+			&so, (unsigned)config_int(cfg, "gateway.max_connections", 1000), host_handle,
+			&h, ctx->rng, err, sizeof(err));
+	else
+		srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
 	if (!srv) {
 		cli_fail("serve", "%s", err);
 		goto out;

@@ -112,7 +112,7 @@ void guard_edge_config_default(guard_edge_config *c)
 	memset(c, 0, sizeof(*c));
 	breaker_config_default(&c->breaker);
 	c->breaker_enabled = 1;
-	c->max_concurrent = 8;
+	c->max_concurrent = 64;
 	c->retry.max_attempts = 3;
 	c->retry.base_us = 50 * 1000;
 	c->retry.cap_us = 1000 * 1000;

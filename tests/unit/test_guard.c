@@ -144,7 +144,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.breaker.wait_in_open_us, 5 * SEC);
 	assert_int_equal(c.breaker.permitted_calls_in_half_open, 3);
 	assert_int_equal(c.breaker_enabled, 1);
-	assert_int_equal(c.max_concurrent, 8);
+	assert_int_equal(c.max_concurrent, 64);
 	assert_int_equal(c.retry.max_attempts, 3);
 	assert_int_equal(c.retry.base_us, 50 * MS);
 	assert_int_equal(c.retry.cap_us, 1 * SEC);
