@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
-"$BUILD/bench/bench_resil" 2000000
+"$BUILD/bench/bench_resil" 1000000 5
 echo
 GW_ON=$("$ECOM" up --port 0 --state "$ON")
 GW_OFF=$(ECOM_RESIL_ENABLED=0 ECOM_GATEWAY_STALE_ENTRIES=0 "$ECOM" up --port 0 --state "$OFF")

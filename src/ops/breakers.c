@@ -1,5 +1,6 @@
 /* breakers: `ecom breaker`. */
 #include "ops/breakers.h"
+#include "core/text.h"
 #include "ops/cli.h"
 
 #include <getopt.h>
@@ -67,25 +68,13 @@ int breakers_main(int argc, char **argv)
 {
 	if (cli_help_if_asked(argc, argv, HELP) == 0)
 		return 0;
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "state", required_argument, NULL, 'S' },
-		{ "url", required_argument, NULL, 'U' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *state_s = NULL, *url_s = NULL;
-	int raw = 0;
+	static const struct option opts[] = { CLI_TARGET_OPTIONS, { NULL, 0, NULL, 0 } };
+	cli_target t = { 0 };
 	opterr = 0;
 	optind = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': raw = 1; break;
-		case 'S': state_s = optarg; break;
-		case 'U': url_s = optarg; break;
-		default: return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
-		}
-	}
+	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;)
+		if (!cli_target_opt(c, optarg, &t))
+			return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
 	int nargs = argc - optind;
 	char **args = argv + optind;
 	if (nargs == 0)
@@ -99,8 +88,7 @@ int breakers_main(int argc, char **argv)
 	if (!list && nargs != 2)
 		return cli_usage(CMD, nargs < 2 ? "%s needs a SERVICE" : "%s takes one SERVICE",
 				 args[0]);
-	if (!list && (strlen(args[1]) > 31 || strspn(args[1], "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
-						       strlen(args[1])))
+	if (!list && !text_is_name(args[1], 32))
 		return cli_usage(CMD, "SERVICE must be a service name such as catalog or payment");
 
 	char path[128];
@@ -109,7 +97,7 @@ int breakers_main(int argc, char **argv)
 	else
 		snprintf(path, sizeof(path), "/admin/breakers/%s/%s", args[1], args[0]);
 	msg_resp resp;
-	if (cli_admin_request(CMD, state_s, url_s, list ? "GET" : "POST", path, NULL, &resp) != 0) {
+	if (cli_admin_request(CMD, t.state, t.url, list ? "GET" : "POST", path, NULL, &resp) != 0) {
 		msg_resp_clear(&resp);
 		return 1;
 	}
@@ -117,7 +105,7 @@ int breakers_main(int argc, char **argv)
 	json_t *v = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
 	if (resp.status != 200 || !json_is_object(v)) {
 		rc = cli_api_error(CMD, &resp);
-	} else if (raw) {
+	} else if (t.json) {
 		printf("%.*s\n", (int)resp.body_len, resp.body);
 	} else {
 		printf("%-12s %-12s %-12s %6s %6s %6s  %s\n", "FROM", "TO", "STATE", "FAIL%", "SLOW%",

@@ -135,6 +135,16 @@ int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, 
 	return 0;
 }
 
+int cli_target_opt(int c, const char *arg, cli_target *t)
+{
+	switch (c) {
+	case 'J': t->json = 1; return 1;
+	case 'S': t->state = arg; return 1;
+	case 'U': t->url = arg; return 1;
+	default: return 0;
+	}
+}
+
 int cli_admin_request(const char *cmd, const char *state_flag, const char *url_flag,
 		      const char *method, const char *path, const char *body, msg_resp *resp)
 {

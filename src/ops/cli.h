@@ -38,6 +38,23 @@ int cli_self_path(char *buf, size_t len);
 int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, char *url,
 		 size_t urllen, char *token, size_t toklen);
 
+/* The options of every command that talks to a running platform: --json,
+ * --state DIR and --url URL. Put CLI_TARGET_OPTIONS in the getopt_long
+ * table and hand each option to cli_target_opt. */
+typedef struct cli_target {
+	const char *state; /* --state, or NULL */
+	const char *url;   /* --url, or NULL */
+	int json;          /* --json: print the platform's JSON answer */
+} cli_target;
+
+#define CLI_TARGET_OPTIONS                                                                         \
+	{ "json", no_argument, NULL, 'J' }, { "state", required_argument, NULL, 'S' },              \
+		{ "url", required_argument, NULL, 'U' }
+
+/* 1 when getopt's c (with its arg) was one of CLI_TARGET_OPTIONS, now in t;
+ * 0 otherwise. */
+int cli_target_opt(int c, const char *arg, cli_target *t);
+
 /* One admin request to the platform found as cli_platform finds it:
  * method, path (from the gateway's root) and a JSON body or NULL, with the
  * admin token. 0 with resp filled (whatever the status), or 1 after

@@ -1,5 +1,6 @@
 /* faults: `ecom fault`. */
 #include "ops/faults.h"
+#include "core/text.h"
 #include "ops/cli.h"
 #include "resil/fault.h"
 
@@ -102,13 +103,11 @@ int faults_main(int argc, char **argv)
 		{ "outage", no_argument, NULL, 'o' },
 		{ "duration-s", required_argument, NULL, 'd' },
 		{ "for", required_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "state", required_argument, NULL, 'S' },
-		{ "url", required_argument, NULL, 'U' },
+		CLI_TARGET_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *state_s = NULL, *url_s = NULL;
-	int raw = 0, outage = 0, any_spec = 0;
+	cli_target t = { 0 };
+	int outage = 0, any_spec = 0;
 	int64_t latency = 0, jitter = 0, status = FAULT_DEFAULT_STATUS, duration = 0;
 	double error_rate = 0;
 	opterr = 0;
@@ -143,10 +142,10 @@ int faults_main(int argc, char **argv)
 			if (parse_duration(optarg, &duration))
 				return cli_usage(CMD, "--for takes 90, 90s, 15m or 2h (up to 24h)");
 			break;
-		case 'J': raw = 1; break;
-		case 'S': state_s = optarg; break;
-		case 'U': url_s = optarg; break;
-		default: return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
+		default:
+			if (!cli_target_opt(c, optarg, &t))
+				return cli_usage(CMD, "unknown or incomplete option '%s'",
+						 argv[optind - 1]);
 		}
 	}
 	int nargs = argc - optind;
@@ -163,8 +162,7 @@ int faults_main(int argc, char **argv)
 		return cli_usage(CMD, nargs < 2 ? "%s needs a TARGET" : "%s takes one TARGET", args[0]);
 	if (!is_set && any_spec)
 		return cli_usage(CMD, "only 'set' takes fault options");
-	if (!is_list && (strlen(args[1]) > FAULT_MAX_TARGET ||
-			 strspn(args[1], "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(args[1])))
+	if (!is_list && !text_is_name(args[1], FAULT_MAX_TARGET + 1))
 		return cli_usage(CMD, "TARGET must be a service or provider name such as catalog or stripe");
 
 	char path[160], body[256];
@@ -183,7 +181,7 @@ int faults_main(int argc, char **argv)
 		method = "DELETE";
 	}
 	msg_resp resp;
-	if (cli_admin_request(CMD, state_s, url_s, method, path, is_set ? body : NULL, &resp) != 0) {
+	if (cli_admin_request(CMD, t.state, t.url, method, path, is_set ? body : NULL, &resp) != 0) {
 		msg_resp_clear(&resp);
 		return 1;
 	}
@@ -191,7 +189,7 @@ int faults_main(int argc, char **argv)
 	json_t *v = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
 	if (resp.status != 200 || !json_is_object(v)) {
 		rc = cli_api_error(CMD, &resp);
-	} else if (raw) {
+	} else if (t.json) {
 		printf("%.*s\n", (int)resp.body_len, resp.body);
 	} else if (is_list) {
 		print_header();

@@ -1,6 +1,7 @@
 /* guard: per-callee breakers and bulkheads, deadlines, retries. */
 #include "resil/guard.h"
 #include "core/err.h"
+#include "core/text.h"
 #include "resil/bulkhead.h"
 
 #include <ctype.h>
@@ -128,19 +129,7 @@ static int edge_config_check(const guard_edge_config *c)
 
 /* ---- names ------------------------------------------------------------------------ */
 
-static int name_ok(const char *s)
-{
-	if (!s)
-		return 0;
-	size_t n = strlen(s);
-	if (n == 0 || n >= GUARD_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '_'))
-			return 0;
-	return 1;
-}
+static int name_ok(const char *s) { return text_is_name(s, GUARD_NAME_MAX); }
 
 /* ---- the guard -------------------------------------------------------------------- */
 
@@ -190,16 +179,6 @@ static void config_for(const guard *g, const char *callee, guard_edge_config *ou
 			key_apply(out, g->rules[i].key, g->rules[i].value);
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 /* Parses resil.edges into g->rules. */
 static int parse_rules(guard *g, const char *spec, char *err, size_t errlen)
 {
@@ -212,7 +191,7 @@ static int parse_rules(guard *g, const char *spec, char *err, size_t errlen)
 	char *save = NULL;
 	for (char *sec = strtok_r(copy, ";", &save); sec && rc == 0;
 	     sec = strtok_r(NULL, ";", &save)) {
-		sec = trim(sec);
+		sec = text_trim(sec);
 		if (!*sec)
 			continue;
 		char *colon = strchr(sec, ':');
@@ -225,7 +204,7 @@ static int parse_rules(guard *g, const char *spec, char *err, size_t errlen)
 		}
 		*colon = '\0';
 		*gt = '\0';
-		char *from = trim(sec), *to = trim(gt + 1);
+		char *from = text_trim(sec), *to = text_trim(gt + 1);
 		if ((strcmp(from, "*") != 0 && !name_ok(from)) || (strcmp(to, "*") != 0 && !name_ok(to))) {
 			snprintf(err, errlen, "resil.edges: bad edge '%.30s>%.30s'", from, to);
 			rc = ERR_PARSE;
@@ -233,17 +212,17 @@ static int parse_rules(guard *g, const char *spec, char *err, size_t errlen)
 		}
 		char *save2 = NULL;
 		for (char *kv = strtok_r(colon + 1, ",", &save2); kv; kv = strtok_r(NULL, ",", &save2)) {
-			kv = trim(kv);
+			kv = text_trim(kv);
 			if (!*kv)
 				continue;
 			char *eq = strchr(kv, '=');
 			if (eq)
 				*eq = '\0';
-			int k = key_index(trim(kv));
+			int k = key_index(text_trim(kv));
 			double v;
 			if (!eq || k < 0) {
 				snprintf(err, errlen, "resil.edges: %s>%s: unknown setting '%.40s'", from,
-					 to, trim(kv));
+					 to, text_trim(kv));
 				rc = ERR_PARSE;
 				break;
 			}
@@ -654,11 +633,12 @@ int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_sen
 {
 	if (!g || !o || !o->clock || !send || !req || !resp)
 		return ERR_INVALID;
-	guard_edge_config cfg;
-	if (!g->enabled || guard_edge_config_of(g, callee, &cfg) != 0)
-		guard_edge_config_default(&cfg);
-	if (!g->enabled)
-		cfg.retry.max_attempts = 1;
+	/* The edge's retry policy (its configuration is fixed at creation);
+	 * without an edge (disabled, or no room) no retries. */
+	int erc;
+	edge *e = g->enabled ? edge_get(g, callee, clock_now(o->clock), &erc) : NULL;
+	backoff_policy none = { .max_attempts = 1 };
+	const backoff_policy *policy = e ? &e->cfg.retry : &none;
 	int64_t per_try_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	int rc = 0;
 	for (int retry = 0;; retry++) {
@@ -698,7 +678,7 @@ int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_sen
 		    !o->rng)
 			return rc;
 		int64_t delay;
-		if (backoff_next(&cfg.retry, retry, end,
+		if (backoff_next(policy, retry, end,
 				 o->deadline_us ? o->deadline_us : BACKOFF_NO_DEADLINE, o->rng,
 				 &delay) != 0)
 			return rc;

@@ -1,6 +1,7 @@
 /* routes: parsing and matching the gateway's route table. */
 #include "services/routes.h"
 #include "core/err.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -38,17 +39,7 @@ static int valid_prefix(const char *p)
 	return 1;
 }
 
-static int valid_service(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= 32)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '_'))
-			return 0;
-	return 1;
-}
+static int valid_service(const char *s) { return text_is_name(s, 32); }
 
 /* "YYYY-MM-DD" -> seconds since the epoch at 00:00 UTC. */
 static int parse_date(const char *s, int64_t *out)
