@@ -507,8 +507,10 @@ static void test_engine_calls_keep_the_deadline(void **state)
 	assert_int_equal(f->last_timeout_ms, 700);
 	msg_resp_clear(&r);
 	msg_req_clear(&q);
-	assert_non_null(guard_edge_json(f->ctx.guard, "stripe", clock_now(f->clock)));
-	json_decref(guard_edge_json(f->ctx.guard, "stripe", clock_now(f->clock)));
+	json_t *edge = guard_edge_json(f->ctx.guard, "stripe", clock_now(f->clock));
+	assert_non_null(edge);
+	assert_string_equal(thelp_jstr(edge, "to"), "stripe");
+	json_decref(edge);
 
 	msg_resp_init(&r);
 	assert_null(engine_call_refusal(&r));
