@@ -485,20 +485,11 @@ static int supervise(sup *s, const char *token)
 	state_write_file(p, pid, 0600);
 	log_info(s->log, "supervisor %ld starting %d instances", (long)getpid(), s->n);
 
-	/* The gateway first: services need its URL to register. */
+	/* The simulators first: the gateway (which passes operators' faults on
+	 * to them) and the services are told where they listen. */
 	inst *gw = &s->insts[0];
 	int64_t deadline = clock_mono_us() + s->ready_timeout_s * 1000000LL;
 	int rc = 1;
-	if (spawn(s, gw) != 0) {
-		fail_up(s, "cannot start the gateway");
-		goto stop;
-	}
-	if (wait_addr(s, gw, &set, deadline) != 0)
-		goto stop;
-	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
-	sup_path(s, "gateway.url", p, sizeof(p));
-	state_write_file(p, s->gateway_url, 0600);
-	/* The simulators next: the services are told where they listen. */
 	for (int i = 1; i < s->n; i++) {
 		inst *in = &s->insts[i];
 		if (!in->sim)
@@ -515,6 +506,16 @@ static int supervise(sup *s, const char *token)
 			state_write_file(p, in->addr, 0600);
 		}
 	}
+	/* Then the gateway: services need its URL to register. */
+	if (spawn(s, gw) != 0) {
+		fail_up(s, "cannot start the gateway");
+		goto stop;
+	}
+	if (wait_addr(s, gw, &set, deadline) != 0)
+		goto stop;
+	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
+	sup_path(s, "gateway.url", p, sizeof(p));
+	state_write_file(p, s->gateway_url, 0600);
 	for (int i = 1; i < s->n; i++)
 		if (!s->insts[i].sim && spawn(s, &s->insts[i]) != 0) {
 			fail_up(s, "cannot start %s", s->insts[i].id);

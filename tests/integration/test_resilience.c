@@ -470,6 +470,21 @@ static void test_fault_set_list_expire_clear(void **unused)
 	free(out);
 	assert_int_equal(ECOM(NULL, "breaker", "reset", "catalog"), 0);
 
+	/* The Stripe simulator `ecom up` started gets its fault through the
+	 * gateway too, and lists it. */
+	assert_int_equal(ECOM(&out, "fault", "set", "stripe", "--error-rate", "1", "--error-status",
+			      "500", "--for", "30s"),
+			 0);
+	free(out);
+	assert_int_equal(ECOM(&out, "fault", "list"), 0);
+	assert_non_null(strstr(out, "stripe       http://127.0.0.1:"));
+	free(out);
+	assert_int_equal(ECOM(&out, "fault", "clear", "stripe"), 0);
+	free(out);
+	assert_int_equal(ECOM(&out, "fault", "list"), 0);
+	assert_null(strstr(out, "stripe"));
+	free(out);
+
 	/* Usage errors exit 2; a failed operation exits 1. */
 	assert_int_equal(ECOM(NULL, "fault", "set", "catalog", "--error-rate", "2"), 2);
 	assert_int_equal(ECOM(NULL, "fault", "set", "catalog", "--for", "3 days"), 2);
