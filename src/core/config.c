@@ -11,7 +11,7 @@
 
 static const config_def defs[] = {
 	{"http.host", "127.0.0.1", "Address every service's HTTP server binds to and that peers dial."},
-	{"http.threads", "2", "Worker threads of each service's HTTP server (the inventory takes at least 8; the gateway runs a thread per connection instead)."},
+	{"http.threads", "2", "Worker threads of each service's HTTP server (the inventory and the gateway take at least 8; the gateway runs a thread per connection instead unless gateway.thread_per_connection is 0)."},
 	{"http.body_limit", "65536",
 	 "Largest request body accepted, in bytes; a larger one gets 413 payload_too_large."},
 	{"http.header_limit", "8192",
@@ -90,8 +90,10 @@ static const config_def defs[] = {
 	 "Seconds `ecom sim stripe` replays the stored answer of an Idempotency-Key (Stripe keeps them 24 hours)."},
 	{"engine.tick_ms", "100",
 	 "Milliseconds between engine ticks, which run timed work such as retries and expiries."},
+	{"gateway.thread_per_connection", "1",
+	 "1: the gateway serves each client connection on its own thread, so a slow upstream holds up only its own callers; 0: a pool of http.threads workers (at least 8), as before."},
 	{"gateway.max_connections", "1000",
-	 "Client connections the gateway holds open at once (a thread each); more are refused."},
+	 "Client connections the gateway holds open at once with a thread per connection; more wait to be accepted."},
 	{"gateway.deadline_ms", "5000",
 	 "Milliseconds a request may take at the gateway, fail-overs included; a sooner X-Ecom-Deadline-Ms from the caller wins. The time left travels upstream in X-Ecom-Deadline-Ms and bounds every hop; past it the answer is 504."},
 	{"gateway.stale_prefixes", "/v1/products,/v2/products",

@@ -411,7 +411,8 @@ int serve_main(int argc, char **argv)
 	 * up only its own callers (the bulkheads bound how many), never
 	 * requests that share a pool worker with them. */
 	int is_gateway = strcmp(def->name, "gateway") == 0;
-	if (strcmp(def->name, "inventory") == 0 && threads < 8)
+	int per_connection = is_gateway && config_int(cfg, "gateway.thread_per_connection", 1) != 0;
+	if ((strcmp(def->name, "inventory") == 0 || is_gateway) && threads < 8)
 		threads = 8;
 	http_server_opts so = {
 		.host = config_get(cfg, "http.host"),
@@ -421,7 +422,7 @@ int serve_main(int argc, char **argv)
 		.conn_timeout_s = (unsigned)config_int(cfg, "http.conn_timeout_s", 30),
 		.header_limit = (size_t)config_int(cfg, "http.header_limit", 8192),
 	};
-	if (is_gateway)
+	if (per_connection)
 		srv = http_server_start_threaded(
 			&so, (unsigned)config_int(cfg, "gateway.max_connections", 1000), host_handle,
 			&h, ctx->rng, err, sizeof(err));
