@@ -96,18 +96,9 @@ int breakers_main(int argc, char **argv)
 		snprintf(path, sizeof(path), "/admin/breakers");
 	else
 		snprintf(path, sizeof(path), "/admin/breakers/%s/%s", args[1], args[0]);
-	msg_resp resp;
-	if (cli_admin_request(CMD, t.state, t.url, list ? "GET" : "POST", path, NULL, &resp) != 0) {
-		msg_resp_clear(&resp);
-		return 1;
-	}
-	int rc = 0;
-	json_t *v = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-	if (resp.status != 200 || !json_is_object(v)) {
-		rc = cli_api_error(CMD, &resp);
-	} else if (t.json) {
-		printf("%.*s\n", (int)resp.body_len, resp.body);
-	} else {
+	json_t *v;
+	int rc = cli_admin_json(CMD, &t, list ? "GET" : "POST", path, NULL, &v);
+	if (v) {
 		printf("%-12s %-12s %-12s %6s %6s %6s  %s\n", "FROM", "TO", "STATE", "FAIL%", "SLOW%",
 		       "CALLS", "INSTANCE");
 		size_t i;
@@ -124,6 +115,5 @@ int breakers_main(int argc, char **argv)
 		}
 	}
 	json_decref(v);
-	msg_resp_clear(&resp);
 	return rc;
 }

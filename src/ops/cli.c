@@ -175,3 +175,21 @@ int cli_api_error(const char *cmd, const msg_resp *resp)
 	json_decref(v);
 	return rc;
 }
+
+int cli_admin_json(const char *cmd, const cli_target *t, const char *method, const char *path,
+		   const char *body, json_t **out)
+{
+	*out = NULL;
+	msg_resp resp;
+	int rc = cli_admin_request(cmd, t->state, t->url, method, path, body, &resp);
+	json_t *v = rc == 0 && resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+	if (rc == 0 && (resp.status != 200 || !json_is_object(v)))
+		rc = cli_api_error(cmd, &resp);
+	else if (rc == 0 && t->json)
+		printf("%.*s\n", (int)resp.body_len, resp.body);
+	else if (rc == 0)
+		*out = json_incref(v);
+	json_decref(v);
+	msg_resp_clear(&resp);
+	return rc;
+}

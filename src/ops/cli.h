@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "net/msg.h"
 
 #define CLI_PATH_MAX 1024
@@ -65,5 +67,12 @@ int cli_admin_request(const char *cmd, const char *state_flag, const char *url_f
 /* Prints the API error in resp ("ecom CMD: message (HTTP 404 not_found)")
  * and returns 1. */
 int cli_api_error(const char *cmd, const msg_resp *resp);
+
+/* cli_admin_request for an answer that should be a 200 JSON object. With
+ * t->json the answer is printed as it came and *out is NULL; otherwise *out
+ * is the parsed object (a new reference). Returns 0, or 1 after printing
+ * why (no platform, no answer, or the API's error). */
+int cli_admin_json(const char *cmd, const cli_target *t, const char *method, const char *path,
+		   const char *body, json_t **out);
 
 #endif

@@ -180,18 +180,9 @@ int faults_main(int argc, char **argv)
 	} else if (is_clear) {
 		method = "DELETE";
 	}
-	msg_resp resp;
-	if (cli_admin_request(CMD, t.state, t.url, method, path, is_set ? body : NULL, &resp) != 0) {
-		msg_resp_clear(&resp);
-		return 1;
-	}
-	int rc = 0;
-	json_t *v = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-	if (resp.status != 200 || !json_is_object(v)) {
-		rc = cli_api_error(CMD, &resp);
-	} else if (t.json) {
-		printf("%.*s\n", (int)resp.body_len, resp.body);
-	} else if (is_list) {
+	json_t *v;
+	int rc = cli_admin_json(CMD, &t, method, path, is_set ? body : NULL, &v);
+	if (v && is_list) {
 		print_header();
 		size_t i;
 		json_t *f;
@@ -201,7 +192,7 @@ int faults_main(int argc, char **argv)
 			fprintf(stderr, "ecom %s: no answer from %s: %s\n", CMD,
 				json_string_value(json_object_get(f, "instance")),
 				json_string_value(json_object_get(f, "error")));
-	} else {
+	} else if (v) {
 		json_t *inst = json_object_get(v, "instances");
 		size_t n = json_is_array(inst) ? json_array_size(inst) : 1;
 		char span[48] = "until cleared";
@@ -225,6 +216,5 @@ int faults_main(int argc, char **argv)
 		}
 	}
 	json_decref(v);
-	msg_resp_clear(&resp);
 	return rc;
 }
