@@ -477,7 +477,7 @@ static void test_fault_set_list_expire_clear(void **unused)
 			 0);
 	free(out);
 	assert_int_equal(ECOM(&out, "fault", "list"), 0);
-	assert_non_null(strstr(out, "stripe       http://127.0.0.1:"));
+	assert_non_null(strstr(out, "stripe       stripe-sim-1"));
 	free(out);
 	assert_int_equal(ECOM(&out, "fault", "clear", "stripe"), 0);
 	free(out);
