@@ -48,6 +48,10 @@ typedef struct engine_ctx {
 	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
 	const char *gateway_url; /* where engine_call_service sends; NULL when none */
+	/* Asks the host to run tick soon (work was queued for it); NULL when
+	 * the host has no such hook (ticks come on their own schedule). */
+	void (*wake)(void *ud);
+	void *wake_ud;
 } engine_ctx;
 
 typedef struct engine_def {

@@ -22,7 +22,9 @@ static const char default_table[] =
 	"/v1/auth          user\n"
 	"/v1/users         user\n"
 	"/v1/cart          cart\n"
-	"/v1/internal/carts cart\n";
+	"/v1/internal/carts cart\n"
+	"/v1/orders        order\n"
+	"/admin/sagas      order\n";
 
 const char *routes_default(void) { return default_table; }
 
