@@ -6,6 +6,7 @@
 #include "services/catalog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
+#include "services/payment.h"
 #include "services/user.h"
 #include "sim/stripe_sim.h"
 
@@ -20,10 +21,11 @@ static const engine_def *const engines[] = {
 	&inventory_engine,
 	&stripe_sim_engine,
 	&cart_engine,
+	&payment_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment", NULL };
 
 const engine_def *engine_find(const char *name)
 {

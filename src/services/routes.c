@@ -22,7 +22,8 @@ static const char default_table[] =
 	"/v1/auth          user\n"
 	"/v1/users         user\n"
 	"/v1/cart          cart\n"
-	"/v1/internal/carts cart\n";
+	"/v1/internal/carts cart\n"
+	"/v1/payments      payment\n";
 
 const char *routes_default(void) { return default_table; }
 
