@@ -7,6 +7,7 @@
 #include "services/gateway.h"
 #include "services/inventory.h"
 #include "services/order.h"
+#include "services/payment.h"
 #include "services/user.h"
 #include "sim/stripe_sim.h"
 
@@ -21,11 +22,13 @@ static const engine_def *const engines[] = {
 	&inventory_engine,
 	&stripe_sim_engine,
 	&cart_engine,
+	&payment_engine,
 	&order_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "order", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
+						"order", NULL };
 
 const engine_def *engine_find(const char *name)
 {
