@@ -107,6 +107,13 @@ int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int
 int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,
 			identity *out);
 
+/* 1 when s is an id the services exchange (reservation, order, payment,
+ * refund ids): 1-64 letters, digits, '-', '_', '.', ':' (so ids derived
+ * from an order and a step, "ord_1:payment", fit). */
+int engine_valid_id(const char *s);
+#define ENGINE_ID_MAX 64
+#define ENGINE_ID_RULE "must be 1-64 letters, digits, '-', '_', '.', ':'"
+
 /* Fills resp with 400 invalid_argument naming field in details. Returns
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID_MAX 64
+#define ID_MAX ENGINE_ID_MAX
 #define TOKEN_MAX 255
 /* Stripe's largest amount: refused here with a 400 rather than by Stripe. */
 #define AMOUNT_MAX 99999999LL
@@ -97,19 +97,6 @@ int payment_state_edge(int from, int to)
 
 /* ---- validation -------------------------------------------------------------- */
 
-/* Payment, order and refund ids: what inventory accepts for its ids, so an
- * order's derived ids ("ord_1:payment") fit everywhere. */
-static int valid_id(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i]))
-			return 0;
-	return 1;
-}
-
 /* Printable ASCII without spaces: a token goes into a form field and into
  * the fingerprint, where a newline separates fields. */
 static int valid_token(const char *s)
@@ -177,6 +164,14 @@ static int row_load(payment_svc *p, const char *id, pay_row *r)
 	return rc;
 }
 
+/* row_load where the payment must exist: 0 with *r, or an error (a
+ * payment that vanished is ERR_INTERNAL: payments are never deleted). */
+static int row_get(payment_svc *p, const char *id, pay_row *r)
+{
+	int rc = row_load(p, id, r);
+	return rc == STORE_ROW ? 0 : rc < 0 ? rc : ERR_INTERNAL;
+}
+
 /* The stored fingerprint and first answer of payment id (malloc'd; the
  * caller frees both): STORE_ROW, STORE_DONE or an error. *status is 0 while
  * no final answer is stored. */
@@ -206,30 +201,6 @@ static int answer_load(payment_svc *p, const char *id, char **fingerprint, int *
 		free(*fingerprint);
 		free(*body);
 		*fingerprint = *body = NULL;
-	}
-	return rc;
-}
-
-/* Runs body in one transaction on this thread's connection: commits when it
- * returns 0, rolls back otherwise; again, up to TXN_TRIES times, when the
- * database says "busy" or "serialize again" (or body does, when a
- * conditional update lost a race). Bodies read what they act on inside the
- * transaction, so they may run more than once. */
-static int run_txn(payment_svc *p, int (*body)(payment_svc *, void *), void *arg)
-{
-	store *s = p->ctx->store;
-	int rc = 0;
-	for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
-		rc = store_begin(s);
-		if (rc == 0) {
-			rc = body(p, arg);
-			if (rc == 0)
-				rc = store_commit(s);
-			if (rc != 0)
-				store_rollback(s);
-		}
-		if (rc != ERR_RETRY && rc != ERR_BUSY)
-			return rc;
 	}
 	return rc;
 }
@@ -361,12 +332,6 @@ static void no_payment(msg_resp *resp, const char *id)
 	msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "payment_id", id));
 }
 
-static void store_failed(payment_svc *p, msg_resp *resp, int rc, const char *what)
-{
-	/* Still busy after every retry: the caller may try again later. */
-	engine_store_error(p->ctx, resp, rc == ERR_RETRY ? ERR_BUSY : rc, what);
-}
-
 /* 503: the provider's answer is unknown or transient; the payment is as it
  * was (status), and the same request may be sent again. */
 static void reply_unavailable(msg_resp *resp, const pay_row *r, const char *why)
@@ -379,6 +344,14 @@ static void reply_unavailable(msg_resp *resp, const pay_row *r, const char *why)
 	msg_resp_error(resp, 503, "unavailable", msg,
 		       json_pack("{s:s,s:s,s:s}", "payment_id", r->payment_id, "status",
 				 payment_state_name(r->status), "provider", r->provider));
+	msg_resp_set_header(resp, "Retry-After", "1");
+}
+
+/* 503 after OP_ROUNDS: other requests kept moving the payment. */
+static void reply_changing(msg_resp *resp, const char *id)
+{
+	msg_resp_error(resp, 503, "unavailable", "the payment is changing; try again",
+		       json_pack("{s:s}", "payment_id", id));
 	msg_resp_set_header(resp, "Retry-After", "1");
 }
 
@@ -454,11 +427,10 @@ typedef struct auth_req {
 static int auth_parse(json_t *body, auth_req *a, msg_resp *resp)
 {
 	jval_error e = { { 0 }, { 0 } };
-	static const char ID_RULE[] = "must be 1-64 letters, digits, '-', '_', '.', ':'";
 	if (jval_str(body, "payment_id", 1, 1, ID_MAX, &a->payment_id, &e) ||
-	    (!valid_id(a->payment_id) && jval_fail(&e, "payment_id", "%s", ID_RULE)) ||
+	    (!engine_valid_id(a->payment_id) && jval_fail(&e, "payment_id", "%s", ENGINE_ID_RULE)) ||
 	    jval_str(body, "order_id", 1, 1, ID_MAX, &a->order_id, &e) ||
-	    (!valid_id(a->order_id) && jval_fail(&e, "order_id", "%s", ID_RULE)) ||
+	    (!engine_valid_id(a->order_id) && jval_fail(&e, "order_id", "%s", ENGINE_ID_RULE)) ||
 	    jval_int(body, "amount_cents", 1, 1, AMOUNT_MAX, &a->amount, NULL, &e) ||
 	    jval_str(body, "currency", 1, 3, 3, &a->currency, &e) ||
 	    (!valid_currency(a->currency) &&
@@ -480,6 +452,7 @@ static int auth_parse(json_t *body, auth_req *a, msg_resp *resp)
 }
 
 typedef struct claim_op {
+	payment_svc *p;
 	const auth_req *a;
 	int64_t now;
 	int inserted; /* out */
@@ -487,9 +460,10 @@ typedef struct claim_op {
 
 /* Inserts the payment as PENDING unless its id is taken: concurrent
  * duplicates meet at the primary key. */
-static int claim_body(payment_svc *p, void *arg)
+static int claim_body(void *arg)
 {
 	claim_op *op = arg;
+	payment_svc *p = op->p;
 	const auth_req *a = op->a;
 	int rc = 0;
 	store_stmt *st = store_prepare(
@@ -522,6 +496,7 @@ static int claim_body(payment_svc *p, void *arg)
 }
 
 typedef struct auth_apply {
+	payment_svc *p;
 	const char *id;
 	const stripe_result *sr;
 	int64_t now;
@@ -530,14 +505,15 @@ typedef struct auth_apply {
 /* Records the provider's final answer to a PENDING payment's authorisation
  * and the answer POST /v1/payments gives from now on. TXN_MOVED when the
  * payment is no longer PENDING (another request recorded it first). */
-static int auth_apply_body(payment_svc *p, void *arg)
+static int auth_apply_body(void *arg)
 {
 	auth_apply *op = arg;
+	payment_svc *p = op->p;
 	const stripe_result *sr = op->sr;
 	pay_row before, after;
-	int rc = row_load(p, op->id, &before);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_INTERNAL;
+	int rc = row_get(p, op->id, &before);
+	if (rc)
+		return rc;
 	if (before.status != PAYMENT_PENDING)
 		return TXN_MOVED;
 	after = before;
@@ -606,10 +582,10 @@ static int authorize_pending(payment_svc *p, const pay_row *r, msg_resp *resp)
 	int rc = stripe_authorize(&p->stripe, key, r->amount, r->currency, r->token, &sr);
 	if (provider_answered(p, "authorize", rc, &sr, r, 0, resp) != 0)
 		return ERR_UNAVAILABLE;
-	auth_apply op = { .id = r->payment_id, .sr = &sr, .now = clock_now(p->ctx->clock) };
-	rc = run_txn(p, auth_apply_body, &op);
+	auth_apply op = { .p = p, .id = r->payment_id, .sr = &sr, .now = clock_now(p->ctx->clock) };
+	rc = store_txn(p->ctx->store, TXN_TRIES, auth_apply_body, &op);
 	if (rc < 0) {
-		store_failed(p, resp, rc, "record authorisation");
+		engine_store_error(p->ctx, resp, rc, "record authorisation");
 		return rc;
 	}
 	return 0;
@@ -627,10 +603,10 @@ static void create_payment(void *ud, msg_req *req, msg_resp *resp)
 	memset(&a, 0, sizeof(a));
 	if (auth_parse(body, &a, resp))
 		goto done;
-	claim_op claim = { .a = &a, .now = clock_now(p->ctx->clock) };
-	int rc = run_txn(p, claim_body, &claim);
+	claim_op claim = { .p = p, .a = &a, .now = clock_now(p->ctx->clock) };
+	int rc = store_txn(p->ctx->store, TXN_TRIES, claim_body, &claim);
 	if (rc) {
-		store_failed(p, resp, rc, "create payment");
+		engine_store_error(p->ctx, resp, rc, "create payment");
 		goto done;
 	}
 	for (int round = 0; round < OP_ROUNDS; round++) {
@@ -652,24 +628,21 @@ static void create_payment(void *ud, msg_req *req, msg_resp *resp)
 		if (rc == STORE_DONE)
 			rc = ERR_INTERNAL; /* payments are never deleted */
 		if (rc < 0) {
-			store_failed(p, resp, rc, "read payment");
+			engine_store_error(p->ctx, resp, rc, "read payment");
 			goto done;
 		}
 		if (!same || status != 0)
 			goto done;
 		/* PENDING with no answer yet: new, or left by a failure. */
 		pay_row r;
-		rc = row_load(p, a.payment_id, &r);
-		if (rc != STORE_ROW) {
-			store_failed(p, resp, rc < 0 ? rc : ERR_INTERNAL, "read payment");
+		if ((rc = row_get(p, a.payment_id, &r)) != 0) {
+			engine_store_error(p->ctx, resp, rc, "read payment");
 			goto done;
 		}
 		if (r.status == PAYMENT_PENDING && authorize_pending(p, &r, resp) != 0)
 			goto done;
 	}
-	msg_resp_error(resp, 503, "unavailable", "the payment is changing; try again",
-		       json_pack("{s:s}", "payment_id", a.payment_id));
-	msg_resp_set_header(resp, "Retry-After", "1");
+	reply_changing(resp, a.payment_id);
 done:
 	json_decref(body);
 }
@@ -677,6 +650,7 @@ done:
 /* ---- capture and void ------------------------------------------------------------------ */
 
 typedef struct move_op {
+	payment_svc *p;
 	const char *id;
 	int from;
 	pay_row to; /* the row to write (its status the target) */
@@ -684,13 +658,14 @@ typedef struct move_op {
 
 /* Moves the payment from op->from to op->to while it is still in from;
  * TXN_MOVED when it is not. */
-static int move_body(payment_svc *p, void *arg)
+static int move_body(void *arg)
 {
 	move_op *op = arg;
+	payment_svc *p = op->p;
 	pay_row before;
-	int rc = row_load(p, op->id, &before);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_INTERNAL;
+	int rc = row_get(p, op->id, &before);
+	if (rc)
+		return rc;
 	if (before.status != op->from)
 		return TXN_MOVED;
 	op->to.refunded = before.refunded;
@@ -702,14 +677,14 @@ static int move_body(payment_svc *p, void *arg)
  * with resp filled. */
 static int move(payment_svc *p, const pay_row *r, int to, int64_t captured, msg_resp *resp)
 {
-	move_op op = { .id = r->payment_id, .from = r->status, .to = *r };
+	move_op op = { .p = p, .id = r->payment_id, .from = r->status, .to = *r };
 	op.to.status = to;
 	op.to.updated_at = clock_now(p->ctx->clock);
 	if (to == PAYMENT_CAPTURED)
 		op.to.captured = captured > 0 && captured <= r->amount ? captured : r->amount;
-	int rc = run_txn(p, move_body, &op);
+	int rc = store_txn(p->ctx->store, TXN_TRIES, move_body, &op);
 	if (rc < 0) {
-		store_failed(p, resp, rc, "record payment");
+		engine_store_error(p->ctx, resp, rc, "record payment");
 		return rc;
 	}
 	return TXN_MOVED;
@@ -726,58 +701,50 @@ static int intent_state(const stripe_result *sr)
 	return -1;
 }
 
-/* One round of a capture: answers (0, resp filled) or changes the payment
- * and asks for another look (TXN_MOVED). */
-static int capture_step(payment_svc *p, const pay_row *r, msg_resp *resp)
+#define STATE_BIT(s) (1u << (s))
+
+/* Capture and void: an action on the authorisation, done once. */
+typedef struct intent_action {
+	const char *name;    /* the idempotency key's suffix and the metric's op */
+	const char *past;    /* for the 409 */
+	const char *hint;
+	unsigned done;       /* the states in which it is answered 200 as they are */
+	int target;          /* the state it moves an AUTHORIZED payment to */
+	int (*send)(stripe_client *, const char *, const char *, stripe_result *);
+} intent_action;
+
+static const intent_action CAPTURE = {
+	"capture", "captured", "", STATE_BIT(PAYMENT_CAPTURED) | STATE_BIT(PAYMENT_REFUNDED),
+	PAYMENT_CAPTURED, stripe_capture,
+};
+/* A DECLINED or FAILED payment holds nothing: the void's aim is met. */
+static const intent_action VOID = {
+	"void", "voided", "; refund it instead",
+	STATE_BIT(PAYMENT_VOIDED) | STATE_BIT(PAYMENT_DECLINED) | STATE_BIT(PAYMENT_FAILED),
+	PAYMENT_VOIDED, stripe_cancel,
+};
+
+/* One round of a capture or void: answers (0, resp filled) or changes the
+ * payment and asks for another look (TXN_MOVED). */
+static int intent_step(payment_svc *p, const pay_row *r, const intent_action *act,
+		       msg_resp *resp)
 {
-	switch (r->status) {
-	case PAYMENT_CAPTURED:
-	case PAYMENT_REFUNDED:
+	if (act->done & STATE_BIT(r->status)) {
 		reply_payment(resp, 200, r);
 		return 0;
-	case PAYMENT_AUTHORIZED:
-		break;
-	default:
-		reply_conflict(resp, r, "captured", "");
+	}
+	if (r->status != PAYMENT_AUTHORIZED) {
+		reply_conflict(resp, r, act->past, act->hint);
 		return 0;
 	}
 	char key[ID_MAX + 16];
-	snprintf(key, sizeof(key), "%s-capture", r->payment_id);
+	snprintf(key, sizeof(key), "%s-%s", r->payment_id, act->name);
 	stripe_result sr;
-	int rc = stripe_capture(&p->stripe, key, r->provider_ref, &sr);
-	if (provider_answered(p, "capture", rc, &sr, r, 0, resp) != 0)
+	int rc = act->send(&p->stripe, key, r->provider_ref, &sr);
+	if (provider_answered(p, act->name, rc, &sr, r, 0, resp) != 0)
 		return 0;
 	/* A refusal that tells where the intent stands is news to record. */
-	int to = sr.outcome == STRIPE_OK ? PAYMENT_CAPTURED : intent_state(&sr);
-	if (to < 0) {
-		reply_rejected(resp, r, &sr);
-		return 0;
-	}
-	return move(p, r, to, sr.amount_received, resp) == TXN_MOVED ? TXN_MOVED : 0;
-}
-
-static int void_step(payment_svc *p, const pay_row *r, msg_resp *resp)
-{
-	switch (r->status) {
-	case PAYMENT_VOIDED:
-	case PAYMENT_DECLINED:
-	case PAYMENT_FAILED:
-		/* Nothing is held. */
-		reply_payment(resp, 200, r);
-		return 0;
-	case PAYMENT_AUTHORIZED:
-		break;
-	default:
-		reply_conflict(resp, r, "voided", "; refund it instead");
-		return 0;
-	}
-	char key[ID_MAX + 16];
-	snprintf(key, sizeof(key), "%s-void", r->payment_id);
-	stripe_result sr;
-	int rc = stripe_cancel(&p->stripe, key, r->provider_ref, &sr);
-	if (provider_answered(p, "void", rc, &sr, r, 0, resp) != 0)
-		return 0;
-	int to = sr.outcome == STRIPE_OK ? PAYMENT_VOIDED : intent_state(&sr);
+	int to = sr.outcome == STRIPE_OK ? act->target : intent_state(&sr);
 	if (to < 0) {
 		reply_rejected(resp, r, &sr);
 		return 0;
@@ -827,6 +794,7 @@ static int refund_count(payment_svc *p, const char *id, int64_t *n)
 }
 
 typedef struct refund_op {
+	payment_svc *p;
 	const char *id;
 	const char *refund_id;
 	int64_t amount;
@@ -839,13 +807,14 @@ typedef struct refund_op {
  * there already), refunded_cents, REFUNDED once everything captured is
  * refunded, and the event. The provider decided that the refund fits;
  * this only writes it down, whatever else happened meanwhile. */
-static int refund_body(payment_svc *p, void *arg)
+static int refund_body(void *arg)
 {
 	refund_op *op = arg;
+	payment_svc *p = op->p;
 	pay_row before;
-	int rc = row_load(p, op->id, &before);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_INTERNAL;
+	int rc = row_get(p, op->id, &before);
+	if (rc)
+		return rc;
 	int64_t n = 0;
 	if ((rc = refund_count(p, op->id, &n)) != 0)
 		return rc;
@@ -904,7 +873,7 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 		int64_t had = 0;
 		int rc = refund_find(p, r->payment_id, a->refund_id, &had);
 		if (rc < 0) {
-			store_failed(p, resp, rc, "read refund");
+			engine_store_error(p->ctx, resp, rc, "read refund");
 			return 0;
 		}
 		if (rc == STORE_ROW) {
@@ -952,7 +921,7 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 		int64_t n = 0;
 		int rc = refund_count(p, r->payment_id, &n);
 		if (rc) {
-			store_failed(p, resp, rc, "count refunds");
+			engine_store_error(p->ctx, resp, rc, "count refunds");
 			return 0;
 		}
 		snprintf(rid, sizeof(rid), AUTO_REFUND "%lld", (long long)n + 1);
@@ -963,18 +932,19 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 	int rc = stripe_refund(&p->stripe, key, r->provider_ref, amount, &sr);
 	if (provider_answered(p, "refund", rc, &sr, r, 1, resp) != 0)
 		return 0;
-	refund_op op = { .id = r->payment_id,
+	refund_op op = { .p = p,
+			 .id = r->payment_id,
 			 .refund_id = rid,
 			 .amount = amount,
 			 .provider_ref = sr.refund_id,
 			 .now = clock_now(p->ctx->clock) };
-	rc = run_txn(p, refund_body, &op);
+	rc = store_txn(p->ctx->store, TXN_TRIES, refund_body, &op);
 	if (rc == 0) {
 		reply_payment(resp, 200, &op.after);
 		return 0;
 	}
 	if (rc < 0) {
-		store_failed(p, resp, rc, "record refund");
+		engine_store_error(p->ctx, resp, rc, "record refund");
 		return 0;
 	}
 	/* Recorded meanwhile by a request with the same refund_id: its answer. */
@@ -983,7 +953,7 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 	if (rc == STORE_ROW)
 		reply_payment(resp, 200, &now);
 	else
-		store_failed(p, resp, rc < 0 ? rc : ERR_INTERNAL, "read payment");
+		engine_store_error(p->ctx, resp, rc < 0 ? rc : ERR_INTERNAL, "read payment");
 	return 0;
 }
 
@@ -999,8 +969,8 @@ static int refund_parse(const msg_req *req, msg_resp *resp, refund_args *a, json
 	jval_error e = { { 0 }, { 0 } };
 	if (jval_int(*keep, "amount_cents", 0, 1, AMOUNT_MAX, &a->amount, NULL, &e) ||
 	    jval_str(*keep, "refund_id", 0, 1, ID_MAX, &a->refund_id, &e) ||
-	    (a->refund_id && !valid_id(a->refund_id) &&
-	     jval_fail(&e, "refund_id", "must be 1-64 letters, digits, '-', '_', '.', ':'")) ||
+	    (a->refund_id && !engine_valid_id(a->refund_id) &&
+	     jval_fail(&e, "refund_id", "%s", ENGINE_ID_RULE)) ||
 	    (a->refund_id && strncmp(a->refund_id, AUTO_REFUND, strlen(AUTO_REFUND)) == 0 &&
 	     jval_fail(&e, "refund_id", "must not start with '" AUTO_REFUND "'")))
 		return engine_bad_field(resp, e.field, e.message);
@@ -1017,7 +987,7 @@ static void payment_op(payment_svc *p, msg_req *req, msg_resp *resp, enum op_kin
 	if (engine_require_service(p->ctx, req, resp))
 		return;
 	const char *id = msg_req_param(req, 0);
-	if (!valid_id(id)) {
+	if (!engine_valid_id(id)) {
 		no_payment(resp, id ? id : "");
 		return;
 	}
@@ -1033,7 +1003,7 @@ static void payment_op(payment_svc *p, msg_req *req, msg_resp *resp, enum op_kin
 			goto done;
 		}
 		if (rc < 0) {
-			store_failed(p, resp, rc, "read payment");
+			engine_store_error(p->ctx, resp, rc, "read payment");
 			goto done;
 		}
 		if (r.status == PAYMENT_PENDING) {
@@ -1041,15 +1011,13 @@ static void payment_op(payment_svc *p, msg_req *req, msg_resp *resp, enum op_kin
 				goto done;
 			continue;
 		}
-		rc = kind == OP_CAPTURE ? capture_step(p, &r, resp)
-		     : kind == OP_VOID	? void_step(p, &r, resp)
+		rc = kind == OP_CAPTURE ? intent_step(p, &r, &CAPTURE, resp)
+		     : kind == OP_VOID	? intent_step(p, &r, &VOID, resp)
 					: refund_step(p, &r, &ra, resp);
 		if (rc != TXN_MOVED)
 			goto done;
 	}
-	msg_resp_error(resp, 503, "unavailable", "the payment is changing; try again",
-		       json_pack("{s:s}", "payment_id", id));
-	msg_resp_set_header(resp, "Retry-After", "1");
+	reply_changing(resp, id);
 done:
 	json_decref(body);
 }
@@ -1103,7 +1071,7 @@ static void get_payment(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_service(p->ctx, req, resp))
 		return;
 	const char *id = msg_req_param(req, 0);
-	if (!valid_id(id)) {
+	if (!engine_valid_id(id)) {
 		no_payment(resp, id ? id : "");
 		return;
 	}
@@ -1118,7 +1086,7 @@ static void get_payment(void *ud, msg_req *req, msg_resp *resp)
 		rc = refunds_json(p, id, &refunds);
 	if (rc < 0) {
 		json_decref(refunds);
-		store_failed(p, resp, rc, "read payment");
+		engine_store_error(p->ctx, resp, rc, "read payment");
 		return;
 	}
 	json_t *out = payment_json(&r);

@@ -653,6 +653,24 @@ int store_rollback(store *s)
 	return conn_fail(c, s->drv->exec(c->d, "ROLLBACK"));
 }
 
+int store_txn(store *s, int tries, int (*body)(void *arg), void *arg)
+{
+	int rc = ERR_INVALID;
+	for (int attempt = 0; attempt < tries; attempt++) {
+		rc = store_begin(s);
+		if (rc == 0) {
+			rc = body(arg);
+			if (rc == 0)
+				rc = store_commit(s);
+			if (rc != 0)
+				store_rollback(s);
+		}
+		if (rc != ERR_RETRY && rc != ERR_BUSY)
+			return rc;
+	}
+	return rc;
+}
+
 const char *store_errmsg(store *s)
 {
 	struct store_conn *c = s ? pthread_getspecific(s->key) : NULL;

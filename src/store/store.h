@@ -85,6 +85,15 @@ int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
 
+/* Runs body(arg) in a transaction on this thread's connection: commits
+ * when it returns 0, rolls back otherwise, and runs it all again, up to
+ * tries times in all, while the database (or body, when a conditional
+ * update lost a race) says ERR_BUSY or ERR_RETRY. Returns what body
+ * returned (a positive value is the body's own "decided, roll back"), or
+ * the error of begin or commit. body may run more than once, so it reads
+ * what it acts on inside the transaction and sets its outputs afresh. */
+int store_txn(store *s, int tries, int (*body)(void *arg), void *arg);
+
 /* The last error message on this thread's connection ("" when none). */
 const char *store_errmsg(store *s);
 

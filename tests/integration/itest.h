@@ -40,11 +40,22 @@ void itest_remember_pids(void);
  * -1 on transport failure. out gets the parsed body; keep the response. */
 int itest_req(const char *method, const char *path, const char *body, const char *token,
 	      json_t **out, msg_resp *keep);
+/* Signs an identity of role service and sub sub, now, with secret (the
+ * platform's STATE/service.secret when NULL), as engine_call_service does,
+ * into buf (IDENTITY_MAX bytes). 0 or -1. */
+int itest_sign_service(const char *sub, const char *secret, char *buf, size_t len);
+/* As itest_req, as the order service would call: no token, a fresh
+ * X-Ecom-Identity of role service. */
+int itest_req_service(const char *method, const char *path, const char *body, json_t **out,
+		      msg_resp *keep);
 /* The error code of an API error body. */
 const char *itest_err_code(json_t *v);
 /* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary
  * state directory, with ECOM_ADMIN_TOKEN = ITEST_TOKEN. 0 or -1. */
 int itest_up(const char *first, ...);
+/* `ecom down`, then `ecom up --port 0` again on the same state directory
+ * and store, with extra args (NULL-ended). 0 or -1. */
+int itest_restart(const char *first, ...);
 /* Stops the platform, kills anything left, removes the state directory
  * (kept when ECOM_ITEST_KEEP=1). */
 void itest_teardown(void);

@@ -218,26 +218,7 @@ static void test_price_change_and_service_route(void **unused)
 
 static void test_survives_restart(void **unused)
 {
-	char *out = NULL, *err = NULL;
-	int rc = itest_run(&out, &err, "down", "--state", IT.state, NULL);
-	if (rc != 0)
-		fail_msg("ecom down: %d: %s", rc, err ? err : "");
-	free(out);
-	free(err);
-	out = err = NULL;
-	if (IT.store)
-		rc = itest_run(&out, &err, "up", "--port", "0", "--state", IT.state, "--store",
-			       IT.store, NULL);
-	else
-		rc = itest_run(&out, &err, "up", "--port", "0", "--state", IT.state, NULL);
-	if (rc != 0)
-		fail_msg("ecom up again: %d: %s", rc, err ? err : "");
-	snprintf(IT.url, sizeof(IT.url), "%s", out);
-	IT.url[strcspn(IT.url, "\n")] = '\0';
-	free(out);
-	free(err);
-	itest_remember_pids();
-	assert_memory_equal(IT.url, "http://127.0.0.1:", 17);
+	assert_int_equal(itest_restart(NULL), 0);
 
 	/* The same token (jwt.key is in the state directory), the same cart. */
 	json_t *c = get_cart(token_a);
