@@ -121,17 +121,6 @@ static void count(order_svc *o, const char *name, const char *label, const char 
 	metrics_count(o->ctx->metrics, name, labels, 1);
 }
 
-static int valid_id(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-			return 0;
-	return 1;
-}
-
 /* The catalog's alphabet for skus. */
 static int valid_sku(const char *s)
 {
@@ -297,26 +286,24 @@ static json_t *order_json(const order_rec *r, const saga *sg)
 
 /* ---- transactions ---------------------------------------------------------------- */
 
-/* Runs fn in a transaction: commits when it returns 0, rolls back otherwise;
- * runs it again (up to TXN_TRIES) when the database says "busy" or
- * "serialize again". Bodies may run more than once. */
+/* Runs fn(o, arg) in a transaction (store_txn: again while the database
+ * says "busy" or "serialize again"). */
+typedef struct txn_call {
+	order_svc *o;
+	int (*fn)(order_svc *, void *);
+	void *arg;
+} txn_call;
+
+static int txn_trampoline(void *a)
+{
+	txn_call *c = a;
+	return c->fn(c->o, c->arg);
+}
+
 static int run_txn(order_svc *o, int (*fn)(order_svc *, void *), void *arg)
 {
-	store *s = o->ctx->store;
-	int rc = 0;
-	for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
-		rc = store_begin(s);
-		if (rc == 0) {
-			rc = fn(o, arg);
-			if (rc == 0)
-				rc = store_commit(s);
-			if (rc != 0)
-				store_rollback(s);
-		}
-		if (rc != ERR_RETRY && rc != ERR_BUSY)
-			return rc;
-	}
-	return rc;
+	txn_call c = { .o = o, .fn = fn, .arg = arg };
+	return store_txn(o->ctx->store, TXN_TRIES, txn_trampoline, &c);
 }
 
 /* ---- remote calls ------------------------------------------------------------------ */
@@ -1163,7 +1150,7 @@ static int parse_order(json_t *body, order_req *q, msg_resp *resp)
 		return engine_bad_field(resp, field, e.message);
 	}
 	if (jval_str(body, "address_id", 0, 1, ID_MAX, &q->address_id, &e) ||
-	    (q->address_id && !valid_id(q->address_id) &&
+	    (q->address_id && !engine_valid_id(q->address_id) &&
 	     jval_fail(&e, "address_id", "is not an address id")))
 		return engine_bad_field(resp, e.field, e.message);
 	json_t *items = json_object_get(body, "items");
@@ -1259,11 +1246,12 @@ static int replay(order_svc *o, const char *user, const char *key, const char *f
 		msg_resp_set_header(resp, "Idempotent-Replayed", "true");
 		count(o, "ecom_order_orders_total", "result", "replayed");
 	} else {
-		/* The first request is still at work (or died): the order as
-		 * it stands. */
+		/* The first request is still at work (or died before it could
+		 * answer): the order as it stands, 202 while its saga runs. */
 		saga sg;
 		int have = saga_load(o->ctx->store, r.order_id, &sg) == 0;
-		msg_resp_json(resp, 202, order_json(&r, have ? &sg : NULL));
+		msg_resp_json(resp, have && saga_terminal(sg.state) ? 201 : 202,
+			      order_json(&r, have ? &sg : NULL));
 		msg_resp_set_header(resp, "Idempotent-Replayed", "true");
 		count(o, "ecom_order_orders_total", "result", "replayed");
 	}
@@ -1442,7 +1430,7 @@ static int owned_order(order_svc *o, const msg_req *req, msg_resp *resp, order_r
 			return ERR_UNAUTH;
 	}
 	const char *id = msg_req_param(req, 0);
-	if (!valid_id(id)) {
+	if (!engine_valid_id(id)) {
 		no_order(resp, id ? id : "");
 		return ERR_NOT_FOUND;
 	}
@@ -1481,7 +1469,7 @@ static int parse_page_token(const char *t, int64_t *created, char *id, size_t id
 	char *end;
 	errno = 0;
 	long long v = strtoll(t, &end, 10);
-	if (errno || end == t || *end != '.' || v < 0 || !valid_id(end + 1))
+	if (errno || end == t || *end != '.' || v < 0 || !engine_valid_id(end + 1))
 		return ERR_INVALID;
 	*created = v;
 	snprintf(id, idlen, "%s", end + 1);
