@@ -589,6 +589,38 @@ static int compensate(order_svc *o, saga *sg, const order_rec *r, const char *re
 	return rc ? rc : ADV_CONTINUE;
 }
 
+/* A step whose answer reads plainly: done moves the saga to ok_to (-1:
+ * stay); a refusal fails the step and moves it to no_to with reason (-1:
+ * stay); no answer is tried again under limit. body is stolen. */
+typedef struct plain_step {
+	int step;
+	const char *method;
+	const char *path;
+	json_t *body;
+	int ok_to;
+	int no_to;
+	const char *reason;
+	enum retry_limit limit;
+} plain_step;
+
+static int run_plain(order_svc *o, saga *sg, const order_rec *r, const plain_step *ps,
+		     int64_t *due)
+{
+	call_res res;
+	int rc = run_step(o, sg, r, ps->step, ps->method, ps->path, ps->body, &res);
+	if (rc)
+		return rc;
+	if (res.kind == CALL_OK)
+		rc = step_done(o, sg, r, ps->step, SAGA_STEP_SUCCEEDED, NULL, ps->ok_to, NULL);
+	else if (res.kind == CALL_REFUSED)
+		rc = step_done(o, sg, r, ps->step, SAGA_STEP_FAILED, res.detail, ps->no_to,
+			       ps->reason);
+	else
+		rc = step_retry(o, sg, r, ps->step, &res, ps->limit, -1, due);
+	call_res_clear(&res);
+	return rc;
+}
+
 static int do_reserve(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
 {
 	char rid[ID_MAX + 8];
@@ -602,20 +634,9 @@ static int do_reserve(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
 	json_decref(lines);
 	json_t *body = json_pack("{s:s,s:s,s:o,s:I}", "reservation_id", rid, "order_id",
 				 r->order_id, "items", items, "ttl_s", (json_int_t)o->ttl_s);
-	call_res res;
-	int rc = run_step(o, sg, r, SAGA_STEP_RESERVE, "POST", "/v1/reservations", body, &res);
-	if (rc)
-		return rc;
-	if (res.kind == CALL_OK)
-		rc = step_done(o, sg, r, SAGA_STEP_RESERVE, SAGA_STEP_SUCCEEDED, NULL, SAGA_AUTHORIZING,
-			       NULL);
-	else if (res.kind == CALL_REFUSED)
-		rc = step_done(o, sg, r, SAGA_STEP_RESERVE, SAGA_STEP_FAILED, res.detail,
-			       SAGA_COMPENSATING, R_OUT_OF_STOCK);
-	else
-		rc = step_retry(o, sg, r, SAGA_STEP_RESERVE, &res, RETRY_FORWARD, -1, due);
-	call_res_clear(&res);
-	return rc;
+	plain_step ps = { SAGA_STEP_RESERVE, "POST", "/v1/reservations", body, SAGA_AUTHORIZING,
+			  SAGA_COMPENSATING, R_OUT_OF_STOCK, RETRY_FORWARD };
+	return run_plain(o, sg, r, &ps, due);
 }
 
 static int do_authorize(order_svc *o, saga *sg, const order_rec *r, int stop_at_queue,
@@ -681,17 +702,9 @@ static int do_confirm(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
 	if (st[SAGA_STEP_CAPTURE].status != SAGA_STEP_SUCCEEDED) {
 		derived_id(r->order_id, "pay", id, sizeof(id));
 		snprintf(path, sizeof(path), "/v1/payments/%s/capture", id);
-		if ((rc = run_step(o, sg, r, SAGA_STEP_CAPTURE, "POST", path, NULL, &res)) != 0)
-			return rc;
-		if (res.kind == CALL_OK)
-			rc = step_done(o, sg, r, SAGA_STEP_CAPTURE, SAGA_STEP_SUCCEEDED, NULL, -1, NULL);
-		else if (res.kind == CALL_REFUSED)
-			rc = step_done(o, sg, r, SAGA_STEP_CAPTURE, SAGA_STEP_FAILED, res.detail,
-				       SAGA_COMPENSATING, R_DECLINED);
-		else
-			rc = step_retry(o, sg, r, SAGA_STEP_CAPTURE, &res, RETRY_FORWARD, -1, due);
-		call_res_clear(&res);
-		return rc;
+		plain_step ps = { SAGA_STEP_CAPTURE, "POST", path, NULL, -1, SAGA_COMPENSATING,
+				  R_DECLINED, RETRY_FORWARD };
+		return run_plain(o, sg, r, &ps, due);
 	}
 	if (st[SAGA_STEP_COMMIT].status != SAGA_STEP_SUCCEEDED) {
 		derived_id(r->order_id, "rsv", id, sizeof(id));
@@ -724,18 +737,10 @@ static int do_confirm(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
 	if (strcmp(r->source, "cart") == 0 && clear != SAGA_STEP_SUCCEEDED &&
 	    clear != SAGA_STEP_FAILED) {
 		snprintf(path, sizeof(path), "/v1/internal/carts/%s", r->user_id);
-		if ((rc = run_step(o, sg, r, SAGA_STEP_CLEAR_CART, "DELETE", path, NULL, &res)) != 0)
-			return rc;
-		if (res.kind == CALL_OK)
-			rc = step_done(o, sg, r, SAGA_STEP_CLEAR_CART, SAGA_STEP_SUCCEEDED, NULL, -1,
-				       NULL);
-		else if (res.kind == CALL_REFUSED)
-			rc = step_done(o, sg, r, SAGA_STEP_CLEAR_CART, SAGA_STEP_FAILED, res.detail, -1,
-				       NULL);
-		else
-			rc = step_retry(o, sg, r, SAGA_STEP_CLEAR_CART, &res, RETRY_BEST, -1, due);
-		call_res_clear(&res);
-		return rc;
+		/* Best effort: a cart left full does not undo a confirmed order. */
+		plain_step ps = { SAGA_STEP_CLEAR_CART, "DELETE", path, NULL, -1, -1, NULL,
+				  RETRY_BEST };
+		return run_plain(o, sg, r, &ps, due);
 	}
 	saga_write w = sw();
 	w.to = SAGA_COMPLETED;
@@ -987,17 +992,10 @@ static int price_items(order_svc *o, json_t *items, priced *p, msg_resp *resp)
 		const char *sku = json_string_value(json_object_get(it, "sku"));
 		char path[32 + SKU_MAX];
 		snprintf(path, sizeof(path), "/v1/products/%s", sku);
-		msg_req req;
-		msg_resp r;
-		msg_resp_init(&r);
-		if (msg_req_init(&req, "GET", path) != 0)
-			return ERR_NOMEM;
-		msg_req_add_header(&req, "Accept", "application/json");
-		int rc = engine_call_service(o->ctx, &req, &r, o->call_timeout_ms);
-		msg_req_clear(&req);
-		json_t *v = rc == 0 ? json_loadb(r.body ? r.body : "", r.body_len, 0, NULL) : NULL;
-		int status = rc == 0 ? r.status : 0;
-		msg_resp_clear(&r);
+		call_res res;
+		remote(o, "price", "GET", path, NULL, &res);
+		json_t *v = res.body;
+		int status = res.status;
 		json_t *price = json_object_get(v, "price_cents");
 		const char *cur = json_string_value(json_object_get(v, "currency"));
 		const char *name = json_string_value(json_object_get(v, "name"));
@@ -1013,8 +1011,8 @@ static int price_items(order_svc *o, json_t *items, priced *p, msg_resp *resp)
 			 json_integer_value(price) <= PRICE_MAX && valid_currency(cur) && name &&
 			 strlen(name) <= NAME_MAX_BYTES;
 		if (!ok) {
-			log_warn(o->ctx->log, "pricing %s: catalog %s, status %d", sku,
-				 rc ? err_name(rc) : "answered", status);
+			log_warn(o->ctx->log, "pricing %s: %s", sku,
+				 res.detail[0] ? res.detail : "the catalog's answer is no product");
 			json_decref(v);
 			unavailable(resp, "catalog", "price the items");
 			return ERR_UNAVAILABLE;
@@ -1045,21 +1043,13 @@ static int price_cart(order_svc *o, const char *user_id, priced *p, msg_resp *re
 {
 	char path[64 + ID_MAX];
 	snprintf(path, sizeof(path), "/v1/internal/carts/%s?refresh=1", user_id);
-	msg_req req;
-	msg_resp r;
-	msg_resp_init(&r);
-	if (msg_req_init(&req, "GET", path) != 0)
-		return ERR_NOMEM;
-	msg_req_add_header(&req, "Accept", "application/json");
-	int rc = engine_call_service(o->ctx, &req, &r, o->call_timeout_ms);
-	msg_req_clear(&req);
-	json_t *cart = rc == 0 && r.status == 200
-			       ? json_loadb(r.body ? r.body : "", r.body_len, 0, NULL)
-			       : NULL;
-	if (!cart)
-		log_warn(o->ctx->log, "reading the cart of %s: %s, status %d", user_id,
-			 rc ? err_name(rc) : "answered", rc ? 0 : r.status);
-	msg_resp_clear(&r);
+	call_res res;
+	remote(o, "cart", "GET", path, NULL, &res);
+	json_t *cart = res.status == 200 ? res.body : NULL;
+	if (!cart) {
+		log_warn(o->ctx->log, "reading the cart of %s: %s", user_id, res.detail);
+		call_res_clear(&res);
+	}
 	json_t *items = json_object_get(cart, "items");
 	const char *cur = json_string_value(json_object_get(cart, "currency"));
 	if (!json_is_array(items)) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "store/store.h"
 
 #define CARD "{\"payment\":{\"method\":\"card\",\"token\":\"tok_visa\"}}"
 
@@ -53,10 +54,27 @@ static long long jint(json_t *o, const char *key)
 	return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* A client that, like any, repeats its request (same key) when the
+ * gateway says it could not get an answer in time: the gateway's pool
+ * workers block while they proxy, and nested calls through it can wait on
+ * each other until its upstream timeout. */
+static int post_retrying(const char *key, const char *body, json_t **out)
+{
+	int status = -1;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		json_decref(*out);
+		*out = NULL;
+		status = itest_req_key("POST", "/v1/orders", body, token_a, key, out, NULL);
+		if (status != 503 && status != 504 && status != -1)
+			break;
+	}
+	return status;
+}
+
 static json_t *place(const char *key, const char *body, int want)
 {
 	json_t *v = NULL;
-	int status = itest_req_key("POST", "/v1/orders", body, token_a, key, &v, NULL);
+	int status = post_retrying(key, body, &v);
 	if (status != want) {
 		char *s = v ? json_dumps(v, 0) : NULL;
 		fail_msg("POST /v1/orders (%s): status %d, expected %d: %s", key, status, want,
@@ -236,10 +254,10 @@ static void *concurrent_post(void *arg)
 {
 	client *c = arg;
 	json_t *v = NULL;
-	c->status = itest_req_key("POST", "/v1/orders",
+	c->status = post_retrying("checkout-race",
 				  "{\"payment\":{\"method\":\"card\",\"token\":\"tok_visa\"},"
 				  "\"items\":[{\"sku\":\"ELEC-005\",\"qty\":1}]}",
-				  token_a, "checkout-race", &v, NULL);
+				  &v);
 	snprintf(c->id, sizeof(c->id), "%s", jstr(v, "order_id"));
 	json_decref(v);
 	return NULL;
@@ -287,23 +305,42 @@ static void test_same_key_one_order(void **unused)
 
 typedef struct slow_post {
 	int status;
+	int killed; /* set (under mu) once the order service was killed */
+	pthread_mutex_t mu;
 } slow_post;
 
+/* Places the order, again with its key while no answer comes (see
+ * post_retrying), until the test has killed the service under it. */
 static void *post_in_flight(void *arg)
 {
 	slow_post *sp = arg;
-	sp->status = itest_req_key("POST", "/v1/orders", CARD, token_a, "checkout-kill", NULL, NULL);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		sp->status = itest_req_key("POST", "/v1/orders", CARD, token_a, "checkout-kill", NULL,
+					   NULL);
+		pthread_mutex_lock(&sp->mu);
+		int killed = sp->killed;
+		pthread_mutex_unlock(&sp->mu);
+		if (killed || (sp->status != 503 && sp->status != 504 && sp->status != -1))
+			break;
+	}
 	return NULL;
 }
 
-/* The newest order of the user, or NULL. */
-static json_t *newest_order(void)
+/* The id of the order placed with key whose saga is in state, read from
+ * the order service's database (the service itself may be too busy to
+ * answer a poll in time: a worker blocked on an upstream holds up the
+ * other connections libmicrohttpd gave that thread). "" when none. */
+static void order_in_state(store *db, const char *key, const char *state, char *id, size_t len)
 {
-	json_t *v = NULL, *o = NULL;
-	if (itest_req("GET", "/v1/orders?limit=1", NULL, token_a, &v, NULL) == 200)
-		o = json_incref(json_array_get(json_object_get(v, "items"), 0));
-	json_decref(v);
-	return o;
+	id[0] = '\0';
+	int rc = 0;
+	store_stmt *st = store_queryf(db,
+				      "SELECT o.order_id FROM orders o JOIN saga s ON "
+				      "s.order_id = o.order_id WHERE o.idem_key = ? AND s.state = ?",
+				      &rc, "tt", key, state);
+	if (st && store_step(st) == STORE_ROW)
+		snprintf(id, len, "%s", store_col_text(st, 0));
+	store_reset(st);
 }
 
 static void test_kill_order_mid_saga(void **unused)
@@ -315,27 +352,27 @@ static void test_kill_order_mid_saga(void **unused)
 	json_t *f = itest_sim_admin("PUT", "/admin/faults/stripe", "{\"latency_ms\":3000}");
 	assert_non_null(f);
 	json_decref(f);
-	json_t *before = newest_order();
-	char prev[64];
-	snprintf(prev, sizeof(prev), "%s", before ? jstr(before, "order_id") : "");
-	json_decref(before);
+	char err[256] = "";
+	store *db = store_open(IT.store, "order", IT.state, err, sizeof(err));
+	if (!db)
+		fail_msg("opening the order store: %s", err);
 	pthread_t t;
-	slow_post sp = { 0 };
+	slow_post sp = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	assert_int_equal(pthread_create(&t, NULL, post_in_flight, &sp), 0);
 	/* Wait until the saga waits on the payment (Stripe is slow). */
 	char id[64] = "";
-	for (int i = 0; i < 200 && !id[0]; i++) {
-		json_t *o = newest_order();
-		if (o && strcmp(jstr(o, "order_id"), prev) != 0 &&
-		    strcmp(jstr(json_object_get(o, "saga"), "state"), "AUTHORIZING") == 0)
-			snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-		json_decref(o);
+	for (int i = 0; i < 2000 && !id[0]; i++) {
+		order_in_state(db, "checkout-kill", "AUTHORIZING", id, sizeof(id));
 		if (!id[0])
-			usleep(20000);
+			usleep(10000);
 	}
+	store_free(db);
 	assert_true(id[0]);
 	pid_t victim = itest_pid_of("order-1");
 	assert_true(victim > 0);
+	pthread_mutex_lock(&sp.mu);
+	sp.killed = 1;
+	pthread_mutex_unlock(&sp.mu);
 	assert_int_equal(kill(victim, SIGKILL), 0);
 	assert_true(itest_wait_gone(victim, 5000));
 	pthread_join(t, NULL);

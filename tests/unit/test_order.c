@@ -340,6 +340,17 @@ static long long jint(json_t *o, const char *key)
 	return (long long)json_integer_value(v);
 }
 
+/* The order, asserting its status and (when not NULL) cancel_reason. */
+static json_t *expect_order(plat *p, const char *user, const char *id, const char *status,
+			    const char *reason)
+{
+	json_t *o = get_order(p, user, id);
+	assert_string_equal(jstr(o, "status"), status);
+	if (reason)
+		assert_string_equal(jstr(o, "cancel_reason"), reason);
+	return o;
+}
+
 static const char *saga_state_of(json_t *order)
 {
 	return jstr(json_object_get(order, "saga"), "state");
@@ -354,6 +365,22 @@ static json_t *step_of(json_t *order, const char *name)
 		if (strcmp(jstr(s, "name"), name) == 0)
 			return s;
 	return NULL;
+}
+
+/* Asserts the status of the step called name of an order's saga. */
+static void assert_step(json_t *order, const char *name, const char *status)
+{
+	json_t *s = step_of(order, name);
+	if (!s)
+		fail_msg("no step %s", name);
+	assert_string_equal(jstr(s, "status"), status);
+}
+
+/* Copies the order's id into id and drops the order. */
+static void take_id(json_t *order, char *id, size_t len)
+{
+	snprintf(id, len, "%s", jstr(order, "order_id"));
+	json_decref(order);
 }
 
 static void put_cart(plat *p, const char *user, const char *sku, int qty)
@@ -502,11 +529,10 @@ static void test_cart_order_confirmed(void **state)
 	assert_int_equal(jint(first, "qty"), 2);
 	assert_int_equal(jint(first, "price_cents"), 1299);
 	assert_int_equal(jint(first, "line_total_cents"), 2598);
-	assert_string_equal(jstr(step_of(o, "enqueue"), "status"), "SUCCEEDED");
+	assert_step(o, "enqueue", "SUCCEEDED");
 	assert_null(step_of(o, "capture"));
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	long long on_hand, reserved;
 	stock(p, "BOOK-1", &on_hand, &reserved);
 	assert_int_equal(on_hand, 100);
@@ -514,8 +540,7 @@ static void test_cart_order_confirmed(void **state)
 	assert_int_equal(cart_lines(p, "usr_alice"), 2);
 
 	tick_all(p);
-	o = get_order(p, "usr_alice", id);
-	assert_string_equal(jstr(o, "status"), "CONFIRMED");
+	o = expect_order(p, "usr_alice", id, "CONFIRMED", NULL);
 	assert_string_equal(saga_state_of(o), "COMPLETED");
 	static const char *const steps[] = { "reserve", "authorize", "enqueue", "capture",
 					     "commit",  "notify",    "clear_cart" };
@@ -559,8 +584,7 @@ static void test_items_order_inline(void **state)
 	assert_int_equal(jint(o, "total_cents"), 5000 + 3 * 1299);
 	assert_null(step_of(o, "clear_cart"));
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	assert_int_equal(cart_lines(p, "usr_bob"), 1);
 	assert_int_equal(stripe_stat(p, "captured_amount"), 5000 + 3 * 1299);
 	assert_settled(p, "usr_bob", id, "CONFIRMED");
@@ -629,12 +653,11 @@ static void test_declined(void **state)
 	json_t *auth = step_of(o, "authorize");
 	assert_string_equal(jstr(auth, "status"), "FAILED");
 	assert_non_null(strstr(jstr(auth, "detail"), "generic_decline"));
-	assert_string_equal(jstr(step_of(o, "release"), "status"), "SUCCEEDED");
+	assert_step(o, "release", "SUCCEEDED");
 	assert_null(step_of(o, "void"));
 	assert_null(step_of(o, "capture"));
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	long long on_hand, reserved;
 	stock(p, "BOOK-1", &on_hand, &reserved);
 	assert_int_equal(on_hand, 100);
@@ -807,8 +830,7 @@ static void unreachable_then_back(plat *p, int fault)
 	assert_string_equal(jstr(auth, "status"), "PENDING");
 	assert_int_equal(jint(auth, "attempts"), 1);
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	/* Retried from the queue, with growing delays: the due times move
 	 * further apart (full jitter, so compare the cap's worth). */
 	int64_t start = clock_now(p->clock);
@@ -816,8 +838,7 @@ static void unreachable_then_back(plat *p, int fault)
 		tick_all(p);
 		clock_advance(p->clock, 100000);
 	}
-	o = get_order(p, "usr_jo", id);
-	assert_string_equal(jstr(o, "status"), "AWAITING_PAYMENT");
+	o = expect_order(p, "usr_jo", id, "AWAITING_PAYMENT", NULL);
 	long long attempts = jint(step_of(o, "authorize"), "attempts");
 	json_decref(o);
 	/* 4 s at 100 ms a tick: more than one try, far fewer than 40. */
@@ -826,8 +847,7 @@ static void unreachable_then_back(plat *p, int fault)
 	assert_true(clock_now(p->clock) - start < (TTL_S - MARGIN_S) * SEC);
 	set_fault(p, S_PAYMENT, F_NONE);
 	settle(p, 500000);
-	o = get_order(p, "usr_jo", id);
-	assert_string_equal(jstr(o, "status"), "CONFIRMED");
+	o = expect_order(p, "usr_jo", id, "CONFIRMED", NULL);
 	assert_true(jint(step_of(o, "authorize"), "attempts") > attempts);
 	json_decref(o);
 	assert_int_equal(stripe_stat(p, "authorizations"), 1);
@@ -850,8 +870,7 @@ static void test_ttl_expiry(void **state)
 	set_fault(p, S_PAYMENT, F_LOST);
 	json_t *o = place(p, "usr_kim", "k-ttl", CARD, 202);
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	/* Payment never answers while the reservation lasts. */
 	for (int i = 0; i < 60 && count_rows(p, "SELECT COUNT(*) FROM saga WHERE state = "
 						 "'COMPENSATING'") == 0;
@@ -869,11 +888,9 @@ static void test_ttl_expiry(void **state)
 	assert_true(clock_now(p->clock) - T0 < TTL_S * SEC);
 	set_fault(p, S_PAYMENT, F_NONE);
 	settle(p, SEC);
-	o = get_order(p, "usr_kim", id);
-	assert_string_equal(jstr(o, "status"), "CANCELLED");
-	assert_string_equal(jstr(o, "cancel_reason"), "expired");
-	assert_string_equal(jstr(step_of(o, "void"), "status"), "SUCCEEDED");
-	assert_string_equal(jstr(step_of(o, "release"), "status"), "SUCCEEDED");
+	o = expect_order(p, "usr_kim", id, "CANCELLED", "expired");
+	assert_step(o, "void", "SUCCEEDED");
+	assert_step(o, "release", "SUCCEEDED");
 	json_decref(o);
 	/* The lost authorisation did happen; it is voided, never captured. */
 	assert_int_equal(stripe_stat(p, "authorizations"), 1);
@@ -894,13 +911,12 @@ static void test_commit_after_expiry_refunds(void **state)
 	json_t *o = place(p, "usr_lee", "k-late", ITEMS("tok_visa", "[{\"sku\":\"BOOK-1\",\"qty\":1}]"),
 			  201);
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	set_fault(p, S_INVENTORY, F_DOWN);
 	tick_all(p); /* captured; the commit finds nobody */
 	o = get_order(p, "usr_lee", id);
-	assert_string_equal(jstr(step_of(o, "capture"), "status"), "SUCCEEDED");
-	assert_string_equal(jstr(step_of(o, "commit"), "status"), "PENDING");
+	assert_step(o, "capture", "SUCCEEDED");
+	assert_step(o, "commit", "PENDING");
 	json_decref(o);
 	/* A cancel now is too late: the commit may be on its way. */
 	int status;
@@ -916,11 +932,9 @@ static void test_commit_after_expiry_refunds(void **state)
 	clock_advance(p->clock, (TTL_S + 1) * SEC);
 	set_fault(p, S_INVENTORY, F_NONE);
 	settle(p, SEC);
-	o = get_order(p, "usr_lee", id);
-	assert_string_equal(jstr(o, "status"), "CANCELLED");
-	assert_string_equal(jstr(o, "cancel_reason"), "expired");
-	assert_string_equal(jstr(step_of(o, "commit"), "status"), "FAILED");
-	assert_string_equal(jstr(step_of(o, "refund"), "status"), "SUCCEEDED");
+	o = expect_order(p, "usr_lee", id, "CANCELLED", "expired");
+	assert_step(o, "commit", "FAILED");
+	assert_step(o, "refund", "SUCCEEDED");
 	json_decref(o);
 	assert_int_equal(stripe_stat(p, "captures"), 1);
 	assert_int_equal(stripe_stat(p, "refunds"), 1);
@@ -937,8 +951,7 @@ static void test_cancel(void **state)
 	put_cart(p, "usr_max", "BOOK-1", 2);
 	json_t *o = place(p, "usr_max", "k-c1", CARD, 201);
 	char id[64], path[128];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	snprintf(path, sizeof(path), "/v1/orders/%s/cancel", id);
 	int status;
 	json_t *v = req_full(p, S_ORDER, "POST", path, AS_USER, "usr_other", NULL, NULL, &status,
@@ -948,7 +961,7 @@ static void test_cancel(void **state)
 	o = req_as(p, S_ORDER, "POST", path, AS_USER, "usr_max", NULL, 200);
 	assert_string_equal(jstr(o, "status"), "CANCELLED");
 	assert_string_equal(jstr(o, "cancel_reason"), "customer_cancelled");
-	assert_string_equal(jstr(step_of(o, "void"), "status"), "SUCCEEDED");
+	assert_step(o, "void", "SUCCEEDED");
 	json_decref(o);
 	/* Again: the same answer. */
 	json_decref(req_as(p, S_ORDER, "POST", path, AS_USER, "usr_max", NULL, 200));
@@ -959,8 +972,7 @@ static void test_cancel(void **state)
 	 * cancelled once payment is back. */
 	set_fault(p, S_PAYMENT, F_DOWN);
 	o = place(p, "usr_max", "k-c2", CARD, 202);
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	snprintf(path, sizeof(path), "/v1/orders/%s/cancel", id);
 	o = req_as(p, S_ORDER, "POST", path, AS_USER, "usr_max", NULL, 202);
 	assert_string_equal(saga_state_of(o), "COMPENSATING");
@@ -974,8 +986,7 @@ static void test_cancel(void **state)
 
 	/* Confirmed: 409. */
 	o = place(p, "usr_max", "k-c3", CARD, 201);
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	settle(p, SEC);
 	snprintf(path, sizeof(path), "/v1/orders/%s/cancel", id);
 	v = req_full(p, S_ORDER, "POST", path, AS_USER, "usr_max", NULL, NULL, &status, NULL, NULL);
@@ -1230,8 +1241,7 @@ static void crash_at(int call, int sent)
 		restart_order(p);
 		o = place(p, "usr_oz", "k-crash", CARD, 201);
 	}
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	if (call > 3)
 		tick_all(p); /* the processor dies */
 	assert_true(p->crashed || call == 1);
@@ -1277,8 +1287,7 @@ static void test_lease_takeover(void **state)
 	put_cart(p, "usr_pat", "BOOK-1", 1);
 	json_t *o = place(p, "usr_pat", "k-take", CARD, 202);
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
-	json_decref(o);
+	take_id(o, id, sizeof(id));
 	/* The dead engine's inline drive released its lease (a 202 came
 	 * back), so to hold one, claim it as order-1 would at its next tick. */
 	efix *f = p->f[S_ORDER];
@@ -1297,8 +1306,7 @@ static void test_lease_takeover(void **state)
 	assert_non_null(two);
 	f->eng = two; /* requests and the crash counter see it as the order engine */
 	f->def->tick(two, clock_now(p->clock));
-	o = get_order(p, "usr_pat", id);
-	assert_string_equal(jstr(o, "status"), "AWAITING_PAYMENT");
+	o = expect_order(p, "usr_pat", id, "AWAITING_PAYMENT", NULL);
 	json_decref(o);
 	clock_advance(p->clock, 5 * SEC);
 	settle(p, SEC);
