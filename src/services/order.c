@@ -397,6 +397,9 @@ enum advance_result {
 	ADV_ABORT     /* a database error: try again soon */
 };
 
+/* apply_body's "the lease is someone else's": roll back, hands off. */
+#define LEASE_LOST 1
+
 /* What one transaction of the saga writes, besides renewing the lease. */
 typedef struct saga_write {
 	int begin;          /* step to begin, or -1 */
@@ -453,6 +456,8 @@ static int apply_body(order_svc *o, void *arg)
 	 * this instance's to write any more. */
 	int rc = w->finish ? saga_dequeue(s, id, &o->lease)
 			   : saga_renew(s, id, &o->lease, a->now + o->lease_us);
+	if (rc == ERR_STATE)
+		return LEASE_LOST;
 	if (rc == 0 && w->begin >= 0)
 		rc = saga_step_begin(s, id, w->begin, a->now);
 	if (rc == 0 && w->end >= 0)
@@ -479,7 +484,7 @@ static int apply(order_svc *o, saga *sg, const order_rec *r, const saga_write *w
 {
 	apply_op a = { .sg = sg, .r = r, .w = w, .now = clock_now(o->ctx->clock) };
 	int rc = run_txn(o, apply_body, &a);
-	if (rc == ERR_STATE && w->to < 0) {
+	if (rc == LEASE_LOST) {
 		log_warn(o->ctx->log, "saga %s: lease lost; another instance carries on",
 			 sg->order_id);
 		return ADV_LOST;
@@ -1360,7 +1365,11 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 		engine_store_error(o->ctx, resp, rc, "read order");
 		goto out;
 	}
-	int status = r.status == ORDER_AWAITING_PAYMENT || res == ADV_WAIT ? 202 : 201;
+	/* 201 once the saga ended or went to the processor; 202 while a step
+	 * waits for a retry (payment unreachable: AWAITING_PAYMENT). */
+	int status = (res == ADV_DONE || res == ADV_QUEUED) && r.status != ORDER_AWAITING_PAYMENT
+			     ? 201
+			     : 202;
 	json_t *oj = order_json(&r, &sg);
 	answer = json_dumps(oj, JSON_COMPACT);
 	json_decref(oj);

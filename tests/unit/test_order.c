@@ -23,8 +23,10 @@
  * cancelling (queued, awaiting payment, confirmed: 409; another user's:
  * 403); listing and paging; the admin routes; the saga's and the order's
  * illegal edges refused; a crash at every call of the saga, both ways,
- * ending COMPLETED with one charge and consistent stock; and a second
- * instance taking over a dead one's saga once its lease ran out. */
+ * ending COMPLETED with one charge and consistent stock; a second
+ * instance taking over a dead one's saga once its lease ran out; and an
+ * instance whose lease was taken while it waited on a call writing nothing
+ * more. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +94,7 @@ struct plat {
 	int crash_at;        /* its call number that kills it (0: none) */
 	int crash_sent;      /* that call is delivered (its reply lost) */
 	int crashed;
+	const char *steal_on; /* a path: once the order calls it, order-9 takes its lease */
 };
 
 static int svc_index(const char *name)
@@ -160,6 +163,20 @@ static int plat_call(void *ud, const char *target, const msg_req *req, msg_resp 
 	copy_req(req, &copy);
 	p->f[to]->def->handle(p->f[to]->eng, &copy, resp);
 	msg_req_clear(&copy);
+	if (c->who == S_ORDER && p->steal_on && strstr(req->path, p->steal_on)) {
+		/* The call took so long that the lease ran out and another
+		 * instance took the saga. */
+		p->steal_on = NULL;
+		store *db = p->f[S_ORDER]->store;
+		int n = 0;
+		char ids[1][SAGA_ID_MAX];
+		assert_int_equal(store_runf(db, "UPDATE order_queue SET lease_until = 0", NULL, ""), 0);
+		assert_int_equal(saga_due(db, INT64_MAX - 1, 1, ids, &n), 0);
+		assert_int_equal(n, 1);
+		saga_lease thief = { "order-9", "life_thief" };
+		int64_t now = clock_now(p->clock);
+		assert_int_equal(saga_claim(db, ids[0], &thief, now + 30 * SEC, now), 0);
+	}
 	if (fault == F_LOST || lose) {
 		msg_resp_clear(resp);
 		msg_resp_init(resp);
@@ -1318,6 +1335,40 @@ static void test_lease_takeover(void **state)
 	f->eng = efix_create_engine(f);
 }
 
+/* The processor's lease is taken over while it waits on the capture: it
+ * writes nothing more (fenced by the lease), and the saga finishes once the
+ * thief's lease runs out, captured once. */
+static void test_lease_lost_midway(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_quin", "k-steal", ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
+			  201);
+	char id[64];
+	take_id(o, id, sizeof(id));
+	p->steal_on = "/capture";
+	tick_all(p);
+	o = get_order(p, "usr_quin", id);
+	/* The capture happened, but its end was not recorded by the loser. */
+	assert_step(o, "capture", "PENDING");
+	assert_int_equal(jint(step_of(o, "capture"), "attempts"), 1);
+	assert_null(step_of(o, "commit"));
+	json_decref(o);
+	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM order_queue WHERE lease_owner = "
+				       "'order-9'"),
+			 1);
+	tick_all(p); /* still the thief's */
+	o = get_order(p, "usr_quin", id);
+	assert_null(step_of(o, "commit"));
+	json_decref(o);
+	clock_advance(p->clock, 31 * SEC);
+	settle(p, SEC);
+	assert_settled(p, "usr_quin", id, "CONFIRMED");
+	o = get_order(p, "usr_quin", id);
+	assert_int_equal(jint(step_of(o, "capture"), "attempts"), 2);
+	json_decref(o);
+	assert_int_equal(stripe_stat(p, "captures"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1340,6 +1391,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_machines, setup_queued, teardown),
 		cmocka_unit_test(test_crash_at_every_call),
 		cmocka_unit_test_setup_teardown(test_lease_takeover, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_lost_midway, setup_queued, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
