@@ -32,6 +32,9 @@ static const config_def defs[] = {
 	 "Route table file (prefix, targets, weights, deprecation); empty means the built-in table."},
 	{"gateway.token_leeway_s", "30",
 	 "Seconds of clock skew allowed when checking an access token's iat and exp."},
+	{"gateway.token_cache_slots", "65536",
+	 "Access tokens the gateway remembers as verified (digest and claims, not the token; "
+	 "expiry is still checked on every request); 0 verifies every token every time."},
 	{"gateway.rate_read_per_s", "200",
 	 "Reads (GET, HEAD) per second allowed per caller (user, else client address)."},
 	{"gateway.rate_read_burst", "400", "Reads a caller may make at once before the rate applies."},

@@ -555,6 +555,72 @@ static void *try_begin(void *p)
 	return NULL;
 }
 
+/* The database file's size in bytes (0 when missing). */
+static long long file_size(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* Writes about 300 pages into the WAL of a file store opened with url
+ * (under SQLite's own 1,000-page threshold), then watches the database file
+ * for up to wait_ms: it only grows when a checkpoint copies the WAL back.
+ * Returns the file's growth in bytes. */
+static long long grow_and_watch(const char *dir, const char *url, int wait_ms)
+{
+	char err[256] = "";
+	store *s = store_open(url, "catalog", NULL, err, sizeof(err));
+	if (!s)
+		fail_msg("store_open(%s): %s", url, err);
+	assert_int_equal(store_exec(s, kv_table), 0);
+	assert_int_equal(query_int(s, "PRAGMA temp_store"), 2); /* MEMORY */
+	long long before = file_size(dir, "catalog.db");
+	char k[32], v[1100];
+	memset(v, 'x', sizeof(v) - 1);
+	v[sizeof(v) - 1] = '\0';
+	assert_int_equal(store_begin(s), 0);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		assert_int_equal(insert_kv(s, k, v), STORE_DONE);
+	}
+	assert_int_equal(store_commit(s), 0);
+	long long grown = 0;
+	for (int waited = 0; waited <= wait_ms; waited += 10) {
+		grown = file_size(dir, "catalog.db") - before;
+		if (grown > 1000LL * 1000)
+			break;
+		usleep(10 * 1000);
+	}
+	store_free(s);
+	return grown;
+}
+
+/* The driver's checkpointer moves the WAL into the database file within its
+ * period, with no commit doing it; with checkpoint_ms=0 nothing does below
+ * SQLite's threshold. The connections' automatic threshold is raised. */
+static void test_checkpointer(void **state)
+{
+	char url[300];
+	char *on = tdir("ckpt_on");
+	snprintf(url, sizeof(url), "sqlite:%s?checkpoint_ms=20", on);
+	assert_true(grow_and_watch(on, url, 3000) > 1000LL * 1000);
+
+	char *off = tdir("ckpt_off");
+	snprintf(url, sizeof(url), "sqlite:%s?checkpoint_ms=0", off);
+	assert_true(grow_and_watch(off, url, 300) < 100LL * 1000);
+
+	store *s = open_dir(tdir("ckpt_default"));
+	assert_int_equal(query_int(s, "PRAGMA wal_autocheckpoint"), 10000);
+	store_free(s);
+
+	char err[256] = "";
+	snprintf(url, sizeof(url), "sqlite:%s?checkpoint_ms=soon", tdir("ckpt_bad"));
+	assert_null(store_open(url, "catalog", NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "checkpoint_ms=soon"));
+}
+
 static void test_busy_and_thread_exit(void **state)
 {
 	char url[300], err[256];
@@ -783,6 +849,7 @@ int main(void)
 		cmocka_unit_test(test_commit_persists),
 		cmocka_unit_test(test_two_threads_file),
 		cmocka_unit_test(test_busy_and_thread_exit),
+		cmocka_unit_test(test_checkpointer),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_default_url),
 		cmocka_unit_test(test_bad_urls),
