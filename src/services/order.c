@@ -426,7 +426,7 @@ typedef struct apply_op {
 	int64_t now;
 } apply_op;
 
-static int outbox_put(order_svc *o, const order_rec *r, const char *type, const char *reason,
+static int write_event(order_svc *o, const order_rec *r, const char *type, const char *reason,
 		      int64_t now)
 {
 	json_t *items = parse_json(r->items);
@@ -473,7 +473,7 @@ static int apply_body(order_svc *o, void *arg)
 	if (rc == 0 && w->order_to >= 0 && w->order_to != a->r->status)
 		rc = order_set_status(o, id, a->r->status, w->order_to, reason, a->now);
 	if (rc == 0 && w->event)
-		rc = outbox_put(o, a->r, w->event, w->order_to == ORDER_CANCELLED ? reason : NULL,
+		rc = write_event(o, a->r, w->event, w->order_to == ORDER_CANCELLED ? reason : NULL,
 				a->now);
 	return rc;
 }

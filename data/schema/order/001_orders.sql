@@ -85,11 +85,15 @@ CREATE INDEX order_queue_due ON order_queue (due_at);
 -- Events written in the same transaction as the change they announce; a
 -- relay publishes them (topic "orders", key the order id, payload JSON with
 -- "type": order.confirmed or order.cancelled). The notification service
--- reads order.confirmed.
-CREATE TABLE outbox (
-    id         INTEGER PRIMARY KEY,
-    topic      TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    payload    TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+-- reads order.confirmed. The shape every service's outbox has (the event
+-- bus reads it), traceparent the W3C trace context or NULL.
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    traceparent TEXT
 );
+
+CREATE INDEX IF NOT EXISTS outbox_topic_id ON outbox (topic, id);
