@@ -6,6 +6,7 @@
 #include "services/catalog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
+#include "services/order.h"
 #include "services/payment.h"
 #include "services/user.h"
 #include "resil/guard.h"
@@ -24,10 +25,12 @@ static const engine_def *const engines[] = {
 	&stripe_sim_engine,
 	&cart_engine,
 	&payment_engine,
+	&order_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
+						"order", NULL };
 
 const engine_def *engine_find(const char *name)
 {

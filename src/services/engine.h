@@ -64,6 +64,10 @@ typedef struct engine_ctx {
 	 * serving that request get the time left as their timeout. NULL: no
 	 * deadlines. */
 	int64_t (*deadline)(void *call_ud);
+	/* Asks the host to run tick soon (work was queued for it); NULL when
+	 * the host has no such hook (ticks come on their own schedule). */
+	void (*wake)(void *ud);
+	void *wake_ud;
 } engine_ctx;
 
 typedef struct engine_def {

@@ -940,8 +940,12 @@ static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 		}
 		if (engine_require_admin(gw->ctx, req, resp))
 			return;
-		router_dispatch(gw->admin, req, resp);
-		return;
+		/* The gateway's own admin API, unless the route table sends the
+		 * path to a service (the order service's /admin/sagas). */
+		if (!routes_match(gw->table, req->path)) {
+			router_dispatch(gw->admin, req, resp);
+			return;
+		}
 	}
 	const route_entry *route = routes_match(gw->table, req->path);
 	if (!route) {

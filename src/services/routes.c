@@ -24,7 +24,9 @@ static const char default_table[] =
 	"/v1/users         user\n"
 	"/v1/cart          cart\n"
 	"/v1/internal/carts cart\n"
-	"/v1/payments      payment\n";
+	"/v1/payments      payment\n"
+	"/v1/orders        order\n"
+	"/admin/sagas      order\n";
 
 const char *routes_default(void) { return default_table; }
 

@@ -540,6 +540,55 @@ void store_reset(store_stmt *st)
 		st->conn->s->drv->reset(st->d);
 }
 
+/* Binds the arguments of ap as fmt describes (see store_queryf). */
+static store_stmt *bind_va(store *s, const char *sql, int *err, const char *fmt, va_list ap)
+{
+	store_stmt *st = store_prepare(s, sql, err);
+	if (!st)
+		return NULL;
+	for (int i = 0; fmt && fmt[i]; i++) {
+		int rc;
+		if (fmt[i] == 't')
+			rc = store_bind_text(st, i + 1, va_arg(ap, const char *));
+		else if (fmt[i] == 'i')
+			rc = store_bind_int(st, i + 1, va_arg(ap, int64_t));
+		else
+			rc = ERR_INVALID;
+		if (rc) {
+			store_reset(st);
+			if (err)
+				*err = rc;
+			return NULL;
+		}
+	}
+	return st;
+}
+
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	store_stmt *st = bind_va(s, sql, err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...)
+{
+	int rc = ERR_STORE;
+	va_list ap;
+	va_start(ap, fmt);
+	store_stmt *st = bind_va(s, sql, &rc, fmt, ap);
+	va_end(ap);
+	if (!st)
+		return rc;
+	rc = store_step(st);
+	if (rc >= 0 && changes)
+		*changes = store_changes(st);
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- plain SQL and transactions --------------------------------------- */
 
 int store_exec(store *s, const char *sql)

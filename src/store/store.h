@@ -70,6 +70,15 @@ int64_t store_changes(store_stmt *st);
 /* Ends use of st: resets it and clears its bindings. NULL is fine. */
 void store_reset(store_stmt *st);
 
+/* Prepare and bind in one call: fmt has one letter per '?' of sql, in
+ * order: 't' a const char * (NULL binds SQL NULL), 'i' an int64_t (pass
+ * int64_t exactly: the arguments are read with va_arg). Returns the
+ * statement ready to step (then store_reset it), or NULL with *err set. */
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...);
+/* store_queryf, stepped once, for a statement that returns no rows; *changes
+ * (may be NULL) gets the rows it changed. 0 or an error. */
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...);
+
 /* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
  * SQLite (writers queue at once rather than failing at commit). */
 int store_begin(store *s);
