@@ -1,6 +1,7 @@
 /* ecom: one binary, git-style subcommands. */
 #include "ops/cli.h"
 #include "ops/demo.h"
+#include "ops/queue.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
 #include "ops/settings.h"
@@ -28,7 +29,8 @@ static const command commands[] = {
 	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the outside world simulated: sim stripe" },
+	{ "sim", simulate_main, "the outside world simulated: sim stripe, sim kafka" },
+	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
 	{ NULL, NULL, NULL },
 };
 

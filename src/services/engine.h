@@ -50,6 +50,18 @@ typedef struct engine_ctx {
 	const char *gateway_url; /* where engine_call_service sends; NULL when none */
 } engine_ctx;
 
+/* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
+ * consumes includes that header). */
+typedef struct bus_msg bus_msg;
+
+/* One subscription of a consuming engine: a topic and the consumer name
+ * that owns its offsets, inbox and dead letters (NULL: the service's name).
+ * Lists end with a NULL topic. */
+typedef struct engine_sub {
+	const char *topic;
+	const char *consumer;
+} engine_sub;
+
 typedef struct engine_def {
 	const char *name;
 	int needs_store;
@@ -63,6 +75,13 @@ typedef struct engine_def {
 	/* 0 when the engine can serve. May be NULL (always ready). */
 	int (*ready)(void *eng);
 	void (*destroy)(void *eng);
+	/* Events: the topics the engine consumes (NULL: none) and the handler
+	 * the bus calls for each message, inside a store transaction the bus
+	 * opened (the effect, the inbox entry and the offset commit together;
+	 * the engine neither begins nor commits). 0 applies; non-zero rolls
+	 * back and the message is retried with backoff, then dead-lettered. */
+	const engine_sub *subs;
+	int (*consume)(void *eng, const bus_msg *m);
 } engine_def;
 
 /* The engine called name, or NULL. */

@@ -883,6 +883,18 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 		store_seterr(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
+	int rc = store_migrate_dir(s, dir, err, errlen);
+	free(dir);
+	return rc;
+}
+
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen)
+{
+	store_seterr(err, errlen, "%s", "");
+	if (!s || !dir) {
+		store_seterr(err, errlen, "store_migrate_dir: no store or directory");
+		return ERR_INVALID;
+	}
 	struct migration *m;
 	size_t n;
 	int rc = migrations_list(dir, &m, &n, err, errlen);
@@ -908,7 +920,6 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 out_m:
 	migrations_free(m, n);
 out:
-	free(dir);
 	return rc;
 }
 

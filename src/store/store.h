@@ -39,6 +39,10 @@ const char *store_driver(const store *s);
  * transaction together with its record. Returns 0 or an error with err
  * filled (file and database message). */
 int store_migrate(store *s, const char *schema_root, char *err, size_t errlen);
+/* The same for the files NNN_*.sql of one directory, recorded in the same
+ * schema_migrations: shared schema (the event bus's tables, versions 900
+ * and up) applied to any service's store. */
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen);
 /* Highest applied migration version, 0 when none, <0 on error. */
 int store_version(store *s);
 
