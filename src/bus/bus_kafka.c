@@ -491,8 +491,12 @@ static int open_consumer(bus *b, bus_sub *s, const char *bootstrap, char *err, s
 		return ERR_NOMEM;
 	}
 	s->drv = ks;
+	char session[24];
+	snprintf(session, sizeof(session), "%lld",
+		 (long long)config_int(b->ctx->config, "bus.kafka_session_timeout_ms", 45000));
 	rd_kafka_conf_t *c = base_conf(b, bootstrap, err, errlen);
 	if (!c || conf_set(c, "group.id", s->consumer, err, errlen) ||
+	    conf_set(c, "session.timeout.ms", session, err, errlen) ||
 	    conf_set(c, "enable.auto.commit", "false", err, errlen) ||
 	    conf_set(c, "enable.auto.offset.store", "false", err, errlen) ||
 	    conf_set(c, "auto.offset.reset", "earliest", err, errlen) ||

@@ -43,6 +43,8 @@ static const config_def defs[] = {
 	 "Seconds published outbox rows and inbox entries are kept before they are pruned."},
 	{"bus.kafka_timeout_ms", "30000",
 	 "Kafka: milliseconds a produced event may take to be acknowledged before the relay tries it again."},
+	{"bus.kafka_session_timeout_ms", "45000",
+	 "Kafka: milliseconds a consumer may be silent before its group gives its partitions to another instance."},
 	{"gateway.port", "8080", "TCP port of the API gateway, the platform's public entry point."},
 	{"gateway.upstream_timeout_ms", "5000",
 	 "Milliseconds the gateway waits for an upstream's answer before replying 504 upstream_timeout."},

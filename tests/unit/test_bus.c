@@ -1,7 +1,7 @@
 /* Tests for src/bus with the embedded driver, between two real engines over
  * loopback HTTP: the inventory engine produces (stock_changed events in its
  * outbox), served with its bus by an http_server as the daemon host does;
- * a small consumer engine defined here (busprobe) counts every effect per
+ * a small consumer engine (tests/unit/busprobe.c) counts every effect per
  * message id in its own table, so a duplicate effect shows as n > 1. The
  * consumer's outbound calls are libcurl to the producer's port (standing in
  * for the gateway). Both share one virtual clock; bus_step is called by
@@ -36,6 +36,7 @@
 #include "net/msg.h"
 #include "store/store.h"
 
+#include "busprobe.h"
 #include "efix.h"
 #include "thelp.h"
 
@@ -48,84 +49,6 @@
 
 static const char SEED[] = "[{\"sku\":\"S-1\",\"name\":\"One\"},{\"sku\":\"S-2\",\"name\":\"Two\"},"
 			   "{\"sku\":\"S-3\",\"name\":\"Three\"}]";
-
-/* ---- the consumer engine --------------------------------------------------- */
-
-typedef struct probe {
-	engine_ctx *ctx;
-	pthread_mutex_t mu;
-	char fail_key[64]; /* consume fails for this key */
-	int calls;
-} probe;
-
-static void *probe_create(engine_ctx *ctx, char *err, size_t errlen)
-{
-	int rc = store_exec(ctx->store,
-			    "CREATE TABLE IF NOT EXISTS effects (id INTEGER PRIMARY KEY, "
-			    "msg_id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, key TEXT NOT NULL, "
-			    "seq BIGINT NOT NULL, attempt BIGINT NOT NULL, n BIGINT NOT NULL)");
-	if (rc) {
-		snprintf(err, errlen, "effects: %s", store_errmsg(ctx->store));
-		return NULL;
-	}
-	probe *p = calloc(1, sizeof(*p));
-	p->ctx = ctx;
-	pthread_mutex_init(&p->mu, NULL);
-	return p;
-}
-
-static void probe_destroy(void *eng)
-{
-	probe *p = eng;
-	pthread_mutex_destroy(&p->mu);
-	free(p);
-}
-
-static void probe_handle(void *eng, msg_req *req, msg_resp *resp)
-{
-	msg_resp_error(resp, 404, "not_found", "nothing here", NULL);
-}
-
-static int probe_consume(void *eng, const bus_msg *m)
-{
-	probe *p = eng;
-	pthread_mutex_lock(&p->mu);
-	p->calls++;
-	int fail = p->fail_key[0] && strcmp(p->fail_key, m->key) == 0;
-	pthread_mutex_unlock(&p->mu);
-	if (fail)
-		return ERR_UNAVAILABLE;
-	if (strstr(m->payload, "\"type\":") == NULL || m->payload_len != strlen(m->payload))
-		return ERR_PARSE;
-	int rc = 0;
-	store_stmt *st = store_prepare(
-		p->ctx->store,
-		"INSERT INTO effects (msg_id, topic, key, seq, attempt, n) VALUES (?, ?, ?, ?, ?, 1) "
-		"ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
-		&rc);
-	if (!st)
-		return rc;
-	store_bind_text(st, 1, m->id);
-	store_bind_text(st, 2, m->topic);
-	store_bind_text(st, 3, m->key);
-	store_bind_int(st, 4, m->seq);
-	store_bind_int(st, 5, m->attempt);
-	rc = store_step(st);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
-}
-
-static const engine_sub probe_subs[] = { { "inventory", NULL }, { NULL, NULL } };
-
-static const engine_def probe_engine = {
-	.name = "busprobe",
-	.needs_store = 1,
-	.create = probe_create,
-	.handle = probe_handle,
-	.destroy = probe_destroy,
-	.subs = probe_subs,
-	.consume = probe_consume,
-};
 
 /* ---- fixture ----------------------------------------------------------------- */
 
@@ -227,7 +150,7 @@ static int setup(void **state)
 	efix_seed(x->p, SEED);
 	assert_int_equal(config_set(x->p->config, "bus.topics", "inventory=inventory"), 0);
 	producer_up(x);
-	x->c = efix_new_def(&probe_engine, x->store_url, EFIX_T0, 2);
+	x->c = efix_new_def(&busprobe_engine, x->store_url, EFIX_T0, 2);
 	x->c->ctx.clock = x->p->clock; /* one time for both */
 	x->c->ctx.call = loop_call;
 	x->c->ctx.gateway_url = x->url;
@@ -253,18 +176,7 @@ static int teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static int64_t q_int(store *s, const char *sql)
-{
-	int rc = 0;
-	store_stmt *st = store_prepare(s, sql, &rc);
-	if (!st)
-		fail_msg("%s: %s", sql, store_errmsg(s));
-	int64_t v = -1;
-	if (store_step(st) == STORE_ROW)
-		v = store_col_int(st, 0);
-	store_reset(st);
-	return v;
-}
+static int64_t q_int(store *s, const char *sql) { return busprobe_int(s, sql); }
 
 static int64_t events(fx *x) { return q_int(x->p->store, "SELECT COUNT(*) FROM outbox WHERE topic = 'inventory'"); }
 static int64_t effects(fx *x) { return q_int(x->c->store, "SELECT COUNT(*) FROM effects"); }
@@ -520,8 +432,8 @@ static void test_dead_letter_and_replay(void **state)
 {
 	fx *x = *state;
 	pump_until(x, events(x), 0);
-	probe *p = x->c->eng;
-	snprintf(p->fail_key, sizeof(p->fail_key), "BAD-1");
+	busprobe *p = x->c->eng;
+	busprobe_fail(p, "BAD-1");
 	int64_t before = events(x);
 	set_stock(x, "OK-1", 11);
 	set_stock(x, "BAD-1", 12);
@@ -532,7 +444,7 @@ static void test_dead_letter_and_replay(void **state)
 	 * waits behind it, then goes on. */
 	int rounds = pump_until(x, good, 1);
 	assert_true(rounds > 1);
-	assert_int_equal(p->calls >= 3, 1);
+	assert_true(busprobe_calls(p) >= 3);
 	assert_int_equal(q_int(x->c->store, "SELECT COUNT(*) FROM bus_dead WHERE consumer = 'busprobe' "
 					    "AND topic = 'inventory' AND key = 'BAD-1' AND state = 'DEAD' "
 					    "AND attempts = 3 AND producer = 'inventory'"),
@@ -562,7 +474,7 @@ static void test_dead_letter_and_replay(void **state)
 	}
 	assert_int_equal(q_int(x->c->store, "SELECT attempts FROM bus_dead"), 6);
 	/* Fixed: replay delivers it, once, and the dead letter is gone. */
-	p->fail_key[0] = '\0';
+	busprobe_fail(p, NULL);
 	v = bus_call(x->cb, "POST", "/admin/queues/inventory/replay?consumer=busprobe", ADMIN, 200);
 	assert_int_equal(jint(v, "moved"), 1);
 	json_decref(v);

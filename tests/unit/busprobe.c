@@ -1,0 +1,116 @@
+/* busprobe: the bus tests' consumer engine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "busprobe.h"
+#include "bus/bus.h"
+#include "core/err.h"
+
+static void *probe_create(engine_ctx *ctx, char *err, size_t errlen)
+{
+	int rc = store_exec(ctx->store,
+			    "CREATE TABLE IF NOT EXISTS effects (id INTEGER PRIMARY KEY, "
+			    "msg_id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, key TEXT NOT NULL, "
+			    "seq BIGINT NOT NULL, attempt BIGINT NOT NULL, n BIGINT NOT NULL)");
+	if (rc) {
+		snprintf(err, errlen, "effects: %s", store_errmsg(ctx->store));
+		return NULL;
+	}
+	busprobe *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->ctx = ctx;
+	pthread_mutex_init(&p->mu, NULL);
+	return p;
+}
+
+static void probe_destroy(void *eng)
+{
+	busprobe *p = eng;
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+static void probe_handle(void *eng, msg_req *req, msg_resp *resp)
+{
+	msg_resp_error(resp, 404, "not_found", "nothing here", NULL);
+}
+
+static int probe_consume(void *eng, const bus_msg *m)
+{
+	busprobe *p = eng;
+	pthread_mutex_lock(&p->mu);
+	p->calls++;
+	int fail = p->fail_key[0] && strcmp(p->fail_key, m->key) == 0;
+	pthread_mutex_unlock(&p->mu);
+	if (fail)
+		return ERR_UNAVAILABLE;
+	if (!strstr(m->payload, "\"type\":") || m->payload_len != strlen(m->payload))
+		return ERR_PARSE;
+	int rc = 0;
+	store_stmt *st = store_prepare(
+		p->ctx->store,
+		"INSERT INTO effects (msg_id, topic, key, seq, attempt, n) VALUES (?, ?, ?, ?, ?, 1) "
+		"ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
+		&rc);
+	if (!st)
+		return rc;
+	if ((rc = store_bind_text(st, 1, m->id)) == 0 && (rc = store_bind_text(st, 2, m->topic)) == 0 &&
+	    (rc = store_bind_text(st, 3, m->key)) == 0 && (rc = store_bind_int(st, 4, m->seq)) == 0 &&
+	    (rc = store_bind_int(st, 5, m->attempt)) == 0)
+		rc = store_step(st);
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static const engine_sub probe_subs[] = { { "inventory", NULL }, { NULL, NULL } };
+
+const engine_def busprobe_engine = {
+	.name = "busprobe",
+	.needs_store = 1,
+	.create = probe_create,
+	.handle = probe_handle,
+	.destroy = probe_destroy,
+	.subs = probe_subs,
+	.consume = probe_consume,
+};
+
+void busprobe_fail(busprobe *p, const char *key)
+{
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->fail_key, sizeof(p->fail_key), "%s", key ? key : "");
+	pthread_mutex_unlock(&p->mu);
+}
+
+int busprobe_calls(busprobe *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->calls;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int64_t busprobe_int(store *s, const char *sql)
+{
+	int rc = 0;
+	store_stmt *st = store_prepare(s, sql, &rc);
+	if (!st)
+		fail_msg("%s: %s", sql, store_errmsg(s));
+	int64_t v = -1;
+	rc = store_step(st);
+	if (rc == STORE_ROW)
+		v = store_col_int(st, 0);
+	store_reset(st);
+	if (rc < 0)
+		fail_msg("%s: %s", sql, store_errmsg(s));
+	return v;
+}
