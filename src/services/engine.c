@@ -4,6 +4,7 @@
 #include "core/jval.h"
 #include "services/cart.h"
 #include "services/catalog.h"
+#include "services/eventlog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
 #include "services/user.h"
@@ -20,6 +21,7 @@ static const engine_def *const engines[] = {
 	&inventory_engine,
 	&stripe_sim_engine,
 	&cart_engine,
+	&eventlog_engine,
 	NULL,
 };
 
