@@ -22,7 +22,7 @@ static const config_def defs[] = {
 	{"store.busy_timeout_ms", "5000",
 	 "Milliseconds a SQLite connection waits on a locked database before giving up."},
 	{"bus.url", "embedded",
-	 "Event bus driver; embedded means consumers read each producer's outbox directly."},
+	 "Event bus: embedded (consumers read each producer's outbox as a feed) or kafka://HOST:PORT[,HOST:PORT] (a Kafka cluster)."},
 	{"bus.topics",
 	 "orders=order payments=payment inventory=inventory notifications.email=notification "
 	 "notifications.sms=notification analytics=catalog,cart",
