@@ -90,6 +90,18 @@ int bus_topic_producers(const config *cfg, const char *topic, char out[][BUS_NAM
 	return 0;
 }
 
+int bus_valid_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n >= BUS_TOPIC_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		      s[i] == '-' || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
 /* 1 when this service produces topic by bus.topics. */
 static int produces(bus *b, const char *topic)
 {
@@ -138,37 +150,42 @@ store_stmt *bus_sql(bus *b, int *rc, const char *sql, const char *types, ...)
 	return st;
 }
 
-int bus_sql_run(bus *b, int64_t *changes, const char *sql, const char *types, ...)
+/* Runs sql once: *changes (may be NULL) gets the rows it changed, *first
+ * (may be NULL) the first column of its first row when there is one and it
+ * is not NULL. 0 or a store error. */
+static int run_once(bus *b, int64_t *changes, int64_t *first, const char *sql, const char *types,
+		    va_list ap)
 {
 	int rc = 0;
-	va_list ap;
-	va_start(ap, types);
 	store_stmt *st = bind_all(b, &rc, sql, types, ap);
-	va_end(ap);
 	if (!st)
 		return rc;
 	rc = store_step(st);
+	if (rc == STORE_ROW && first && !store_col_is_null(st, 0))
+		*first = store_col_int(st, 0);
 	if (rc >= 0 && changes)
 		*changes = store_changes(st);
 	store_reset(st);
 	return rc < 0 ? rc : 0;
 }
 
+int bus_sql_run(bus *b, int64_t *changes, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int rc = run_once(b, changes, NULL, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* One integer from a query of one row; *out untouched when there is none. */
 static int sql_int(bus *b, int64_t *out, const char *sql, const char *types, ...)
 {
-	int rc = 0;
 	va_list ap;
 	va_start(ap, types);
-	store_stmt *st = bind_all(b, &rc, sql, types, ap);
+	int rc = run_once(b, NULL, out, sql, types, ap);
 	va_end(ap);
-	if (!st)
-		return rc;
-	rc = store_step(st);
-	if (rc == STORE_ROW && !store_col_is_null(st, 0))
-		*out = store_col_int(st, 0);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 int64_t bus_now(bus *b) { return clock_now(b->ctx->clock); }
@@ -188,6 +205,14 @@ void bus_sub_error(bus *b, bus_sub *s, const char *fmt, ...)
 	pthread_mutex_unlock(&b->mu);
 	if (changed)
 		log_warn(b->ctx->log, "bus %s/%s: %s", s->topic, s->consumer, msg);
+}
+
+void bus_sub_ok(bus *b, bus_sub *s)
+{
+	pthread_mutex_lock(&b->mu);
+	if (!s->failing[0])
+		s->error[0] = '\0';
+	pthread_mutex_unlock(&b->mu);
 }
 
 /* ---- the outbox's horizon and the relay's lease ----------------------------- */
@@ -254,6 +279,42 @@ int bus_relay_lease(bus *b, const char *name)
 
 /* ---- delivery ---------------------------------------------------------------- */
 
+/* One delivery's work inside a transaction, and what it found. */
+typedef struct txn_work {
+	bus_sub *s;
+	const bus_msg *m;
+	int attempt;
+	bus_ack_fn ack;
+	void *ud;
+	const char *error;  /* dead letters */
+	int64_t dead_id;    /* replays */
+	int fresh;          /* out: the engine applied it */
+	int eng_rc;         /* out: the engine's failure */
+	int64_t claimed;    /* out: the replay's row was ours */
+} txn_work;
+
+/* Runs body in a transaction: commits when it returns 0, rolls back
+ * otherwise; database contention ("busy", "serialize again") runs it again,
+ * up to TXN_TRIES times. Returns body's code or the store's. */
+static int in_txn(bus *b, int (*body)(bus *, txn_work *), txn_work *w)
+{
+	store *st = b->ctx->store;
+	int rc = 0;
+	for (int t = 0; t < TXN_TRIES; t++) {
+		rc = store_begin(st);
+		if (rc == 0)
+			rc = body(b, w);
+		if (rc == 0)
+			rc = store_commit(st);
+		if (rc == 0)
+			break;
+		store_rollback(st);
+		if (!retryable(rc))
+			break;
+	}
+	return rc;
+}
+
 /* Inside the open transaction: the inbox entry, the engine (only when the
  * entry is new), the ack. 0 with *fresh telling which; ENGINE_FAILED with
  * *eng_rc; or a store error. */
@@ -303,11 +364,18 @@ static double duplicate_rate(bus *b)
 	return r;
 }
 
-static void count(bus *b, int64_t *field, int64_t n)
+/* Adds n to a counter of s and to ecom_bus_messages_total{outcome}. */
+static void count(bus *b, bus_sub *s, int64_t *field, const char *outcome, int64_t n)
 {
+	if (n <= 0)
+		return;
 	pthread_mutex_lock(&b->mu);
 	*field += n;
 	pthread_mutex_unlock(&b->mu);
+	char labels[200];
+	snprintf(labels, sizeof(labels), "topic=\"%s\",consumer=\"%s\",outcome=\"%s\"", s->topic,
+		 s->consumer, outcome);
+	metrics_count(b->ctx->metrics, "ecom_bus_messages_total", labels, (uint64_t)n);
 }
 
 static int deliver_single(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack, void *ud);
@@ -322,39 +390,50 @@ static void maybe_duplicate(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack
 }
 
 /* Parks m as a dead letter of s, with its inbox entry and ack. */
+static int dead_letter_body(bus *b, txn_work *w)
+{
+	bus_sub *s = w->s;
+	const bus_msg *m = w->m;
+	int64_t now = bus_now(b);
+	int rc = bus_sql_run(b, NULL,
+			     "INSERT INTO bus_inbox (consumer, msg_id, at) VALUES (?, ?, ?) "
+			     "ON CONFLICT (consumer, msg_id) DO NOTHING",
+			     "tti", s->consumer, m->id, now);
+	if (rc == 0)
+		rc = bus_sql_run(b, NULL,
+				 "INSERT INTO bus_dead (consumer, topic, msg_id, producer, seq, key, "
+				 "payload, traceparent, created_at, attempts, error, state, dead_at) "
+				 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'DEAD', ?) "
+				 "ON CONFLICT (consumer, msg_id) DO NOTHING",
+				 "ttttittiiiti", s->consumer, s->topic, m->id, m->producer, m->seq,
+				 m->key, m->payload, m->traceparent, m->created_at,
+				 (int64_t)w->attempt, w->error, now);
+	if (rc == 0 && w->ack)
+		rc = w->ack(b, s, m, w->ud);
+	return rc;
+}
+
 static int dead_letter(bus *b, bus_sub *s, const bus_msg *m, int attempts, const char *error,
 		       bus_ack_fn ack, void *ud)
 {
-	store *st = b->ctx->store;
-	int rc = 0;
-	for (int t = 0; t < TXN_TRIES; t++) {
-		int64_t now = bus_now(b);
-		rc = store_begin(st);
-		if (rc == 0)
-			rc = bus_sql_run(b, NULL,
-					 "INSERT INTO bus_inbox (consumer, msg_id, at) VALUES (?, ?, ?) "
-					 "ON CONFLICT (consumer, msg_id) DO NOTHING",
-					 "tti", s->consumer, m->id, now);
-		if (rc == 0)
-			rc = bus_sql_run(
-				b, NULL,
-				"INSERT INTO bus_dead (consumer, topic, msg_id, producer, seq, key, payload, "
-				"traceparent, created_at, attempts, error, state, dead_at) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'DEAD', ?) "
-				"ON CONFLICT (consumer, msg_id) DO NOTHING",
-				"ttttittiiiti", s->consumer, s->topic, m->id, m->producer, m->seq, m->key,
-				m->payload, m->traceparent, m->created_at, (int64_t)attempts, error, now);
-		if (rc == 0 && ack)
-			rc = ack(b, s, m, ud);
-		if (rc == 0)
-			rc = store_commit(st);
-		if (rc == 0)
-			break;
-		store_rollback(st);
-		if (!retryable(rc))
-			break;
-	}
-	return rc;
+	txn_work w = { .s = s, .m = m, .attempt = attempts, .ack = ack, .ud = ud, .error = error };
+	return in_txn(b, dead_letter_body, &w);
+}
+
+/* Message id of s failed on attempt: it waits a delay drawn with full
+ * jitter (bus.retry_base_ms doubling to bus.retry_max_ms) before the next. */
+static void schedule_retry(bus *b, bus_sub *s, const char *id, int attempt, const char *error)
+{
+	backoff_policy p = { .max_attempts = (int)b->max_attempts,
+			     .base_us = b->retry_base_us,
+			     .cap_us = b->retry_max_us };
+	int64_t delay = backoff_delay_us(&p, attempt - 1, b->ctx->rng);
+	pthread_mutex_lock(&b->mu);
+	snprintf(s->failing, sizeof(s->failing), "%s", id);
+	s->attempts = attempt;
+	s->retry_at = bus_now(b) + delay;
+	pthread_mutex_unlock(&b->mu);
+	bus_sub_error(b, s, "%s; retry in %lld ms", error, (long long)(delay / 1000));
 }
 
 /* After a consume failed: wait and retry, or dead-letter at the last
@@ -365,7 +444,7 @@ static int failed(bus *b, bus_sub *s, const bus_msg *m, int attempt, int eng_rc,
 	char error[BUS_ERROR_MAX];
 	snprintf(error, sizeof(error), "consume of %s failed (%s) on attempt %d", m->id,
 		 err_name(eng_rc), attempt);
-	count(b, &s->failures, 1);
+	count(b, s, &s->failures, "failed", 1);
 	if (attempt >= b->max_attempts) {
 		int rc = dead_letter(b, s, m, attempt, error, ack, ud);
 		if (rc)
@@ -373,28 +452,23 @@ static int failed(bus *b, bus_sub *s, const bus_msg *m, int attempt, int eng_rc,
 		log_warn(b->ctx->log, "bus %s/%s: %s: dead letter after %d attempts", s->topic,
 			 s->consumer, m->id, attempt);
 		clear_failing(b, s, m->id);
-		count(b, &s->dead, 1);
+		count(b, s, &s->dead, "dead", 1);
 		if (b->drv->dead_copy)
 			b->drv->dead_copy(b, s, m, error);
 		return BUS_DEAD;
 	}
-	backoff_policy p = { .max_attempts = (int)b->max_attempts,
-			     .base_us = b->retry_base_us,
-			     .cap_us = b->retry_max_us };
-	int64_t delay = backoff_delay_us(&p, attempt - 1, b->ctx->rng);
-	pthread_mutex_lock(&b->mu);
-	snprintf(s->failing, sizeof(s->failing), "%s", m->id);
-	s->attempts = attempt;
-	s->retry_at = bus_now(b) + delay;
-	pthread_mutex_unlock(&b->mu);
-	bus_sub_error(b, s, "%s; retry in %lld ms", error, (long long)(delay / 1000));
+	schedule_retry(b, s, m->id, attempt, error);
 	return BUS_WAIT;
+}
+
+static int single_body(bus *b, txn_work *w)
+{
+	return handle_in_txn(b, w->s, w->m, w->attempt, w->ack, w->ud, &w->fresh, &w->eng_rc);
 }
 
 /* One message in its own transaction: an outcome or a store error. */
 static int deliver_single(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack, void *ud)
 {
-	store *st = b->ctx->store;
 	pthread_mutex_lock(&b->mu);
 	int retrying = is_failing(s, m->id);
 	int attempt = retrying ? s->attempts + 1 : 1;
@@ -402,27 +476,17 @@ static int deliver_single(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack, 
 	pthread_mutex_unlock(&b->mu);
 	if (retrying && bus_now(b) < retry_at)
 		return BUS_WAIT;
-	int rc = 0, fresh = 0, eng_rc = 0;
-	for (int t = 0; t < TXN_TRIES; t++) {
-		rc = store_begin(st);
-		if (rc == 0)
-			rc = handle_in_txn(b, s, m, attempt, ack, ud, &fresh, &eng_rc);
-		if (rc == 0)
-			rc = store_commit(st);
-		if (rc == 0)
-			break;
-		store_rollback(st);
-		if (!retryable(rc))
-			break;
-	}
+	txn_work w = { .s = s, .m = m, .attempt = attempt, .ack = ack, .ud = ud };
+	int rc = in_txn(b, single_body, &w);
+	int fresh = w.fresh;
 	if (rc == ENGINE_FAILED)
-		return failed(b, s, m, attempt, eng_rc, ack, ud);
+		return failed(b, s, m, attempt, w.eng_rc, ack, ud);
 	if (rc) {
 		bus_sub_error(b, s, "delivering %s: store error %s", m->id, err_name(rc));
 		return rc;
 	}
 	clear_failing(b, s, m->id);
-	count(b, fresh ? &s->applied : &s->duplicates, 1);
+	count(b, s, fresh ? &s->applied : &s->duplicates, fresh ? "applied" : "duplicate", 1);
 	if (fresh)
 		maybe_duplicate(b, s, m, ack, ud);
 	return fresh ? BUS_APPLIED : BUS_DUPLICATE;
@@ -462,8 +526,8 @@ int bus_deliver(bus *b, bus_sub *s, const bus_msg *ms, int n, bus_ack_fn ack, vo
 			int64_t applied = 0;
 			for (int i = 0; i < n; i++)
 				applied += fresh[i];
-			count(b, &s->applied, applied);
-			count(b, &s->duplicates, n - applied);
+			count(b, s, &s->applied, "applied", applied);
+			count(b, s, &s->duplicates, "duplicate", n - applied);
 			for (int i = 0; i < n; i++)
 				if (fresh[i])
 					maybe_duplicate(b, s, &ms[i], ack, ud);
@@ -557,6 +621,18 @@ static int replay_rows(bus *b, bus_sub *s, int max, dead_row **out, int *n)
 	return 0;
 }
 
+/* Claims (deletes) the replayed row, then applies it: the claim's row lock
+ * makes a second instance wait and then find nothing to do. */
+static int replay_body(bus *b, txn_work *w)
+{
+	w->claimed = 0;
+	int rc = bus_sql_run(b, &w->claimed, "DELETE FROM bus_dead WHERE id = ? AND state = 'REPLAY'",
+			     "i", w->dead_id);
+	if (rc == 0 && w->claimed == 1 && (w->eng_rc = b->def->consume(b->eng, w->m)) != 0)
+		rc = ENGINE_FAILED;
+	return rc;
+}
+
 /* Delivers one replayed dead letter: claim (delete) its row, consume, in
  * one transaction. 1 done, 0 wait, <0 store error. */
 static int replay_one(bus *b, bus_sub *s, const dead_row *r)
@@ -578,31 +654,14 @@ static int replay_one(bus *b, bus_sub *s, const dead_row *r)
 	pthread_mutex_unlock(&b->mu);
 	if (retrying && bus_now(b) < retry_at)
 		return 0;
-	store *st = b->ctx->store;
-	int rc = 0, eng_rc = 0;
-	int64_t claimed = 0;
-	for (int t = 0; t < TXN_TRIES; t++) {
-		rc = store_begin(st);
-		if (rc == 0)
-			rc = bus_sql_run(b, &claimed,
-					 "DELETE FROM bus_dead WHERE id = ? AND state = 'REPLAY'", "i", r->id);
-		if (rc == 0 && claimed == 1) {
-			eng_rc = b->def->consume(b->eng, &m);
-			if (eng_rc)
-				rc = ENGINE_FAILED;
-		}
-		if (rc == 0)
-			rc = store_commit(st);
-		if (rc == 0)
-			break;
-		store_rollback(st);
-		if (!retryable(rc))
-			break;
-	}
+	txn_work w = { .s = s, .m = &m, .dead_id = r->id };
+	int rc = in_txn(b, replay_body, &w);
+	int64_t claimed = w.claimed;
+	int eng_rc = w.eng_rc;
 	if (rc == 0) {
 		clear_failing(b, s, m.id);
 		if (claimed == 1) {
-			count(b, &s->replayed, 1);
+			count(b, s, &s->replayed, "replayed", 1);
 			log_info(b->ctx->log, "bus %s/%s: dead letter %s replayed", s->topic, s->consumer,
 				 m.id);
 		}
@@ -610,7 +669,7 @@ static int replay_one(bus *b, bus_sub *s, const dead_row *r)
 	}
 	if (rc != ENGINE_FAILED)
 		return rc;
-	count(b, &s->failures, 1);
+	count(b, s, &s->failures, "failed", 1);
 	char error[BUS_ERROR_MAX];
 	snprintf(error, sizeof(error), "replay of %s failed (%s) on attempt %d", m.id,
 		 err_name(eng_rc), m.attempt);
@@ -626,16 +685,7 @@ static int replay_one(bus *b, bus_sub *s, const dead_row *r)
 			 s->consumer, m.id);
 		return 1;
 	}
-	backoff_policy p = { .max_attempts = (int)b->max_attempts,
-			     .base_us = b->retry_base_us,
-			     .cap_us = b->retry_max_us };
-	int64_t delay = backoff_delay_us(&p, m.attempt - 1, b->ctx->rng);
-	pthread_mutex_lock(&b->mu);
-	snprintf(s->failing, sizeof(s->failing), "%s", m.id);
-	s->attempts = m.attempt;
-	s->retry_at = bus_now(b) + delay;
-	pthread_mutex_unlock(&b->mu);
-	bus_sub_error(b, s, "%s; retry in %lld ms", error, (long long)(delay / 1000));
+	schedule_retry(b, s, m.id, m.attempt, error);
 	return 0;
 }
 
@@ -696,8 +746,11 @@ static void prune(bus *b)
 	b->next_prune = now + PRUNE_EVERY_US;
 	int64_t cut = now - b->retention_us, published = 0, n1 = 0, n2 = 0;
 	bus_sql_run(b, &n1, "DELETE FROM bus_inbox WHERE at < ?", "i", cut);
+	/* Strictly below the published position, so the highest row always
+	 * stays: SQLite gives a new row MAX(id) + 1, and ids handed out again
+	 * would look like events consumers have seen. */
 	if (b->drv->published(b, &published) == 0)
-		bus_sql_run(b, &n2, "DELETE FROM outbox WHERE id <= ? AND created_at < ?", "ii",
+		bus_sql_run(b, &n2, "DELETE FROM outbox WHERE id < ? AND created_at < ?", "ii",
 			    published, cut);
 	if (n1 || n2)
 		log_info(b->ctx->log, "bus: pruned %lld inbox and %lld outbox rows past retention",
@@ -729,20 +782,19 @@ int bus_step(bus *b)
 
 /* ---- the thread --------------------------------------------------------------------- */
 
+/* Sleeps up to ms (on the monotonic clock: b->cv uses it), waking early
+ * when the bus stops. 1 when stopping. */
 static int wait_ms(bus *b, int64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	int64_t ns = until.tv_nsec + (ms % 1000) * 1000000LL;
+	until.tv_sec += (time_t)(ms / 1000 + ns / 1000000000LL);
+	until.tv_nsec = (long)(ns % 1000000000LL);
 	pthread_mutex_lock(&b->mu);
-	while (!b->stopping)
-		if (pthread_cond_timedwait(&b->cv, &b->mu, &ts) != 0)
-			break;
+	int rc = 0;
+	while (!b->stopping && rc == 0)
+		rc = pthread_cond_timedwait(&b->cv, &b->mu, &until);
 	int stop = b->stopping;
 	pthread_mutex_unlock(&b->mu);
 	return stop;
@@ -877,7 +929,11 @@ bus *bus_new(engine_ctx *ctx, const engine_def *def, void *eng, const char *url,
 	b->drv = strncmp(url, "kafka://", 8) == 0 ? &bus_kafka_driver : &bus_embedded_driver;
 	b->pg = strcmp(store_driver(ctx->store), "postgresql") == 0;
 	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	const config *c = ctx->config;
 	b->poll_ms = config_int(c, "bus.poll_ms", 100);
 	b->batch = config_int(c, "bus.batch", 200);
@@ -902,6 +958,11 @@ bus *bus_new(engine_ctx *ctx, const engine_def *def, void *eng, const char *url,
 		bus_free(b);
 		return NULL;
 	}
+	metrics_help(ctx->metrics, "ecom_bus_messages_total",
+		     "Messages handled by the bus's consumers, by topic, consumer and outcome "
+		     "(applied, duplicate, failed, dead, replayed).");
+	metrics_help(ctx->metrics, "ecom_bus_published_total",
+		     "Outbox rows the relay published (acknowledged by Kafka).");
 	log_info(ctx->log, "bus: %s, %d subscription(s)", b->drv->name, b->nsubs);
 	return b;
 }
@@ -1078,6 +1139,10 @@ int bus_handle(bus *b, msg_req *req, msg_resp *resp)
 		char name[BUS_TOPIC_MAX];
 		memcpy(name, topic, (size_t)(slash - topic));
 		name[slash - topic] = '\0';
+		if (!bus_valid_name(name)) {
+			msg_resp_error(resp, 404, "not_found", "no such topic", NULL);
+			return 1;
+		}
 		admin_replay(b, req, resp, name);
 		return 1;
 	}

@@ -72,6 +72,10 @@ typedef struct bus_hooks {
 	void *ud;
 } bus_hooks;
 
+/* 1 when s can name a topic, consumer or service on the bus (and in a
+ * path as it is): 1 to 63 of a-z, 0-9, '.', '-', '_'. */
+int bus_valid_name(const char *s);
+
 /* 0 when url is "embedded" or "kafka://HOST:PORT[,HOST:PORT...]";
  * otherwise ERR_INVALID with err saying why. */
 int bus_url_check(const char *url, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 /* bus_admin: /admin/queues across the platform. */
 #include "bus/bus_admin.h"
+#include "bus/bus.h"
 #include "core/err.h"
 
 #include <stdio.h>
@@ -134,25 +135,12 @@ static void take_moved(const char *service, json_t *body, void *ud)
 	json_array_append_new(r->per, json_pack("{s:s,s:I}", "service", service, "moved", n));
 }
 
-/* Topic and consumer names: what a path can carry as it is. */
-static int valid_name(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		      s[i] == '-' || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 void bus_admin_replay(const engine_ctx *ctx, json_t *services, const char *topic,
 		      const char *consumer, msg_resp *resp)
 {
-	if (!valid_name(topic) || (consumer && !valid_name(consumer))) {
-		engine_bad_field(resp, valid_name(topic) ? "consumer" : "topic",
-				 "must be 1 to 64 of a-z, 0-9, '.', '-', '_'");
+	if (!bus_valid_name(topic) || (consumer && !bus_valid_name(consumer))) {
+		engine_bad_field(resp, bus_valid_name(topic) ? "consumer" : "topic",
+				 "must be 1 to 63 of a-z, 0-9, '.', '-', '_'");
 		return;
 	}
 	char path[256];

@@ -28,19 +28,6 @@
 
 /* ---- producer: the feed ---------------------------------------------------- */
 
-static int valid_name(const char *s, size_t n)
-{
-	if (n == 0 || n >= BUS_TOPIC_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-		      c == '_'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Query parameter name as an integer in [min, max], def when absent. 0, or
  * ERR_INVALID with resp filled. */
 static int query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t def,
@@ -152,15 +139,17 @@ static int emb_handle(bus *b, msg_req *req, msg_resp *resp)
 	resp->route = FEED_PREFIX "{service}/{topic}";
 	const char *rest = req->path + plen;
 	const char *slash = strchr(rest, '/');
-	if (!slash || !valid_name(rest, (size_t)(slash - rest)) ||
-	    !valid_name(slash + 1, strlen(slash + 1))) {
+	char service[BUS_TOPIC_MAX] = "", topic[BUS_TOPIC_MAX] = "";
+	if (slash && (size_t)(slash - rest) < sizeof(service) && strlen(slash + 1) < sizeof(topic)) {
+		memcpy(service, rest, (size_t)(slash - rest));
+		service[slash - rest] = '\0';
+		memcpy(topic, slash + 1, strlen(slash + 1) + 1);
+	}
+	if (!bus_valid_name(service) || !bus_valid_name(topic)) {
 		msg_resp_error(resp, 404, "not_found", "want /v1/internal/feed/{service}/{topic}",
 			       NULL);
 		return 1;
 	}
-	char service[BUS_TOPIC_MAX], topic[BUS_TOPIC_MAX];
-	snprintf(service, sizeof(service), "%.*s", (int)(slash - rest), rest);
-	snprintf(topic, sizeof(topic), "%s", slash + 1);
 	serve_feed(b, req, resp, service, topic);
 	return 1;
 }
@@ -193,8 +182,10 @@ static int take_feed(bus *b, bus_sub *s, bus_source *src)
 					 s->consumer, s->topic, src->producer, me, now);
 	}
 	if (rc || changed != 1) {
+		pthread_mutex_lock(&b->mu);
 		src->lease_until = 0;
 		src->loaded = 0;
+		pthread_mutex_unlock(&b->mu);
 		return rc ? rc : 0;
 	}
 	if (lapsed || !src->loaded) {
@@ -206,14 +197,18 @@ static int take_feed(bus *b, bus_sub *s, bus_source *src)
 		if (!st)
 			return rc;
 		rc = store_step(st);
-		if (rc == STORE_ROW)
-			src->pos = store_col_int(st, 0);
+		int64_t pos = rc == STORE_ROW ? store_col_int(st, 0) : 0;
 		store_reset(st);
 		if (rc < 0)
 			return rc;
+		pthread_mutex_lock(&b->mu);
+		src->pos = pos;
 		src->loaded = 1;
+		pthread_mutex_unlock(&b->mu);
 	}
+	pthread_mutex_lock(&b->mu);
 	src->lease_until = now + b->lease_us;
+	pthread_mutex_unlock(&b->mu);
 	return 1;
 }
 
@@ -288,13 +283,16 @@ static int fetch_source(bus *b, bus_sub *s, bus_source *src)
 	if (rc == 0 && resp.status == 200)
 		v = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
 	if (!v) {
+		char why[BUS_ERROR_MAX];
 		if (rc)
-			snprintf(src->error, sizeof(src->error), "fetch from %s: %s", src->producer,
-				 err_name(rc));
+			snprintf(why, sizeof(why), "fetch from %s: %s", src->producer, err_name(rc));
 		else
-			snprintf(src->error, sizeof(src->error), "fetch from %s: status %d %.80s",
-				 src->producer, resp.status, resp.body ? resp.body : "");
-		bus_sub_error(b, s, "%s", src->error);
+			snprintf(why, sizeof(why), "fetch from %s: status %d %.80s", src->producer,
+				 resp.status, resp.body ? resp.body : "");
+		pthread_mutex_lock(&b->mu);
+		snprintf(src->error, sizeof(src->error), "%s", why);
+		pthread_mutex_unlock(&b->mu);
+		bus_sub_error(b, s, "%s", why);
 		msg_resp_clear(&resp);
 		src->next_fetch = now + FETCH_RETRY_US;
 		return 0;
@@ -309,14 +307,17 @@ static int fetch_source(bus *b, bus_sub *s, bus_source *src)
 		bus_sub_error(b, s, "fetch from %s: a malformed feed", src->producer);
 		src->next_fetch = now + FETCH_RETRY_US;
 	} else {
+		pthread_mutex_lock(&b->mu);
 		src->error[0] = '\0';
+		pthread_mutex_unlock(&b->mu);
+		bus_sub_ok(b, s);
 		handled = bus_deliver(b, s, ms, n, emb_ack, src);
 	}
-	if (handled > 0)
-		src->pos = ms[handled - 1].seq;
 	if (n >= 0) {
 		json_t *pend = json_object_get(v, "pending");
 		pthread_mutex_lock(&b->mu);
+		if (handled > 0)
+			src->pos = ms[handled - 1].seq;
 		src->head = json_integer_value(json_object_get(v, "head"));
 		int64_t left = n - (handled > 0 ? handled : 0);
 		if (json_is_integer(pend))

@@ -238,6 +238,7 @@ static int kaf_relay(bus *b)
 			log_warn(b->ctx->log, "kafka relay: recording the position: %s", err_name(rc));
 			return rc;
 		}
+		metrics_count(b->ctx->metrics, "ecom_bus_published_total", NULL, acked);
 	}
 	if (acked < n || perr) {
 		const char *why = acked < n ? (k->errors[acked] ? k->errors[acked] : "no report in time")
@@ -365,6 +366,8 @@ static int kaf_fetch(bus *b, bus_sub *s)
 		int rc = bm && tx ? 0 : ERR_NOMEM;
 		for (int i = 0; rc == 0 && i < n; i++)
 			rc = to_bus_msg(s, ms[i], &tx[i], &bm[i]);
+		if (rc == 0)
+			bus_sub_ok(b, s);
 		handled = rc ? rc : bus_deliver(b, s, bm, n, NULL, NULL);
 		for (int i = 0; tx && i < n; i++) {
 			free(tx[i].key);

@@ -141,5 +141,8 @@ int bus_relay_lease(bus *b, const char *name);
 int64_t bus_now(bus *b);
 /* Records err as s's last error (for /admin/queues) and logs it once. */
 void bus_sub_error(bus *b, bus_sub *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* s works again: forgets its last error unless a message of it is waiting
+ * for a retry. */
+void bus_sub_ok(bus *b, bus_sub *s);
 
 #endif

@@ -1,5 +1,6 @@
 /* queue: `ecom queue list|replay`. */
 #include "ops/queue.h"
+#include "bus/bus.h"
 #include "core/err.h"
 #include "net/http_client.h"
 #include "ops/cli.h"
@@ -30,18 +31,6 @@ static const char HELP[] =
 	"  --json        print the gateway's JSON answer instead\n"
 	"  --state DIR   the platform's state directory (default ./var or $ECOM_STATE)\n"
 	"  --url URL     the gateway to talk to (admin token from $ECOM_ADMIN_TOKEN)\n";
-
-static int valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		      s[i] == '-' || s[i] == '_'))
-			return 0;
-	return 1;
-}
 
 static long long num(json_t *row, const char *key)
 {
@@ -114,8 +103,8 @@ int queue_main(int argc, char **argv)
 		return cli_usage(CMD, nargs > 1 ? "list takes no argument" : "--consumer is for replay");
 	if (is_replay && nargs != 2)
 		return cli_usage(CMD, "replay needs exactly one TOPIC");
-	if (is_replay && (!valid_name(args[1]) || (consumer && !valid_name(consumer))))
-		return cli_usage(CMD, "topic and consumer names are 1 to 64 of a-z 0-9 . - _");
+	if (is_replay && (!bus_valid_name(args[1]) || (consumer && !bus_valid_name(consumer))))
+		return cli_usage(CMD, "topic and consumer names are 1 to 63 of a-z 0-9 . - _");
 	char url[512], token[256], target[1024];
 	if (cli_platform(CMD, state_s, url_s, url, sizeof(url), token, sizeof(token)) != 0)
 		return 1;

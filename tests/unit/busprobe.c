@@ -114,3 +114,41 @@ int64_t busprobe_int(store *s, const char *sql)
 		fail_msg("%s: %s", sql, store_errmsg(s));
 	return v;
 }
+
+int64_t busprobe_events(store *producer)
+{
+	return busprobe_int(producer, "SELECT COUNT(*) FROM outbox WHERE topic = 'inventory'");
+}
+
+int64_t busprobe_effects(store *consumer)
+{
+	return busprobe_int(consumer, "SELECT COUNT(*) FROM effects");
+}
+
+void busprobe_set_stock(efix *p, const char *sku, int on_hand)
+{
+	char path[96], body[64];
+	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
+	snprintf(body, sizeof(body), "{\"on_hand\":%d}", on_hand);
+	json_decref(efix_expect(p, "PUT", path, NULL, "Bearer " EFIX_ADMIN, body, 200));
+}
+
+json_t *busprobe_row(bus *b)
+{
+	json_t *v = bus_queues(b);
+	if (!v)
+		fail_msg("bus_queues failed");
+	size_t i;
+	json_t *row;
+	json_array_foreach(json_object_get(v, "queues"), i, row)
+	{
+		if (strcmp(json_string_value(json_object_get(row, "consumer")), "busprobe") == 0) {
+			json_incref(row);
+			json_decref(v);
+			return row;
+		}
+	}
+	json_decref(v);
+	fail_msg("no busprobe row in the queues");
+	return NULL;
+}

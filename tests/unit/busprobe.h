@@ -9,8 +9,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "bus/bus.h"
 #include "services/engine.h"
 #include "store/store.h"
+
+#include "efix.h"
 
 typedef struct busprobe {
 	engine_ctx *ctx;
@@ -28,5 +33,17 @@ int busprobe_calls(busprobe *p);
 /* The first column of the first row of sql on s (-1 when no row); fails
  * the test on a store error. */
 int64_t busprobe_int(store *s, const char *sql);
+
+/* Events on topic inventory in a producer's outbox; effects in the
+ * consumer's table. */
+int64_t busprobe_events(store *producer);
+int64_t busprobe_effects(store *consumer);
+
+/* PUT /v1/inventory/{sku} {on_hand} on the inventory engine of p, as admin;
+ * fails the test unless 200. */
+void busprobe_set_stock(efix *p, const char *sku, int on_hand);
+
+/* The busprobe consumer's row of b's queues (new reference). */
+json_t *busprobe_row(bus *b);
 
 #endif

@@ -31,6 +31,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/msg.h"
@@ -178,8 +179,8 @@ static int teardown(void **state)
 
 static int64_t q_int(store *s, const char *sql) { return busprobe_int(s, sql); }
 
-static int64_t events(fx *x) { return q_int(x->p->store, "SELECT COUNT(*) FROM outbox WHERE topic = 'inventory'"); }
-static int64_t effects(fx *x) { return q_int(x->c->store, "SELECT COUNT(*) FROM effects"); }
+static int64_t events(fx *x) { return busprobe_events(x->p->store); }
+static int64_t effects(fx *x) { return busprobe_effects(x->c->store); }
 static int64_t dead(fx *x) { return q_int(x->c->store, "SELECT COUNT(*) FROM bus_dead"); }
 
 /* Every event has exactly one effect, applied once. */
@@ -199,10 +200,7 @@ static void assert_in_order(fx *x)
 
 static void set_stock(fx *x, const char *sku, int on_hand)
 {
-	char path[96], body[64];
-	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
-	snprintf(body, sizeof(body), "{\"on_hand\":%d}", on_hand);
-	json_decref(efix_expect(x->p, "PUT", path, NULL, ADMIN, body, 200));
+	busprobe_set_stock(x->p, sku, on_hand);
 }
 
 /* Steps both buses until the consumer has want effects (or dead letters
@@ -242,23 +240,8 @@ static json_t *bus_call(bus *b, const char *method, const char *path, const char
 	return v;
 }
 
-/* The consumer's row in its /admin/queues. */
-static json_t *consumer_row(fx *x)
-{
-	json_t *v = bus_call(x->cb, "GET", "/admin/queues", ADMIN, 200);
-	size_t i;
-	json_t *row;
-	json_array_foreach(json_object_get(v, "queues"), i, row)
-	{
-		if (strcmp(json_string_value(json_object_get(row, "consumer")), "busprobe") == 0) {
-			json_incref(row);
-			json_decref(v);
-			return row;
-		}
-	}
-	fail_msg("no busprobe row in /admin/queues");
-	return NULL;
-}
+/* The consumer's row in its queues. */
+static json_t *consumer_row(fx *x) { return busprobe_row(x->cb); }
 
 static int64_t jint(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
 
@@ -290,6 +273,10 @@ static void test_delivers_in_order_once(void **state)
 	assert_int_equal(jint(row, "dead_letters"), 0);
 	assert_int_equal(jint(row, "applied"), events(x));
 	json_decref(row);
+	assert_int_equal(metrics_counter_value(x->c->metrics, "ecom_bus_messages_total",
+					       "topic=\"inventory\",consumer=\"busprobe\","
+					       "outcome=\"applied\""),
+			 events(x));
 	/* the producer's own row: nothing waits to be published */
 	json_t *v = bus_call(x->pb, "GET", "/admin/queues", ADMIN, 200);
 	json_t *relay = json_array_get(json_object_get(v, "queues"), 0);
@@ -609,6 +596,34 @@ static void test_outbox_put(void **state)
 	assert_int_equal(outbox_put(s, "", "k", "{}", NULL, 5), ERR_INVALID);
 }
 
+/* Old rows and inbox entries are pruned after bus.retention_s, but never the
+ * outbox's highest row: a new event must not get an id consumers saw. */
+static void test_prune_keeps_ids(void **state)
+{
+	fx *x = *state;
+	for (int i = 0; i < 20; i++)
+		set_stock(x, "P-1", i + 1);
+	pump_until(x, events(x), 0);
+	int64_t applied = effects(x), top = q_int(x->p->store, "SELECT MAX(id) FROM outbox");
+	bus_free(x->pb);
+	assert_int_equal(config_set(x->p->config, "bus.retention_s", "60"), 0);
+	assert_int_equal(config_set(x->c->config, "bus.retention_s", "60"), 0);
+	x->pb = new_bus(x->p);
+	bus_free(x->cb);
+	x->cb = new_bus(x->c);
+	clock_advance(x->p->clock, 11 * 60 * 1000 * MS); /* past retention and the prune interval */
+	bus_step(x->pb);
+	bus_step(x->cb);
+	assert_int_equal(events(x), 1); /* only the highest row is left */
+	assert_int_equal(q_int(x->p->store, "SELECT MAX(id) FROM outbox"), top);
+	assert_int_equal(q_int(x->c->store, "SELECT COUNT(*) FROM bus_inbox"), 0);
+	set_stock(x, "P-1", 99);
+	assert_int_equal(q_int(x->p->store, "SELECT MAX(id) FROM outbox"), top + 1);
+	pump_until(x, applied + 1, 0);
+	assert_int_equal(effects(x), applied + 1);
+	assert_int_equal(q_int(x->c->store, "SELECT MAX(seq) FROM effects"), top + 1);
+}
+
 /* ---- PostgreSQL: a row that commits after a higher one ----------------------------- */
 
 typedef struct late {
@@ -682,6 +697,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicates_every_effect_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letter_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_keeps_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_late_commit_not_skipped, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,21 +121,15 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int64_t events(kfx *x)
-{
-	return busprobe_int(x->p->store, "SELECT COUNT(*) FROM outbox WHERE topic = 'inventory'");
-}
+static int64_t events(kfx *x) { return busprobe_events(x->p->store); }
 
-static int64_t effects(kfx *x) { return busprobe_int(x->c->store, "SELECT COUNT(*) FROM effects"); }
+static int64_t effects(kfx *x) { return busprobe_effects(x->c->store); }
 
 static int64_t dead(kfx *x) { return busprobe_int(x->c->store, "SELECT COUNT(*) FROM bus_dead"); }
 
 static void set_stock(kfx *x, const char *sku, int on_hand)
 {
-	char path[96], body[64];
-	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
-	snprintf(body, sizeof(body), "{\"on_hand\":%d}", on_hand);
-	json_decref(efix_expect(x->p, "PUT", path, NULL, ADMIN, body, 200));
+	busprobe_set_stock(x->p, sku, on_hand);
 }
 
 /* Waits (bounded) until the consumer has want effects and want_dead dead
@@ -186,23 +180,7 @@ static void *broker_up_later(void *arg)
 	return NULL;
 }
 
-static json_t *consumer_row(bus *b)
-{
-	json_t *v = bus_queues(b);
-	assert_non_null(v);
-	size_t i;
-	json_t *row;
-	json_array_foreach(json_object_get(v, "queues"), i, row)
-	{
-		if (strcmp(json_string_value(json_object_get(row, "consumer")), "busprobe") == 0) {
-			json_incref(row);
-			json_decref(v);
-			return row;
-		}
-	}
-	fail_msg("no busprobe row");
-	return NULL;
-}
+static json_t *consumer_row(bus *b) { return busprobe_row(b); }
 
 /* ---- tests ------------------------------------------------------------------ */
 
