@@ -76,17 +76,10 @@ static void sink_handle(void *eng, msg_req *req, msg_resp *resp)
 static int sink_consume(void *eng, const bus_msg *m)
 {
 	sink *s = eng;
-	int rc = 0;
-	store_stmt *st = store_prepare(s->ctx->store,
-				       "INSERT INTO effects (msg_id, seq, n) VALUES (?, ?, 1) "
-				       "ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
-				       &rc);
-	if (!st)
-		return rc;
-	if ((rc = store_bind_text(st, 1, m->id)) == 0 && (rc = store_bind_int(st, 2, m->seq)) == 0)
-		rc = store_step(st);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
+	return store_runf(s->ctx->store,
+			  "INSERT INTO effects (msg_id, seq, n) VALUES (?, ?, 1) "
+			  "ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
+			  NULL, "ti", m->id, m->seq);
 }
 
 static const engine_sub sink_subs[] = { { "bench", NULL }, { NULL, NULL } };

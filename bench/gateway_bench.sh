@@ -6,7 +6,11 @@
 #     cluster from tests/pg_cluster.sh), same wrk settings;
 #  2. identity overhead: GET /v1/products/BOOK-001 anonymous versus with a
 #     user's access token (JWT check + identity signature at the gateway),
-#     alternating, on the SQLite platform.
+#     alternating, on the SQLite platform;
+#  3. the gateway's token cache: the same authenticated read against the
+#     SQLite platform (cache on, the default) and against a second one
+#     started with gateway.token_cache_slots=0 (every token verified with
+#     libjwt on every request), alternating.
 #
 #   bench/gateway_bench.sh [ECOM_BIN] [SECONDS]
 #
@@ -23,6 +27,7 @@ mkdir -p "$work/pg"
 cleanup() {
   "$ECOM" down --state "$work/sqlite" >/dev/null 2>&1 || true
   "$ECOM" down --state "$work/postgres" >/dev/null 2>&1 || true
+  "$ECOM" down --state "$work/nocache" >/dev/null 2>&1 || true
   "$top/tests/pg_cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -64,4 +69,18 @@ export ECOM_BENCH_TOKEN
 for round in 1 2; do
   run "round $round anonymous" "$sq/v1/products/BOOK-001"
   run "round $round authenticated" "$sq" -s "$top/bench/auth_get.lua"
+done
+
+echo "-- token cache: authenticated GET /v1/products/BOOK-001, cache on vs off"
+# Same admin token, so the JWT key differs per platform: log in on each.
+nc=$(ECOM_GATEWAY_TOKEN_CACHE_SLOTS=0 "$ECOM" up --port 0 --state "$work/nocache")
+curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password 1","name":"Bench"}' "$nc/v1/auth/signup" >/dev/null
+nc_token=$(curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"bench password 1"}' "$nc/v1/auth/login" |
+  sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+cache_token=$ECOM_BENCH_TOKEN
+for round in 1 2; do
+  ECOM_BENCH_TOKEN=$cache_token run "round $round cache on" "$sq" -s "$top/bench/auth_get.lua"
+  ECOM_BENCH_TOKEN=$nc_token run "round $round cache off" "$nc" -s "$top/bench/auth_get.lua"
 done

@@ -115,79 +115,6 @@ static int produces(bus *b, const char *topic)
 
 /* ---- SQL ------------------------------------------------------------------- */
 
-static store_stmt *bind_all(bus *b, int *rc, const char *sql, const char *types, va_list ap)
-{
-	store_stmt *st = store_prepare(b->ctx->store, sql, rc);
-	if (!st) {
-		if (!*rc)
-			*rc = ERR_STORE;
-		return NULL;
-	}
-	for (int i = 0; types && types[i]; i++) {
-		int r;
-		if (types[i] == 't') {
-			const char *v = va_arg(ap, const char *);
-			r = v ? store_bind_text(st, i + 1, v) : store_bind_null(st, i + 1);
-		} else {
-			r = store_bind_int(st, i + 1, va_arg(ap, int64_t));
-		}
-		if (r) {
-			store_reset(st);
-			*rc = r;
-			return NULL;
-		}
-	}
-	*rc = 0;
-	return st;
-}
-
-store_stmt *bus_sql(bus *b, int *rc, const char *sql, const char *types, ...)
-{
-	va_list ap;
-	va_start(ap, types);
-	store_stmt *st = bind_all(b, rc, sql, types, ap);
-	va_end(ap);
-	return st;
-}
-
-/* Runs sql once: *changes (may be NULL) gets the rows it changed, *first
- * (may be NULL) the first column of its first row when there is one and it
- * is not NULL. 0 or a store error. */
-static int run_once(bus *b, int64_t *changes, int64_t *first, const char *sql, const char *types,
-		    va_list ap)
-{
-	int rc = 0;
-	store_stmt *st = bind_all(b, &rc, sql, types, ap);
-	if (!st)
-		return rc;
-	rc = store_step(st);
-	if (rc == STORE_ROW && first && !store_col_is_null(st, 0))
-		*first = store_col_int(st, 0);
-	if (rc >= 0 && changes)
-		*changes = store_changes(st);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
-}
-
-int bus_sql_run(bus *b, int64_t *changes, const char *sql, const char *types, ...)
-{
-	va_list ap;
-	va_start(ap, types);
-	int rc = run_once(b, changes, NULL, sql, types, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* One integer from a query of one row; *out untouched when there is none. */
-static int sql_int(bus *b, int64_t *out, const char *sql, const char *types, ...)
-{
-	va_list ap;
-	va_start(ap, types);
-	int rc = run_once(b, NULL, out, sql, types, ap);
-	va_end(ap);
-	return rc;
-}
-
 int64_t bus_now(bus *b) { return clock_now(b->ctx->clock); }
 
 static int retryable(int rc) { return rc == ERR_BUSY || rc == ERR_RETRY; }
@@ -223,8 +150,8 @@ int bus_horizon(bus *b, int64_t *pos)
 	/* SQLite has one writer at a time and ids grow with it, so what is
 	 * committed is always a prefix of the ids. */
 	if (!b->pg)
-		return sql_int(b, pos, "SELECT MAX(id) FROM outbox", "");
-	return sql_int(b, pos, "SELECT pos FROM bus_relay WHERE name = 'horizon'", "");
+		return store_intf(b->ctx->store, pos, "SELECT MAX(id) FROM outbox", "");
+	return store_intf(b->ctx->store, pos, "SELECT pos FROM bus_relay WHERE name = 'horizon'", "");
 }
 
 int bus_advance_horizon(bus *b)
@@ -232,9 +159,9 @@ int bus_advance_horizon(bus *b)
 	if (!b->pg)
 		return 0;
 	int64_t end = 0, stored = 0;
-	int rc = sql_int(b, &end, "SELECT MAX(id) FROM outbox", "");
+	int rc = store_intf(b->ctx->store, &end, "SELECT MAX(id) FROM outbox", "");
 	if (rc == 0)
-		rc = sql_int(b, &stored, "SELECT pos FROM bus_relay WHERE name = 'horizon'", "");
+		rc = store_intf(b->ctx->store, &stored, "SELECT pos FROM bus_relay WHERE name = 'horizon'", "");
 	if (rc || end <= stored)
 		return rc;
 	/* An id is drawn when a row is inserted, and a writer holds its lock on
@@ -249,11 +176,11 @@ int bus_advance_horizon(bus *b)
 	if (rc == 0)
 		rc = store_exec(s, "LOCK TABLE outbox IN SHARE MODE");
 	if (rc == 0)
-		rc = sql_int(b, &end, "SELECT MAX(id) FROM outbox", "");
+		rc = store_intf(b->ctx->store, &end, "SELECT MAX(id) FROM outbox", "");
 	int64_t changed = 0;
 	if (rc == 0)
-		rc = bus_sql_run(b, &changed,
-				 "UPDATE bus_relay SET pos = ? WHERE name = 'horizon' AND pos < ?", "ii",
+		rc = store_runf(b->ctx->store,
+				 "UPDATE bus_relay SET pos = ? WHERE name = 'horizon' AND pos < ?", &changed, "ii",
 				 end, end);
 	if (rc == 0)
 		rc = store_commit(s);
@@ -267,9 +194,9 @@ int bus_advance_horizon(bus *b)
 int bus_relay_lease(bus *b, const char *name)
 {
 	int64_t now = bus_now(b), changed = 0;
-	int rc = bus_sql_run(b, &changed,
+	int rc = store_runf(b->ctx->store,
 			     "UPDATE bus_relay SET owner = ?, lease_until = ? "
-			     "WHERE name = ? AND (owner = ? OR lease_until < ?)",
+			     "WHERE name = ? AND (owner = ? OR lease_until < ?)", &changed,
 			     "titti", b->ctx->instance_id, now + b->lease_us, name,
 			     b->ctx->instance_id, now);
 	if (rc)
@@ -281,6 +208,7 @@ int bus_relay_lease(bus *b, const char *name)
 
 /* One delivery's work inside a transaction, and what it found. */
 typedef struct txn_work {
+	bus *b;
 	bus_sub *s;
 	const bus_msg *m;
 	int attempt;
@@ -293,28 +221,6 @@ typedef struct txn_work {
 	int64_t claimed;    /* out: the replay's row was ours */
 } txn_work;
 
-/* Runs body in a transaction: commits when it returns 0, rolls back
- * otherwise; database contention ("busy", "serialize again") runs it again,
- * up to TXN_TRIES times. Returns body's code or the store's. */
-static int in_txn(bus *b, int (*body)(bus *, txn_work *), txn_work *w)
-{
-	store *st = b->ctx->store;
-	int rc = 0;
-	for (int t = 0; t < TXN_TRIES; t++) {
-		rc = store_begin(st);
-		if (rc == 0)
-			rc = body(b, w);
-		if (rc == 0)
-			rc = store_commit(st);
-		if (rc == 0)
-			break;
-		store_rollback(st);
-		if (!retryable(rc))
-			break;
-	}
-	return rc;
-}
-
 /* Inside the open transaction: the inbox entry, the engine (only when the
  * entry is new), the ack. 0 with *fresh telling which; ENGINE_FAILED with
  * *eng_rc; or a store error. */
@@ -322,9 +228,9 @@ static int handle_in_txn(bus *b, bus_sub *s, const bus_msg *m, int attempt, bus_
 			 void *ud, int *fresh, int *eng_rc)
 {
 	int64_t changed = 0;
-	int rc = bus_sql_run(b, &changed,
+	int rc = store_runf(b->ctx->store,
 			     "INSERT INTO bus_inbox (consumer, msg_id, at) VALUES (?, ?, ?) "
-			     "ON CONFLICT (consumer, msg_id) DO NOTHING",
+			     "ON CONFLICT (consumer, msg_id) DO NOTHING", &changed,
 			     "tti", s->consumer, m->id, bus_now(b));
 	if (rc)
 		return rc;
@@ -390,21 +296,23 @@ static void maybe_duplicate(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack
 }
 
 /* Parks m as a dead letter of s, with its inbox entry and ack. */
-static int dead_letter_body(bus *b, txn_work *w)
+static int dead_letter_body(void *arg)
 {
+	txn_work *w = arg;
+	bus *b = w->b;
 	bus_sub *s = w->s;
 	const bus_msg *m = w->m;
 	int64_t now = bus_now(b);
-	int rc = bus_sql_run(b, NULL,
+	int rc = store_runf(b->ctx->store,
 			     "INSERT INTO bus_inbox (consumer, msg_id, at) VALUES (?, ?, ?) "
-			     "ON CONFLICT (consumer, msg_id) DO NOTHING",
+			     "ON CONFLICT (consumer, msg_id) DO NOTHING", NULL,
 			     "tti", s->consumer, m->id, now);
 	if (rc == 0)
-		rc = bus_sql_run(b, NULL,
+		rc = store_runf(b->ctx->store,
 				 "INSERT INTO bus_dead (consumer, topic, msg_id, producer, seq, key, "
 				 "payload, traceparent, created_at, attempts, error, state, dead_at) "
 				 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'DEAD', ?) "
-				 "ON CONFLICT (consumer, msg_id) DO NOTHING",
+				 "ON CONFLICT (consumer, msg_id) DO NOTHING", NULL,
 				 "ttttittiiiti", s->consumer, s->topic, m->id, m->producer, m->seq,
 				 m->key, m->payload, m->traceparent, m->created_at,
 				 (int64_t)w->attempt, w->error, now);
@@ -416,8 +324,9 @@ static int dead_letter_body(bus *b, txn_work *w)
 static int dead_letter(bus *b, bus_sub *s, const bus_msg *m, int attempts, const char *error,
 		       bus_ack_fn ack, void *ud)
 {
-	txn_work w = { .s = s, .m = m, .attempt = attempts, .ack = ack, .ud = ud, .error = error };
-	return in_txn(b, dead_letter_body, &w);
+	txn_work w = { .b = b, .s = s, .m = m, .attempt = attempts, .ack = ack, .ud = ud,
+		       .error = error };
+	return store_txn(b->ctx->store, TXN_TRIES, dead_letter_body, &w);
 }
 
 /* Message id of s failed on attempt: it waits a delay drawn with full
@@ -461,9 +370,10 @@ static int failed(bus *b, bus_sub *s, const bus_msg *m, int attempt, int eng_rc,
 	return BUS_WAIT;
 }
 
-static int single_body(bus *b, txn_work *w)
+static int single_body(void *arg)
 {
-	return handle_in_txn(b, w->s, w->m, w->attempt, w->ack, w->ud, &w->fresh, &w->eng_rc);
+	txn_work *w = arg;
+	return handle_in_txn(w->b, w->s, w->m, w->attempt, w->ack, w->ud, &w->fresh, &w->eng_rc);
 }
 
 /* One message in its own transaction: an outcome or a store error. */
@@ -476,8 +386,8 @@ static int deliver_single(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack, 
 	pthread_mutex_unlock(&b->mu);
 	if (retrying && bus_now(b) < retry_at)
 		return BUS_WAIT;
-	txn_work w = { .s = s, .m = m, .attempt = attempt, .ack = ack, .ud = ud };
-	int rc = in_txn(b, single_body, &w);
+	txn_work w = { .b = b, .s = s, .m = m, .attempt = attempt, .ack = ack, .ud = ud };
+	int rc = store_txn(b->ctx->store, TXN_TRIES, single_body, &w);
 	int fresh = w.fresh;
 	if (rc == ENGINE_FAILED)
 		return failed(b, s, m, attempt, w.eng_rc, ack, ud);
@@ -586,10 +496,10 @@ static int replay_rows(bus *b, bus_sub *s, int max, dead_row **out, int *n)
 	*out = NULL;
 	*n = 0;
 	int rc = 0;
-	store_stmt *st = bus_sql(b, &rc,
+	store_stmt *st = store_queryf(b->ctx->store,
 				 "SELECT id, msg_id, producer, seq, key, payload, traceparent, created_at, "
 				 "attempts FROM bus_dead WHERE consumer = ? AND topic = ? AND state = 'REPLAY' "
-				 "ORDER BY id LIMIT ?",
+				 "ORDER BY id LIMIT ?", &rc,
 				 "tti", s->consumer, s->topic, (int64_t)max);
 	if (!st)
 		return rc;
@@ -623,10 +533,12 @@ static int replay_rows(bus *b, bus_sub *s, int max, dead_row **out, int *n)
 
 /* Claims (deletes) the replayed row, then applies it: the claim's row lock
  * makes a second instance wait and then find nothing to do. */
-static int replay_body(bus *b, txn_work *w)
+static int replay_body(void *arg)
 {
+	txn_work *w = arg;
+	bus *b = w->b;
 	w->claimed = 0;
-	int rc = bus_sql_run(b, &w->claimed, "DELETE FROM bus_dead WHERE id = ? AND state = 'REPLAY'",
+	int rc = store_runf(b->ctx->store, "DELETE FROM bus_dead WHERE id = ? AND state = 'REPLAY'", &w->claimed,
 			     "i", w->dead_id);
 	if (rc == 0 && w->claimed == 1 && (w->eng_rc = b->def->consume(b->eng, w->m)) != 0)
 		rc = ENGINE_FAILED;
@@ -654,8 +566,8 @@ static int replay_one(bus *b, bus_sub *s, const dead_row *r)
 	pthread_mutex_unlock(&b->mu);
 	if (retrying && bus_now(b) < retry_at)
 		return 0;
-	txn_work w = { .s = s, .m = &m, .dead_id = r->id };
-	int rc = in_txn(b, replay_body, &w);
+	txn_work w = { .b = b, .s = s, .m = &m, .dead_id = r->id };
+	int rc = store_txn(b->ctx->store, TXN_TRIES, replay_body, &w);
 	int64_t claimed = w.claimed;
 	int eng_rc = w.eng_rc;
 	if (rc == 0) {
@@ -674,9 +586,9 @@ static int replay_one(bus *b, bus_sub *s, const dead_row *r)
 	snprintf(error, sizeof(error), "replay of %s failed (%s) on attempt %d", m.id,
 		 err_name(eng_rc), m.attempt);
 	if (m.attempt >= b->max_attempts) {
-		rc = bus_sql_run(b, NULL,
+		rc = store_runf(b->ctx->store,
 				 "UPDATE bus_dead SET state = 'DEAD', attempts = attempts + ?, error = ?, "
-				 "dead_at = ? WHERE id = ?",
+				 "dead_at = ? WHERE id = ?", NULL,
 				 "itii", (int64_t)m.attempt, error, bus_now(b), r->id);
 		if (rc)
 			return rc;
@@ -716,9 +628,9 @@ int bus_replay(bus *b, const char *topic, const char *consumer, int64_t *moved)
 		if (strcmp(s->topic, topic) != 0 || (consumer && strcmp(s->consumer, consumer) != 0))
 			continue;
 		int64_t changed = 0;
-		int rc = bus_sql_run(b, &changed,
+		int rc = store_runf(b->ctx->store,
 				     "UPDATE bus_dead SET state = 'REPLAY' "
-				     "WHERE consumer = ? AND topic = ? AND state = 'DEAD'",
+				     "WHERE consumer = ? AND topic = ? AND state = 'DEAD'", &changed,
 				     "tt", s->consumer, s->topic);
 		if (rc)
 			return rc;
@@ -745,12 +657,12 @@ static void prune(bus *b)
 		return;
 	b->next_prune = now + PRUNE_EVERY_US;
 	int64_t cut = now - b->retention_us, published = 0, n1 = 0, n2 = 0;
-	bus_sql_run(b, &n1, "DELETE FROM bus_inbox WHERE at < ?", "i", cut);
+	store_runf(b->ctx->store, "DELETE FROM bus_inbox WHERE at < ?", &n1, "i", cut);
 	/* Strictly below the published position, so the highest row always
 	 * stays: SQLite gives a new row MAX(id) + 1, and ids handed out again
 	 * would look like events consumers have seen. */
 	if (b->drv->published(b, &published) == 0)
-		bus_sql_run(b, &n2, "DELETE FROM outbox WHERE id < ? AND created_at < ?", "ii",
+		store_runf(b->ctx->store, "DELETE FROM outbox WHERE id < ? AND created_at < ?", &n2, "ii",
 			    published, cut);
 	if (n1 || n2)
 		log_info(b->ctx->log, "bus: pruned %lld inbox and %lld outbox rows past retention",
@@ -849,7 +761,7 @@ static int apply_schema(bus *b, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	int64_t one = 0;
-	rc = sql_int(b, &one, "SELECT COUNT(*) FROM bus_relay", "");
+	rc = store_intf(b->ctx->store, &one, "SELECT COUNT(*) FROM bus_relay", "");
 	if (rc || one < 2) {
 		snprintf(err, errlen, "the bus's tables are missing (no %s/901_bus.sql?)", dir);
 		return rc ? rc : ERR_NOT_FOUND;
@@ -1000,11 +912,11 @@ int bus_ready(bus *b) { return b->drv->ready(b); }
 static int dead_counts(bus *b, bus_sub *s, int64_t *dead, int64_t *replaying)
 {
 	*dead = *replaying = 0;
-	int rc = sql_int(b, dead,
+	int rc = store_intf(b->ctx->store, dead,
 			 "SELECT COUNT(*) FROM bus_dead WHERE consumer = ? AND topic = ? AND state = 'DEAD'",
 			 "tt", s->consumer, s->topic);
 	if (rc == 0)
-		rc = sql_int(b, replaying,
+		rc = store_intf(b->ctx->store, replaying,
 			     "SELECT COUNT(*) FROM bus_dead WHERE consumer = ? AND topic = ? "
 			     "AND state = 'REPLAY'",
 			     "tt", s->consumer, s->topic);
@@ -1015,10 +927,10 @@ static int dead_counts(bus *b, bus_sub *s, int64_t *dead, int64_t *replaying)
 static json_t *relay_row(bus *b, const char *topic, int64_t published)
 {
 	int64_t depth = 0, oldest = 0, now = bus_now(b);
-	int rc = sql_int(b, &depth, "SELECT COUNT(*) FROM outbox WHERE topic = ? AND id > ?", "ti",
+	int rc = store_intf(b->ctx->store, &depth, "SELECT COUNT(*) FROM outbox WHERE topic = ? AND id > ?", "ti",
 			 topic, published);
 	if (rc == 0 && depth > 0)
-		rc = sql_int(b, &oldest, "SELECT MIN(created_at) FROM outbox WHERE topic = ? AND id > ?",
+		rc = store_intf(b->ctx->store, &oldest, "SELECT MIN(created_at) FROM outbox WHERE topic = ? AND id > ?",
 			     "ti", topic, published);
 	if (rc)
 		return NULL;

@@ -59,7 +59,7 @@ static json_t *feed_rows(bus *b, const char *topic, int64_t after, int64_t head,
 			  "WHERE topic = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?"
 			: "SELECT id, key, payload, created_at, NULL FROM outbox "
 			  "WHERE topic = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?";
-	store_stmt *st = bus_sql(b, rc, sql, "tiii", topic, after, head, limit);
+	store_stmt *st = store_queryf(b->ctx->store, sql, rc, "tiii", topic, after, head, limit);
 	if (!st)
 		return NULL;
 	json_t *arr = json_array();
@@ -111,9 +111,9 @@ static void serve_feed(bus *b, msg_req *req, msg_resp *resp, const char *service
 	int64_t pending = -1;
 	if (rc == 0 && want_count) {
 		int rc2 = 0;
-		store_stmt *st = bus_sql(b, &rc2,
+		store_stmt *st = store_queryf(b->ctx->store,
 					 "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE topic = ? AND "
-					 "id > ? AND id <= ? LIMIT ?) AS waiting",
+					 "id > ? AND id <= ? LIMIT ?) AS waiting", &rc2,
 					 "tiii", topic, after, head, (int64_t)COUNT_CAP);
 		if (st && store_step(st) == STORE_ROW)
 			pending = store_col_int(st, 0);
@@ -169,16 +169,16 @@ static int take_feed(bus *b, bus_sub *s, bus_source *src)
 		"UPDATE bus_offsets SET owner = ?, lease_until = ? "
 		"WHERE consumer = ? AND topic = ? AND producer = ? AND (owner = ? OR lease_until < ?)";
 	int64_t changed = 0;
-	int rc = bus_sql_run(b, &changed, take_sql, "titttti", me, now + b->lease_us, s->consumer,
+	int rc = store_runf(b->ctx->store, take_sql, &changed, "titttti", me, now + b->lease_us, s->consumer,
 			     s->topic, src->producer, me, now);
 	if (rc == 0 && changed == 0) {
-		rc = bus_sql_run(b, NULL,
+		rc = store_runf(b->ctx->store,
 				 "INSERT INTO bus_offsets (consumer, topic, producer, pos, owner, "
 				 "lease_until, updated_at) VALUES (?, ?, ?, 0, '', 0, ?) "
-				 "ON CONFLICT (consumer, topic, producer) DO NOTHING",
+				 "ON CONFLICT (consumer, topic, producer) DO NOTHING", NULL,
 				 "ttti", s->consumer, s->topic, src->producer, now);
 		if (rc == 0)
-			rc = bus_sql_run(b, &changed, take_sql, "titttti", me, now + b->lease_us,
+			rc = store_runf(b->ctx->store, take_sql, &changed, "titttti", me, now + b->lease_us,
 					 s->consumer, s->topic, src->producer, me, now);
 	}
 	if (rc || changed != 1) {
@@ -190,16 +190,12 @@ static int take_feed(bus *b, bus_sub *s, bus_source *src)
 	}
 	if (lapsed || !src->loaded) {
 		/* Another instance may have moved it while we did not hold it. */
-		store_stmt *st = bus_sql(b, &rc,
-					 "SELECT pos FROM bus_offsets WHERE consumer = ? AND topic = ? "
-					 "AND producer = ?",
-					 "ttt", s->consumer, s->topic, src->producer);
-		if (!st)
-			return rc;
-		rc = store_step(st);
-		int64_t pos = rc == STORE_ROW ? store_col_int(st, 0) : 0;
-		store_reset(st);
-		if (rc < 0)
+		int64_t pos = 0;
+		rc = store_intf(b->ctx->store, &pos,
+				"SELECT pos FROM bus_offsets WHERE consumer = ? AND topic = ? "
+				"AND producer = ?",
+				"ttt", s->consumer, s->topic, src->producer);
+		if (rc)
 			return rc;
 		pthread_mutex_lock(&b->mu);
 		src->pos = pos;
@@ -217,9 +213,9 @@ static int take_feed(bus *b, bus_sub *s, bus_source *src)
 static int emb_ack(bus *b, bus_sub *s, const bus_msg *m, void *ud)
 {
 	bus_source *src = ud;
-	return bus_sql_run(b, NULL,
+	return store_runf(b->ctx->store,
 			   "UPDATE bus_offsets SET pos = ?, updated_at = ? "
-			   "WHERE consumer = ? AND topic = ? AND producer = ? AND pos < ?",
+			   "WHERE consumer = ? AND topic = ? AND producer = ? AND pos < ?", NULL,
 			   "iittti", m->seq, bus_now(b), s->consumer, s->topic, src->producer, m->seq);
 }
 

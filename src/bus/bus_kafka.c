@@ -25,8 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a consumer's position and lag queries may take (admin route). */
-#define STATS_TIMEOUT_MS 1500
+/* How long a consumer's lag queries may take, and how often they run. */
+#define STATS_TIMEOUT_MS 500
+#define LAG_EVERY_US 5000000LL
 /* A failed relay batch is tried again after this long. */
 #define RELAY_RETRY_US 1000000LL
 /* How long a readiness answer is kept. */
@@ -39,6 +40,11 @@ typedef struct kafka_sub {
 	rd_kafka_message_t **held;
 	int nheld;
 	int stored; /* offsets stored since the last commit */
+	/* The group's lag, measured by the bus thread every LAG_EVERY_US (it
+	 * asks the brokers, which must not hold up an admin request); -1 until
+	 * known. Under the bus's mu. */
+	int64_t lag;
+	int64_t lag_next; /* mono µs */
 } kafka_sub;
 
 typedef struct kafka_state {
@@ -113,7 +119,7 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static int relay_cursor(bus *b, int64_t *pos)
 {
 	int rc = 0;
-	store_stmt *st = bus_sql(b, &rc, "SELECT pos FROM bus_relay WHERE name = 'kafka'", "");
+	store_stmt *st = store_queryf(b->ctx->store, "SELECT pos FROM bus_relay WHERE name = 'kafka'", &rc, "");
 	if (!st)
 		return rc;
 	rc = store_step(st);
@@ -185,7 +191,7 @@ static int kaf_relay(bus *b)
 				    "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
 				  : "SELECT id, topic, key, payload, created_at, NULL FROM outbox "
 				    "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?";
-	store_stmt *st = bus_sql(b, &rc, sql, "iii", cursor, head, b->batch);
+	store_stmt *st = store_queryf(b->ctx->store, sql, &rc, "iii", cursor, head, b->batch);
 	if (!st)
 		return rc;
 	k->gen++;
@@ -232,7 +238,7 @@ static int kaf_relay(bus *b)
 			break;
 	}
 	if (acked > 0) {
-		rc = bus_sql_run(b, NULL, "UPDATE bus_relay SET pos = ? WHERE name = 'kafka' AND pos < ?",
+		rc = store_runf(b->ctx->store, "UPDATE bus_relay SET pos = ? WHERE name = 'kafka' AND pos < ?", NULL,
 				 "ii", k->ids[acked - 1], k->ids[acked - 1]);
 		if (rc) {
 			log_warn(b->ctx->log, "kafka relay: recording the position: %s", err_name(rc));
@@ -329,6 +335,57 @@ static void store_offsets(kafka_sub *ks, rd_kafka_message_t **ms, int n)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The group's lag on s's topic: for each partition, the end of the log
+ * minus the group's committed offset (or the start when none); -1 when the
+ * brokers did not say. Asks the brokers: called on the bus thread. */
+static int64_t group_lag(bus_sub *s)
+{
+	kafka_sub *ks = s->drv;
+	int64_t depth = -1;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(ks->rk, s->topic, NULL);
+	if (t && rd_kafka_metadata(ks->rk, 0, t, &md, STATS_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    md->topic_cnt == 1 && !md->topics[0].err) {
+		int np = md->topics[0].partition_cnt;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+		for (int i = 0; i < np; i++)
+			rd_kafka_topic_partition_list_add(l, s->topic, md->topics[0].partitions[i].id);
+		if (rd_kafka_committed(ks->rk, l, STATS_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			depth = 0;
+			for (int i = 0; i < l->cnt && depth >= 0; i++) {
+				int64_t lo = 0, hi = 0;
+				if (rd_kafka_query_watermark_offsets(ks->rk, s->topic, l->elems[i].partition,
+								     &lo, &hi, STATS_TIMEOUT_MS) != 0) {
+					depth = -1;
+					break;
+				}
+				int64_t from = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+				depth += hi > from ? hi - from : 0;
+			}
+		}
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	return depth;
+}
+
+/* Measures the group's lag again when it is due (bus thread). */
+static void refresh_lag(bus *b, bus_sub *s)
+{
+	kafka_sub *ks = s->drv;
+	if (clock_mono_us() < ks->lag_next)
+		return;
+	int64_t lag = group_lag(s);
+	pthread_mutex_lock(&b->mu);
+	if (lag >= 0)
+		ks->lag = lag;
+	ks->lag_next = clock_mono_us() + LAG_EVERY_US;
+	pthread_mutex_unlock(&b->mu);
+}
+
 static int kaf_fetch(bus *b, bus_sub *s)
 {
 	kafka_sub *ks = s->drv;
@@ -390,44 +447,18 @@ static int kaf_fetch(bus *b, bus_sub *s)
 		rd_kafka_commit(ks->rk, NULL, 1);
 		ks->stored = 0;
 	}
+	if (moved < max)
+		refresh_lag(b, s); /* not while a backlog is being worked off */
 	return handled < 0 ? handled : moved;
 }
 
-/* The group's lag on s's topic: for each partition, the end of the log
- * minus the group's committed offset (or the start when none). */
 static void kaf_sub_stats(bus *b, bus_sub *s, json_t *row)
 {
 	kafka_sub *ks = s->drv;
-	int64_t depth = -1, oldest = 0, now = bus_now(b);
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(ks->rk, s->topic, NULL);
-	if (t && rd_kafka_metadata(ks->rk, 0, t, &md, STATS_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    md->topic_cnt == 1 && !md->topics[0].err) {
-		int np = md->topics[0].partition_cnt;
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-		for (int i = 0; i < np; i++)
-			rd_kafka_topic_partition_list_add(l, s->topic, md->topics[0].partitions[i].id);
-		if (rd_kafka_committed(ks->rk, l, STATS_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			depth = 0;
-			for (int i = 0; i < l->cnt && depth >= 0; i++) {
-				int64_t lo = 0, hi = 0;
-				if (rd_kafka_query_watermark_offsets(ks->rk, s->topic, l->elems[i].partition,
-								     &lo, &hi, STATS_TIMEOUT_MS) != 0) {
-					depth = -1;
-					break;
-				}
-				int64_t from = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-				depth += hi > from ? hi - from : 0;
-			}
-		}
-		rd_kafka_topic_partition_list_destroy(l);
-	}
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	if (t)
-		rd_kafka_topic_destroy(t);
+	int64_t oldest = 0, now = bus_now(b);
 	char num[24];
 	pthread_mutex_lock(&b->mu);
+	int64_t depth = ks->lag;
 	if (ks->nheld > 0 && header(ks->held[0], "ecom-created-at", num, sizeof(num)))
 		oldest = strtoll(num, NULL, 10);
 	pthread_mutex_unlock(&b->mu);
@@ -493,6 +524,7 @@ static int open_consumer(bus *b, bus_sub *s, const char *bootstrap, char *err, s
 		snprintf(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
+	ks->lag = -1;
 	s->drv = ks;
 	char session[24];
 	snprintf(session, sizeof(session), "%lld",

@@ -113,13 +113,6 @@ struct bus {
 
 /* ---- for the drivers ---- */
 
-/* Prepares sql and binds its parameters by types, one letter each: 't' a
- * const char * (NULL binds NULL), 'i' an int64_t. The statement is borrowed
- * (store_reset it). NULL with *rc set on failure. */
-store_stmt *bus_sql(bus *b, int *rc, const char *sql, const char *types, ...);
-/* The same, run to completion; *changes (may be NULL) gets the rows changed. */
-int bus_sql_run(bus *b, int64_t *changes, const char *sql, const char *types, ...);
-
 /* Delivers the n messages of ms to s's consumer, in order, each with its
  * inbox entry and ack, in as few transactions as it can. Stops at the
  * first that has to wait (BUS_WAIT). Returns how many were handled

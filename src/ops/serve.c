@@ -54,6 +54,7 @@ typedef struct host {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stopping;
+	int woken; /* the engine asked for a tick now (ctx->wake) */
 	int registered;
 	bus *bus; /* events: every service with a store has one */
 } host;
@@ -123,9 +124,9 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 
 /* ---- background threads ------------------------------------------------------ */
 
-/* Sleeps up to ms, waking early when the host stops. Returns 1 when
- * stopping. */
-static int host_wait(host *h, int64_t ms)
+/* Sleeps up to ms, waking early when the host stops or, when flag is not
+ * NULL, once *flag is set (it is cleared). Returns 1 when stopping. */
+static int host_wait(host *h, int64_t ms, int *flag)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -136,18 +137,30 @@ static int host_wait(host *h, int64_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&h->mu);
-	while (!h->stopping)
+	while (!h->stopping && !(flag && *flag))
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) != 0)
 			break;
+	if (flag)
+		*flag = 0;
 	int stop = h->stopping;
 	pthread_mutex_unlock(&h->mu);
 	return stop;
 }
 
+/* ctx->wake: the tick thread runs at once instead of at its next period. */
+static void host_wake(void *ud)
+{
+	host *h = ud;
+	pthread_mutex_lock(&h->mu);
+	h->woken = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
 static void *tick_thread(void *arg)
 {
 	host *h = arg;
-	while (!host_wait(h, h->tick_ms))
+	while (!host_wait(h, h->tick_ms, &h->woken))
 		h->def->tick(h->eng, clock_now(h->ctx.clock));
 	return NULL;
 }
@@ -180,7 +193,7 @@ static void *heartbeat_thread(void *arg)
 	host *h = arg;
 	do
 		heartbeat_once(h);
-	while (!host_wait(h, h->heartbeat_ms));
+	while (!host_wait(h, h->heartbeat_ms, NULL));
 	return NULL;
 }
 
@@ -324,6 +337,8 @@ int serve_main(int argc, char **argv)
 	if (gateway_s)
 		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
 	ctx->gateway_url = h.gateway[0] ? h.gateway : NULL;
+	ctx->wake = host_wake;
+	ctx->wake_ud = &h;
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
 		     "Time to serve an HTTP request, by route and status.");

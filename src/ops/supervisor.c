@@ -33,10 +33,14 @@
 
 #define MAX_INSTANCES 64
 #define MAX_REPLICAS 16
+/* The secret key the payment service sends to the Stripe simulator when
+ * none is configured (the simulator takes any sk_test_ key). */
+#define UP_SIM_STRIPE_KEY "sk_test_ecom_simulator"
 
 static const char UP_HELP[] =
 	"usage: ecom up [--state DIR] [--port PORT] [--store URL] [--bus URL]\n"
 	"               [--replicas SVC=N[,SVC=N...]] [--config FILE] [--log-level LEVEL]\n"
+	"               [--no-sims]\n"
 	"\n"
 	"Starts the platform in the background: the gateway on PORT (default 8080;\n"
 	"0 picks a free port) and every service, as child processes of a supervisor\n"
@@ -48,7 +52,13 @@ static const char UP_HELP[] =
 	"  --store URL     sqlite:DIR or sqlite::memory: (default sqlite:STATE/data)\n"
 	"  --bus URL       embedded (the default) or kafka://HOST:PORT[,HOST:PORT...]\n"
 	"                  (a Kafka cluster; 'ecom sim kafka' runs a test one)\n"
-	"  --replicas      instances per service, e.g. catalog=3 (default 1 each)\n";
+	"  --replicas      instances per service, e.g. catalog=3 (default 1 each)\n"
+	"  --no-sims       do not start the simulated outside world\n"
+	"\n"
+	"The Stripe simulator (ecom sim stripe) starts with the platform, on a free\n"
+	"port written to DIR/stripe-sim.url, and the payment service is pointed at it,\n"
+	"unless --no-sims is given or stripe.base_url is configured (file or\n"
+	"ECOM_STRIPE_BASE_URL), in which case payments go to that URL.\n";
 
 static const char DOWN_HELP[] =
 	"usage: ecom down [--state DIR]\n"
@@ -73,6 +83,9 @@ typedef struct inst {
 	int64_t next_start;  /* mono us; 0 = not scheduled */
 	int64_t backoff_ms;
 	int restarts;
+	int sim;             /* the outside world simulated: not registered with the
+			      * gateway; started before the services, which are
+			      * pointed at it */
 } inst;
 
 typedef struct sup {
@@ -181,7 +194,7 @@ static int spawn(sup *s, inst *in)
 	argv[k++] = addr_path;
 	argv[k++] = "--port";
 	argv[k++] = port;
-	if (strcmp(in->service, "gateway") != 0) {
+	if (strcmp(in->service, "gateway") != 0 && !in->sim) {
 		argv[k++] = "--gateway";
 		argv[k++] = s->gateway_url;
 	}
@@ -367,10 +380,13 @@ static int http_ok(const char *base, const char *path, const char *token, msg_re
 	return ok;
 }
 
-/* 1 when every instance answers /ready and the gateway lists each one as
- * healthy. */
+/* 1 when every instance answers /ready and the gateway lists each one that
+ * registers (all but itself and the simulators) as healthy. */
 static int all_ready(sup *s, const char *token)
 {
+	int registering = 0;
+	for (int i = 1; i < s->n; i++)
+		registering += !s->insts[i].sim;
 	for (int i = 0; i < s->n; i++) {
 		refresh_addr(s, &s->insts[i]);
 		if (!s->insts[i].addr[0] || !http_ok(s->insts[i].addr, "/ready", NULL, NULL))
@@ -389,7 +405,7 @@ static int all_ready(sup *s, const char *token)
 			if (json_is_true(json_object_get(in, "healthy")))
 				healthy++;
 	json_decref(doc);
-	return healthy >= s->n - 1; /* every instance but the gateway itself */
+	return healthy >= registering;
 }
 
 static void fail_up(sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -412,6 +428,7 @@ static void cleanup_files(sup *s)
 	sup_remove(s, "gateway.url");
 	sup_remove(s, "supervisor.pid");
 	sup_remove(s, "instances.json");
+	sup_remove(s, "stripe-sim.url");
 	for (int i = 0; i < s->n; i++) {
 		char p[CLI_PATH_MAX];
 		addr_file(s, &s->insts[i], p, sizeof(p));
@@ -435,6 +452,25 @@ static int startup_wait(sup *s, const sigset_t *set, long ms)
 		fail_up(s, "%s failed to start: %s", dead->id, line);
 		return -1;
 	}
+	return 0;
+}
+
+/* Waits for in (just spawned) to write the address it bound, then keeps
+ * its port for restarts, so that whoever was given the address (services
+ * registering with the gateway, the payment service calling the Stripe
+ * simulator) still reaches it. 0, or -1 with up.err written. */
+static int wait_addr(sup *s, inst *in, const sigset_t *set, int64_t deadline)
+{
+	while (!in->addr[0]) {
+		if (startup_wait(s, set, 20) != 0)
+			return -1;
+		refresh_addr(s, in);
+		if (clock_mono_us() > deadline) {
+			fail_up(s, "%s did not start in %lld s", in->id, (long long)s->ready_timeout_s);
+			return -1;
+		}
+	}
+	in->port = atoi(strrchr(in->addr, ':') + 1);
 	return 0;
 }
 
@@ -464,22 +500,30 @@ static int supervise(sup *s, const char *token)
 		fail_up(s, "cannot start the gateway");
 		goto stop;
 	}
-	while (!gw->addr[0]) {
-		if (startup_wait(s, &set, 20) != 0)
-			goto stop;
-		refresh_addr(s, gw);
-		if (clock_mono_us() > deadline) {
-			fail_up(s, "the gateway did not start in %lld s", (long long)s->ready_timeout_s);
-			goto stop;
-		}
-	}
+	if (wait_addr(s, gw, &set, deadline) != 0)
+		goto stop;
 	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
-	/* A gateway restarted later keeps its port, so registrations follow. */
-	gw->port = atoi(strrchr(gw->addr, ':') + 1);
 	sup_path(s, "gateway.url", p, sizeof(p));
 	state_write_file(p, s->gateway_url, 0600);
+	/* The simulators next: the services are told where they listen. */
+	for (int i = 1; i < s->n; i++) {
+		inst *in = &s->insts[i];
+		if (!in->sim)
+			continue;
+		if (spawn(s, in) != 0) {
+			fail_up(s, "cannot start %s", in->id);
+			goto stop;
+		}
+		if (wait_addr(s, in, &set, deadline) != 0)
+			goto stop;
+		if (strcmp(in->service, "stripe-sim") == 0) {
+			setenv("ECOM_STRIPE_BASE_URL", in->addr, 1);
+			sup_path(s, "stripe-sim.url", p, sizeof(p));
+			state_write_file(p, in->addr, 0600);
+		}
+	}
 	for (int i = 1; i < s->n; i++)
-		if (spawn(s, &s->insts[i]) != 0) {
+		if (!s->insts[i].sim && spawn(s, &s->insts[i]) != 0) {
 			fail_up(s, "cannot start %s", s->insts[i].id);
 			goto stop;
 		}
@@ -564,10 +608,12 @@ int supervisor_up(int argc, char **argv)
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "no-sims", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *state_s = NULL, *port_s = NULL, *store_s = NULL, *bus_s = NULL;
 	const char *replicas_s = NULL, *config_s = NULL, *level_s = NULL;
+	int no_sims = 0;
 	opterr = 0;
 	optind = 0;
 	int c;
@@ -580,6 +626,7 @@ int supervisor_up(int argc, char **argv)
 		case 'r': replicas_s = optarg; break;
 		case 'c': config_s = optarg; break;
 		case 'l': level_s = optarg; break;
+		case 'n': no_sims = 1; break;
 		default:
 			return cli_usage("up", "unknown or incomplete option '%s'", argv[optind - 1]);
 		}
@@ -626,6 +673,13 @@ int supervisor_up(int argc, char **argv)
 	s.backoff_min = config_int(cfg, "supervisor.restart_backoff_ms", 200);
 	s.backoff_max = config_int(cfg, "supervisor.restart_backoff_max_ms", 5000);
 	s.ready_timeout_s = config_int(cfg, "up.ready_timeout_s", 30);
+	/* The Stripe simulator stands in for Stripe unless a Stripe is
+	 * configured. Its key: any sk_test_ one, unless one is configured. */
+	const char *stripe_url = config_get(cfg, "stripe.base_url");
+	const char *stripe_key = config_get(cfg, "stripe.secret_key");
+	int stripe_sim = !no_sims && !(stripe_url && stripe_url[0]);
+	if (stripe_sim && !(stripe_key && stripe_key[0]))
+		setenv("ECOM_STRIPE_SECRET_KEY", UP_SIM_STRIPE_KEY, 1);
 	config_free(cfg);
 
 	char self[CLI_PATH_MAX];
@@ -692,6 +746,12 @@ int supervisor_up(int argc, char **argv)
 	snprintf(gw->service, sizeof(gw->service), "gateway");
 	snprintf(gw->id, sizeof(gw->id), "gateway-1");
 	gw->port = (int)port;
+	if (stripe_sim) {
+		inst *sim = &s.insts[s.n++];
+		snprintf(sim->service, sizeof(sim->service), "stripe-sim");
+		snprintf(sim->id, sizeof(sim->id), "stripe-sim-1");
+		sim->sim = 1;
+	}
 	for (int i = 0; i < nsvc; i++)
 		for (int k = 1; k <= counts[i] && s.n < MAX_INSTANCES; k++) {
 			inst *in = &s.insts[s.n++];

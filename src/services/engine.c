@@ -7,9 +7,12 @@
 #include "services/eventlog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
+#include "services/order.h"
+#include "services/payment.h"
 #include "services/user.h"
 #include "sim/stripe_sim.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -21,11 +24,14 @@ static const engine_def *const engines[] = {
 	&inventory_engine,
 	&stripe_sim_engine,
 	&cart_engine,
+	&payment_engine,
+	&order_engine,
 	&eventlog_engine,
 	NULL,
 };
 
-static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", NULL };
+static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
+						"order", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -141,6 +147,17 @@ int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *res
 	msg_resp_error(resp, 401, "unauthenticated", "this route needs a signed-in user", NULL);
 	msg_resp_set_header(resp, "WWW-Authenticate", "Bearer");
 	return ERR_UNAUTH;
+}
+
+int engine_valid_id(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > ENGINE_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i]))
+			return 0;
+	return 1;
 }
 
 int engine_bad_field(msg_resp *resp, const char *field, const char *message)

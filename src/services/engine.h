@@ -48,6 +48,10 @@ typedef struct engine_ctx {
 	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
 	const char *gateway_url; /* where engine_call_service sends; NULL when none */
+	/* Asks the host to run tick soon (work was queued for it); NULL when
+	 * the host has no such hook (ticks come on their own schedule). */
+	void (*wake)(void *ud);
+	void *wake_ud;
 } engine_ctx;
 
 /* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
@@ -121,6 +125,13 @@ int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int
  * otherwise 401 in resp and ERR_UNAUTH. */
 int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,
 			identity *out);
+
+/* 1 when s is an id the services exchange (reservation, order, payment,
+ * refund ids): 1-64 letters, digits, '-', '_', '.', ':' (so ids derived
+ * from an order and a step, "ord_1:payment", fit). */
+int engine_valid_id(const char *s);
+#define ENGINE_ID_MAX 64
+#define ENGINE_ID_RULE "must be 1-64 letters, digits, '-', '_', '.', ':'"
 
 /* Fills resp with 400 invalid_argument naming field in details. Returns
  * ERR_INVALID. */

@@ -17,24 +17,12 @@ typedef struct eventlog {
 static int eventlog_consume(void *eng, const bus_msg *m)
 {
 	eventlog *e = eng;
-	int rc = 0;
-	store_stmt *st = store_prepare(
-		e->ctx->store,
-		"INSERT INTO events (msg_id, topic, producer, seq, key, payload, created_at, "
-		"received_at, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
-		"ON CONFLICT (msg_id) DO UPDATE SET applied = events.applied + 1",
-		&rc);
-	if (!st)
-		return rc ? rc : ERR_STORE;
-	if ((rc = store_bind_text(st, 1, m->id)) == 0 && (rc = store_bind_text(st, 2, m->topic)) == 0 &&
-	    (rc = store_bind_text(st, 3, m->producer)) == 0 &&
-	    (rc = store_bind_int(st, 4, m->seq)) == 0 && (rc = store_bind_text(st, 5, m->key)) == 0 &&
-	    (rc = store_bind_text(st, 6, m->payload)) == 0 &&
-	    (rc = store_bind_int(st, 7, m->created_at)) == 0 &&
-	    (rc = store_bind_int(st, 8, clock_now(e->ctx->clock))) == 0)
-		rc = store_step(st);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
+	return store_runf(e->ctx->store,
+			  "INSERT INTO events (msg_id, topic, producer, seq, key, payload, created_at, "
+			  "received_at, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+			  "ON CONFLICT (msg_id) DO UPDATE SET applied = events.applied + 1",
+			  NULL, "tttittii", m->id, m->topic, m->producer, m->seq, m->key, m->payload,
+			  m->created_at, clock_now(e->ctx->clock));
 }
 
 /* GET /admin/eventlog?topic=&key=&after=&limit= */
@@ -129,6 +117,8 @@ static void eventlog_destroy(void *eng)
 
 static const engine_sub eventlog_subs[] = {
 	{ "inventory", "eventlog" },
+	{ "orders", "eventlog" },
+	{ "payments", "eventlog" },
 	{ NULL, NULL },
 };
 

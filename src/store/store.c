@@ -540,6 +540,76 @@ void store_reset(store_stmt *st)
 		st->conn->s->drv->reset(st->d);
 }
 
+/* Binds the arguments of ap as fmt describes (see store_queryf). */
+static store_stmt *bind_va(store *s, const char *sql, int *err, const char *fmt, va_list ap)
+{
+	store_stmt *st = store_prepare(s, sql, err);
+	if (!st)
+		return NULL;
+	for (int i = 0; fmt && fmt[i]; i++) {
+		int rc;
+		if (fmt[i] == 't')
+			rc = store_bind_text(st, i + 1, va_arg(ap, const char *));
+		else if (fmt[i] == 'i')
+			rc = store_bind_int(st, i + 1, va_arg(ap, int64_t));
+		else
+			rc = ERR_INVALID;
+		if (rc) {
+			store_reset(st);
+			if (err)
+				*err = rc;
+			return NULL;
+		}
+	}
+	return st;
+}
+
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	store_stmt *st = bind_va(s, sql, err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+/* Binds, steps once and resets: *changes (may be NULL) gets the rows
+ * changed, *first (may be NULL) the first column of a first row that is
+ * not NULL. */
+static int run_va(store *s, const char *sql, int64_t *changes, int64_t *first, const char *fmt,
+		  va_list ap)
+{
+	int rc = ERR_STORE;
+	store_stmt *st = bind_va(s, sql, &rc, fmt, ap);
+	if (!st)
+		return rc;
+	rc = store_step(st);
+	if (rc == STORE_ROW && first && !store_col_is_null(st, 0))
+		*first = store_col_int(st, 0);
+	if (rc >= 0 && changes)
+		*changes = store_changes(st);
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, changes, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, NULL, out, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* ---- plain SQL and transactions --------------------------------------- */
 
 int store_exec(store *s, const char *sql)
@@ -602,6 +672,24 @@ int store_rollback(store *s)
 	if (!s->drv->in_transaction(c->d))
 		return 0;
 	return conn_fail(c, s->drv->exec(c->d, "ROLLBACK"));
+}
+
+int store_txn(store *s, int tries, int (*body)(void *arg), void *arg)
+{
+	int rc = ERR_INVALID;
+	for (int attempt = 0; attempt < tries; attempt++) {
+		rc = store_begin(s);
+		if (rc == 0) {
+			rc = body(arg);
+			if (rc == 0)
+				rc = store_commit(s);
+			if (rc != 0)
+				store_rollback(s);
+		}
+		if (rc != ERR_RETRY && rc != ERR_BUSY)
+			return rc;
+	}
+	return rc;
 }
 
 const char *store_errmsg(store *s)

@@ -74,11 +74,33 @@ int64_t store_changes(store_stmt *st);
 /* Ends use of st: resets it and clears its bindings. NULL is fine. */
 void store_reset(store_stmt *st);
 
+/* Prepare and bind in one call: fmt has one letter per '?' of sql, in
+ * order: 't' a const char * (NULL binds SQL NULL), 'i' an int64_t (pass
+ * int64_t exactly: the arguments are read with va_arg). Returns the
+ * statement ready to step (then store_reset it), or NULL with *err set. */
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...);
+/* store_queryf, stepped once, for a statement that returns no rows; *changes
+ * (may be NULL) gets the rows it changed. 0 or an error. */
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...);
+/* store_queryf for a query of one integer: *out gets the first column of
+ * its first row, and stays as it was when there is no row or the value is
+ * NULL. 0 or an error. */
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...);
+
 /* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
  * SQLite (writers queue at once rather than failing at commit). */
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
+
+/* Runs body(arg) in a transaction on this thread's connection: commits
+ * when it returns 0, rolls back otherwise, and runs it all again, up to
+ * tries times in all, while the database (or body, when a conditional
+ * update lost a race) says ERR_BUSY or ERR_RETRY. Returns what body
+ * returned (a positive value is the body's own "decided, roll back"), or
+ * the error of begin or commit. body may run more than once, so it reads
+ * what it acts on inside the transaction and sets its outputs afresh. */
+int store_txn(store *s, int tries, int (*body)(void *arg), void *arg);
 
 /* The last error message on this thread's connection ("" when none). */
 const char *store_errmsg(store *s);

@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/http_client.h"
+#include "services/identity.h"
 
 itest IT;
 
@@ -145,6 +147,21 @@ void itest_remember_pids(void)
 	json_decref(doc);
 }
 
+/* The status of a request that returned rc with r, -1 when it failed;
+ * out (when not NULL) gets the parsed body, keep (when not NULL) r, which
+ * is cleared otherwise. */
+static int answer(int rc, msg_resp *r, json_t **out, msg_resp *keep)
+{
+	int status = rc == 0 ? r->status : -1;
+	if (out)
+		*out = json_loadb(r->body ? r->body : "", r->body_len, 0, NULL);
+	if (keep)
+		*keep = *r;
+	else
+		msg_resp_clear(r);
+	return status;
+}
+
 int itest_req(const char *method, const char *path, const char *body, const char *token,
 	      json_t **out, msg_resp *keep)
 {
@@ -153,14 +170,142 @@ int itest_req(const char *method, const char *path, const char *body, const char
 	msg_resp r;
 	msg_resp_init(&r);
 	int rc = http_client_simple(method, full, body, token, &r, 10000);
-	int status = rc == 0 ? r.status : -1;
+	return answer(rc, &r, out, keep);
+}
+
+int itest_sign_service(const char *sub, const char *secret, char *buf, size_t len)
+{
+	char p[512], mine[256] = "";
+	if (!secret) {
+		snprintf(p, sizeof(p), "%s/service.secret", IT.state);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			return -1;
+		char *got = fgets(mine, sizeof(mine), f);
+		fclose(f);
+		if (!got)
+			return -1;
+		mine[strcspn(mine, "\n")] = '\0';
+		secret = mine;
+	}
+	identity me = { .role = IDENTITY_SERVICE };
+	snprintf(me.sub, sizeof(me.sub), "%s", sub);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return identity_sign(secret, &me, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, buf,
+			     len) == 0
+		       ? 0
+		       : -1;
+}
+
+int itest_req_service(const char *method, const char *path, const char *body, json_t **out,
+		      msg_resp *keep)
+{
+	char ident[IDENTITY_MAX];
 	if (out)
-		*out = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
-	if (keep)
-		*keep = r;
-	else
-		msg_resp_clear(&r);
-	return status;
+		*out = NULL;
+	if (itest_sign_service("order", NULL, ident, sizeof(ident)) != 0)
+		return -1;
+	msg_req req;
+	if (msg_req_init(&req, method, path) != 0)
+		return -1;
+	msg_req_add_header(&req, IDENTITY_HEADER, ident);
+	if (body) {
+		msg_req_add_header(&req, "Content-Type", "application/json");
+		msg_req_set_body(&req, body, strlen(body));
+	}
+	msg_resp r;
+	msg_resp_init(&r);
+	http_call_opts o = { .connect_timeout_ms = 1000, .timeout_ms = 10000 };
+	int rc = http_client_do(IT.url, &req, &r, &o);
+	msg_req_clear(&req);
+	return answer(rc, &r, out, keep);
+}
+
+int itest_req_key(const char *method, const char *path, const char *body, const char *token,
+		  const char *key, json_t **out, msg_resp *keep)
+{
+	if (out)
+		*out = NULL;
+	msg_req req;
+	if (msg_req_init(&req, method, path) != 0)
+		return -1;
+	char auth[1100];
+	if (token) {
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		msg_req_add_header(&req, "Authorization", auth);
+	}
+	if (key)
+		msg_req_add_header(&req, "Idempotency-Key", key);
+	if (body) {
+		msg_req_add_header(&req, "Content-Type", "application/json");
+		msg_req_set_body(&req, body, strlen(body));
+	}
+	msg_resp r;
+	msg_resp_init(&r);
+	http_call_opts o = { .connect_timeout_ms = 1000, .timeout_ms = 15000 };
+	int rc = http_client_do(IT.url, &req, &r, &o);
+	msg_req_clear(&req);
+	return answer(rc, &r, out, keep);
+}
+
+int itest_signup_login(const char *email, char *token, size_t len, char *user_id, size_t idlen)
+{
+	char body[512];
+	json_t *v = NULL;
+	snprintf(body, sizeof(body),
+		 "{\"email\":\"%s\",\"password\":\"correct horse 1\",\"name\":\"Tester\"}",
+		 email);
+	int ok = itest_req("POST", "/v1/auth/signup", body, NULL, &v, NULL) == 201;
+	const char *id = json_string_value(json_object_get(v, "user_id"));
+	if (ok && user_id)
+		snprintf(user_id, idlen, "%s", id ? id : "");
+	json_decref(v);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse 1\"}", email);
+	ok = ok && itest_req("POST", "/v1/auth/login", body, NULL, &v, NULL) == 200;
+	const char *t = ok ? json_string_value(json_object_get(v, "access_token")) : NULL;
+	if (t)
+		snprintf(token, len, "%s", t);
+	json_decref(v);
+	return t ? 0 : -1;
+}
+
+int itest_sim_url(char *buf, size_t len)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/stripe-sim.url", IT.state);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return -1;
+	char *got = fgets(buf, (int)len, f);
+	fclose(f);
+	if (!got)
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return strncmp(buf, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
+}
+
+json_t *itest_sim_admin(const char *method, const char *path, const char *body)
+{
+	char url[600], base[256];
+	if (itest_sim_url(base, sizeof(base)) != 0)
+		return NULL;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	msg_resp r;
+	msg_resp_init(&r);
+	int rc = http_client_simple(method, url, body, ITEST_TOKEN, &r, 5000);
+	json_t *v = rc == 0 && r.status == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+	msg_resp_clear(&r);
+	return v;
+}
+
+long long itest_sim_stat(const char *name)
+{
+	json_t *v = itest_sim_admin("GET", "/admin/stripe/stats", NULL);
+	json_t *n = json_object_get(v, name);
+	long long out = json_is_integer(n) ? (long long)json_integer_value(n) : -1;
+	json_decref(v);
+	return out;
 }
 
 const char *itest_err_code(json_t *v)
@@ -168,27 +313,17 @@ const char *itest_err_code(json_t *v)
 	return json_string_value(json_object_get(json_object_get(v, "error"), "code"));
 }
 
-int itest_up(const char *first, ...)
+/* `ecom up --port 0 --state IT.state [--store IT.store] ARGS...`; takes the
+ * gateway URL it prints and the pids. 0 or -1. */
+static int up_in_state(const char *first, va_list ap)
 {
-	const char *b = getenv("ECOM_BIN");
-	snprintf(IT.bin, sizeof(IT.bin), "%s", b && *b ? b : "./ecom");
-	const char *store = getenv("ECOM_TEST_STORE");
-	IT.store = store && *store ? store : NULL;
-	snprintf(IT.state, sizeof(IT.state), "/tmp/ecom-itest-XXXXXX");
-	if (!mkdtemp(IT.state))
-		return -1;
-	setenv("ECOM_ADMIN_TOKEN", ITEST_TOKEN, 1);
-	http_client_global_init();
 	const char *args[32] = { "up", "--port", "0", "--state", IT.state };
 	int k = 5;
 	if (IT.store) {
 		args[k++] = "--store";
 		args[k++] = IT.store;
 	}
-	va_list ap;
-	va_start(ap, first);
 	collect(args + k, 32 - k, first, ap);
-	va_end(ap);
 	char *out = NULL, *err = NULL;
 	int rc = runv(&out, &err, args);
 	if (rc != 0) {
@@ -203,6 +338,40 @@ int itest_up(const char *first, ...)
 	free(err);
 	itest_remember_pids();
 	return strncmp(IT.url, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
+}
+
+int itest_up(const char *first, ...)
+{
+	const char *b = getenv("ECOM_BIN");
+	snprintf(IT.bin, sizeof(IT.bin), "%s", b && *b ? b : "./ecom");
+	const char *store = getenv("ECOM_TEST_STORE");
+	IT.store = store && *store ? store : NULL;
+	snprintf(IT.state, sizeof(IT.state), "/tmp/ecom-itest-XXXXXX");
+	if (!mkdtemp(IT.state))
+		return -1;
+	setenv("ECOM_ADMIN_TOKEN", ITEST_TOKEN, 1);
+	http_client_global_init();
+	va_list ap;
+	va_start(ap, first);
+	int rc = up_in_state(first, ap);
+	va_end(ap);
+	return rc;
+}
+
+int itest_restart(const char *first, ...)
+{
+	char *err = NULL;
+	if (itest_run(NULL, &err, "down", "--state", IT.state, NULL) != 0) {
+		fprintf(stderr, "ecom down failed: %s\n", err ? err : "");
+		free(err);
+		return -1;
+	}
+	free(err);
+	va_list ap;
+	va_start(ap, first);
+	int rc = up_in_state(first, ap);
+	va_end(ap);
+	return rc;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

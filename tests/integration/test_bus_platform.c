@@ -198,7 +198,8 @@ static void assert_queue_list(void)
 		row = NULL;
 		json_array_foreach(json_object_get(v, "queues"), i, q)
 		{
-			if (strcmp(json_string_value(json_object_get(q, "consumer")), "eventlog") == 0)
+			if (strcmp(json_string_value(json_object_get(q, "consumer")), "eventlog") == 0 &&
+			    strcmp(json_string_value(json_object_get(q, "topic")), "inventory") == 0)
 				row = json_incref(q);
 		}
 		json_decref(v);

@@ -31,19 +31,7 @@ static int teardown(void **unused)
 
 static void signup_login(const char *email, char *token, size_t len, char *id, size_t idlen)
 {
-	char body[512];
-	json_t *v = NULL;
-	snprintf(body, sizeof(body),
-		 "{\"email\":\"%s\",\"password\":\"correct horse 1\",\"name\":\"Cart Tester\"}",
-		 email);
-	assert_int_equal(itest_req("POST", "/v1/auth/signup", body, NULL, &v, NULL), 201);
-	if (id)
-		snprintf(id, idlen, "%s", json_string_value(json_object_get(v, "user_id")));
-	json_decref(v);
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse 1\"}", email);
-	assert_int_equal(itest_req("POST", "/v1/auth/login", body, NULL, &v, NULL), 200);
-	snprintf(token, len, "%s", json_string_value(json_object_get(v, "access_token")));
-	json_decref(v);
+	assert_int_equal(itest_signup_login(email, token, len, id, idlen), 0);
 }
 
 static long long price_of(const char *sku)
@@ -218,26 +206,7 @@ static void test_price_change_and_service_route(void **unused)
 
 static void test_survives_restart(void **unused)
 {
-	char *out = NULL, *err = NULL;
-	int rc = itest_run(&out, &err, "down", "--state", IT.state, NULL);
-	if (rc != 0)
-		fail_msg("ecom down: %d: %s", rc, err ? err : "");
-	free(out);
-	free(err);
-	out = err = NULL;
-	if (IT.store)
-		rc = itest_run(&out, &err, "up", "--port", "0", "--state", IT.state, "--store",
-			       IT.store, NULL);
-	else
-		rc = itest_run(&out, &err, "up", "--port", "0", "--state", IT.state, NULL);
-	if (rc != 0)
-		fail_msg("ecom up again: %d: %s", rc, err ? err : "");
-	snprintf(IT.url, sizeof(IT.url), "%s", out);
-	IT.url[strcspn(IT.url, "\n")] = '\0';
-	free(out);
-	free(err);
-	itest_remember_pids();
-	assert_memory_equal(IT.url, "http://127.0.0.1:", 17);
+	assert_int_equal(itest_restart(NULL), 0);
 
 	/* The same token (jwt.key is in the state directory), the same cart. */
 	json_t *c = get_cart(token_a);

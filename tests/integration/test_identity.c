@@ -259,21 +259,8 @@ static void test_service_to_service(void **unused)
 	json_decref(v);
 	assert_int_equal(itest_req("POST", "/v1/reservations", body, NULL, NULL, NULL), 401);
 
-	char p[512], secret[256] = "";
-	snprintf(p, sizeof(p), "%s/service.secret", IT.state);
-	FILE *f = fopen(p, "r");
-	assert_non_null(f);
-	assert_non_null(fgets(secret, sizeof(secret), f));
-	fclose(f);
-	secret[strcspn(secret, "\n")] = '\0';
-	identity me = { .role = IDENTITY_SERVICE };
-	snprintf(me.sub, sizeof(me.sub), "order");
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	char signed_id[IDENTITY_MAX];
-	assert_int_equal(identity_sign(secret, &me, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-				       signed_id, sizeof(signed_id)),
-			 0);
+	assert_int_equal(itest_sign_service("order", NULL, signed_id, sizeof(signed_id)), 0);
 	msg_req req;
 	msg_req_init(&req, "POST", "/v1/reservations");
 	msg_req_add_header(&req, "X-Ecom-Identity", signed_id);
@@ -286,8 +273,7 @@ static void test_service_to_service(void **unused)
 	assert_int_equal(r.status, 201);
 	msg_resp_clear(&r);
 	/* The same header signed with another secret is a stranger. */
-	assert_int_equal(identity_sign("not-the-secret", &me, (int64_t)ts.tv_sec * 1000000, signed_id,
-				       sizeof(signed_id)),
+	assert_int_equal(itest_sign_service("order", "not-the-secret", signed_id, sizeof(signed_id)),
 			 0);
 	msg_req_set_header(&req, "X-Ecom-Identity", signed_id);
 	msg_resp_init(&r);

@@ -56,20 +56,10 @@ static int probe_consume(void *eng, const bus_msg *m)
 		return ERR_UNAVAILABLE;
 	if (!strstr(m->payload, "\"type\":") || m->payload_len != strlen(m->payload))
 		return ERR_PARSE;
-	int rc = 0;
-	store_stmt *st = store_prepare(
-		p->ctx->store,
-		"INSERT INTO effects (msg_id, topic, key, seq, attempt, n) VALUES (?, ?, ?, ?, ?, 1) "
-		"ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
-		&rc);
-	if (!st)
-		return rc;
-	if ((rc = store_bind_text(st, 1, m->id)) == 0 && (rc = store_bind_text(st, 2, m->topic)) == 0 &&
-	    (rc = store_bind_text(st, 3, m->key)) == 0 && (rc = store_bind_int(st, 4, m->seq)) == 0 &&
-	    (rc = store_bind_int(st, 5, m->attempt)) == 0)
-		rc = store_step(st);
-	store_reset(st);
-	return rc < 0 ? rc : 0;
+	return store_runf(p->ctx->store,
+			  "INSERT INTO effects (msg_id, topic, key, seq, attempt, n) "
+			  "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (msg_id) DO UPDATE SET n = effects.n + 1",
+			  NULL, "tttii", m->id, m->topic, m->key, m->seq, (int64_t)m->attempt);
 }
 
 static const engine_sub probe_subs[] = { { "inventory", NULL }, { NULL, NULL } };

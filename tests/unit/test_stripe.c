@@ -6,22 +6,19 @@
  * daemon. Covered: outcomes of authorize, capture, cancel, refund and get,
  * decline mapping, one intent per idempotency key across retries, transient
  * failures (injected 500 and 429, outage, timeout, closed port), permanent
- * refusals, and arguments refused before anything is sent. */
+ * refusals, and arguments refused before anything is sent. The simulator
+ * on loopback is tests/unit/simfix. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include "simfix.h"
 #include "thelp.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -40,126 +37,37 @@
 #define KEY "sk_test_51AdapterTestKey000000000000"
 #define ADMIN "adapter-admin"
 #define FORM_CT "application/x-www-form-urlencoded"
-#define MAX_SEEN 64
 
-/* One request as it arrived on the wire. */
-typedef struct seen {
-	char method[8];
-	char path[128];
-	char ctype[96];
-	char auth[160];
-	char idem[300];
-	char version[32];
-	char *body;
-} seen;
+typedef simfix_seen seen;
 
 typedef struct fixture {
-	clock_src *clock;
-	rng *rng;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx sim_ctx; /* the simulator's */
-	void *sim;
-	http_server *srv;
-	char url[64];
-	engine_ctx ctx; /* the adapter's */
+	simfix *sim;
+	engine_ctx ctx; /* the adapter's (the simulator's clock, log, metrics, config) */
 	stripe_client cl;
-	pthread_mutex_t mu;
-	seen seen[MAX_SEEN];
-	int nseen;
 } fixture;
-
-static void copy_header(char *dst, size_t len, const msg_req *req, const char *name)
-{
-	const char *v = msg_req_header(req, name);
-	snprintf(dst, len, "%s", v ? v : "");
-}
-
-/* What the daemon host does for the simulator, plus a record of the raw
- * request taken before the engine sees it. */
-static void sim_handler(void *ud, msg_req *req, msg_resp *resp)
-{
-	fixture *f = ud;
-	if (strncmp(req->path, "/v1/", 4) == 0) {
-		pthread_mutex_lock(&f->mu);
-		if (f->nseen < MAX_SEEN) {
-			seen *s = &f->seen[f->nseen++];
-			snprintf(s->method, sizeof(s->method), "%s", req->method);
-			snprintf(s->path, sizeof(s->path), "%s", req->path);
-			copy_header(s->ctype, sizeof(s->ctype), req, "Content-Type");
-			copy_header(s->auth, sizeof(s->auth), req, "Authorization");
-			copy_header(s->idem, sizeof(s->idem), req, "Idempotency-Key");
-			copy_header(s->version, sizeof(s->version), req, "Stripe-Version");
-			s->body = strndup(req->body ? req->body : "", req->body_len);
-		}
-		pthread_mutex_unlock(&f->mu);
-	}
-	stripe_sim_engine.handle(f->sim, req, resp);
-	int64_t d = stripe_sim_delay_us(resp);
-	if (d > 0)
-		usleep((useconds_t)d);
-}
-
-static int test_call(void *ud, const char *target, const msg_req *req, msg_resp *resp,
-		     int64_t timeout_ms)
-{
-	http_call_opts o = { .connect_timeout_ms = 200, .timeout_ms = timeout_ms };
-	return http_client_do(target, req, resp, &o);
-}
 
 static int setup(void **state)
 {
 	fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	pthread_mutex_init(&f->mu, NULL);
-	f->clock = clock_real_new();
-	f->rng = rng_new(99);
-	f->logf = fopen("/dev/null", "w");
-	f->log = log_new("test", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
-	if (!f->clock || !f->rng || !f->logf || !f->log || !f->metrics || !f->config)
-		return -1;
-	f->sim_ctx = (engine_ctx){
-		.service = "stripe-sim",
-		.instance_id = "stripe-sim-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.admin_token = ADMIN,
-	};
-	char err[256] = "";
-	f->sim = stripe_sim_engine.create(&f->sim_ctx, err, sizeof(err));
-	if (!f->sim) {
-		fprintf(stderr, "stripe-sim: %s\n", err);
+	if (!f || !(f->sim = simfix_new(ADMIN))) {
+		free(f);
 		return -1;
 	}
-	http_server_opts o = { "127.0.0.1", 0, 4, 1 << 16, 5, 0 };
-	f->srv = http_server_start(&o, sim_handler, f, f->rng, err, sizeof(err));
-	if (!f->srv) {
-		fprintf(stderr, "server: %s\n", err);
-		return -1;
-	}
-	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", http_server_port(f->srv));
+	simfix *s = f->sim;
 	f->ctx = (engine_ctx){
 		.service = "payment",
 		.instance_id = "payment-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.call = test_call,
+		.clock = s->clock,
+		.rng = s->rng,
+		.log = s->log,
+		.metrics = s->metrics,
+		.config = s->config,
+		.call = simfix_call,
 		.call_ud = f,
 	};
 	if (stripe_client_init(&f->cl, &f->ctx) != 0)
 		return -1;
-	snprintf(f->cl.base_url, sizeof(f->cl.base_url), "%s", f->url);
+	snprintf(f->cl.base_url, sizeof(f->cl.base_url), "%s", s->url);
 	snprintf(f->cl.secret_key, sizeof(f->cl.secret_key), "%s", KEY);
 	f->cl.timeout_ms = 2000;
 	*state = f;
@@ -169,77 +77,20 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	http_server_stop(f->srv);
-	stripe_sim_engine.destroy(f->sim);
-	for (int i = 0; i < f->nseen; i++)
-		free(f->seen[i].body);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	fclose(f->logf);
-	rng_free(f->rng);
-	clock_free(f->clock);
-	pthread_mutex_destroy(&f->mu);
+	simfix_free(f->sim);
 	free(f);
 	return 0;
 }
 
-static int nseen(fixture *f)
-{
-	pthread_mutex_lock(&f->mu);
-	int n = f->nseen;
-	pthread_mutex_unlock(&f->mu);
-	return n;
-}
+static int nseen(fixture *f) { return simfix_nseen(f->sim); }
 
-static const seen *last_seen(fixture *f)
-{
-	int n = nseen(f);
-	assert_true(n > 0);
-	return &f->seen[n - 1];
-}
+static const seen *last_seen(fixture *f) { return simfix_last(f->sim); }
 
-/* The simulator's own state, asked directly (operators' route). */
-static json_t *sim_admin(fixture *f, const char *method, const char *path, const char *body)
-{
-	msg_req req;
-	msg_resp resp;
-	assert_int_equal(msg_req_init(&req, method, path), 0);
-	assert_int_equal(msg_req_add_header(&req, "Authorization", "Bearer " ADMIN), 0);
-	if (body) {
-		assert_int_equal(msg_req_add_header(&req, "Content-Type", "application/json"), 0);
-		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
-	}
-	msg_resp_init(&resp);
-	stripe_sim_engine.handle(f->sim, &req, &resp);
-	if (resp.status != 200)
-		fail_msg("%s %s: %d %.*s", method, path, resp.status, (int)resp.body_len, resp.body);
-	json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
-	assert_non_null(v);
-	msg_resp_clear(&resp);
-	msg_req_clear(&req);
-	return v;
-}
+static int64_t sim_stat(fixture *f, const char *name) { return simfix_stat(f->sim, name); }
 
-static int64_t sim_stat(fixture *f, const char *name)
-{
-	json_t *s = sim_admin(f, "GET", "/admin/stripe/stats", NULL);
-	json_t *v = json_object_get(s, name);
-	assert_true(json_is_integer(v));
-	int64_t n = json_integer_value(v);
-	json_decref(s);
-	return n;
-}
+static void set_fault(fixture *f, const char *json) { simfix_fault(f->sim, json); }
 
-static void set_fault(fixture *f, const char *json)
-{
-	json_decref(sim_admin(f, "PUT", "/admin/faults/stripe", json));
-}
-
-static void clear_fault(fixture *f)
-{
-	json_decref(sim_admin(f, "DELETE", "/admin/faults/stripe", NULL));
-}
+static void clear_fault(fixture *f) { simfix_fault(f->sim, NULL); }
 
 /* Checks a recorded POST against Stripe's documented request shape and
  * decodes its body into fm (the caller clears it). */
@@ -588,7 +439,7 @@ static void test_client_init(void **state)
 	assert_int_equal(stripe_client_init(&cl, &f->ctx), 0);
 	assert_ptr_equal(cl.ctx, &f->ctx);
 	/* Without the keys in the configuration: Stripe itself, no key. */
-	const char *url = config_get(f->config, "stripe.base_url");
+	const char *url = config_get(f->sim->config, "stripe.base_url");
 	if (!url || !url[0])
 		assert_string_equal(cl.base_url, STRIPE_DEFAULT_BASE_URL);
 	assert_true(cl.timeout_ms > 0);
