@@ -3,6 +3,7 @@
 #include "ops/cli.h"
 #include "ops/demo.h"
 #include "ops/faults.h"
+#include "ops/queue.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
 #include "ops/settings.h"
@@ -32,7 +33,8 @@ static const command commands[] = {
 	{ "fault", faults_main, "inject faults into services and simulators, list or clear them" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the outside world simulated: sim stripe" },
+	{ "sim", simulate_main, "the outside world simulated: sim stripe, sim kafka" },
+	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
 	{ NULL, NULL, NULL },
 };
 

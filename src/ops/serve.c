@@ -1,5 +1,6 @@
 /* serve: one engine as a daemon. */
 #include "ops/serve.h"
+#include "bus/bus.h"
 #include "core/err.h"
 #include "core/ids.h"
 #include "net/http_client.h"
@@ -30,6 +31,7 @@ static const char HELP[] =
 	"  --port PORT         listen port (0 picks a free one; gateway default 8080)\n"
 	"  --host ADDR         listen address (default 127.0.0.1)\n"
 	"  --store URL         sqlite:DIR, sqlite::memory: (default sqlite:STATE/data)\n"
+	"  --bus URL           embedded (default) or kafka://HOST:PORT[,HOST:PORT...]\n"
 	"  --state DIR         state directory (default ./var or $ECOM_STATE)\n"
 	"  --gateway URL       register with this gateway and heartbeat\n"
 	"  --instance ID       instance id (default SERVICE-PID)\n"
@@ -59,6 +61,7 @@ typedef struct host {
 	int stopping;
 	int woken; /* the engine asked for a tick now (ctx->wake) */
 	int registered;
+	bus *bus; /* events: every service with a store has one */
 } host;
 
 /* The deadline of the request this thread is serving (ctx->deadline). */
@@ -129,7 +132,8 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 	} else if (is_get && strcmp(req->path, "/ready") == 0) {
 		resp->route = "/ready";
 		int store_ok = !h->ctx.store || store_ping(h->ctx.store) == 0;
-		int eng_ok = !h->def->ready || h->def->ready(h->eng) == 0;
+		int eng_ok = (!h->def->ready || h->def->ready(h->eng) == 0) &&
+			     (!h->bus || bus_ready(h->bus) == 0);
 		if (store_ok && eng_ok)
 			msg_resp_json(resp, 200, json_pack("{s:s,s:s}", "status", "ready", "instance",
 							   h->instance));
@@ -145,6 +149,8 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 		free(text);
 	} else if (!h->def->serves_resil_admin && chaos_admin(h->chaos, req, resp)) {
 		/* this instance's /admin/faults and /admin/breakers */
+	} else if (h->bus && bus_handle(h->bus, req, resp)) {
+		/* the event bus's routes: feed, /admin/queues */
 	} else {
 		host_engine(h, req, resp);
 		/* An engine never sleeps: injected latency comes back as a header
@@ -268,7 +274,7 @@ int serve_main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus = NULL, *state_s = NULL;
+	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus_url = NULL, *state_s = NULL;
 	const char *gateway_s = NULL, *inst_s = NULL, *addr_file = NULL, *config_s = NULL;
 	const char *level_s = NULL;
 	opterr = 0;
@@ -279,7 +285,7 @@ int serve_main(int argc, char **argv)
 		case 'p': port_s = optarg; break;
 		case 'H': host_s = optarg; break;
 		case 's': store_url = optarg; break;
-		case 'b': bus = optarg; break;
+		case 'b': bus_url = optarg; break;
 		case 'S': state_s = optarg; break;
 		case 'g': gateway_s = optarg; break;
 		case 'i': inst_s = optarg; break;
@@ -297,13 +303,13 @@ int serve_main(int argc, char **argv)
 	const engine_def *def = engine_find(name);
 	if (!def)
 		return cli_usage("serve", "unknown service '%s'", name);
-	if (bus && strcmp(bus, "embedded") != 0)
-		return cli_usage("serve", "bus '%s' is not supported yet (only 'embedded')", bus);
+	char err[512] = "";
+	if (bus_url && bus_url_check(bus_url, err, sizeof(err)) != 0)
+		return cli_usage("serve", "%s", err);
 
 	config *cfg = config_new();
 	if (!cfg)
 		return cli_fail("serve", "out of memory");
-	char err[512] = "";
 	if (config_s && config_load_file(cfg, config_s, err, sizeof(err)) != 0) {
 		config_free(cfg);
 		return cli_fail("serve", "%s", err[0] ? err : "cannot read configuration");
@@ -313,6 +319,8 @@ int serve_main(int argc, char **argv)
 		config_set(cfg, "http.host", host_s);
 	if (store_url)
 		config_set(cfg, "store.url", store_url);
+	if (bus_url)
+		config_set(cfg, "bus.url", bus_url);
 	if (level_s)
 		config_set(cfg, "log.level", level_s);
 	int level = log_level_parse(config_get(cfg, "log.level"));
@@ -418,6 +426,10 @@ int serve_main(int argc, char **argv)
 		cli_fail("serve", "%s: %s", def->name, err);
 		goto out;
 	}
+	if (ctx->store && !(h.bus = bus_new(ctx, def, h.eng, NULL, err, sizeof(err)))) {
+		cli_fail("serve", "%s: bus: %s", def->name, err);
+		goto out;
+	}
 	int threads = (int)config_int(cfg, "http.threads", 2);
 	/* The inventory commits concurrent reservations as one group (a group
 	 * is only as big as the requests inside the engine at once), so it
@@ -455,6 +467,8 @@ int serve_main(int argc, char **argv)
 	log_info(ctx->log, "%s listening on %s (pid %ld)", h.instance, h.addr, (long)getpid());
 	if (def->tick && pthread_create(&tick_tid, NULL, tick_thread, &h) == 0)
 		tick_started = 1;
+	if (h.bus && bus_start(h.bus) != 0)
+		log_warn(ctx->log, "cannot start the bus thread: events wait");
 	if (gateway_s) {
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
@@ -476,6 +490,7 @@ out:
 	http_server_stop(srv);
 	if (tick_started)
 		pthread_join(tick_tid, NULL);
+	bus_free(h.bus);
 	if (h.eng)
 		def->destroy(h.eng);
 	store_free(ctx->store);

@@ -1,5 +1,6 @@
 /* supervisor: starting, watching and stopping the platform's processes. */
 #include "ops/supervisor.h"
+#include "bus/bus.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -49,7 +50,8 @@ static const char UP_HELP[] =
 	"set, else the one in DIR/admin.token, else a new random one.\n"
 	"\n"
 	"  --store URL     sqlite:DIR or sqlite::memory: (default sqlite:STATE/data)\n"
-	"  --bus URL       embedded (the default and, for now, the only bus)\n"
+	"  --bus URL       embedded (the default) or kafka://HOST:PORT[,HOST:PORT...]\n"
+	"                  (a Kafka cluster; 'ecom sim kafka' runs a test one)\n"
 	"  --replicas      instances per service, e.g. catalog=3 (default 1 each)\n"
 	"  --no-sims       do not start the simulated outside world\n"
 	"\n"
@@ -90,6 +92,7 @@ typedef struct sup {
 	const char *state;
 	const char *self;
 	const char *store_url;
+	const char *bus_url;
 	const char *config_file;
 	const char *log_level;
 	char gateway_url[256];
@@ -198,6 +201,10 @@ static int spawn(sup *s, inst *in)
 	if (s->store_url) {
 		argv[k++] = "--store";
 		argv[k++] = s->store_url;
+	}
+	if (s->bus_url) {
+		argv[k++] = "--bus";
+		argv[k++] = s->bus_url;
 	}
 	if (s->config_file) {
 		argv[k++] = "--config";
@@ -627,8 +634,9 @@ int supervisor_up(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage("up", "unexpected argument '%s'", argv[optind]);
-	if (bus_s && strcmp(bus_s, "embedded") != 0)
-		return cli_usage("up", "bus '%s' is not supported yet (only 'embedded')", bus_s);
+	char bus_err[512];
+	if (bus_s && bus_url_check(bus_s, bus_err, sizeof(bus_err)) != 0)
+		return cli_usage("up", "%s", bus_err);
 	if (level_s && log_level_parse(level_s) < 0)
 		return cli_usage("up", "bad log level '%s'", level_s);
 
@@ -660,6 +668,7 @@ int supervisor_up(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.state = cli_state_dir(state_s);
 	s.store_url = store_s;
+	s.bus_url = bus_s;
 	s.config_file = config_s;
 	s.log_level = level_s;
 	s.backoff_min = config_int(cfg, "supervisor.restart_backoff_ms", 200);

@@ -4,6 +4,7 @@
 #include "core/jval.h"
 #include "services/cart.h"
 #include "services/catalog.h"
+#include "services/eventlog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
 #include "services/order.h"
@@ -26,6 +27,7 @@ static const engine_def *const engines[] = {
 	&cart_engine,
 	&payment_engine,
 	&order_engine,
+	&eventlog_engine,
 	NULL,
 };
 

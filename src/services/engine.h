@@ -70,6 +70,18 @@ typedef struct engine_ctx {
 	void *wake_ud;
 } engine_ctx;
 
+/* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
+ * consumes includes that header). */
+typedef struct bus_msg bus_msg;
+
+/* One subscription of a consuming engine: a topic and the consumer name
+ * that owns its offsets, inbox and dead letters (NULL: the service's name).
+ * Lists end with a NULL topic. */
+typedef struct engine_sub {
+	const char *topic;
+	const char *consumer;
+} engine_sub;
+
 typedef struct engine_def {
 	const char *name;
 	int needs_store;
@@ -88,6 +100,13 @@ typedef struct engine_def {
 	 * simulators, whose faults speak their provider's error shapes); 0:
 	 * the host serves them for this instance. */
 	int serves_resil_admin;
+	/* Events: the topics the engine consumes (NULL: none) and the handler
+	 * the bus calls for each message, inside a store transaction the bus
+	 * opened (the effect, the inbox entry and the offset commit together;
+	 * the engine neither begins nor commits). 0 applies; non-zero rolls
+	 * back and the message is retried with backoff, then dead-lettered. */
+	const engine_sub *subs;
+	int (*consume)(void *eng, const bus_msg *m);
 } engine_def;
 
 /* The engine called name, or NULL. */

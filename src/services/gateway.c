@@ -1,6 +1,7 @@
 /* gateway: authentication, rate limits, the route table, balancing over
  * registered instances, and the admin API. */
 #include "services/gateway.h"
+#include "bus/bus_admin.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
@@ -788,6 +789,29 @@ static void admin_fault(void *ud, msg_req *req, msg_resp *resp)
 	msg_resp_json(resp, 200, out);
 }
 
+/* The event bus's queues of every service (src/bus/bus_admin.c). */
+static void admin_queues(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	json_t *reg = registry_to_json(gw->reg, clock_now(gw->ctx->clock));
+	bus_admin_queues(gw->ctx, json_object_get(reg, "services"), resp);
+	json_decref(reg);
+}
+
+static void admin_queue_replay(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	char consumer[80] = "";
+	if (msg_req_query(req, "consumer", consumer, sizeof(consumer)) < 0) {
+		engine_bad_field(resp, "consumer", "too long");
+		return;
+	}
+	json_t *reg = registry_to_json(gw->reg, clock_now(gw->ctx->clock));
+	bus_admin_replay(gw->ctx, json_object_get(reg, "services"), msg_req_param(req, 0),
+			 consumer[0] ? consumer : NULL, resp);
+	json_decref(reg);
+}
+
 /* ---- engine ----------------------------------------------------------------------- */
 
 static void gateway_destroy(void *eng)
@@ -854,6 +878,8 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	gw->admin = router_new();
 	if (!gw->reg || !gw->admin ||
 	    router_add(gw->admin, "GET", "/admin/services", admin_services, gw) ||
+	    router_add(gw->admin, "GET", "/admin/queues", admin_queues, gw) ||
+	    router_add(gw->admin, "POST", "/admin/queues/{topic}/replay", admin_queue_replay, gw) ||
 	    router_add(gw->admin, "POST", "/admin/registry", admin_register, gw) ||
 	    router_add(gw->admin, "DELETE", "/admin/registry/{id}", admin_deregister, gw) ||
 	    router_add(gw->admin, "GET", "/admin/breakers", admin_breakers, gw) ||

@@ -26,7 +26,16 @@ static const char default_table[] =
 	"/v1/internal/carts cart\n"
 	"/v1/payments      payment\n"
 	"/v1/orders        order\n"
-	"/admin/sagas      order\n";
+	"/admin/sagas      order\n"
+	"# The event bus's embedded feeds: /v1/internal/feed/{producer}/{topic}.\n"
+	"/v1/internal/feed/inventory inventory\n"
+	"/v1/internal/feed/catalog catalog\n"
+	"/v1/internal/feed/cart cart\n"
+	"/v1/internal/feed/user user\n"
+	"/v1/internal/feed/order order\n"
+	"/v1/internal/feed/payment payment\n"
+	"/v1/internal/feed/notification notification\n"
+	"/v1/internal/feed/analytics analytics\n";
 
 const char *routes_default(void) { return default_table; }
 

@@ -573,20 +573,41 @@ store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, .
 	return st;
 }
 
-int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...)
+/* Binds, steps once and resets: *changes (may be NULL) gets the rows
+ * changed, *first (may be NULL) the first column of a first row that is
+ * not NULL. */
+static int run_va(store *s, const char *sql, int64_t *changes, int64_t *first, const char *fmt,
+		  va_list ap)
 {
 	int rc = ERR_STORE;
-	va_list ap;
-	va_start(ap, fmt);
 	store_stmt *st = bind_va(s, sql, &rc, fmt, ap);
-	va_end(ap);
 	if (!st)
 		return rc;
 	rc = store_step(st);
+	if (rc == STORE_ROW && first && !store_col_is_null(st, 0))
+		*first = store_col_int(st, 0);
 	if (rc >= 0 && changes)
 		*changes = store_changes(st);
 	store_reset(st);
 	return rc < 0 ? rc : 0;
+}
+
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, changes, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, NULL, out, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* ---- plain SQL and transactions --------------------------------------- */
@@ -950,6 +971,18 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 		store_seterr(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
+	int rc = store_migrate_dir(s, dir, err, errlen);
+	free(dir);
+	return rc;
+}
+
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen)
+{
+	store_seterr(err, errlen, "%s", "");
+	if (!s || !dir) {
+		store_seterr(err, errlen, "store_migrate_dir: no store or directory");
+		return ERR_INVALID;
+	}
 	struct migration *m;
 	size_t n;
 	int rc = migrations_list(dir, &m, &n, err, errlen);
@@ -975,7 +1008,6 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 out_m:
 	migrations_free(m, n);
 out:
-	free(dir);
 	return rc;
 }
 

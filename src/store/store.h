@@ -39,6 +39,10 @@ const char *store_driver(const store *s);
  * transaction together with its record. Returns 0 or an error with err
  * filled (file and database message). */
 int store_migrate(store *s, const char *schema_root, char *err, size_t errlen);
+/* The same for the files NNN_*.sql of one directory, recorded in the same
+ * schema_migrations: shared schema (the event bus's tables, versions 900
+ * and up) applied to any service's store. */
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen);
 /* Highest applied migration version, 0 when none, <0 on error. */
 int store_version(store *s);
 
@@ -78,6 +82,10 @@ store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, .
 /* store_queryf, stepped once, for a statement that returns no rows; *changes
  * (may be NULL) gets the rows it changed. 0 or an error. */
 int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...);
+/* store_queryf for a query of one integer: *out gets the first column of
+ * its first row, and stays as it was when there is no row or the value is
+ * NULL. 0 or an error. */
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...);
 
 /* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
  * SQLite (writers queue at once rather than failing at commit). */
