@@ -71,3 +71,14 @@ int text_is_name(const char *s, size_t max)
 			return 0;
 	return 1;
 }
+
+int text_is_e164(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 9 || n > 16 || s[0] != '+' || s[1] == '0')
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}

@@ -22,4 +22,8 @@ char *text_trim(char *s);
  * callee), else 0 (NULL included). */
 int text_is_name(const char *s, size_t max);
 
+/* 1 when s is a phone number in E.164 form: '+', then 8 to 15 digits, the
+ * first not 0 ("+4930123456"). */
+int text_is_e164(const char *s);
+
 #endif

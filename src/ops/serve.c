@@ -5,6 +5,8 @@
 #include "core/ids.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/line_server.h"
+#include "net/smtp_client.h"
 #include "ops/cli.h"
 #include "ops/state.h"
 #include "resil/fault.h"
@@ -38,6 +40,9 @@ static const char HELP[] =
 	"  --addr-file PATH    write the bound base URL here once listening\n"
 	"  --config FILE       configuration file (key = value)\n"
 	"  --log-level LEVEL   debug, info, warn or error\n"
+	"  --side-port PORT    the port of a service's second protocol (the SMTP\n"
+	"                      sink's SMTP; 0 picks a free one, the default)\n"
+	"  --side-addr-file P  write that port's URL (smtp://HOST:PORT) here\n"
 	"\n"
 	"Every instance serves GET /health, GET /ready and GET /metrics, and\n"
 	"(admin token) /admin/faults and /admin/breakers for itself.\n"
@@ -255,6 +260,30 @@ static void deregister(host *h)
 	msg_resp_clear(&resp);
 }
 
+/* The engine's second protocol (def->lines: the SMTP sink's SMTP) on its
+ * own port, its URL written to addr_file when given. */
+static line_server *serve_side(host *h, int port, const char *addr_file, char *err, size_t errlen)
+{
+	line_server_opts o = {
+		.host = config_get(h->ctx.config, "http.host"),
+		.port = port,
+		.max_connections = 64,
+		.conn_timeout_s = (unsigned)config_int(h->ctx.config, "http.conn_timeout_s", 30),
+	};
+	line_server *ls = line_server_start(&o, h->def->lines, h->eng, err, errlen);
+	if (!ls)
+		return NULL;
+	char url[160];
+	snprintf(url, sizeof(url), "%s://%s:%d", h->def->lines->scheme, o.host, line_server_port(ls));
+	if (addr_file && state_write_file(addr_file, url, 0600) != 0) {
+		snprintf(err, errlen, "cannot write %s", addr_file);
+		line_server_stop(ls);
+		return NULL;
+	}
+	log_info(h->ctx.log, "%s also listening on %s", h->instance, url);
+	return ls;
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 int serve_main(int argc, char **argv)
@@ -272,8 +301,11 @@ int serve_main(int argc, char **argv)
 		{ "addr-file", required_argument, NULL, 'a' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "side-port", required_argument, NULL, 'P' },
+		{ "side-addr-file", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *side_port_s = NULL, *side_addr_file = NULL;
 	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus_url = NULL, *state_s = NULL;
 	const char *gateway_s = NULL, *inst_s = NULL, *addr_file = NULL, *config_s = NULL;
 	const char *level_s = NULL;
@@ -292,6 +324,8 @@ int serve_main(int argc, char **argv)
 		case 'a': addr_file = optarg; break;
 		case 'c': config_s = optarg; break;
 		case 'l': level_s = optarg; break;
+		case 'P': side_port_s = optarg; break;
+		case 'A': side_addr_file = optarg; break;
 		default:
 			return cli_usage("serve", "unknown or incomplete option '%s'",
 					 argv[optind - 1]);
@@ -332,6 +366,11 @@ int serve_main(int argc, char **argv)
 	if (port_s && cli_parse_int(port_s, 0, 65535, &port) != 0) {
 		config_free(cfg);
 		return cli_usage("serve", "bad port '%s'", port_s);
+	}
+	int64_t side_port = 0;
+	if (side_port_s && cli_parse_int(side_port_s, 0, 65535, &side_port) != 0) {
+		config_free(cfg);
+		return cli_usage("serve", "bad side port '%s'", side_port_s);
 	}
 	const char *state_dir = cli_state_dir(state_s);
 
@@ -389,12 +428,14 @@ int serve_main(int argc, char **argv)
 	ctx->faults = fault_table_new();
 	ctx->wake = host_wake;
 	ctx->wake_ud = &h;
+	ctx->mail = smtp_client_mail;
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
 		     "Time to serve an HTTP request, by route and status.");
 
 	int rc = 1;
 	http_server *srv = NULL;
+	line_server *side = NULL;
 	pthread_t tick_tid = 0, hb_tid = 0;
 	int tick_started = 0, hb_started = 0;
 	if (!h.token[0])
@@ -459,6 +500,11 @@ int serve_main(int argc, char **argv)
 		cli_fail("serve", "%s", err);
 		goto out;
 	}
+	/* before the address file, which tells a supervisor both are there */
+	if (def->lines && !(side = serve_side(&h, (int)side_port, side_addr_file, err, sizeof(err)))) {
+		cli_fail("serve", "%s", err);
+		goto out;
+	}
 	snprintf(h.addr, sizeof(h.addr), "http://%s:%d", so.host, http_server_port(srv));
 	if (addr_file && state_write_file(addr_file, h.addr, 0600) != 0) {
 		cli_fail("serve", "cannot write %s", addr_file);
@@ -487,6 +533,7 @@ out:
 		pthread_join(hb_tid, NULL);
 		deregister(&h);
 	}
+	line_server_stop(side);
 	http_server_stop(srv);
 	if (tick_started)
 		pthread_join(tick_tid, NULL);

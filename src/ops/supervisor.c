@@ -58,7 +58,10 @@ static const char UP_HELP[] =
 	"The Stripe simulator (ecom sim stripe) starts with the platform, on a free\n"
 	"port written to DIR/stripe-sim.url, and the payment service is pointed at it,\n"
 	"unless --no-sims is given or stripe.base_url is configured (file or\n"
-	"ECOM_STRIPE_BASE_URL), in which case payments go to that URL.\n";
+	"ECOM_STRIPE_BASE_URL), in which case payments go to that URL. So do the\n"
+	"SMTP sink (ecom sim smtp; DIR/smtp-sim.url, DIR/smtp-sim.smtp) and the SMS\n"
+	"sink (ecom sim sms; DIR/sms-sim.url) for the notification service, unless\n"
+	"notification.smtp_url or notification.sms_url is configured.\n";
 
 static const char DOWN_HELP[] =
 	"usage: ecom down [--state DIR]\n"
@@ -86,6 +89,8 @@ typedef struct inst {
 	int sim;             /* the outside world simulated: not registered with the
 			      * gateway; started before the services, which are
 			      * pointed at it */
+	int side;            /* also speaks a second protocol (the SMTP sink) */
+	int side_port;       /* its port, kept across restarts once bound */
 } inst;
 
 typedef struct sup {
@@ -122,6 +127,14 @@ static void addr_file(const sup *s, const inst *in, char *buf, size_t len)
 {
 	char name[128];
 	snprintf(name, sizeof(name), "run/%s.addr", in->id);
+	sup_path(s, name, buf, len);
+}
+
+/* Where an instance with a second protocol writes that port's URL. */
+static void side_file(const sup *s, const inst *in, char *buf, size_t len)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "run/%s.side", in->id);
 	sup_path(s, name, buf, len);
 }
 
@@ -213,6 +226,15 @@ static int spawn(sup *s, inst *in)
 	if (s->log_level) {
 		argv[k++] = "--log-level";
 		argv[k++] = s->log_level;
+	}
+	char side_path[CLI_PATH_MAX], side_port[16];
+	if (in->side) {
+		side_file(s, in, side_path, sizeof(side_path));
+		snprintf(side_port, sizeof(side_port), "%d", in->side_port);
+		argv[k++] = "--side-addr-file";
+		argv[k++] = side_path;
+		argv[k++] = "--side-port";
+		argv[k++] = side_port;
 	}
 	argv[k] = NULL;
 
@@ -429,9 +451,14 @@ static void cleanup_files(sup *s)
 	sup_remove(s, "supervisor.pid");
 	sup_remove(s, "instances.json");
 	sup_remove(s, "stripe-sim.url");
+	sup_remove(s, "smtp-sim.url");
+	sup_remove(s, "smtp-sim.smtp");
+	sup_remove(s, "sms-sim.url");
 	for (int i = 0; i < s->n; i++) {
 		char p[CLI_PATH_MAX];
 		addr_file(s, &s->insts[i], p, sizeof(p));
+		unlink(p);
+		side_file(s, &s->insts[i], p, sizeof(p));
 		unlink(p);
 	}
 }
@@ -474,6 +501,41 @@ static int wait_addr(sup *s, inst *in, const sigset_t *set, int64_t deadline)
 	return 0;
 }
 
+/* The notification service's simulated outside world, once it listens:
+ * the SMTP sink (its SMTP URL for notification.smtp_url, its HTTP API for
+ * smtp.base_url, where the gateway passes faults on) and the SMS sink
+ * (notification.sms_url, sms.base_url), in the environment every later
+ * child inherits and in STATE/<sim>.url. 0, or -1 with up.err written. */
+static int notify_sim_started(sup *s, inst *in)
+{
+	char p[CLI_PATH_MAX], url[256];
+	if (strcmp(in->service, "smtp-sim") == 0) {
+		side_file(s, in, p, sizeof(p));
+		char *side = state_read_file(p);
+		const char *colon = side ? strrchr(side, ':') : NULL;
+		if (!side || strncmp(side, "smtp://", 7) != 0 || !colon) {
+			free(side);
+			fail_up(s, "%s did not say where its SMTP port is", in->id);
+			return -1;
+		}
+		in->side_port = atoi(colon + 1);
+		setenv("ECOM_NOTIFICATION_SMTP_URL", side, 1);
+		setenv("ECOM_SMTP_BASE_URL", in->addr, 1);
+		sup_path(s, "smtp-sim.smtp", p, sizeof(p));
+		state_write_file(p, side, 0600);
+		sup_path(s, "smtp-sim.url", p, sizeof(p));
+		state_write_file(p, in->addr, 0600);
+		free(side);
+	} else if (strcmp(in->service, "sms-sim") == 0) {
+		snprintf(url, sizeof(url), "%s/v1/messages", in->addr);
+		setenv("ECOM_NOTIFICATION_SMS_URL", url, 1);
+		setenv("ECOM_SMS_BASE_URL", in->addr, 1);
+		sup_path(s, "sms-sim.url", p, sizeof(p));
+		state_write_file(p, in->addr, 0600);
+	}
+	return 0;
+}
+
 /* The supervisor process. Returns its exit code. */
 static int supervise(sup *s, const char *token)
 {
@@ -512,6 +574,8 @@ static int supervise(sup *s, const char *token)
 			sup_path(s, "stripe-sim.url", p, sizeof(p));
 			state_write_file(p, in->addr, 0600);
 		}
+		if (notify_sim_started(s, in) != 0)
+			goto stop;
 	}
 	/* Then the gateway: services need its URL to register. */
 	if (spawn(s, gw) != 0) {
@@ -681,6 +745,11 @@ int supervisor_up(int argc, char **argv)
 	int stripe_sim = !no_sims && !(stripe_url && stripe_url[0]);
 	if (stripe_sim && !(stripe_key && stripe_key[0]))
 		setenv("ECOM_STRIPE_SECRET_KEY", UP_SIM_STRIPE_KEY, 1);
+	/* The SMTP and SMS sinks, unless a relay or provider is configured. */
+	const char *smtp_url = config_get(cfg, "notification.smtp_url");
+	const char *sms_url = config_get(cfg, "notification.sms_url");
+	int smtp_sim = !no_sims && !(smtp_url && smtp_url[0]);
+	int sms_sim = !no_sims && !(sms_url && sms_url[0]);
 	config_free(cfg);
 
 	char self[CLI_PATH_MAX];
@@ -751,6 +820,19 @@ int supervisor_up(int argc, char **argv)
 		inst *sim = &s.insts[s.n++];
 		snprintf(sim->service, sizeof(sim->service), "stripe-sim");
 		snprintf(sim->id, sizeof(sim->id), "stripe-sim-1");
+		sim->sim = 1;
+	}
+	if (smtp_sim) {
+		inst *sim = &s.insts[s.n++];
+		snprintf(sim->service, sizeof(sim->service), "smtp-sim");
+		snprintf(sim->id, sizeof(sim->id), "smtp-sim-1");
+		sim->sim = 1;
+		sim->side = 1;
+	}
+	if (sms_sim) {
+		inst *sim = &s.insts[s.n++];
+		snprintf(sim->service, sizeof(sim->service), "sms-sim");
+		snprintf(sim->id, sizeof(sim->id), "sms-sim-1");
 		sim->sim = 1;
 	}
 	for (int i = 0; i < nsvc; i++)

@@ -1,5 +1,6 @@
 /* cart: per-user carts with catalog price snapshots. */
 #include "services/cart.h"
+#include "bus/outbox.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
@@ -336,6 +337,23 @@ typedef struct put_args {
 	char cart_currency[4];
 } put_args;
 
+/* cart.item_added on topic analytics (the conversion funnel's cart step),
+ * in the put's transaction: the line grew by added units. */
+static int item_added_event(cart_svc *c, const put_args *a, int64_t added, int64_t now)
+{
+	json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s}", "type", "cart.item_added", "user_id",
+			       a->user_id, "sku", a->sku, "qty", (json_int_t)added, "cart_qty",
+			       (json_int_t)a->qty, "price_cents", (json_int_t)a->p->price_cents,
+			       "currency", a->p->currency);
+	char *text = ev ? jval_dump(ev) : NULL;
+	json_decref(ev);
+	if (!text)
+		return ERR_NOMEM;
+	int rc = outbox_put(c->ctx->store, "analytics", a->sku, text, NULL, now);
+	free(text);
+	return rc;
+}
+
 /* The body of a put's transaction: lock the cart, check its rules against
  * what is in it now, upsert the line. Returns 0 with a->outcome set, or a
  * store error. */
@@ -358,16 +376,18 @@ static int put_txn(cart_svc *c, put_args *a)
 	if (rc < 0)
 		return rc;
 
-	st = store_prepare(s, "SELECT sku, currency FROM cart_items WHERE user_id = ?", &err);
+	st = store_prepare(s, "SELECT sku, currency, qty FROM cart_items WHERE user_id = ?", &err);
 	if (!st)
 		return err ? err : ERR_STORE;
 	store_bind_text(st, 1, a->user_id);
-	int64_t others = 0;
+	int64_t others = 0, had = 0;
 	a->outcome = PUT_DONE;
 	while ((rc = store_step(st)) == STORE_ROW) {
 		const char *sku = store_col_text(st, 0), *cur = store_col_text(st, 1);
-		if (sku && strcmp(sku, a->sku) == 0)
+		if (sku && strcmp(sku, a->sku) == 0) {
+			had = store_col_int(st, 2);
 			continue; /* this line is replaced: its own currency does not count */
+		}
 		others++;
 		if (cur && strcmp(cur, a->p->currency) != 0 && a->outcome == PUT_DONE) {
 			a->outcome = PUT_OTHER_CURRENCY;
@@ -403,7 +423,9 @@ static int put_txn(cart_svc *c, put_args *a)
 	store_bind_int(st, 8, now);
 	rc = store_step(st);
 	store_reset(st);
-	return rc < 0 ? rc : 0;
+	if (rc < 0)
+		return rc;
+	return a->qty > had ? item_added_event(c, a, a->qty - had, now) : 0;
 }
 
 /* Runs put_txn in a transaction, again when the database asks for it. */

@@ -1,8 +1,12 @@
 /* catalog: products, listing with filters and page tokens, admin writes. */
 #include "services/catalog.h"
+#include "bus/bus.h"
+#include "bus/outbox.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
+#include "services/recommend.h"
+#include "services/viewcount.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +22,8 @@ typedef struct catalog {
 	router *rt;
 	int64_t page_default;
 	int64_t page_max;
+	viewcount *views;           /* product views since the last flush */
+	int64_t flush_us, next_flush; /* catalog.view_flush_ms; 0: not counted */
 } catalog;
 
 typedef struct product {
@@ -108,6 +114,8 @@ static json_t *product_row_json(store_stmt *st)
 			 "currency", store_col_text(st, 5), "created_at", created, "updated_at",
 			 updated);
 }
+
+json_t *catalog_product_json(store_stmt *st) { return product_row_json(st); }
 
 /* ---- page tokens: "p1" + hex of the last sku on the previous page -------- */
 
@@ -303,6 +311,12 @@ static void get_product(void *ud, msg_req *req, msg_resp *resp)
 		return;
 	}
 	reply_product(ud, sku, 200, resp);
+	/* a customer's view, not a service's lookup (the cart's, the order's) */
+	catalog *cat = ud;
+	identity who;
+	if (cat->views && resp->status == 200 &&
+	    (engine_caller(cat->ctx, req, &who) != 0 || who.role != IDENTITY_SERVICE))
+		viewcount_add(cat->views, sku, 1);
 }
 
 static const char *const UPSERT_SQL =
@@ -511,6 +525,63 @@ static void get_product_v2(void *ud, msg_req *req, msg_resp *resp)
 	as_v2(get_product, ud, req, resp);
 }
 
+/* ---- recommendations (src/services/recommend.h) and product views ------------ */
+
+static void get_recommendations(void *ud, msg_req *req, msg_resp *resp)
+{
+	catalog *cat = ud;
+	char sku[SKU_MAX + 2] = "";
+	int64_t limit = 5;
+	int r = msg_req_query(req, "sku", sku, sizeof(sku));
+	if (r < 0 || (r > 0 && !valid_sku(sku))) {
+		msg_resp_error(resp, 404, "not_found", "no such product", NULL);
+		return;
+	}
+	if (query_int(req, resp, "limit", 1, 50, &limit) < 0)
+		return;
+	recommend_answer(cat->ctx, sku, limit, resp);
+}
+
+/* The views counted since the last flush, as one product.viewed event on
+ * topic analytics; put back when the outbox cannot take them. */
+static void flush_views(catalog *cat, int64_t now)
+{
+	int64_t total = 0;
+	json_t *views = viewcount_take(cat->views, &total);
+	if (!views)
+		return;
+	json_t *ev = json_pack("{s:s,s:O,s:I}", "type", "product.viewed", "views", views, "total",
+			       (json_int_t)total);
+	char *text = ev ? jval_dump(ev) : NULL;
+	json_decref(ev);
+	int rc = text ? outbox_put(cat->ctx->store, "analytics", "views", text, NULL, now) : ERR_NOMEM;
+	free(text);
+	if (rc) {
+		log_warn(cat->ctx->log, "flushing %lld product views: %s; kept for the next flush",
+			 (long long)total, err_name(rc));
+		const char *sku;
+		json_t *n;
+		json_object_foreach(views, sku, n)
+			viewcount_add(cat->views, sku, json_integer_value(n));
+	}
+	json_decref(views);
+}
+
+static void catalog_tick(void *eng, int64_t now_us)
+{
+	catalog *cat = eng;
+	if (cat->flush_us <= 0 || now_us < cat->next_flush)
+		return;
+	cat->next_flush = now_us + cat->flush_us;
+	flush_views(cat, now_us);
+}
+
+static int catalog_consume(void *eng, const bus_msg *m)
+{
+	catalog *cat = eng;
+	return recommend_consume(cat->ctx, m);
+}
+
 /* ---- loading the hand-made catalog ---------------------------------------- */
 
 int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errlen)
@@ -575,6 +646,7 @@ static void catalog_destroy(void *eng)
 	if (!cat)
 		return;
 	router_free(cat->rt);
+	viewcount_free(cat->views);
 	free(cat);
 }
 
@@ -601,6 +673,13 @@ static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 		cat->page_max = 100;
 	if (cat->page_default < 1 || cat->page_default > cat->page_max)
 		cat->page_default = cat->page_max < 20 ? cat->page_max : 20;
+	cat->flush_us = config_int(ctx->config, "catalog.view_flush_ms", 5000) * 1000;
+	cat->next_flush = clock_now(ctx->clock) + cat->flush_us;
+	if (cat->flush_us > 0 && !(cat->views = viewcount_new(10000))) {
+		snprintf(err, errlen, "out of memory");
+		catalog_destroy(cat);
+		return NULL;
+	}
 	static const engine_route routes[] = {
 		{ "GET", "/v1/products", list_products },
 		{ "POST", "/v1/products", create_product },
@@ -609,6 +688,7 @@ static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "PUT", "/v1/products/{sku}", update_product },
 		{ "GET", "/v2/products", list_products_v2 },
 		{ "GET", "/v2/products/{sku}", get_product_v2 },
+		{ "GET", RECOMMEND_PATH, get_recommendations },
 	};
 	cat->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), cat, err, errlen);
 	if (!cat->rt) {
@@ -633,12 +713,16 @@ static void catalog_handle(void *eng, msg_req *req, msg_resp *resp)
 	router_dispatch(cat->rt, req, resp);
 }
 
+static const engine_sub catalog_subs[] = { { "orders", NULL }, { NULL, NULL } };
+
 const engine_def catalog_engine = {
 	.name = "catalog",
 	.needs_store = 1,
 	.create = catalog_create,
 	.handle = catalog_handle,
-	.tick = NULL,
+	.tick = catalog_tick,
 	.ready = NULL,
 	.destroy = catalog_destroy,
+	.subs = catalog_subs,
+	.consume = catalog_consume,
 };

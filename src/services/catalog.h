@@ -19,4 +19,9 @@ int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errle
  * catalog.seed_file when set, else <data_dir>/catalog/products.json. */
 void catalog_seed_path(const engine_ctx *ctx, char *buf, size_t len);
 
+/* A product as JSON from a row whose first eight columns are sku, name,
+ * description, category, price_cents, currency, created_at, updated_at
+ * (new reference). For src/services/recommend.c. */
+json_t *catalog_product_json(store_stmt *st);
+
 #endif

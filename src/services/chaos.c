@@ -110,6 +110,43 @@ void chaos_fault_delete(const engine_ctx *ctx, fault_table *t, const char *targe
 				ctx->instance_id ? ctx->instance_id : "", "cleared", cleared));
 }
 
+int chaos_sim_faults(const engine_ctx *ctx, fault_table *t, const char *target, msg_req *req,
+		     msg_resp *resp)
+{
+	static const char base[] = "/admin/faults";
+	const size_t n = sizeof(base) - 1;
+	if (strncmp(req->path, base, n) != 0 || (req->path[n] && req->path[n] != '/'))
+		return 0;
+	const char *named = req->path[n] ? req->path + n + 1 : NULL;
+	const char *m = req->method;
+	int get = strcmp(m, "GET") == 0, put = strcmp(m, "PUT") == 0, del = strcmp(m, "DELETE") == 0;
+	resp->route = named ? "/admin/faults/{target}" : base;
+	if (!(get || ((put || del) && named))) {
+		msg_resp_error(resp, 405, "method_not_allowed", "method not allowed", NULL);
+		msg_resp_set_header(resp, "Allow", named ? "GET, PUT, DELETE" : "GET");
+		return 1;
+	}
+	if (engine_require_admin(ctx, req, resp))
+		return 1;
+	if (!named) {
+		chaos_faults_list(ctx, t, resp);
+		return 1;
+	}
+	if (strcmp(named, target) != 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "this simulator takes faults for %s only", target);
+		msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "target", named));
+		return 1;
+	}
+	if (put)
+		chaos_fault_put(ctx, t, target, req, resp);
+	else if (del)
+		chaos_fault_delete(ctx, t, target, resp);
+	else
+		chaos_fault_get(ctx, t, target, resp);
+	return 1;
+}
+
 /* ---- the instance's admin routes -------------------------------------------------- */
 
 /* The {target} of a fault route, when it is this instance's own. */

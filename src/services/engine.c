@@ -2,15 +2,19 @@
 #include "services/engine.h"
 #include "core/err.h"
 #include "core/jval.h"
+#include "services/analytics.h"
 #include "services/cart.h"
 #include "services/catalog.h"
 #include "services/eventlog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
+#include "services/notification.h"
 #include "services/order.h"
 #include "services/payment.h"
 #include "services/user.h"
 #include "resil/guard.h"
+#include "sim/sms_sim.h"
+#include "sim/smtp_sim.h"
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
@@ -28,11 +32,15 @@ static const engine_def *const engines[] = {
 	&payment_engine,
 	&order_engine,
 	&eventlog_engine,
+	&notification_engine,
+	&analytics_engine,
+	&smtp_sim_engine,
+	&sms_sim_engine,
 	NULL,
 };
 
 static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
-						"order", NULL };
+						"order", "notification", "analytics", NULL };
 
 const engine_def *engine_find(const char *name)
 {

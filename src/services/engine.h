@@ -33,6 +33,8 @@ typedef int (*engine_call_fn)(void *ud, const char *target, const msg_req *req, 
 
 struct guard;
 struct fault_table;
+struct smtp_message;
+struct line_proto;
 
 typedef struct engine_ctx {
 	const char *service;     /* "catalog" */
@@ -68,6 +70,13 @@ typedef struct engine_ctx {
 	 * the host has no such hook (ticks come on their own schedule). */
 	void (*wake)(void *ud);
 	void *wake_ud;
+	/* Outbound mail: hands a message (src/net/smtp_client.h) to an SMTP
+	 * relay and returns as smtp_client_send: 0 accepted, ERR_UNAVAILABLE
+	 * nothing handed over, ERR_TIMEOUT, ERR_IO, with err filled. The
+	 * daemon sends it with libcurl; tests may do it in process. NULL when
+	 * the host sends no mail. */
+	int (*mail)(void *mail_ud, const struct smtp_message *m, char *err, size_t errlen);
+	void *mail_ud;
 } engine_ctx;
 
 /* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
@@ -107,6 +116,10 @@ typedef struct engine_def {
 	 * back and the message is retried with backoff, then dead-lettered. */
 	const engine_sub *subs;
 	int (*consume)(void *eng, const bus_msg *m);
+	/* A line protocol the engine also speaks on a TCP port of its own (the
+	 * SMTP sink; src/net/line_server.h), called with the engine as ud; the
+	 * daemon host listens for it on --side-port. NULL: HTTP only. */
+	const struct line_proto *lines;
 } engine_def;
 
 /* The engine called name, or NULL. */

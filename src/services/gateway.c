@@ -6,6 +6,7 @@
 #include "core/jval.h"
 #include "net/router.h"
 #include "resil/fallback.h"
+#include "services/recommend.h"
 #include "resil/guard.h"
 #include "resil/ratelimit.h"
 #include "services/chaos.h"
@@ -230,8 +231,10 @@ static int serve_stale(gateway *gw, const char *service, const msg_req *req, con
 	msg_resp st;
 	msg_resp_init(&st);
 	int64_t age_us = 0;
-	if (fallback_get(gw->stale, key, clock_now(gw->ctx->clock), &st, &age_us) != 0)
+	if (fallback_get(gw->stale, key, clock_now(gw->ctx->clock), &st, &age_us) != 0 &&
+	    recommend_fallback_get(gw->stale, req, clock_now(gw->ctx->clock), &st, &age_us) != 0)
 		return 0;
+	recommend_fallback_mark(req, &st);
 	/* The caller's rate-limit headers still hold. */
 	for (int i = 0; i < resp->nheaders; i++)
 		if (strncasecmp(resp->headers[i].name, "RateLimit-", 10) == 0)
@@ -273,10 +276,16 @@ static void refused(const char *service, int why, int64_t retry_after_s, msg_res
 	msg_resp_set_header(resp, GUARD_REFUSED_HEADER, reason);
 }
 
+/* forward() found no instance to send to: nothing was called, so the
+ * breaker has nothing to judge (services starting together poll each
+ * other's feeds before every one has registered). */
+#define FORWARD_NOT_SENT 2
+
 /* Sends req to an instance of service, failing over to another when a
  * connection is refused, within deadline_us. Fills resp with the answer or
  * the gateway's error; returns 1 when the call failed in the breaker's sense
- * (no answer, a timeout, or a 5xx other than 501). */
+ * (no answer, a timeout, or a 5xx other than 501), FORWARD_NOT_SENT when
+ * no instance was registered to try. */
 static int forward(gateway *gw, const route_entry *route, const char *service, msg_req *req,
 		   int64_t deadline_us, msg_resp *resp)
 {
@@ -352,7 +361,7 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
 		       json_pack("{s:s}", "service", service));
 	msg_resp_set_header(resp, "Retry-After", "1");
-	return 1;
+	return ntried ? 1 : FORWARD_NOT_SENT;
 }
 
 static void proxy(gateway *gw, const route_entry *route, const route_target *pfx, msg_req *req,
@@ -396,7 +405,10 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 		return;
 	}
 	int failed = forward(gw, route, service, req, deadline, resp);
-	guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed == FORWARD_NOT_SENT)
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(ctx->clock), failed);
 	if (!stale_ok)
 		return;
 	if (failed) {
@@ -406,6 +418,7 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 		stale_key(req, key, sizeof(key));
 		fallback_put(gw->stale, key, resp->content_type, resp->body, resp->body_len,
 			     clock_now(ctx->clock));
+		recommend_fallback_keep(gw->stale, req, resp, clock_now(ctx->clock));
 	}
 }
 

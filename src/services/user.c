@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/ids.h"
 #include "core/jval.h"
+#include "core/text.h"
 #include "net/router.h"
 #include "resil/ratelimit.h"
 #include "services/identity.h"
@@ -100,8 +101,8 @@ static void reply_profile(user_svc *u, const char *user_id, int status, msg_resp
 {
 	int err = 0;
 	store_stmt *st = store_prepare(
-		u->ctx->store, "SELECT user_id, email, name, created_at FROM users WHERE user_id = ?",
-		&err);
+		u->ctx->store,
+		"SELECT user_id, email, name, created_at, phone FROM users WHERE user_id = ?", &err);
 	if (!st) {
 		engine_store_error(u->ctx, resp, err, "read profile");
 		return;
@@ -118,9 +119,9 @@ static void reply_profile(user_svc *u, const char *user_id, int status, msg_resp
 	}
 	char created[40];
 	clock_fmt_rfc3339(store_col_int(st, 3), created, sizeof(created));
-	json_t *p = json_pack("{s:s,s:s,s:s,s:s}", "user_id", store_col_text(st, 0), "email",
+	json_t *p = json_pack("{s:s,s:s,s:s,s:s,s:s?}", "user_id", store_col_text(st, 0), "email",
 			      store_col_text(st, 1), "name", store_col_text(st, 2), "created_at",
-			      created);
+			      created, "phone", store_col_text(st, 4));
 	store_reset(st);
 	json_t *addrs = addresses_json(u, user_id, &err);
 	if (!addrs) {
@@ -132,6 +133,17 @@ static void reply_profile(user_svc *u, const char *user_id, int status, msg_resp
 	msg_resp_json(resp, status, p);
 }
 
+/* The optional "phone" of a signup or profile change: absent (*out NULL),
+ * "" (no number), or an E.164 number. 0 or ERR_INVALID with e filled. */
+static int read_phone(json_t *body, const char **out, jval_error *e)
+{
+	if (jval_str(body, "phone", 0, 0, 16, out, e))
+		return ERR_INVALID;
+	if (*out && (*out)[0] && !text_is_e164(*out))
+		return jval_fail(e, "phone", "must be an E.164 number such as +4930123456, or \"\"");
+	return 0;
+}
+
 /* ---- handlers -------------------------------------------------------------------- */
 
 static void signup(void *ud, msg_req *req, msg_resp *resp)
@@ -140,12 +152,12 @@ static void signup(void *ud, msg_req *req, msg_resp *resp)
 	json_t *body;
 	if (engine_json_body(req, resp, &body))
 		return;
-	const char *email_in, *password, *name;
+	const char *email_in, *password, *name, *phone;
 	jval_error e = { { 0 }, { 0 } };
 	char email[EMAIL_MAX + 1];
 	if (jval_str(body, "email", 1, 3, 320, &email_in, &e) ||
 	    jval_str(body, "password", 1, 1, PASSWORD_MAX, &password, &e) ||
-	    jval_str(body, "name", 1, 1, 200, &name, &e)) {
+	    jval_str(body, "name", 1, 1, 200, &name, &e) || read_phone(body, &phone, &e)) {
 		engine_bad_field(resp, e.field, e.message);
 		goto out;
 	}
@@ -170,7 +182,7 @@ static void signup(void *ud, msg_req *req, msg_resp *resp)
 	int err = 0;
 	store_stmt *st = store_prepare(u->ctx->store,
 				       "INSERT INTO users (user_id, email, name, password_hash, "
-				       "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+				       "created_at, updated_at, phone) VALUES (?, ?, ?, ?, ?, ?, ?)",
 				       &err);
 	if (!st) {
 		engine_store_error(u->ctx, resp, err, "signup");
@@ -182,6 +194,10 @@ static void signup(void *ud, msg_req *req, msg_resp *resp)
 	store_bind_text(st, 4, hash);
 	store_bind_int(st, 5, now);
 	store_bind_int(st, 6, now);
+	if (phone && phone[0])
+		store_bind_text(st, 7, phone);
+	else
+		store_bind_null(st, 7);
 	int rc = store_step(st);
 	store_reset(st);
 	sodium_memzero(hash, sizeof(hash));
@@ -192,8 +208,10 @@ static void signup(void *ud, msg_req *req, msg_resp *resp)
 		engine_store_error(u->ctx, resp, rc, "signup");
 	else {
 		log_info(u->ctx->log, "signup %s", user_id);
-		msg_resp_json(resp, 201, json_pack("{s:s,s:s,s:s}", "user_id", user_id, "email",
-						   email, "name", name));
+		json_t *o = json_pack("{s:s,s:s,s:s}", "user_id", user_id, "email", email, "name", name);
+		if (phone && phone[0])
+			json_object_set_new(o, "phone", json_string(phone));
+		msg_resp_json(resp, 201, o);
 	}
 out:
 	json_decref(body);
@@ -327,31 +345,44 @@ static void patch_me(void *ud, msg_req *req, msg_resp *resp)
 	json_t *body;
 	if (engine_json_body(req, resp, &body))
 		return;
-	const char *name;
+	const char *name, *phone;
 	jval_error e = { { 0 }, { 0 } };
-	if (jval_str(body, "name", 1, 1, 200, &name, &e)) {
+	if (jval_str(body, "name", 0, 1, 200, &name, &e) || read_phone(body, &phone, &e) ||
+	    (!name && !phone && jval_fail(&e, "name", "give name, phone or both"))) {
 		engine_bad_field(resp, e.field, e.message);
 		json_decref(body);
 		return;
 	}
-	int err = 0;
-	store_stmt *st = store_prepare(
-		u->ctx->store, "UPDATE users SET name = ?, updated_at = ? WHERE user_id = ?", &err);
-	if (!st) {
-		engine_store_error(u->ctx, resp, err, "update profile");
-		json_decref(body);
-		return;
-	}
-	store_bind_text(st, 1, name);
-	store_bind_int(st, 2, clock_now(u->ctx->clock));
-	store_bind_text(st, 3, id.sub);
-	int rc = store_step(st);
-	store_reset(st);
+	/* a field left out keeps its value; phone "" removes the number */
+	int64_t changed = 0;
+	int rc = store_runf(u->ctx->store,
+			    "UPDATE users SET name = CASE WHEN ? = 1 THEN ? ELSE name END, "
+			    "phone = CASE WHEN ? = 1 THEN ? ELSE phone END, updated_at = ? "
+			    "WHERE user_id = ?",
+			    &changed, "ititit", (int64_t)(name != NULL), name, (int64_t)(phone != NULL),
+			    phone && phone[0] ? phone : NULL, clock_now(u->ctx->clock), id.sub);
 	json_decref(body);
 	if (rc < 0)
 		engine_store_error(u->ctx, resp, rc, "update profile");
 	else
 		reply_profile(u, id.sub, 200, resp);
+}
+
+/* GET /v1/internal/users/{user_id}: a user's profile, for services (the
+ * notification service, which writes to them). */
+static void internal_get(void *ud, msg_req *req, msg_resp *resp)
+{
+	user_svc *u = ud;
+	if (engine_require_service(u->ctx, req, resp))
+		return;
+	const char *user_id = msg_req_param(req, 0);
+	if (ids_valid(user_id))
+		reply_profile(u, user_id, 200, resp);
+	/* a 404 that names the user, so the caller can tell it from a route
+	 * the gateway lacks */
+	if (!ids_valid(user_id) || resp->status == 404)
+		msg_resp_error(resp, 404, "not_found", "no such user",
+			       json_pack("{s:s}", "user_id", user_id ? user_id : ""));
 }
 
 static void add_address(void *ud, msg_req *req, msg_resp *resp)
@@ -471,6 +502,7 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "GET", "/v1/users/me", get_me },
 		{ "PATCH", "/v1/users/me", patch_me },
 		{ "POST", "/v1/users/me/addresses", add_address },
+		{ "GET", "/v1/internal/users/{user_id}", internal_get },
 	};
 	u->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), u, err, errlen);
 	if (!u->rt) {
