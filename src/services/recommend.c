@@ -19,11 +19,6 @@
 
 /* ---- building --------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int recommend_consume(engine_ctx *ctx, const bus_msg *m)
 {
 	json_t *ev = json_loadb(m->payload, m->payload_len, 0, NULL);
@@ -32,32 +27,39 @@ int recommend_consume(engine_ctx *ctx, const bus_msg *m)
 		json_decref(ev);
 		return 0;
 	}
+	/* the order's distinct skus (the first RECOMMEND_MAX_SKUS) and units */
 	json_t *items = json_object_get(ev, "items");
 	const char *skus[RECOMMEND_MAX_SKUS];
+	int64_t units[RECOMMEND_MAX_SKUS];
 	int n = 0, rc = json_is_array(items) ? 0 : ERR_PARSE;
-	int64_t now = clock_now(ctx->clock);
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it)
 	{
 		const char *sku = json_string_value(json_object_get(it, "sku"));
 		json_t *qty = json_object_get(it, "qty");
-		if (rc == 0 && (!sku || !json_is_integer(qty)))
+		if (!sku || !json_is_integer(qty)) {
 			rc = ERR_PARSE;
-		if (rc)
 			break;
+		}
+		int k = 0;
+		while (k < n && strcmp(skus[k], sku) != 0)
+			k++;
+		if (k == n && n == RECOMMEND_MAX_SKUS)
+			continue;
+		if (k == n) {
+			skus[n] = sku;
+			units[n++] = 0;
+		}
+		units[k] += json_integer_value(qty);
+	}
+	int64_t now = clock_now(ctx->clock);
+	for (int a = 0; rc == 0 && a < n; a++)
 		rc = store_runf(ctx->store,
 				"INSERT INTO sku_sales (sku, orders, units, updated_at) VALUES (?, 1, ?, ?) "
 				"ON CONFLICT (sku) DO UPDATE SET orders = sku_sales.orders + 1, "
 				"units = sku_sales.units + excluded.units, updated_at = excluded.updated_at",
-				NULL, "tii", sku, (int64_t)json_integer_value(qty), now);
-		int dup = 0;
-		for (int k = 0; k < n; k++)
-			dup |= strcmp(skus[k], sku) == 0;
-		if (!dup && n < RECOMMEND_MAX_SKUS)
-			skus[n++] = sku;
-	}
-	qsort(skus, (size_t)n, sizeof(skus[0]), cmp_str);
+				NULL, "tii", skus[a], units[a], now);
 	for (int a = 0; rc == 0 && a < n; a++)
 		for (int b = 0; rc == 0 && b < n; b++)
 			if (a != b)
