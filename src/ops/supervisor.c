@@ -1078,13 +1078,13 @@ int supervisor_status(int argc, char **argv)
 		free(text);
 		json_decref(out);
 	} else {
-		printf("%-10s %-12s %-8s %-24s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "ADDR",
+		printf("%-12s %-16s %-8s %-24s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "ADDR",
 		       "HEALTH", "UPTIME", "RESTARTS");
 		json_array_foreach(rows, i, in)
 		{
 			char upt[32];
 			fmt_uptime(json_integer_value(json_object_get(in, "uptime_s")), upt, sizeof(upt));
-			printf("%-10s %-12s %-8lld %-24s %-8s %-8s %lld\n",
+			printf("%-12s %-16s %-8lld %-24s %-8s %-8s %lld\n",
 			       json_string_value(json_object_get(in, "service")),
 			       json_string_value(json_object_get(in, "instance")),
 			       (long long)json_integer_value(json_object_get(in, "pid")),

@@ -130,23 +130,11 @@ static int analytics_consume(void *eng, const bus_msg *m)
 
 /* ---- reading --------------------------------------------------------------------- */
 
-/* ?minutes=: 0 (and *given 0) when absent; 1..max; -1 with resp filled
- * when malformed. */
+/* ?minutes=N (1..max; def when absent), or -1 with resp filled. */
 static int64_t window_param(const msg_req *req, msg_resp *resp, int64_t max, int64_t def)
 {
-	char v[16] = "";
-	int r = msg_req_query(req, "minutes", v, sizeof(v));
-	if (r == 0)
-		return def;
-	char *end;
-	long long n = r > 0 ? strtoll(v, &end, 10) : 0;
-	if (r < 0 || *end || n < 1 || n > max) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "must be a whole number of minutes, 1 to %lld", (long long)max);
-		engine_bad_field(resp, "minutes", msg);
-		return -1;
-	}
-	return n;
+	int64_t n;
+	return engine_query_int(req, resp, "minutes", 1, max, def, &n) ? -1 : n;
 }
 
 /* The first minute of the window of the last n minutes (0: all time). */
@@ -326,7 +314,7 @@ static void get_top_products(void *ud, msg_req *req, msg_resp *resp)
 		{ "cart_adds", "SELECT sku, views, cart_adds, orders, units, revenue_cents, currency "
 			       "FROM an_products ORDER BY cart_adds DESC, sku LIMIT ?" },
 	};
-	char by[16] = "units", limit_s[16] = "10";
+	char by[16] = "units";
 	if (msg_req_query(req, "by", by, sizeof(by)) < 0)
 		by[0] = '\0';
 	int which = -1;
@@ -337,16 +325,11 @@ static void get_top_products(void *ud, msg_req *req, msg_resp *resp)
 		engine_bad_field(resp, "by", "must be units, revenue, orders, views or cart_adds");
 		return;
 	}
-	char *end = NULL;
-	long long limit = msg_req_query(req, "limit", limit_s, sizeof(limit_s)) < 0
-				  ? 0
-				  : strtoll(limit_s, &end, 10);
-	if (!end || *end || limit < 1 || limit > TOP_MAX) {
-		engine_bad_field(resp, "limit", "must be 1 to 100");
+	int64_t limit;
+	if (engine_query_int(req, resp, "limit", 1, TOP_MAX, 10, &limit))
 		return;
-	}
 	int rc = 0;
-	store_stmt *st = store_queryf(a->ctx->store, orders[which].sql, &rc, "i", (int64_t)limit);
+	store_stmt *st = store_queryf(a->ctx->store, orders[which].sql, &rc, "i", limit);
 	if (!st) {
 		engine_store_error(a->ctx, resp, rc, "top products");
 		return;

@@ -18,6 +18,8 @@
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -226,6 +228,27 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 {
 	msg_resp_error(resp, 400, "invalid_argument", message, json_pack("{s:s}", "field", field));
 	return ERR_INVALID;
+}
+
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t def, int64_t *out)
+{
+	char buf[24];
+	int r = msg_req_query(req, name, buf, sizeof(buf));
+	*out = def;
+	if (r == 0)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	long long v = r > 0 ? strtoll(buf, &end, 10) : 0;
+	if (r < 0 || !buf[0] || errno || *end || v < min || v > max) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "must be a whole number from %lld to %lld", (long long)min,
+			 (long long)max);
+		return engine_bad_field(resp, name, msg);
+	}
+	*out = v;
+	return 0;
 }
 
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)

@@ -203,6 +203,12 @@ int engine_valid_id(const char *s);
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);
 
+/* The integer query parameter name of req into *out: def when it is
+ * absent; when present it must be a whole number in [min, max], else resp
+ * gets 400 invalid_argument naming it and ERR_INVALID is returned. */
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t def, int64_t *out);
+
 /* The JSON object body of a write. 0 with *out a new reference; otherwise
  * ERR_INVALID with resp filled: 415 unsupported_media_type when a
  * Content-Type other than application/json is given (none is taken as

@@ -644,26 +644,22 @@ static void list_notifications(void *ud, msg_req *req, msg_resp *resp)
 	notify *n = ud;
 	if (engine_require_admin(n->ctx, req, resp))
 		return;
-	char user[128] = "", ref[128] = "", limit_s[16] = "100";
+	char user[128] = "", ref[128] = "";
+	int64_t limit;
 	if (msg_req_query(req, "user_id", user, sizeof(user)) < 0 ||
-	    msg_req_query(req, "ref", ref, sizeof(ref)) < 0 ||
-	    msg_req_query(req, "limit", limit_s, sizeof(limit_s)) < 0) {
+	    msg_req_query(req, "ref", ref, sizeof(ref)) < 0) {
 		engine_bad_field(resp, "query", "a parameter is too long");
 		return;
 	}
-	char *end;
-	long long limit = strtoll(limit_s, &end, 10);
-	if (*end || limit < 1 || limit > LIST_MAX) {
-		engine_bad_field(resp, "limit", "must be 1 to 1000");
+	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, 100, &limit))
 		return;
-	}
 	int rc = 0;
 	store_stmt *st = store_queryf(
 		n->ctx->store,
 		"SELECT notification_id, kind, channel, ref, user_id, recipient, subject, status, "
 		"event_id, created_at, sent_at FROM notifications WHERE (? = '' OR user_id = ?) "
 		"AND (? = '' OR ref = ?) ORDER BY created_at, notification_id LIMIT ?",
-		&rc, "tttti", user, user, ref, ref, (int64_t)limit);
+		&rc, "tttti", user, user, ref, ref, limit);
 	if (!st) {
 		engine_store_error(n->ctx, resp, rc, "listing notifications");
 		return;

@@ -100,32 +100,32 @@ void recommend_answer(engine_ctx *ctx, const char *sku, int64_t limit, msg_resp 
 			return;
 		}
 	}
-	json_t *items = json_array();
-	const char *source = "co_purchase";
-	store_stmt *st = NULL;
-	if (rc == 0 && self[0]) {
-		st = store_queryf(s,
-				  "SELECT " P_COLS " FROM co_purchase c JOIN products p ON p.sku = c.other "
-				  "WHERE c.sku = ? ORDER BY c.orders DESC, c.other LIMIT ?",
-				  &rc, "ti", self, limit);
-		if (st)
-			rc = collect(st, items, limit);
-	}
-	if (rc == 0 && json_array_size(items) == 0) {
-		source = "popular";
-		st = store_queryf(s,
-				  "SELECT " P_COLS " FROM sku_sales x JOIN products p ON p.sku = x.sku "
-				  "WHERE x.sku <> ? ORDER BY x.orders DESC, x.units DESC, x.sku LIMIT ?",
-				  &rc, "ti", self, limit);
-		if (st)
-			rc = collect(st, items, limit);
-	}
-	if (rc == 0 && json_array_size(items) == 0) {
+	/* The first of these that yields anything answers. */
+	static const struct {
+		const char *source, *sql;
+		int needs_sku;
+	} ways[] = {
+		{ "co_purchase",
+		  "SELECT " P_COLS " FROM co_purchase c JOIN products p ON p.sku = c.other "
+		  "WHERE c.sku = ? ORDER BY c.orders DESC, c.other LIMIT ?",
+		  1 },
+		{ "popular",
+		  "SELECT " P_COLS " FROM sku_sales x JOIN products p ON p.sku = x.sku "
+		  "WHERE x.sku <> ? ORDER BY x.orders DESC, x.units DESC, x.sku LIMIT ?",
+		  0 },
 		/* nothing sold yet: the catalog's own first products */
-		st = store_queryf(s, "SELECT " P_COLS " FROM products p WHERE p.sku <> ? ORDER BY p.sku LIMIT ?",
-				  &rc, "ti", self, limit);
+		{ "popular", "SELECT " P_COLS " FROM products p WHERE p.sku <> ? ORDER BY p.sku LIMIT ?", 0 },
+	};
+	json_t *items = json_array();
+	const char *source = "popular";
+	size_t nways = sizeof(ways) / sizeof(ways[0]);
+	for (size_t w = 0; rc == 0 && json_array_size(items) == 0 && w < nways; w++) {
+		if (ways[w].needs_sku && !self[0])
+			continue;
+		store_stmt *st = store_queryf(s, ways[w].sql, &rc, "ti", self, limit);
 		if (st)
 			rc = collect(st, items, limit);
+		source = ways[w].source;
 	}
 	if (rc) {
 		json_decref(items);

@@ -213,18 +213,13 @@ json_t *mailbox_list(mailbox *mb, const char *to, const char *contains, int limi
 
 void mailbox_http_list(mailbox *mb, const msg_req *req, msg_resp *resp)
 {
-	char to[320] = "", contains[512] = "", limit_s[16] = "1000";
+	char to[320] = "", contains[512] = "";
+	int64_t limit;
 	if (msg_req_query(req, "to", to, sizeof(to)) < 0 ||
-	    msg_req_query(req, "contains", contains, sizeof(contains)) < 0 ||
-	    msg_req_query(req, "limit", limit_s, sizeof(limit_s)) < 0) {
+	    msg_req_query(req, "contains", contains, sizeof(contains)) < 0) {
 		engine_bad_field(resp, "query", "a query parameter is too long");
 		return;
 	}
-	char *end;
-	long limit = strtol(limit_s, &end, 10);
-	if (*end || limit < 1 || limit > LIST_MAX) {
-		engine_bad_field(resp, "limit", "must be 1 to 10000");
-		return;
-	}
-	msg_resp_json(resp, 200, mailbox_list(mb, to, contains, (int)limit));
+	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, 1000, &limit) == 0)
+		msg_resp_json(resp, 200, mailbox_list(mb, to, contains, (int)limit));
 }

@@ -1,6 +1,7 @@
 /* itest: shared helpers of the integration tests. */
 #include "itest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -398,3 +401,80 @@ void itest_teardown(void)
 		itest_rm_tree(IT.state);
 	http_client_global_cleanup();
 }
+
+char *itest_state_file(const char *rel)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", IT.state, rel);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	if (buf)
+		buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* A loopback port nothing listens on now (bound, then closed), or -1. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		 getsockname(fd, (struct sockaddr *)&sa, &len) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? ntohs(sa.sin_port) : -1;
+}
+
+pid_t itest_kafka_sim(char *bus_url, size_t len)
+{
+	char file[] = "/tmp/ecom-itest-kafkaXXXXXX";
+	int fd = mkstemp(file);
+	int port = free_port();
+	if (fd < 0 || port < 0)
+		return -1;
+	close(fd);
+	unlink(file);
+	const char *b = getenv("ECOM_BIN");
+	char port_s[16];
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		/* the bootstrap forwarder on a fixed port, as an operator would */
+		execl(b && *b ? b : "./ecom", "ecom", "sim", "kafka", "--port", port_s,
+		      "--bootstrap-file", file, (char *)NULL);
+		_exit(127);
+	}
+	bus_url[0] = '\0';
+	for (int i = 0; pid > 0 && i < 100 && !bus_url[0]; i++) {
+		FILE *f = fopen(file, "r");
+		if (f) {
+			if (!fgets(bus_url, (int)len, f))
+				bus_url[0] = '\0';
+			fclose(f);
+		}
+		if (!bus_url[0])
+			usleep(50000);
+	}
+	unlink(file);
+	bus_url[strcspn(bus_url, "\n")] = '\0';
+	char want[64];
+	snprintf(want, sizeof(want), "kafka://127.0.0.1:%d", port);
+	if (pid < 0 || strcmp(bus_url, want) != 0) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		return -1;
+	}
+	return pid;
+}
+

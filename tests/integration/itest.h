@@ -62,6 +62,13 @@ int itest_signup_login(const char *email, char *token, size_t len, char *user_id
 int itest_sim_url(char *buf, size_t len);
 json_t *itest_sim_admin(const char *method, const char *path, const char *body);
 long long itest_sim_stat(const char *name);
+/* The text of file STATE/rel (up to 1 MiB), or NULL; freed by the caller. */
+char *itest_state_file(const char *rel);
+/* Starts `ecom sim kafka --port P` (P a free loopback port) as an operator
+ * would, its output to /dev/null, and waits for the bus URL it writes
+ * (kafka://127.0.0.1:P) into bus_url. Returns its pid (the caller stops
+ * it), or -1. */
+pid_t itest_kafka_sim(char *bus_url, size_t len);
 /* The error code of an API error body. */
 const char *itest_err_code(json_t *v);
 /* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary

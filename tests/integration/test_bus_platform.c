@@ -271,56 +271,11 @@ static void test_embedded(void **state)
 	run_story();
 }
 
-/* A loopback port nothing listens on now (bound, then closed). */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static void test_kafka(void **state)
 {
 	/* the mock cluster, as an operator would start it */
-	char file[] = "/tmp/ecom-itest-kafkaXXXXXX";
-	int fd = mkstemp(file);
-	assert_true(fd >= 0);
-	close(fd);
-	unlink(file);
-	const char *b = getenv("ECOM_BIN");
-	char port[16];
-	snprintf(port, sizeof(port), "%d", free_port());
-	fflush(NULL);
-	sim_pid = fork();
-	if (sim_pid == 0) {
-		int nul = open("/dev/null", O_WRONLY);
-		dup2(nul, 1);
-		dup2(nul, 2);
-		/* the bootstrap forwarder on a fixed port, as an operator would */
-		execl(b && *b ? b : "./ecom", "ecom", "sim", "kafka", "--port", port,
-		      "--bootstrap-file", file, (char *)NULL);
-		_exit(127);
-	}
-	bus_url[0] = '\0';
-	for (int i = 0; i < 100 && !bus_url[0]; i++) {
-		FILE *f = fopen(file, "r");
-		if (f) {
-			if (!fgets(bus_url, sizeof(bus_url), f))
-				bus_url[0] = '\0';
-			fclose(f);
-		}
-		if (!bus_url[0])
-			usleep(50000);
-	}
-	unlink(file);
-	char want[64];
-	snprintf(want, sizeof(want), "kafka://127.0.0.1:%s", port);
-	assert_string_equal(bus_url, want);
+	sim_pid = itest_kafka_sim(bus_url, sizeof(bus_url));
+	assert_true(sim_pid > 0);
 	/* a consumer killed without leaving its group is replaced after this */
 	setenv("ECOM_BUS_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
 	assert_int_equal(itest_up("--bus", bus_url, NULL), 0);

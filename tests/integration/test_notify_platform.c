@@ -17,13 +17,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,19 +38,13 @@ static char token[1024], user[128];
 
 /* ---- helpers -------------------------------------------------------------------- */
 
+/* The first line of STATE/name, or NULL. */
 static char *state_file(const char *name)
 {
-	char path[600];
-	snprintf(path, sizeof(path), "%s/%s", IT.state, name);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	char *buf = calloc(1, 1024);
-	if (!fgets(buf, 1024, f))
-		buf[0] = '\0';
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	return buf;
+	char *text = itest_state_file(name);
+	if (text)
+		text[strcspn(text, "\n")] = '\0';
+	return text;
 }
 
 /* GET path on the simulator whose URL is in STATE/file, as admin. */
@@ -302,52 +293,11 @@ static void test_embedded(void **state)
 	assert_int_equal(emails(id, NULL), 1); /* the first one too, still once */
 }
 
-/* A loopback port nothing listens on now (bound, then closed). */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static void test_kafka(void **state)
 {
-	char file[] = "/tmp/ecom-itest-kafkaXXXXXX";
-	int fd = mkstemp(file);
-	assert_true(fd >= 0);
-	close(fd);
-	unlink(file);
-	const char *b = getenv("ECOM_BIN");
-	char port[16];
-	snprintf(port, sizeof(port), "%d", free_port());
-	fflush(NULL);
-	kafka_pid = fork();
-	if (kafka_pid == 0) {
-		int nul = open("/dev/null", O_WRONLY);
-		dup2(nul, 1);
-		dup2(nul, 2);
-		execl(b && *b ? b : "./ecom", "ecom", "sim", "kafka", "--port", port,
-		      "--bootstrap-file", file, (char *)NULL);
-		_exit(127);
-	}
-	char bus_url[600] = "";
-	for (int i = 0; i < 100 && !bus_url[0]; i++) {
-		FILE *f = fopen(file, "r");
-		if (f) {
-			if (!fgets(bus_url, sizeof(bus_url), f))
-				bus_url[0] = '\0';
-			fclose(f);
-		}
-		if (!bus_url[0])
-			usleep(50000);
-	}
-	unlink(file);
-	assert_true(strncmp(bus_url, "kafka://", 8) == 0);
+	char bus_url[600];
+	kafka_pid = itest_kafka_sim(bus_url, sizeof(bus_url));
+	assert_true(kafka_pid > 0);
 	assert_int_equal(itest_up("--bus", bus_url, NULL), 0);
 	customer("notify-k@example.com");
 	char id[64];

@@ -109,24 +109,9 @@ static const char *gateway_state(const char *service)
 	return state_buf;
 }
 
-/* The text of file STATE/rel, or NULL (freed by the caller). */
-static char *state_file(const char *rel)
-{
-	char p[512];
-	snprintf(p, sizeof(p), "%s/%s", IT.state, rel);
-	FILE *f = fopen(p, "r");
-	if (!f)
-		return NULL;
-	char *buf = calloc(1, 1 << 20);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static void catalog_addr(char *out, size_t len)
 {
-	char *a = state_file("run/catalog-1.addr");
+	char *a = itest_state_file("run/catalog-1.addr");
 	assert_non_null(a);
 	a[strcspn(a, "\n")] = '\0';
 	snprintf(out, len, "%s", a);
@@ -215,7 +200,7 @@ static void test_catalog_outage_opens_breaker_and_serves_stale(void **unused)
 	msg_resp_clear(&r);
 
 	/* Each transition is in the gateway's log and its metrics. */
-	char *log = state_file("log/gateway-1.log");
+	char *log = itest_state_file("log/gateway-1.log");
 	assert_non_null(log);
 	assert_non_null(strstr(log, "breaker gateway/catalog: CLOSED -> OPEN"));
 	assert_non_null(strstr(log, "breaker gateway/catalog: OPEN -> HALF_OPEN"));
@@ -440,7 +425,7 @@ static void test_fault_set_list_expire_clear(void **unused)
 	msg_resp r;
 	char addr[256];
 	snprintf(addr, sizeof(addr), "%s", IT.url);
-	char *cart_addr = state_file("run/cart-1.addr");
+	char *cart_addr = itest_state_file("run/cart-1.addr");
 	assert_non_null(cart_addr);
 	cart_addr[strcspn(cart_addr, "\n")] = '\0';
 	assert_int_equal(get_at(cart_addr, "/health", NULL, NULL, &r, NULL), 200);

@@ -103,6 +103,11 @@ void efix_open_store(efix *f)
 	snprintf(schema, sizeof(schema), "%s/schema", efix_data_dir());
 	if (store_migrate(f->store, schema, err, sizeof(err)) != 0)
 		fail_msg("store_migrate(%s): %s", schema, err);
+	/* the bus's tables too (the outbox among them), as the daemon host's
+	 * bus makes them for every service with a store */
+	snprintf(schema, sizeof(schema), "%s/schema/bus", efix_data_dir());
+	if (store_migrate_dir(f->store, schema, err, sizeof(err)) != 0)
+		fail_msg("store_migrate_dir(%s): %s", schema, err);
 	f->ctx.store = f->store;
 }
 

@@ -1,7 +1,8 @@
 /* efix: the engine fixture the engine unit tests share. It fills an
  * engine_ctx the way the daemon host does, from test parts: a virtual clock,
- * a seeded rng, a store migrated from data/schema, a logger (to /dev/null:
- * the tests assert on responses, not on log lines), metrics, a config, and
+ * a seeded rng, a store migrated from data/schema (the service's tables and
+ * the bus's, the outbox among them), a logger (to /dev/null: the tests
+ * assert on responses, not on log lines), metrics, a config, and
  * fixed test secrets; it owns a temporary directory for seed and store
  * files. Everything here fails the running cmocka test on error (fail_msg),
  * so call it only from tests and their setups. Include it after cmocka.h. */

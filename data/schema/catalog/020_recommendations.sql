@@ -1,5 +1,6 @@
 -- catalog: what the recommendations are made of, built from the orders
--- topic (order.confirmed), and the outbox of the product-view counts.
+-- topic (order.confirmed). (The product.viewed events go to the outbox the
+-- event bus makes, data/schema/bus.)
 
 -- "Bought together": for each sku, how many confirmed orders held it and
 -- other (both directions are stored, so one sku's row set is its list).
@@ -20,15 +21,3 @@ CREATE TABLE sku_sales (
 );
 
 CREATE INDEX sku_sales_rank ON sku_sales (orders, units);
-
--- The outbox (src/bus/outbox.h): product.viewed on topic analytics.
-CREATE TABLE IF NOT EXISTS outbox (
-    id          INTEGER PRIMARY KEY,
-    topic       TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    created_at  BIGINT NOT NULL,
-    traceparent TEXT
-);
-
-CREATE INDEX IF NOT EXISTS outbox_topic_id ON outbox (topic, id);

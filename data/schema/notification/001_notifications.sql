@@ -5,8 +5,8 @@
 -- One row per message (an email or a text), keyed by what caused it:
 -- "<kind>:<ref>:<channel>" (order_confirmation:ord_1:email). A second
 -- event for the same cause finds the row and sends nothing more. status:
--- QUEUED (in the outbox, on its way to the sender) or SENT (the relay or
--- the provider took it).
+-- QUEUED (in the outbox - the event bus's, data/schema/bus - on its way to
+-- the sender) or SENT (the relay or the provider took it).
 CREATE TABLE notifications (
     notification_id TEXT PRIMARY KEY,
     kind            TEXT NOT NULL,
@@ -42,16 +42,3 @@ CREATE TABLE notify_waiting (
     at       BIGINT NOT NULL,
     PRIMARY KEY (order_id, event_id)
 );
-
--- The outbox (src/bus/outbox.h): the messages to send, on topics
--- notifications.email and notifications.sms, written with their rows above.
-CREATE TABLE IF NOT EXISTS outbox (
-    id          INTEGER PRIMARY KEY,
-    topic       TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    created_at  BIGINT NOT NULL,
-    traceparent TEXT
-);
-
-CREATE INDEX IF NOT EXISTS outbox_topic_id ON outbox (topic, id);
