@@ -454,7 +454,7 @@ pid_t itest_kafka_sim(char *bus_url, size_t len)
 		_exit(127);
 	}
 	bus_url[0] = '\0';
-	for (int i = 0; pid > 0 && i < 100 && !bus_url[0]; i++) {
+	for (int i = 0; pid > 0 && i < 600 && !bus_url[0]; i++) { /* 30 s, for a loaded machine */
 		FILE *f = fopen(file, "r");
 		if (f) {
 			if (!fgets(bus_url, (int)len, f))
