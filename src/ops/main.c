@@ -28,7 +28,7 @@ static const command commands[] = {
 	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the outside world simulated: sim stripe" },
+	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe)" },
 	{ NULL, NULL, NULL },
 };
 

@@ -16,7 +16,7 @@ rc=$?
 [ $rc -eq 77 ] && exit 77
 [ $rc -ne 0 ] && exit 1
 base="postgresql://postgres@127.0.0.1:$port"
-for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart; do
+for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart ecom_loadgen; do
   "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" -q -h 127.0.0.1 -p "$port" -U postgres \
     -d postgres -c "CREATE DATABASE $db" >/dev/null || exit 1
 done
@@ -28,6 +28,7 @@ ECOM_TEST_STORE="$base/ecom_platform" run "$build/tests/integration/test_platfor
 ECOM_TEST_STORE="$base/ecom_inventory" run "$build/tests/integration/test_inventory_http"
 ECOM_TEST_STORE="$base/ecom_identity" run "$build/tests/integration/test_identity"
 ECOM_TEST_STORE="$base/ecom_cart" run "$build/tests/integration/test_cart"
+ECOM_TEST_STORE="$base/ecom_loadgen" run "$build/tests/integration/test_loadgen"
 ECOM_TEST_STORE="$base/ecom_restart" ECOM_PG_CTL="$top/tests/pg_cluster.sh ctl $dir" \
   run "$build/tests/integration/test_pg_restart"
 exit $status
