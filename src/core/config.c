@@ -1,6 +1,7 @@
 /* config: one static table of known keys; a config is an array of current
  * values parallel to it. */
 #include "core/config.h"
+#include "core/text.h"
 #include "core/err.h"
 
 #include <ctype.h>
@@ -203,16 +204,6 @@ void config_load_env(config *c)
 	}
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 /* Parses one line in place. Returns 1 with *key and *val set, 0 for a blank or
  * comment line, -1 when there is no '='. A '#' starts a comment at the start
  * of the line or after whitespace, so values such as URLs with a fragment or
@@ -226,15 +217,15 @@ static int parse_line(char *line, char **key, char **val)
 			break;
 		}
 	}
-	char *s = trim(line);
+	char *s = text_trim(line);
 	if (!*s)
 		return 0;
 	char *eq = strchr(s, '=');
 	if (!eq)
 		return -1;
 	*eq = '\0';
-	*key = trim(s);
-	char *v = trim(eq + 1);
+	*key = text_trim(s);
+	char *v = text_trim(eq + 1);
 	size_t n = strlen(v);
 	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
 		v[n - 1] = '\0';

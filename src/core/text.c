@@ -1,7 +1,9 @@
-/* text: UTF-8 and hex helpers. */
+/* text: UTF-8, hex and trimming helpers. */
 #include "core/text.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <string.h>
 
 size_t text_utf8_len(const unsigned char *s, size_t n)
 {
@@ -44,4 +46,14 @@ int text_hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+char *text_trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
 }

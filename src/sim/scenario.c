@@ -1,6 +1,7 @@
 /* scenario: the scenario file format, read line by line. */
 #include "sim/scenario.h"
 #include "core/err.h"
+#include "core/text.h"
 #include "sim/units.h"
 
 #include <ctype.h>
@@ -90,16 +91,6 @@ static int perr(parser *p, const char *fmt, ...)
 	else
 		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
 	return ERR_INVALID;
-}
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
 }
 
 static int valid_name(const char *s, size_t max)
@@ -196,7 +187,7 @@ static int duration_range(parser *p, const char *key, char *v, int64_t *lo, int6
 		return 0;
 	}
 	*dots = '\0';
-	if (duration(p, key, trim(v), 0, lo) || duration(p, key, trim(dots + 2), 0, hi))
+	if (duration(p, key, text_trim(v), 0, lo) || duration(p, key, text_trim(dots + 2), 0, hi))
 		return ERR_INVALID;
 	if (*hi < *lo)
 		return perr(p, "expected MIN..MAX with MIN <= MAX for '%s'", key);
@@ -384,7 +375,7 @@ static int key_checkout(parser *p, const char *k, char *v)
 		int64_t lo, hi;
 		if (dots)
 			*dots = '\0';
-		if (int_in(trim(v), 1, 99, &lo) || (dots && int_in(trim(dots + 2), 1, 99, &hi)))
+		if (int_in(text_trim(v), 1, 99, &lo) || (dots && int_in(text_trim(dots + 2), 1, 99, &hi)))
 			return perr(p, "expected 'qty = N' or 'qty = MIN..MAX' with whole numbers from 1 to 99");
 		if (!dots)
 			hi = lo;
@@ -591,11 +582,11 @@ static int section_line(parser *p, char *line)
 	if (line[n - 1] != ']')
 		return perr(p, "expected ']' at the end of the section header");
 	line[n - 1] = '\0';
-	char *name = trim(line + 1), *arg = NULL;
+	char *name = text_trim(line + 1), *arg = NULL;
 	char *sp = strpbrk(name, " \t");
 	if (sp) {
 		*sp = '\0';
-		arg = trim(sp + 1);
+		arg = text_trim(sp + 1);
 	}
 	static const struct {
 		const char *name;
@@ -644,7 +635,7 @@ static int one_line(parser *p, char *raw)
 			*c = '\0';
 			break;
 		}
-	char *line = trim(raw);
+	char *line = text_trim(raw);
 	if (!*line)
 		return 0;
 	if (*line == '[')
@@ -663,7 +654,7 @@ static int one_line(parser *p, char *raw)
 	if (!eq)
 		return perr(p, "expected 'key = value', got '%s'", line);
 	*eq = '\0';
-	char *k = trim(line), *v = trim(eq + 1);
+	char *k = text_trim(line), *v = text_trim(eq + 1);
 	if (!*k)
 		return perr(p, "expected a key before '='");
 	if (!*v)
