@@ -209,6 +209,10 @@ int pool_sign_in(pool *p, const char *url, int concurrency, int64_t timeout_us,
 		snprintf(err, errlen, "the pool has no users");
 		return ERR_INVALID;
 	}
+	/* Own source addresses only make sense towards a loopback server. */
+	if (strncmp(url, "http://127.", 11) != 0 && strncmp(url, "http://localhost", 16) != 0)
+		for (int i = 0; i < p->n; i++)
+			p->u[i].source_ip[0] = '\0';
 	if (concurrency < 1)
 		concurrency = 1;
 	if (concurrency > p->n)
