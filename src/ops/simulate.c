@@ -26,7 +26,7 @@
 
 static const char HELP[] =
 	"usage: ecom sim run SCENARIO [--rate R] [--duration D] [--seed S] [--users N]\n"
-	"                    [--workers N] [--settle D] [--threshold EXPR]...\n"
+	"                    [--workers N] [--threads N] [--settle D] [--threshold EXPR]...\n"
 	"                    [--out json=FILE] [--out csv=FILE] [--quiet]\n"
 	"                    [--state DIR | --url URL]\n"
 	"       ecom sim run --list\n"
@@ -45,6 +45,7 @@ static const char HELP[] =
 	"  --seed S         the seed of every choice (default: the scenario's, else 1)\n"
 	"  --users N        simulated users signed in before the run\n"
 	"  --workers N      journeys under way at most (more arrivals are dropped)\n"
+	"  --threads N      generator threads (1 to 16), each with its share of the workers\n"
 	"  --settle D       how long to wait for orders to reach a final state\n"
 	"  --threshold EXPR another threshold, such as 'p99 < 250ms' or 'checkout.error_rate < 1%'\n"
 	"  --out json=FILE  one JSON line per request, drop and schedule action, then the summary\n"
@@ -173,7 +174,7 @@ static void raise_fd_limit(int workers)
 
 typedef struct run_args {
 	const char *scenario, *state, *url;
-	const char *rate, *duration, *seed, *users, *workers, *settle;
+	const char *rate, *duration, *seed, *users, *workers, *threads, *settle;
 	const char *thresholds[SCN_MAX_THRESHOLDS];
 	int nthresholds;
 	const char *outs[MAX_OUTS];
@@ -187,6 +188,7 @@ static int parse_run(int argc, char **argv, run_args *a)
 		{ "rate", required_argument, NULL, 'r' },     { "duration", required_argument, NULL, 'd' },
 		{ "seed", required_argument, NULL, 's' },     { "users", required_argument, NULL, 'u' },
 		{ "workers", required_argument, NULL, 'w' },  { "settle", required_argument, NULL, 'e' },
+		{ "threads", required_argument, NULL, 'T' },
 		{ "threshold", required_argument, NULL, 't' }, { "out", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },          { "list", no_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 'S' },    { "url", required_argument, NULL, 'U' },
@@ -203,6 +205,7 @@ static int parse_run(int argc, char **argv, run_args *a)
 		case 's': a->seed = optarg; break;
 		case 'u': a->users = optarg; break;
 		case 'w': a->workers = optarg; break;
+		case 'T': a->threads = optarg; break;
 		case 'e': a->settle = optarg; break;
 		case 't':
 			if (a->nthresholds == SCN_MAX_THRESHOLDS)
@@ -261,6 +264,11 @@ static int apply_flags(scenario *s, const run_args *a)
 		if (cli_parse_int(a->workers, 1, SCN_MAX_WORKERS, &n))
 			return cli_usage(CMD, "--workers: expected a whole number from 1 to %d", SCN_MAX_WORKERS);
 		s->workers = (int)n;
+	}
+	if (a->threads) {
+		if (cli_parse_int(a->threads, 1, SCN_MAX_THREADS, &n))
+			return cli_usage(CMD, "--threads: expected a whole number from 1 to %d", SCN_MAX_THREADS);
+		s->threads = (int)n;
 	}
 	if (a->settle && units_duration_us(a->settle, &s->settle_us))
 		return cli_usage(CMD, "--settle: expected a duration such as 30s, got '%s'", a->settle);

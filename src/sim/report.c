@@ -153,6 +153,33 @@ void report_event_done(report *r, const report_event *e)
 	}
 }
 
+void report_add(report *dst, const report *src)
+{
+	for (int i = 0; i < SCN_NACTIONS; i++) {
+		report_endpoint *d = &dst->ep[i];
+		const report_endpoint *e = &src->ep[i];
+		hist_merge(d->h, e->h);
+		d->count += e->count;
+		for (int k = 0; k < REPORT_NOUTCOMES; k++)
+			d->outcome[k] += e->outcome[k];
+		for (int k = 0; k < 600; k++)
+			d->status[k] += e->status[k];
+		d->timeouts += e->timeouts;
+		d->refused += e->refused;
+		d->io += e->io;
+	}
+	dst->arrivals += src->arrivals;
+	dst->started += src->started;
+	for (int k = 0; k < REPORT_NDROPS; k++)
+		dst->dropped[k] += src->dropped[k];
+	dst->journeys_done += src->journeys_done;
+	dst->journeys_cut += src->journeys_cut;
+	dst->requests_cut += src->requests_cut;
+	dst->orders.duplicates_sent += src->orders.duplicates_sent;
+	dst->orders.duplicate_mismatch += src->orders.duplicate_mismatch;
+	dst->orders.cancels_skipped += src->orders.cancels_skipped;
+}
+
 void report_merge(const report *r, hist *dst)
 {
 	hist_reset(dst);
@@ -362,6 +389,8 @@ void report_print(const report *r, FILE *out)
 	else
 		fprintf(out, "load       %s in %d stages (%s), %d workers", a, s->nstages,
 			s->arrival == SCN_POISSON ? "poisson" : "uniform", s->workers);
+	if (s->threads > 1)
+		fprintf(out, " on %d threads", s->threads);
 	fprintf(out, ", %d of %d users signed in; ran %s + %s to finish%s\n", r->users_ready, s->users,
 		b, c, r->interrupted ? " (INTERRUPTED)" : "");
 	uint64_t dropped = r->dropped[0] + r->dropped[1];

@@ -113,6 +113,9 @@ void report_drop(report *r, report_drop_reason why, int64_t t_us, uint64_t arriv
 /* A schedule action that finished (also written to the outputs). */
 void report_event_done(report *r, const report_event *e);
 
+/* Adds src's figures (requests, arrivals, drops, journeys, duplicates) to
+ * dst: the shares of one run measured by several threads. */
+void report_add(report *dst, const report *src);
 /* Every endpoint's histogram merged into dst (reset first). */
 void report_merge(const report *r, hist *dst);
 /* Errors and requests over every endpoint. */

@@ -272,6 +272,11 @@ static int key_load(parser *p, const char *k, char *v)
 			return perr(p, "expected a whole number from 1 to %d for 'workers', got '%s'",
 				    SCN_MAX_WORKERS, v);
 		s->workers = (int)n;
+	} else if (strcmp(k, "threads") == 0) {
+		if (int_in(v, 1, SCN_MAX_THREADS, &n))
+			return perr(p, "expected a whole number from 1 to %d for 'threads', got '%s'",
+				    SCN_MAX_THREADS, v);
+		s->threads = (int)n;
 	} else if (strcmp(k, "seed") == 0) {
 		if (int_in(v, 0, INT64_MAX, &n))
 			return perr(p, "expected a whole number >= 0 for 'seed', got '%s'", v);
@@ -293,7 +298,7 @@ static int key_load(parser *p, const char *k, char *v)
 			return perr(p, "expected 'uniform' or 'poisson' for 'arrival', got '%s'", v);
 	} else {
 		return perr(p, "unknown key '%s' in [load] (expected rate, duration, stage, users, workers, "
-			       "seed, slack, timeout, settle, grace or arrival)",
+			       "threads, seed, slack, timeout, settle, grace or arrival)",
 			    k);
 	}
 	return 0;
@@ -723,6 +728,7 @@ static void defaults(scenario *s)
 	s->seed = 1;
 	s->users = 10;
 	s->workers = 256;
+	s->threads = 1;
 	s->slack_us = 50000;
 	s->timeout_us = 5000000;
 	s->settle_us = 30000000;

@@ -4,7 +4,8 @@
  *     # comment
  *     [scenario]   name = ..., description = ...
  *     [load]       rate = 20  duration = 60s   (or stage = 10s 0 -> 50, ...)
- *                  users, workers, slack, timeout, seed, arrival, settle, grace
+ *                  users, workers, threads, slack, timeout, seed, arrival,
+ *                  settle, grace
  *     [journey NAME]  weight = 60  steps = browse view add_to_cart checkout
  *                     think = 200ms..1s
  *     [checkout]   method, tokens = tok_visa:98 tok_chargeDeclined:2,
@@ -65,6 +66,7 @@ typedef enum scenario_op {
 #define SCN_MAX_STOCK 16
 #define SCN_MAX_USERS 10000
 #define SCN_MAX_WORKERS 20000
+#define SCN_MAX_THREADS 16
 
 typedef struct scenario_stage {
 	int64_t dur_us;
@@ -116,6 +118,7 @@ typedef struct scenario {
 	uint64_t seed;
 	int users;
 	int workers;
+	int threads;      /* generator threads, each with its own share of the workers */
 	int64_t slack_us;
 	int64_t timeout_us;
 	int64_t settle_us; /* how long to wait for orders to end after the run */

@@ -563,6 +563,38 @@ static void test_full_run(void **unused)
 	scenario_free(s);
 }
 
+/* The same run on three threads: every arrival taken once (by the thread
+ * it belongs to), the figures and the orders of all threads in one report. */
+static void test_threads(void **unused)
+{
+	reset();
+	scenario *s = scn(JOURNEYS);
+	s->threads = 3;
+	s->settle_us = 5000000;
+	report *r = run(s);
+	assert_int_equal(r->arrivals, 20);
+	assert_int_equal(r->started, 20);
+	assert_int_equal(r->journeys_done, 20);
+	assert_int_equal(r->ep[SCN_ADD_TO_CART].count, F.cart_puts);
+	assert_int_equal(r->ep[SCN_CHECKOUT].count, F.order_posts);
+	assert_int_equal(r->ep[SCN_CANCEL].count, F.cancels);
+	assert_int_equal(r->orders.created, F.norders);
+	assert_int_equal(r->orders.confirmed + r->orders.cancelled, F.norders);
+	assert_int_equal(r->ep[SCN_CHECKOUT].count, r->orders.created + r->orders.duplicates_sent);
+	report_free(r);
+	/* A closed loop on two threads: both keep their workers busy. */
+	reset();
+	scenario *c = scn("[load]\nrate = max\nduration = 300ms\nworkers = 4\nthreads = 2\nusers = 0\n"
+			  "[journey p]\nsteps = health\n");
+	r = run(c);
+	assert_true(r->started > 8);
+	assert_int_equal(r->ep[SCN_HEALTH].count, F.health);
+	assert_int_equal(r->journeys_done + r->journeys_cut, r->started);
+	report_free(r);
+	scenario_free(c);
+	scenario_free(s);
+}
+
 /* A platform that loses orders and lets a key make a second order: both
  * show, and orders_lost == 0 fails. */
 static void test_lost_and_mismatch(void **unused)
@@ -723,7 +755,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_model_drops),  cmocka_unit_test(test_capacity_no_drops),
 		cmocka_unit_test(test_plans),		   cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_full_run),	   cmocka_unit_test(test_lost_and_mismatch),
+		cmocka_unit_test(test_full_run),	   cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_lost_and_mismatch),
 		cmocka_unit_test(test_schedule_http),	   cmocka_unit_test(test_schedule_signals),
 		cmocka_unit_test(test_exit_codes),
 	};

@@ -32,6 +32,7 @@ static const char FULL[] =
 	"stage = 20s 50\n"
 	"users = 7\n"
 	"workers = 33\n"
+	"threads = 2\n"
 	"seed = 42\n"
 	"slack = 20ms\n"
 	"timeout = 2s\n"
@@ -88,6 +89,7 @@ static void test_full(void **unused)
 	assert_true(scenario_rate_at(s, 40000000) == 0);
 	assert_int_equal(s->users, 7);
 	assert_int_equal(s->workers, 33);
+	assert_int_equal(s->threads, 2);
 	assert_int_equal(s->seed, 42);
 	assert_int_equal(s->slack_us, 20000);
 	assert_int_equal(s->timeout_us, 2000000);
@@ -136,7 +138,7 @@ static void test_full(void **unused)
 	assert_string_equal(s->events[4].target, "catalog-1");
 	assert_int_equal(s->events[5].op, SCN_PAUSE);
 	assert_int_equal(s->events[6].op, SCN_BROKER_DOWN);
-	assert_int_equal(s->events[6].line, 44);
+	assert_int_equal(s->events[6].line, 45);
 	assert_string_equal(s->events[6].text, "at 10s broker down");
 	assert_int_equal(s->nthresholds, 3);
 	assert_string_equal(s->thresholds[1].endpoint, "checkout");
@@ -156,6 +158,7 @@ static void test_defaults(void **unused)
 	assert_true(s->stages[0].from == 5 && s->stages[0].to == 5);
 	assert_int_equal(s->users, 10);
 	assert_int_equal(s->workers, 256);
+	assert_int_equal(s->threads, 1);
 	assert_int_equal(s->seed, 1);
 	assert_int_equal(s->slack_us, 50000);
 	assert_int_equal(s->arrival, SCN_UNIFORM);
@@ -195,6 +198,7 @@ static const struct {
 	{ "[load]\nusers = -1\n", "t.scn:2: expected a whole number from 0 to 10000 for 'users', got '-1'" },
 	{ "[load]\nusers = 3.5\n", "t.scn:2: expected a whole number from 0 to 10000 for 'users'" },
 	{ "[load]\nworkers = 0\n", "t.scn:2: expected a whole number from 1 to 20000 for 'workers'" },
+	{ "[load]\nthreads = 17\n", "t.scn:2: expected a whole number from 1 to 16 for 'threads', got '17'" },
 	{ "[load]\narrival = bursty\n", "t.scn:2: expected 'uniform' or 'poisson' for 'arrival', got 'bursty'" },
 	{ "[load]\nstage = 10s\n", "t.scn:2: expected 'stage = DURATION RATE' or 'stage = DURATION FROM -> TO'" },
 	{ "[load]\nstage = 10s 1 => 5\n", "t.scn:2: expected 'stage = DURATION RATE'" },
