@@ -1,8 +1,8 @@
 /* config: one static table of known keys; a config is an array of current
  * values parallel to it. */
 #include "core/config.h"
-#include "core/text.h"
 #include "core/err.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>

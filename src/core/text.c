@@ -1,4 +1,4 @@
-/* text: UTF-8, hex and trimming helpers. */
+/* text: UTF-8, hex, trimming and name helpers. */
 #include "core/text.h"
 
 #include <ctype.h>
@@ -56,4 +56,18 @@ char *text_trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
 	return s;
+}
+
+int text_is_name(const char *s, size_t max)
+{
+	if (!s)
+		return 0;
+	size_t n = strlen(s);
+	if (n == 0 || n >= max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+		      s[i] == '_'))
+			return 0;
+	return 1;
 }

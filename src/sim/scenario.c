@@ -93,18 +93,6 @@ static int perr(parser *p, const char *fmt, ...)
 	return ERR_INVALID;
 }
 
-static int valid_name(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= max)
-		return 0;
-	for (const char *c = s; *c; c++)
-		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_' ||
-		      *c == '-'))
-			return 0;
-	return 1;
-}
-
 static int valid_token(const char *s, size_t max)
 {
 	size_t n = strlen(s);
@@ -200,7 +188,7 @@ static int key_scenario(parser *p, const char *k, char *v)
 {
 	scenario *s = p->s;
 	if (strcmp(k, "name") == 0) {
-		if (!valid_name(v, sizeof s->name))
+		if (!text_is_name(v, sizeof s->name))
 			return perr(p, "expected a name of lower-case letters, digits, '-' and '_' for 'name', got '%s'",
 				    v);
 		snprintf(s->name, sizeof s->name, "%s", v);
@@ -551,7 +539,7 @@ static int schedule_line(parser *p, char *line)
 		if (nrest)
 			return perr(p, "unexpected '%s' after '%s'", rest[0], op_names[e->op]);
 	} else {
-		if (nrest < 1 || !valid_name(rest[0], sizeof e->target))
+		if (nrest < 1 || !text_is_name(rest[0], sizeof e->target))
 			return perr(p, "expected a target (a service such as catalog, an instance such as "
 				       "catalog-1, or a provider such as stripe) after '%s'",
 				    op_names[e->op]);
@@ -615,7 +603,7 @@ static int section_line(parser *p, char *line)
 	if (sec != SEC_JOURNEY)
 		return 0;
 	scenario *s = p->s;
-	if (!valid_name(arg, SCN_NAME_MAX))
+	if (!text_is_name(arg, SCN_NAME_MAX))
 		return perr(p, "expected a journey name of lower-case letters, digits, '-' and '_', got '%s'",
 			    arg);
 	for (int i = 0; i < s->njourneys; i++)
