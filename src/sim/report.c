@@ -439,8 +439,10 @@ void report_print(const report *r, FILE *out)
 		fprintf(out, "schedule\n");
 		for (int i = 0; i < r->nevents; i++) {
 			const report_event *e = &r->events[i];
-			units_fmt_us(e->done_us, a, sizeof a);
-			fprintf(out, "  %s %-44s %s (done at %s)\n", e->ok ? "✓" : "✗", e->text, e->message, a);
+			units_fmt_us(e->at_us, a, sizeof a);
+			units_fmt_us(e->done_us, b, sizeof b);
+			fprintf(out, "  %s %-44s %s (due %s, done %s)\n", e->ok ? "✓" : "✗", e->text,
+				e->message, a, b);
 		}
 		for (int i = r->nevents; i < s->nevents; i++)
 			fprintf(out, "  ✗ %-44s never ran\n", s->events[i].text);
