@@ -1,6 +1,7 @@
 /* ecom: one binary, git-style subcommands. */
 #include "ops/cli.h"
 #include "ops/demo.h"
+#include "ops/reindex.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
 #include "ops/settings.h"
@@ -26,6 +27,7 @@ static const command commands[] = {
 	{ "serve", serve_main, "run one service as a daemon (used by 'up')" },
 	{ "seed", seed_main, "load a reproducible synthetic catalog" },
 	{ "inventory", stock_main, "show or set the stock of a sku" },
+	{ "search", reindex_main, "rebuild every search instance's index: search reindex" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ "sim", simulate_main, "the outside world simulated: sim stripe" },

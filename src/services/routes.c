@@ -23,7 +23,8 @@ static const char default_table[] =
 	"/v1/users         user\n"
 	"/v1/cart          cart\n"
 	"/v1/internal/carts cart\n"
-	"/v1/payments      payment\n";
+	"/v1/payments      payment\n"
+	"/v1/search        search\n";
 
 const char *routes_default(void) { return default_table; }
 
