@@ -297,7 +297,8 @@ static void batch_clear_slots(search_batch *b)
 {
 	for (size_t i = 0; i < b->cap; i++)
 		free(b->slots[i].term);
-	memset(b->slots, 0, b->cap * sizeof(*b->slots));
+	if (b->slots)
+		memset(b->slots, 0, b->cap * sizeof(*b->slots));
 	b->used = 0;
 }
 
