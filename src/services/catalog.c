@@ -480,29 +480,21 @@ static int upsert_with_event(store *s, const product *p, int64_t now, const char
 	return rc;
 }
 
-/* Runs write(ud) in a transaction; commits on 0, rolls back otherwise. */
-static int in_txn(store *s, int (*write)(store *s, void *ud), void *ud)
-{
-	int rc = store_begin(s);
-	if (rc)
-		return rc;
-	rc = write(s, ud);
-	if (rc == 0)
-		return store_commit(s);
-	store_rollback(s);
-	return rc;
-}
+/* Attempts of a write's transaction while the store is busy. */
+#define TXN_TRIES 3
 
 typedef struct one_write {
+	store *s;
 	const product *p;
 	int64_t now;
 	const char *type;
 	int missing; /* update/delete of a sku that does not exist */
 } one_write;
 
-static int create_write(store *s, void *ud)
+static int create_write(void *ud)
 {
 	one_write *w = ud;
+	store *s = w->s;
 	int rc = write_product(s, INSERT_SQL, w->p, w->now, NULL);
 	if (rc == 0)
 		rc = outbox_put(s, "product_created", w->p->sku, w->p, NULL, w->now, w->now);
@@ -522,8 +514,8 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 		json_decref(body);
 		return;
 	}
-	one_write w = { .p = &p, .now = clock_now(cat->ctx->clock) };
-	int rc = in_txn(cat->ctx->store, create_write, &w);
+	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, create_write, &w);
 	if (rc == ERR_CONFLICT)
 		msg_resp_error(resp, 409, "conflict", "a product with this sku exists",
 			       json_pack("{s:s}", "sku", p.sku));
@@ -536,9 +528,11 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 	json_decref(body);
 }
 
-static int update_write(store *s, void *ud)
+static int update_write(void *ud)
 {
 	one_write *w = ud;
+	store *s = w->s;
+	w->missing = 0;
 	stored old;
 	int rc = stored_load(s, w->p->sku, 1, &old);
 	if (rc)
@@ -565,8 +559,8 @@ static void update_product(void *ud, msg_req *req, msg_resp *resp)
 		json_decref(body);
 		return;
 	}
-	one_write w = { .p = &p, .now = clock_now(cat->ctx->clock) };
-	int rc = in_txn(cat->ctx->store, update_write, &w);
+	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, update_write, &w);
 	if (w.missing)
 		msg_resp_error(resp, 404, "not_found", "no such product",
 			       json_pack("{s:s}", "sku", p.sku));
@@ -578,15 +572,20 @@ static void update_product(void *ud, msg_req *req, msg_resp *resp)
 }
 
 typedef struct delete_write {
+	store *s;
 	const char *sku;
 	int64_t now;
 	int missing;
 	json_t *before; /* the product as it was */
 } delete_write;
 
-static int delete_txn(store *s, void *ud)
+static int delete_txn(void *ud)
 {
 	delete_write *w = ud;
+	store *s = w->s;
+	w->missing = 0;
+	json_decref(w->before);
+	w->before = NULL;
 	stored old;
 	int rc = stored_load(s, w->sku, 1, &old);
 	if (rc)
@@ -625,8 +624,8 @@ static void delete_product(void *ud, msg_req *req, msg_resp *resp)
 	const char *sku = msg_req_param(req, 0);
 	if (engine_require_admin(cat->ctx, req, resp))
 		return;
-	delete_write w = { .sku = sku, .now = clock_now(cat->ctx->clock) };
-	int rc = valid_sku(sku) ? in_txn(cat->ctx->store, delete_txn, &w) : ERR_NOT_FOUND;
+	delete_write w = { .s = cat->ctx->store, .sku = sku, .now = clock_now(cat->ctx->clock) };
+	int rc = valid_sku(sku) ? store_txn(w.s, TXN_TRIES, delete_txn, &w) : ERR_NOT_FOUND;
 	if (rc == ERR_NOT_FOUND || w.missing) {
 		msg_resp_error(resp, 404, "not_found", "no such product",
 			       valid_sku(sku) ? json_pack("{s:s}", "sku", sku) : NULL);
@@ -641,18 +640,19 @@ static void delete_product(void *ud, msg_req *req, msg_resp *resp)
 }
 
 typedef struct bulk_write {
+	store *s;
 	const product *ps;
 	size_t n;
 	int64_t now;
 } bulk_write;
 
-static int bulk_txn(store *s, void *ud)
+static int bulk_txn(void *ud)
 {
 	bulk_write *w = ud;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < w->n; i++) {
 		const char *type;
-		rc = upsert_with_event(s, &w->ps[i], w->now, &type);
+		rc = upsert_with_event(w->s, &w->ps[i], w->now, &type);
 	}
 	return rc;
 }
@@ -692,8 +692,8 @@ static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 			return;
 		}
 	}
-	bulk_write w = { ps, n, clock_now(cat->ctx->clock) };
-	int rc = in_txn(cat->ctx->store, bulk_txn, &w);
+	bulk_write w = { cat->ctx->store, ps, n, clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, bulk_txn, &w);
 	if (rc)
 		engine_store_error(cat->ctx, resp, rc, "bulk upsert");
 	else

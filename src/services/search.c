@@ -79,37 +79,34 @@ static int reindex_set_state(search *s, enum reindex_state to, const char *why)
 	return 0;
 }
 
-/* Runs body in a transaction on the engine's store, again when the store
- * is busy, with a batch for the index's word counts. */
+/* Runs body in a transaction on the engine's store (store_txn: again when
+ * the store is busy), with a fresh batch for the index's word counts on
+ * every attempt, written before the commit. */
 typedef int (*txn_fn)(search *s, search_batch *b, void *arg);
 
-static int in_txn(search *s, txn_fn body, void *arg)
+typedef struct txn_call {
+	search *s;
+	txn_fn body;
+	void *arg;
+} txn_call;
+
+static int txn_body(void *arg)
 {
+	txn_call *t = arg;
 	search_batch *b = search_batch_new();
 	if (!b)
 		return ERR_NOMEM;
-	int rc = 0;
-	for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
-		rc = store_begin(s->ctx->store);
-		if (rc == 0)
-			rc = body(s, b, arg);
-		if (rc == 0)
-			rc = search_index_flush(s->ix, b);
-		if (rc == 0)
-			rc = store_commit(s->ctx->store);
-		if (rc == 0)
-			break;
-		store_rollback(s->ctx->store);
-		/* The batch may hold counts of the rolled-back writes. */
-		search_batch_free(b);
-		b = search_batch_new();
-		if (!b)
-			return ERR_NOMEM;
-		if (rc != ERR_BUSY && rc != ERR_RETRY)
-			break;
-	}
+	int rc = t->body(t->s, b, t->arg);
+	if (rc == 0)
+		rc = search_index_flush(t->s->ix, b);
 	search_batch_free(b);
 	return rc;
+}
+
+static int in_txn(search *s, txn_fn body, void *arg)
+{
+	txn_call t = { s, body, arg };
+	return store_txn(s->ctx->store, TXN_TRIES, txn_body, &t);
 }
 
 /* ---- events ----------------------------------------------------------------- */
