@@ -60,6 +60,15 @@ static json_t *call(const char *method, const char *url, const char *token, int 
 	return v;
 }
 
+/* call() of route on instance in. */
+static json_t *call_instance(const instance *in, const char *method, const char *route,
+			     const char *token, int want)
+{
+	char target[400];
+	snprintf(target, sizeof(target), "%s%s", in->addr, route);
+	return call(method, target, token, want);
+}
+
 /* The search instances the gateway knows. */
 static int find_instances(const char *url, const char *token, instance *out, int max)
 {
@@ -140,9 +149,7 @@ int reindex_main(int argc, char **argv)
 	if (n == 0)
 		rc = cli_fail(CMD, "the platform at %s has no search instance", url);
 	for (int i = 0; rc == 0 && i < n; i++) {
-		char target[400];
-		snprintf(target, sizeof(target), "%s/v1/search/_reindex", insts[i].addr);
-		json_t *v = call("POST", target, token, 202);
+		json_t *v = call_instance(&insts[i], "POST", "/v1/search/_reindex", token, 202);
 		if (!v) {
 			rc = 1;
 			break;
@@ -157,9 +164,7 @@ int reindex_main(int argc, char **argv)
 		for (int i = 0; rc == 0 && i < n; i++) {
 			if (insts[i].done)
 				continue;
-			char target[400];
-			snprintf(target, sizeof(target), "%s/v1/search/_status", insts[i].addr);
-			json_t *v = call("GET", target, token, 200);
+			json_t *v = call_instance(&insts[i], "GET", "/v1/search/_status", token, 200);
 			if (!v) {
 				rc = 1;
 				break;

@@ -163,6 +163,39 @@ static void reply_field_error(msg_resp *resp, const jval_error *e)
 	engine_bad_field(resp, e->field, e->message);
 }
 
+/* Answers {items, next_page_token} from st, a query by sku that asked for
+ * page_size + 1 rows (the one more says there is a next page): row() makes
+ * each item; the sku is column 0. */
+static void reply_page(catalog *cat, store_stmt *st, int64_t page_size,
+		       json_t *(*row)(store_stmt *st), const char *what, msg_resp *resp)
+{
+	json_t *items = json_array();
+	int64_t count = 0;
+	char last[SKU_MAX + 1] = "";
+	int more = 0, rc;
+	while ((rc = store_step(st)) == STORE_ROW) {
+		if (count == page_size) {
+			more = 1;
+			break;
+		}
+		json_array_append_new(items, row(st));
+		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
+		count++;
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		engine_store_error(cat->ctx, resp, rc, what);
+		return;
+	}
+	char next[2 * SKU_MAX + 8];
+	if (more)
+		token_encode(last, next, sizeof(next));
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				more ? json_string(next) : json_null()));
+}
+
 /* ---- handlers ----------------------------------------------------------- */
 
 static void list_products(void *ud, msg_req *req, msg_resp *resp)
@@ -219,34 +252,7 @@ static void list_products(void *ud, msg_req *req, msg_resp *resp)
 		store_bind_int(st, idx++, max_price);
 	store_bind_int(st, idx, page_size + 1);
 
-	json_t *items = json_array();
-	int64_t count = 0;
-	char last[SKU_MAX + 1] = "";
-	int more = 0;
-	while ((rc = store_step(st)) == STORE_ROW) {
-		if (count == page_size) {
-			more = 1;
-			break;
-		}
-		json_array_append_new(items, product_row_json(st));
-		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
-		count++;
-	}
-	store_reset(st);
-	if (rc < 0) {
-		json_decref(items);
-		engine_store_error(cat->ctx, resp, rc, "list products");
-		return;
-	}
-	json_t *out = json_pack("{s:o}", "items", items);
-	if (more) {
-		char next[2 * SKU_MAX + 8];
-		token_encode(last, next, sizeof(next));
-		json_object_set_new(out, "next_page_token", json_string(next));
-	} else {
-		json_object_set_new(out, "next_page_token", json_null());
-	}
-	msg_resp_json(resp, 200, out);
+	reply_page(cat, st, page_size, product_row_json, "list products", resp);
 }
 
 /* Reads one product by sku into resp (200) or 404. */
@@ -702,6 +708,15 @@ static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 	json_decref(body);
 }
 
+static json_t *export_row_json(store_stmt *st)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I}", "sku", store_col_text(st, 0), "name",
+			 store_col_text(st, 1), "description", store_col_text(st, 2), "category",
+			 store_col_text(st, 3), "price_cents", (json_int_t)store_col_int(st, 4),
+			 "currency", store_col_text(st, 5), "version",
+			 (json_int_t)store_col_int(st, 6));
+}
+
 /* GET /v1/products/_export?page_size=&page_token= (a service or admin):
  * every product in sku order, with its version (what the search index
  * rebuilds from), CATALOG_EXPORT_MAX per page. */
@@ -730,37 +745,7 @@ static void export_products(void *ud, msg_req *req, msg_resp *resp)
 	}
 	store_bind_text(st, 1, after);
 	store_bind_int(st, 2, page_size + 1);
-	json_t *items = json_array();
-	int64_t count = 0;
-	char last[SKU_MAX + 1] = "";
-	int more = 0;
-	while ((rc = store_step(st)) == STORE_ROW) {
-		if (count == page_size) {
-			more = 1;
-			break;
-		}
-		json_array_append_new(
-			items, json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I}", "sku", store_col_text(st, 0),
-					 "name", store_col_text(st, 1), "description",
-					 store_col_text(st, 2), "category", store_col_text(st, 3),
-					 "price_cents", (json_int_t)store_col_int(st, 4), "currency",
-					 store_col_text(st, 5), "version",
-					 (json_int_t)store_col_int(st, 6)));
-		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
-		count++;
-	}
-	store_reset(st);
-	if (rc < 0) {
-		json_decref(items);
-		engine_store_error(cat->ctx, resp, rc, "export products");
-		return;
-	}
-	char next[2 * SKU_MAX + 8];
-	if (more)
-		token_encode(last, next, sizeof(next));
-	msg_resp_json(resp, 200,
-		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
-				more ? json_string(next) : json_null()));
+	reply_page(cat, st, page_size, export_row_json, "export products", resp);
 }
 
 /* ---- /v2: the same products, price as one object ------------------------------
