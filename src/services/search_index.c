@@ -190,6 +190,17 @@ void search_index_free(search_index *ix)
 	free(ix);
 }
 
+/* The first use of the index on a thread's connection gives it a 64 MiB
+ * page cache and maps the file (reads then come from memory rather than
+ * being copied in with pread; writers find the pages they update). */
+static void tune(search_index *ix)
+{
+	if (!pthread_getspecific(ix->tuned)) {
+		store_exec(ix->s, "PRAGMA cache_size = -65536; PRAGMA mmap_size = 4294967296");
+		pthread_setspecific(ix->tuned, ix);
+	}
+}
+
 /* ---- meta ------------------------------------------------------------- */
 
 int search_index_meta_int(search_index *ix, const char *key, int64_t *out)
@@ -283,13 +294,20 @@ struct search_batch {
 	terms_list words;
 	const char **uniq;
 	size_t uniq_cap;
+	/* What this transaction already looked up: the last category, and
+	 * whether there are tombstones at all (-1: not asked yet). */
+	char last_cat[72];
+	int64_t last_cat_id;
+	int tombstones;
 };
 
 search_batch *search_batch_new(void)
 {
 	search_batch *b = calloc(1, sizeof(*b));
-	if (b)
+	if (b) {
 		terms_list_init(&b->words);
+		b->tombstones = -1;
+	}
 	return b;
 }
 
@@ -420,6 +438,12 @@ static int flush_one(search_index *ix, const delta *e)
 {
 	int64_t changed = 0, left = 0;
 	int rc;
+	if (e->d > 0 && !terms_correctable(e->term))
+		/* Not in the typo vocabulary: nothing to do when it is new. */
+		return run(ix,
+			   "INSERT INTO term_cats (term, cat, df) VALUES (?, ?, ?) ON CONFLICT"
+			   " (term, cat) DO UPDATE SET df = df + excluded.df",
+			   ARGV(T(e->term), I(e->cat), I(e->d)), NULL);
 	if (e->d > 0) {
 		rc = run(ix, "UPDATE term_cats SET df = df + ? WHERE term = ? AND cat = ?",
 			 ARGV(I(e->d), T(e->term), I(e->cat)), &changed);
@@ -427,7 +451,7 @@ static int flush_one(search_index *ix, const delta *e)
 			return rc;
 		rc = run(ix, "INSERT INTO term_cats (term, cat, df) VALUES (?, ?, ?)",
 			 ARGV(T(e->term), I(e->cat), I(e->d)), NULL);
-		if (rc || !terms_correctable(e->term))
+		if (rc)
 			return rc;
 		rc = one_int(ix, "SELECT COUNT(*) FROM term_cats WHERE term = ?", ARGV(T(e->term)),
 			     &left);
@@ -467,12 +491,14 @@ int search_index_flush(search_index *ix, search_batch *b)
 	batch_clear_slots(b);
 	b->n_docs = b->sum_name = b->sum_desc = 0;
 	b->next_seq = b->seq_taken = 0;
+	b->last_cat[0] = '\0';
+	b->tombstones = -1;
 	return rc;
 }
 
 /* ---- documents ---------------------------------------------------------- */
 
-static int category_id(search_index *ix, const char *name, int64_t *id)
+static int category_lookup(search_index *ix, const char *name, int64_t *id)
 {
 	int rc = one_int(ix, "SELECT id FROM categories WHERE name = ?", ARGV(T(name)), id);
 	if (rc != 0)
@@ -483,6 +509,22 @@ static int category_id(search_index *ix, const char *name, int64_t *id)
 	if (rc >= 0 && *id > CAT_MAX)
 		return ERR_TOO_LARGE;
 	return rc < 0 ? rc : rc == 1 ? 0 : ERR_STORE;
+}
+
+/* The id of category name, made when new; the batch remembers the last
+ * one (a rebuild's pages and most batches are of few categories). */
+static int category_id(search_index *ix, search_batch *b, const char *name, int64_t *id)
+{
+	if (b->last_cat[0] && strcmp(b->last_cat, name) == 0) {
+		*id = b->last_cat_id;
+		return 0;
+	}
+	int rc = category_lookup(ix, name, id);
+	if (rc == 0 && strlen(name) < sizeof(b->last_cat)) {
+		snprintf(b->last_cat, sizeof(b->last_cat), "%s", name);
+		b->last_cat_id = *id;
+	}
+	return rc;
 }
 
 typedef struct olddoc {
@@ -585,8 +627,19 @@ int search_index_put(search_index *ix, search_batch *b, const search_doc *d, int
 		     int *applied)
 {
 	*applied = 0;
+	tune(ix);
 	int64_t tomb = 0;
-	int rc = one_int(ix, "SELECT version FROM tombstones WHERE sku = ?", ARGV(T(d->sku)), &tomb);
+	int rc = 0;
+	if (b->tombstones < 0) {
+		int64_t any = 0;
+		rc = one_int(ix, "SELECT EXISTS (SELECT 1 FROM tombstones)", NULL, 0, &any);
+		if (rc < 0)
+			return rc;
+		b->tombstones = any != 0;
+	}
+	if (b->tombstones)
+		rc = one_int(ix, "SELECT version FROM tombstones WHERE sku = ?", ARGV(T(d->sku)),
+			     &tomb);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
@@ -605,7 +658,7 @@ int search_index_put(search_index *ix, search_batch *b, const search_doc *d, int
 		return rc;
 	}
 	int64_t cat = 0;
-	if ((rc = category_id(ix, d->category, &cat))) {
+	if ((rc = category_id(ix, b, d->category, &cat))) {
 		olddoc_free(&o);
 		return rc;
 	}
@@ -677,6 +730,7 @@ int search_index_remove(search_index *ix, search_batch *b, const char *sku, int6
 		*applied = rc == 0;
 	}
 	olddoc_free(&o);
+	b->tombstones = 1;
 	if (rc == 0)
 		rc = run(ix,
 			 "INSERT INTO tombstones (sku, version, at) VALUES (?, ?, ?)"
@@ -1566,17 +1620,11 @@ static json_t *product_json(search_index *ix, const cand *c, int *rc)
 /* A search reads with many small statements; in one read transaction they
  * see one snapshot of the index (a write committing meanwhile cannot make
  * the facets disagree with the items) and SQLite takes its locks once
- * rather than per statement. The first read on a thread's connection also
- * sizes its page cache and maps the file, so the hot part of the index is
- * read from memory instead of copied in with pread. 1 when a transaction
- * was opened (the caller ends it with read_end), 0 when one was open
- * already. */
+ * rather than per statement. 1 when a transaction was opened (the caller
+ * ends it with read_end), 0 when one was open already. */
 static int read_begin(search_index *ix)
 {
-	if (!pthread_getspecific(ix->tuned)) {
-		store_exec(ix->s, "PRAGMA cache_size = -65536; PRAGMA mmap_size = 4294967296");
-		pthread_setspecific(ix->tuned, ix);
-	}
+	tune(ix);
 	return store_exec(ix->s, "BEGIN") == 0;
 }
 
