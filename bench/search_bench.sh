@@ -22,15 +22,21 @@
 #     which is what a search answers), and both on 2 threads; each side
 #     stopped after 60 s so the run stays bounded.
 #
-#   bench/search_bench.sh [BUILD_DIR] [PRODUCTS]
+#  5. The real path, smaller: `ecom up` (SQLite), `ecom seed --products M`
+#     (default 100,000) through the gateway, then `ecom search reindex`,
+#     which pages the catalog's export through the gateway into the index:
+#     the rebuild rate a running platform gets.
 #
-# About 5 minutes for a million products on 2 cores. Needs PostgreSQL.
+#   bench/search_bench.sh [BUILD_DIR] [PRODUCTS] [PLATFORM_PRODUCTS]
+#
+# About 10 minutes for a million products on 2 cores. Needs PostgreSQL.
 # Loopback only. The index stays in a temporary directory removed at the
 # end (ECOM_BENCH_KEEP=1 keeps it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(realpath "${1:-build}")
 N=${2:-1000000}
+M=${3:-100000}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 [ -n "$pgbin" ] && [ -x "$pgbin/psql" ] || { echo "bench: PostgreSQL is not installed" >&2; exit 1; }
 make -s -C "$BUILD" bench/search_bench >/dev/null
@@ -38,6 +44,7 @@ work=$(mktemp -d /tmp/ecom-searchbench-XXXXXX)
 chmod 755 "$work"
 mkdir -p "$work/pg"
 cleanup() {
+  "$BUILD/ecom" down --state "$work/state" >/dev/null 2>&1 || true
   "$top/tests/pg_cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
   if [ "${ECOM_BENCH_KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
@@ -76,4 +83,18 @@ psql -d bench -c "SELECT count(*) FROM products WHERE tsv @@ plainto_tsquery('si
 echo "== ecom search: build, then the queries (and PostgreSQL's, paired)"
 "$BUILD/bench/search_bench" --products "$N" --dir "$work/index" --queries 10000 --threads 2 \
   --pg "postgresql://postgres@127.0.0.1:$port/bench" --pg-queries 1000 --pg-seconds 60
+"$top/tests/pg_cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
+
+echo "== the platform: ecom seed --products $M, then ecom search reindex"
+export ECOM_ADMIN_TOKEN=search-bench-admin
+"$BUILD/ecom" up --state "$work/state" --port 0 >/dev/null
+t0=$(date +%s.%N)
+"$BUILD/ecom" seed --state "$work/state" --products "$M" 2>/dev/null
+t1=$(date +%s.%N)
+"$BUILD/ecom" search reindex --state "$work/state" --timeout 1800 2>/dev/null
+t2=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v m="$M" 'BEGIN {
+  printf "seed through the gateway: %.1f s (%.0f/s); rebuild through the gateway: %.1f s (%.0f/s)\n",
+         b - a, m / (b - a), c - b, m / (c - b) }'
+"$BUILD/ecom" down --state "$work/state" >/dev/null
 echo "== machine after: load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -49,7 +49,10 @@ typedef struct search {
 	int64_t page_default, page_max;
 	int64_t reindex_page, reindex_pages_per_tick;
 	int64_t tombstone_ttl_us, catalog_timeout_ms;
-	pthread_mutex_t mu; /* the rebuild's fields below */
+	/* Guards the rebuild's fields below. A rebuild is started (from IDLE)
+	 * by a request or at creation, then driven by the tick thread alone,
+	 * which takes mu only to publish its progress. */
+	pthread_mutex_t mu;
 	enum reindex_state state;
 	int64_t gen;
 	char token[256]; /* the export's next page */
@@ -290,8 +293,8 @@ static int copy_page(search *s, search_batch *b, void *arg)
 }
 
 /* One GET of the catalog's export through the gateway. 0 with *doc the
- * answer, or an error with s->last_error said. */
-static int fetch_page(search *s, json_t **doc)
+ * answer, or an error with why said. */
+static int fetch_page(search *s, json_t **doc, char *why, size_t whylen)
 {
 	char path[512];
 	int n = snprintf(path, sizeof(path), "/v1/products/_export?page_size=%" PRId64,
@@ -306,16 +309,16 @@ static int fetch_page(search *s, json_t **doc)
 	if (rc == 0)
 		rc = engine_call_service(s->ctx, &req, &resp, s->catalog_timeout_ms);
 	if (rc) {
-		snprintf(s->last_error, sizeof(s->last_error), "catalog unreachable: %s",
+		snprintf(why, whylen, "catalog unreachable: %s",
 			 err_name(rc));
 	} else if (resp.status != 200) {
-		snprintf(s->last_error, sizeof(s->last_error), "catalog answered %d: %.160s",
+		snprintf(why, whylen, "catalog answered %d: %.160s",
 			 resp.status, resp.body ? resp.body : "");
 		rc = ERR_UNAVAILABLE;
 	} else {
 		*doc = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
 		if (!json_is_array(json_object_get(*doc, "items"))) {
-			snprintf(s->last_error, sizeof(s->last_error),
+			snprintf(why, whylen,
 				 "catalog export is not {items, next_page_token}");
 			json_decref(*doc);
 			*doc = NULL;
@@ -327,41 +330,46 @@ static int fetch_page(search *s, json_t **doc)
 	return rc;
 }
 
+/* The rebuild's pages of one tick. The tick thread alone drives the
+ * rebuild once started; s->mu is taken only to publish its progress, so
+ * the status route never waits for a page. */
 static void reindex_copy(search *s, int64_t now)
 {
-	for (int64_t k = 0; k < s->reindex_pages_per_tick && s->state == REINDEX_COPYING; k++) {
+	for (int64_t k = 0; k < s->reindex_pages_per_tick; k++) {
 		json_t *doc = NULL;
-		int rc = fetch_page(s, &doc);
+		char why[256] = "";
+		int rc = fetch_page(s, &doc, why, sizeof(why));
+		page pg = { NULL, NULL, 0 };
 		if (rc == 0) {
 			json_t *next = json_object_get(doc, "next_page_token");
-			page pg = { json_object_get(doc, "items"),
-				    json_is_string(next) && json_string_length(next) > 0 &&
-						    json_string_length(next) < sizeof(s->token)
-					    ? json_string_value(next)
-					    : NULL,
-				    0 };
+			pg.items = json_object_get(doc, "items");
+			if (json_is_string(next) && json_string_length(next) > 0 &&
+			    json_string_length(next) < sizeof(s->token))
+				pg.next = json_string_value(next);
 			rc = in_txn(s, copy_page, &pg);
-			if (rc) {
-				snprintf(s->last_error, sizeof(s->last_error), "index write: %s",
-					 err_name(rc));
-			} else {
-				s->pages++;
-				s->copied += pg.copied;
-				snprintf(s->token, sizeof(s->token), "%s", pg.next ? pg.next : "");
-			}
-			if (rc == 0 && !pg.next)
-				reindex_set_state(s, REINDEX_SWEEPING, "copied every product");
+			if (rc)
+				snprintf(why, sizeof(why), "index write: %s", err_name(rc));
 		}
-		json_decref(doc);
-		if (rc) {
-			log_warn(s->ctx->log, "reindex: %s; again in %" PRId64 " ms", s->last_error,
-				 s->retry_ms);
+		pthread_mutex_lock(&s->mu);
+		if (rc == 0) {
+			s->pages++;
+			s->copied += pg.copied;
+			snprintf(s->token, sizeof(s->token), "%s", pg.next ? pg.next : "");
+			s->retry_ms = RETRY_MIN_MS;
+			if (!pg.next)
+				reindex_set_state(s, REINDEX_SWEEPING, "copied every product");
+		} else {
+			snprintf(s->last_error, sizeof(s->last_error), "%s", why);
+			log_warn(s->ctx->log, "reindex: %s; again in %" PRId64 " ms", why, s->retry_ms);
 			s->next_try_at = now + s->retry_ms * 1000;
 			s->retry_ms = s->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : s->retry_ms * 2;
 			reindex_set_state(s, REINDEX_WAITING, "catalog page failed");
-			return;
 		}
-		s->retry_ms = RETRY_MIN_MS;
+		int more = s->state == REINDEX_COPYING;
+		pthread_mutex_unlock(&s->mu);
+		json_decref(doc);
+		if (!more)
+			return;
 	}
 }
 
@@ -384,7 +392,6 @@ static int finish(search *s, search_batch *b, void *arg)
 {
 	(void)b;
 	int64_t now = *(int64_t *)arg;
-	s->token[0] = '\0';
 	int rc = search_index_set_meta(s->ix, "reindex", REINDEX_IDLE, "");
 	if (rc == 0)
 		rc = search_index_set_meta(s->ix, "built", 1, NULL);
@@ -398,31 +405,39 @@ static void reindex_sweep(search *s, int64_t now)
 	for (int64_t k = 0; k < s->reindex_pages_per_tick; k++) {
 		sweep sw = { 0, 0 };
 		int rc = in_txn(s, sweep_batch, &sw);
+		pthread_mutex_lock(&s->mu);
 		if (rc) {
 			snprintf(s->last_error, sizeof(s->last_error), "sweep: %s", err_name(rc));
 			log_warn(s->ctx->log, "reindex: %s", s->last_error);
-			return;
+		} else {
+			s->sweep_cursor = sw.cursor;
+			s->swept += sw.removed;
 		}
-		s->sweep_cursor = sw.cursor;
-		s->swept += sw.removed;
+		pthread_mutex_unlock(&s->mu);
+		if (rc)
+			return;
 		if (sw.removed == SWEEP_BATCH)
 			continue;
 		/* One segment per table reads fastest; a rebuild is the time to
 		 * pay for it. */
 		if ((rc = search_index_optimize(s->ix)) != 0)
 			log_warn(s->ctx->log, "reindex: optimize: %s", err_name(rc));
-		if ((rc = in_txn(s, finish, &now)) != 0) {
-			snprintf(s->last_error, sizeof(s->last_error), "finish: %s", err_name(rc));
-			return;
-		}
-		s->finished_at = now;
+		rc = in_txn(s, finish, &now);
 		int64_t docs = 0;
 		search_index_count(s->ix, &docs);
-		log_info(s->ctx->log,
-			 "reindex: generation %" PRId64 " built: %" PRId64 " products copied, %" PRId64
-			 " removed, %" PRId64 " in the index",
-			 s->gen, s->copied, s->swept, docs);
-		reindex_set_state(s, REINDEX_IDLE, "swept");
+		pthread_mutex_lock(&s->mu);
+		if (rc) {
+			snprintf(s->last_error, sizeof(s->last_error), "finish: %s", err_name(rc));
+		} else {
+			s->finished_at = now;
+			s->token[0] = '\0';
+			log_info(s->ctx->log,
+				 "reindex: generation %" PRId64 " built: %" PRId64 " products copied, %" PRId64
+				 " removed, %" PRId64 " in the index",
+				 s->gen, s->copied, s->swept, docs);
+			reindex_set_state(s, REINDEX_IDLE, "swept");
+		}
+		pthread_mutex_unlock(&s->mu);
 		return;
 	}
 }
@@ -444,16 +459,17 @@ static void search_tick(void *eng, int64_t now)
 	pthread_mutex_lock(&s->mu);
 	if (s->state == REINDEX_WAITING && now >= s->next_try_at)
 		reindex_set_state(s, REINDEX_COPYING, "retrying");
-	if (s->state == REINDEX_COPYING)
+	enum reindex_state state = s->state;
+	pthread_mutex_unlock(&s->mu);
+	if (state == REINDEX_COPYING)
 		reindex_copy(s, now);
-	else if (s->state == REINDEX_SWEEPING)
+	else if (state == REINDEX_SWEEPING)
 		reindex_sweep(s, now);
-	else if (s->state == REINDEX_IDLE && now >= s->next_purge_at) {
+	else if (state == REINDEX_IDLE && now >= s->next_purge_at) {
 		purge p = { now - s->tombstone_ttl_us };
 		in_txn(s, purge_batch, &p);
 		s->next_purge_at = now + PURGE_EVERY_US;
 	}
-	pthread_mutex_unlock(&s->mu);
 	int64_t docs = 0;
 	if (search_index_count(s->ix, &docs) == 0)
 		metrics_gauge(s->ctx->metrics, "ecom_search_documents", "", (double)docs);
