@@ -172,7 +172,7 @@ static int64_t cpu_us(void)
 
 static int build(bench *b)
 {
-	search_index_opts o = { .rank_window = 500, .name_weight = 3, .desc_weight = 1, .k1 = 1.2,
+	search_index_opts o = { .rank_window = 300, .name_weight = 3, .desc_weight = 1, .k1 = 1.2,
 				.b = 0.75 };
 	char err[256];
 	int fresh = 0;

@@ -80,7 +80,7 @@ static const config_def defs[] = {
 	 "Milliseconds the cart waits for the catalog's price of an item before replying 503."},
 	{"search.page_size_default", "20", "Results per page when a search gives no limit."},
 	{"search.page_size_max", "100", "Largest limit a search accepts."},
-	{"search.rank_window", "500",
+	{"search.rank_window", "300",
 	 "When more products match a search than this, only this many candidates (name matches "
 	 "first, spread over the categories) are ranked and paged; total and facets still count "
 	 "every match."},

@@ -841,7 +841,7 @@ static void *search_create(engine_ctx *ctx, char *err, size_t errlen)
 		s->reindex_pages_per_tick = 1;
 	s->tombstone_ttl_us = config_int(c, "search.tombstone_ttl_s", 86400) * 1000000;
 	s->catalog_timeout_ms = config_int(c, "search.catalog_timeout_ms", 10000);
-	int64_t window = config_int(c, "search.rank_window", 500);
+	int64_t window = config_int(c, "search.rank_window", 300);
 	search_index_opts o = {
 		.rank_window = (int)(window < 1 ? 1 : window > 100000 ? 100000 : window),
 		.name_weight = config_double(c, "search.name_weight", 3.0, 0.0, 1000.0),
