@@ -2,6 +2,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,19 @@ int64_t clock_now(clock_src *c)
 	int64_t t = c->now_us;
 	pthread_mutex_unlock(&c->mu);
 	return t;
+}
+
+void clock_sleep_us(clock_src *c, int64_t us)
+{
+	if (us <= 0)
+		return;
+	if (c->is_virtual) {
+		clock_advance(c, us);
+		return;
+	}
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		; /* interrupted: sleep the rest */
 }
 
 int clock_advance(clock_src *c, int64_t delta_us)

@@ -24,6 +24,11 @@ int clock_advance(clock_src *c, int64_t delta_us);
 int clock_set(clock_src *c, int64_t t_us);
 int clock_is_virtual(const clock_src *c);
 
+/* Lets us microseconds pass: a real clock sleeps (the calling thread
+ * blocks), a virtual clock moves forward at once, so a retry's backoff
+ * costs a test or the simulator no wall time. us <= 0 does nothing. */
+void clock_sleep_us(clock_src *c, int64_t us);
+
 /* Monotonic microseconds for measuring durations on the host side (never
  * given to engines). */
 int64_t clock_mono_us(void);

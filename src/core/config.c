@@ -2,6 +2,7 @@
  * values parallel to it. */
 #include "core/config.h"
 #include "core/err.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +11,7 @@
 
 static const config_def defs[] = {
 	{"http.host", "127.0.0.1", "Address every service's HTTP server binds to and that peers dial."},
-	{"http.threads", "2", "Worker threads of each service's HTTP server."},
+	{"http.threads", "2", "Worker threads of each service's HTTP server (the inventory and the gateway take at least 8; the gateway runs a thread per connection instead unless gateway.thread_per_connection is 0)."},
 	{"http.body_limit", "65536",
 	 "Largest request body accepted, in bytes; a larger one gets 413 payload_too_large."},
 	{"http.header_limit", "8192",
@@ -26,7 +27,29 @@ static const config_def defs[] = {
 	 "a sqlite: URL; empty means the platform store's directory when that is SQLite, else "
 	 "sqlite:<state>/data."},
 	{"bus.url", "embedded",
-	 "Event bus driver; embedded means consumers read each producer's outbox directly."},
+	 "Event bus: embedded (consumers read each producer's outbox as a feed) or kafka://HOST:PORT[,HOST:PORT] (a Kafka cluster)."},
+	{"bus.topics",
+	 "orders=order payments=payment inventory=inventory notifications.email=notification "
+	 "notifications.sms=notification analytics=catalog,cart",
+	 "Which services produce each topic (topic=service[,service] pairs); embedded consumers poll these producers' feeds."},
+	{"bus.poll_ms", "100",
+	 "Milliseconds the bus waits between rounds when there was nothing to move (relay and consumers)."},
+	{"bus.batch", "200", "Messages a consumer fetches and a relay publishes per round (1..1000)."},
+	{"bus.max_attempts", "5",
+	 "Deliveries of a message a consumer fails before it becomes a dead letter."},
+	{"bus.retry_base_ms", "200",
+	 "Ceiling of the first retry's delay after a failed consume; doubles per retry, with full jitter."},
+	{"bus.retry_max_ms", "30000", "Longest delay in milliseconds between retries of a failed consume."},
+	{"bus.lease_ms", "5000",
+	 "Milliseconds one instance holds an embedded feed (or the Kafka relay) before another may take it over."},
+	{"bus.fetch_timeout_ms", "2000",
+	 "Milliseconds an embedded consumer waits for a producer's feed."},
+	{"bus.retention_s", "604800",
+	 "Seconds published outbox rows and inbox entries are kept before they are pruned."},
+	{"bus.kafka_timeout_ms", "30000",
+	 "Kafka: milliseconds a produced event may take to be acknowledged before the relay tries it again."},
+	{"bus.kafka_session_timeout_ms", "45000",
+	 "Kafka: milliseconds a consumer may be silent before its group gives its partitions to another instance."},
 	{"gateway.port", "8080", "TCP port of the API gateway, the platform's public entry point."},
 	{"gateway.upstream_timeout_ms", "5000",
 	 "Milliseconds the gateway waits for an upstream's answer before replying 504 upstream_timeout."},
@@ -107,8 +130,61 @@ static const config_def defs[] = {
 	 "Idempotency keys `ecom sim stripe` remembers; the oldest are forgotten first."},
 	{"stripe_sim.idempotency_ttl_s", "86400",
 	 "Seconds `ecom sim stripe` replays the stored answer of an Idempotency-Key (Stripe keeps them 24 hours)."},
+	{"order.reservation_ttl_s", "900",
+	 "Seconds the order service asks inventory to hold an order's stock; a saga not confirmed by then is compensated (cancel_reason expired)."},
+	{"order.expiry_margin_s", "30",
+	 "Seconds before the reservation expires after which an unreachable payment is no longer retried (left to capture and commit)."},
+	{"order.retry_base_ms", "200",
+	 "First retry delay ceiling of a saga step that got no answer (exponential backoff with full jitter)."},
+	{"order.retry_cap_ms", "30000", "Longest delay between two attempts of a saga step."},
+	{"order.retry_attempts", "100",
+	 "Attempts of a forward saga step before the order is given up (compensations are retried until they succeed)."},
+	{"order.call_timeout_ms", "6000",
+	 "Milliseconds the order service waits for another service's answer in a saga step or while pricing."},
+	{"order.lease_ms", "20000",
+	 "Milliseconds an order instance holds a saga it advances; another instance takes it over after that (at least twice order.call_timeout_ms)."},
+	{"order.tick_batch", "32", "Due sagas the order processor takes from the queue per tick."},
+	{"order.confirm_inline", "0",
+	 "1: POST /v1/orders also captures and commits before answering (lower latency); 0: the order processor does, from the queue."},
 	{"engine.tick_ms", "100",
 	 "Milliseconds between engine ticks, which run timed work such as retries and expiries."},
+	{"gateway.thread_per_connection", "1",
+	 "1: the gateway serves each client connection on its own thread, so a slow upstream holds up only its own callers; 0: a pool of http.threads workers (at least 8), as before."},
+	{"gateway.max_connections", "1000",
+	 "Client connections the gateway holds open at once with a thread per connection; more wait to be accepted."},
+	{"gateway.deadline_ms", "5000",
+	 "Milliseconds a request may take at the gateway, fail-overs included; a sooner X-Ecom-Deadline-Ms from the caller wins. The time left travels upstream in X-Ecom-Deadline-Ms and bounds every hop; past it the answer is 504."},
+	{"gateway.stale_prefixes", "/v1/products,/v2/products",
+	 "Path prefixes whose GET answers the gateway keeps and serves stale (X-Ecom-Stale: 1) while their service fails or its breaker is open; empty keeps none."},
+	{"gateway.stale_entries", "1000", "Answers the gateway's stale cache keeps at most (0 turns it off)."},
+	{"gateway.stale_max_bytes", "8388608",
+	 "Bytes of keys and bodies the gateway's stale cache keeps at most; one answer may take a quarter."},
+	{"gateway.stale_ttl_s", "3600", "Seconds a kept answer may still be served stale."},
+	{"resil.enabled", "1",
+	 "1: outbound calls (the gateway's and every service's) go through breakers and bulkheads, and idempotent ones are retried; 0: none of it (deadlines still apply)."},
+	{"resil.edges", "",
+	 "Per-edge overrides of the breaker.*, bulkhead.* and retry.* keys: `CALLER>CALLEE: KEY=VALUE, ...; ...`, names or `*`, later rules winning, e.g. `order>payment: breaker.min_calls=5; gateway>catalog: bulkhead.max_concurrent=4`."},
+	{"breaker.enabled", "1", "0 starts every circuit breaker DISABLED (calls pass, nothing is recorded)."},
+	{"breaker.window", "20",
+	 "Calls in each circuit breaker's count-based sliding window."},
+	{"breaker.min_calls", "10",
+	 "Calls a breaker needs in its window before it computes rates (no trip below; capped at the window)."},
+	{"breaker.failure_rate", "50",
+	 "Percent of failed calls (5xx but 501, timeouts, connection errors) in the window at or above which a breaker opens."},
+	{"breaker.slow_call_rate", "100",
+	 "Percent of slow calls in the window at or above which a breaker opens."},
+	{"breaker.slow_call_ms", "2000", "A call taking longer than this many milliseconds is slow."},
+	{"breaker.wait_open_ms", "5000",
+	 "Milliseconds an open breaker refuses calls before it lets probes through (HALF_OPEN)."},
+	{"breaker.half_open_calls", "3",
+	 "Probe calls a HALF_OPEN breaker admits; their outcome closes it or opens it again."},
+	{"bulkhead.max_concurrent", "64",
+	 "Calls one caller may have in flight to one callee; more are refused at once with 503 (no queueing). Sized above the heaviest legitimate burst the tests and the load simulator make (64 clients); set an edge lower to shield a fragile service."},
+	{"retry.max_attempts", "3",
+	 "Attempts of an idempotent outbound call (GET, HEAD, PUT, DELETE, or with Idempotency-Key), the first included; 1 never retries."},
+	{"retry.base_ms", "50",
+	 "Ceiling of the first retry's delay; retry n waits uniform(0, min(cap, base * 2^n)) ms (full jitter)."},
+	{"retry.cap_ms", "1000", "Longest delay between two attempts, in milliseconds."},
 	{NULL, NULL, NULL},
 };
 
@@ -223,16 +299,6 @@ void config_load_env(config *c)
 	}
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	char *e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 /* Parses one line in place. Returns 1 with *key and *val set, 0 for a blank or
  * comment line, -1 when there is no '='. A '#' starts a comment at the start
  * of the line or after whitespace, so values such as URLs with a fragment or
@@ -246,15 +312,15 @@ static int parse_line(char *line, char **key, char **val)
 			break;
 		}
 	}
-	char *s = trim(line);
+	char *s = text_trim(line);
 	if (!*s)
 		return 0;
 	char *eq = strchr(s, '=');
 	if (!eq)
 		return -1;
 	*eq = '\0';
-	*key = trim(s);
-	char *v = trim(eq + 1);
+	*key = text_trim(s);
+	char *v = text_trim(eq + 1);
 	size_t n = strlen(v);
 	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
 		v[n - 1] = '\0';

@@ -1,7 +1,9 @@
-/* text: UTF-8 and hex helpers. */
+/* text: UTF-8, hex, trimming and name helpers. */
 #include "core/text.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <string.h>
 
 size_t text_utf8_len(const unsigned char *s, size_t n)
 {
@@ -44,4 +46,28 @@ int text_hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+char *text_trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int text_is_name(const char *s, size_t max)
+{
+	if (!s)
+		return 0;
+	size_t n = strlen(s);
+	if (n == 0 || n >= max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+		      s[i] == '_'))
+			return 0;
+	return 1;
 }

@@ -1,6 +1,6 @@
 /* text: byte-level text helpers shared by the parsers of outside input
- * (JSON fields, log escaping, URL decoding): UTF-8 sequence validation and
- * hex digits. */
+ * (JSON fields, log escaping, URL decoding, configuration): UTF-8 sequence
+ * validation, hex digits, trimming, and the names services go by. */
 #ifndef ECOM_TEXT_H
 #define ECOM_TEXT_H
 
@@ -13,5 +13,13 @@ size_t text_utf8_len(const unsigned char *s, size_t n);
 
 /* The value of hex digit c (either case), or -1. */
 int text_hexval(char c);
+
+/* s without leading and trailing white space: the trailing part is cut in
+ * place, the return points into s. */
+char *text_trim(char *s);
+
+/* 1 when s is a name of 1..max-1 bytes of [a-z0-9_-] (a service, an edge's
+ * callee), else 0 (NULL included). */
+int text_is_name(const char *s, size_t max);
 
 #endif

@@ -345,8 +345,8 @@ static void explain_bind_failure(const struct sockaddr *sa, socklen_t salen, con
 		snprintf(err, errlen, "%s:%d: cannot start the HTTP daemon", host, port);
 }
 
-http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn, void *ud,
-			       rng *r, char *err, size_t errlen)
+static http_server *start(const http_server_opts *opts, int per_connection, unsigned max_conns,
+			  http_handler_fn fn, void *ud, rng *r, char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -379,7 +379,9 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 			snprintf(err, errlen, "%s:%d: not a numeric IP address", host, opts->port);
 		return NULL;
 	}
-	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+	if (per_connection)
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* epoll is for pools */
+	else if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	else
 		flags |= MHD_USE_POLL;
@@ -406,7 +408,8 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 		pool = HTTP_SERVER_MIN_POOL;
 	atomic_init(&s->connections, 0);
 
-	unsigned int threads = opts->threads > 1 ? (unsigned int)opts->threads : 0;
+	unsigned int threads = opts->threads > 1 && !per_connection ? (unsigned int)opts->threads : 0;
+	unsigned int limit = max_conns ? max_conns : FD_SETSIZE - 4; /* MHD's default */
 	s->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_access, s,
 				MHD_OPTION_SOCK_ADDR, sa,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
@@ -415,6 +418,7 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->conn_timeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
 				MHD_OPTION_THREAD_POOL_SIZE, threads,
+				MHD_OPTION_CONNECTION_LIMIT, limit,
 				MHD_OPTION_END);
 	if (!s->d) {
 		explain_bind_failure(sa, salen, host, opts->port, err, errlen);
@@ -425,6 +429,19 @@ http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn,
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di && di->port ? di->port : opts->port;
 	return s;
+}
+
+http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn, void *ud,
+			       rng *r, char *err, size_t errlen)
+{
+	return start(opts, 0, 0, fn, ud, r, err, errlen);
+}
+
+http_server *http_server_start_threaded(const http_server_opts *opts, unsigned max_connections,
+					http_handler_fn fn, void *ud, rng *r, char *err,
+					size_t errlen)
+{
+	return start(opts, 1, max_connections, fn, ud, r, err, errlen);
 }
 
 int http_server_port(const http_server *s)

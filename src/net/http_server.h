@@ -1,5 +1,5 @@
 /* http_server: an HTTP/1.1 server over libmicrohttpd (internal epoll thread
- * pool, keep-alive). It turns each request into a msg_req, calls the handler
+ * pool, or a thread per connection; keep-alive). It turns each request into a msg_req, calls the handler
  * and sends the msg_resp. It enforces the body limit (413) and the header
  * limit (431), both in the API error shape, closes connections that stall
  * longer than conn_timeout_s, gives every response an X-Request-Id (the
@@ -35,6 +35,15 @@ typedef struct http_server http_server;
  * the address cannot be bound ("127.0.0.1:8080: address already in use"). */
 http_server *http_server_start(const http_server_opts *opts, http_handler_fn fn, void *ud,
 			       rng *r, char *err, size_t errlen);
+/* As http_server_start, but with a thread per connection instead of a pool
+ * of opts->threads workers, and at most max_connections connections open
+ * at once (0: libmicrohttpd's default; more wait to be accepted). For a
+ * server whose handlers block on other servers (the gateway): a pool worker
+ * owns every connection it accepted, so one slow handler would hold up the
+ * requests on its other connections. */
+http_server *http_server_start_threaded(const http_server_opts *opts, unsigned max_connections,
+					http_handler_fn fn, void *ud, rng *r, char *err,
+					size_t errlen);
 /* The port actually bound. */
 int http_server_port(const http_server *s);
 /* How many client connections the server has accepted so far (a test and

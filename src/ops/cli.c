@@ -1,7 +1,10 @@
 /* cli: shared command-line helpers. */
 #include "ops/cli.h"
 #include "core/err.h"
+#include "net/http_client.h"
 #include "ops/state.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -130,4 +133,63 @@ int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, 
 	if (state_admin_token(dir, token, toklen) != 0)
 		return cli_fail(cmd, "no admin token in %s and ECOM_ADMIN_TOKEN is not set", dir);
 	return 0;
+}
+
+int cli_target_opt(int c, const char *arg, cli_target *t)
+{
+	switch (c) {
+	case 'J': t->json = 1; return 1;
+	case 'S': t->state = arg; return 1;
+	case 'U': t->url = arg; return 1;
+	default: return 0;
+	}
+}
+
+int cli_admin_request(const char *cmd, const char *state_flag, const char *url_flag,
+		      const char *method, const char *path, const char *body, msg_resp *resp)
+{
+	msg_resp_init(resp);
+	char url[512], token[256], full[1024];
+	if (cli_platform(cmd, state_flag, url_flag, url, sizeof(url), token, sizeof(token)) != 0)
+		return 1;
+	snprintf(full, sizeof(full), "%s%s", url, path);
+	http_client_global_init();
+	int rc = http_client_simple(method, full, body, token, resp, 15000);
+	http_client_global_cleanup();
+	if (rc != 0)
+		return cli_fail(cmd, "cannot reach %s: %s", url, err_name(rc));
+	return 0;
+}
+
+int cli_api_error(const char *cmd, const msg_resp *resp)
+{
+	json_t *v = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	json_t *err = json_object_get(v, "error");
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	const char *code = json_string_value(json_object_get(err, "code"));
+	int rc;
+	if (msg)
+		rc = cli_fail(cmd, "%s (HTTP %d %s)", msg, resp->status, code ? code : "");
+	else
+		rc = cli_fail(cmd, "the platform answered HTTP %d", resp->status);
+	json_decref(v);
+	return rc;
+}
+
+int cli_admin_json(const char *cmd, const cli_target *t, const char *method, const char *path,
+		   const char *body, json_t **out)
+{
+	*out = NULL;
+	msg_resp resp;
+	int rc = cli_admin_request(cmd, t->state, t->url, method, path, body, &resp);
+	json_t *v = rc == 0 && resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+	if (rc == 0 && (resp.status != 200 || !json_is_object(v)))
+		rc = cli_api_error(cmd, &resp);
+	else if (rc == 0 && t->json)
+		printf("%.*s\n", (int)resp.body_len, resp.body);
+	else if (rc == 0)
+		*out = json_incref(v);
+	json_decref(v);
+	msg_resp_clear(&resp);
+	return rc;
 }

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "net/msg.h"
+
 #define CLI_PATH_MAX 1024
 
 /* Prints "ecom CMD: message (see 'ecom CMD --help')" to stderr; returns 2. */
@@ -35,5 +39,40 @@ int cli_self_path(char *buf, size_t len);
  * Returns 0 or prints why not (as cmd) and returns 1. */
 int cli_platform(const char *cmd, const char *state_flag, const char *url_flag, char *url,
 		 size_t urllen, char *token, size_t toklen);
+
+/* The options of every command that talks to a running platform: --json,
+ * --state DIR and --url URL. Put CLI_TARGET_OPTIONS in the getopt_long
+ * table and hand each option to cli_target_opt. */
+typedef struct cli_target {
+	const char *state; /* --state, or NULL */
+	const char *url;   /* --url, or NULL */
+	int json;          /* --json: print the platform's JSON answer */
+} cli_target;
+
+#define CLI_TARGET_OPTIONS                                                                         \
+	{ "json", no_argument, NULL, 'J' }, { "state", required_argument, NULL, 'S' },              \
+		{ "url", required_argument, NULL, 'U' }
+
+/* 1 when getopt's c (with its arg) was one of CLI_TARGET_OPTIONS, now in t;
+ * 0 otherwise. */
+int cli_target_opt(int c, const char *arg, cli_target *t);
+
+/* One admin request to the platform found as cli_platform finds it:
+ * method, path (from the gateway's root) and a JSON body or NULL, with the
+ * admin token. 0 with resp filled (whatever the status), or 1 after
+ * printing why (as cmd) when there is no platform or it did not answer.
+ * resp is initialised here; the caller clears it. */
+int cli_admin_request(const char *cmd, const char *state_flag, const char *url_flag,
+		      const char *method, const char *path, const char *body, msg_resp *resp);
+/* Prints the API error in resp ("ecom CMD: message (HTTP 404 not_found)")
+ * and returns 1. */
+int cli_api_error(const char *cmd, const msg_resp *resp);
+
+/* cli_admin_request for an answer that should be a 200 JSON object. With
+ * t->json the answer is printed as it came and *out is NULL; otherwise *out
+ * is the parsed object (a new reference). Returns 0, or 1 after printing
+ * why (no platform, no answer, or the API's error). */
+int cli_admin_json(const char *cmd, const cli_target *t, const char *method, const char *path,
+		   const char *body, json_t **out);
 
 #endif

@@ -1,11 +1,15 @@
 /* serve: one engine as a daemon. */
 #include "ops/serve.h"
+#include "bus/bus.h"
 #include "core/err.h"
 #include "core/ids.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "ops/cli.h"
 #include "ops/state.h"
+#include "resil/fault.h"
+#include "resil/guard.h"
+#include "services/chaos.h"
 #include "services/engine.h"
 #include "sim/stripe_sim.h"
 
@@ -27,6 +31,7 @@ static const char HELP[] =
 	"  --port PORT         listen port (0 picks a free one; gateway default 8080)\n"
 	"  --host ADDR         listen address (default 127.0.0.1)\n"
 	"  --store URL         sqlite:DIR, sqlite::memory: (default sqlite:STATE/data)\n"
+	"  --bus URL           embedded (default) or kafka://HOST:PORT[,HOST:PORT...]\n"
 	"  --state DIR         state directory (default ./var or $ECOM_STATE)\n"
 	"  --gateway URL       register with this gateway and heartbeat\n"
 	"  --instance ID       instance id (default SERVICE-PID)\n"
@@ -34,7 +39,8 @@ static const char HELP[] =
 	"  --config FILE       configuration file (key = value)\n"
 	"  --log-level LEVEL   debug, info, warn or error\n"
 	"\n"
-	"Every instance serves GET /health, GET /ready and GET /metrics.\n"
+	"Every instance serves GET /health, GET /ready and GET /metrics, and\n"
+	"(admin token) /admin/faults and /admin/breakers for itself.\n"
 	"The admin token comes from $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
 
 typedef struct host {
@@ -49,11 +55,23 @@ typedef struct host {
 	char jwt_key[256];
 	int64_t heartbeat_ms;
 	int64_t tick_ms;
+	chaos *chaos;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stopping;
+	int woken; /* the engine asked for a tick now (ctx->wake) */
 	int registered;
+	bus *bus; /* events: every service with a store has one */
 } host;
+
+/* The deadline of the request this thread is serving (ctx->deadline). */
+static __thread int64_t current_deadline;
+
+static int64_t host_deadline(void *ud)
+{
+	(void)ud;
+	return current_deadline;
+}
 
 /* ---- outbound calls: libcurl -------------------------------------------- */
 
@@ -70,6 +88,38 @@ static int host_call(void *ud, const char *target, const msg_req *req, msg_resp 
 
 /* ---- the request path ----------------------------------------------------- */
 
+/* Sleeps us (at most two minutes: an injected latency is bounded anyway). */
+static void host_sleep_us(int64_t us)
+{
+	if (us > 0)
+		usleep((useconds_t)(us > 120000000 ? 120000000 : us));
+}
+
+/* An engine request: its deadline, injected faults, then the engine. */
+static void host_engine(host *h, msg_req *req, msg_resp *resp)
+{
+	int64_t now = clock_now(h->ctx.clock), deadline = 0;
+	const char *dh = msg_req_header(req, GUARD_DEADLINE_HEADER);
+	if (dh && guard_deadline_parse(dh, now, &deadline) != 0)
+		deadline = 0; /* malformed: as if absent */
+	if (deadline && now >= deadline) {
+		chaos_deadline_passed(resp);
+		return;
+	}
+	int64_t delay = 0;
+	int failed = chaos_fault(h->chaos, req, now, &delay, resp);
+	host_sleep_us(delay);
+	if (failed)
+		return;
+	if (deadline && clock_now(h->ctx.clock) >= deadline) {
+		chaos_deadline_passed(resp);
+		return;
+	}
+	current_deadline = deadline;
+	h->def->handle(h->eng, req, resp);
+	current_deadline = 0;
+}
+
 static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 {
 	host *h = ud;
@@ -82,7 +132,8 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 	} else if (is_get && strcmp(req->path, "/ready") == 0) {
 		resp->route = "/ready";
 		int store_ok = !h->ctx.store || store_ping(h->ctx.store) == 0;
-		int eng_ok = !h->def->ready || h->def->ready(h->eng) == 0;
+		int eng_ok = (!h->def->ready || h->def->ready(h->eng) == 0) &&
+			     (!h->bus || bus_ready(h->bus) == 0);
 		if (store_ok && eng_ok)
 			msg_resp_json(resp, 200, json_pack("{s:s,s:s}", "status", "ready", "instance",
 							   h->instance));
@@ -96,14 +147,18 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 		msg_resp_set(resp, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
 			     text ? text : "", text ? strlen(text) : 0);
 		free(text);
+	} else if (!h->def->serves_resil_admin && chaos_admin(h->chaos, req, resp)) {
+		/* this instance's /admin/faults and /admin/breakers */
+	} else if (h->bus && bus_handle(h->bus, req, resp)) {
+		/* the event bus's routes: feed, /admin/queues */
 	} else {
-		h->def->handle(h->eng, req, resp);
+		host_engine(h, req, resp);
 		/* An engine never sleeps: injected latency comes back as a header
 		 * and the host, which owns the thread, waits it out. */
 		int64_t delay = stripe_sim_delay_us(resp);
 		if (delay > 0) {
 			msg_resp_set_header(resp, STRIPE_SIM_DELAY_HEADER, NULL);
-			usleep((useconds_t)(delay > 60000000 ? 60000000 : delay));
+			host_sleep_us(delay > 60000000 ? 60000000 : delay);
 		}
 	}
 	const char *route = resp->route ? resp->route : req->route ? req->route : "unmatched";
@@ -117,9 +172,9 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 
 /* ---- background threads ------------------------------------------------------ */
 
-/* Sleeps up to ms, waking early when the host stops. Returns 1 when
- * stopping. */
-static int host_wait(host *h, int64_t ms)
+/* Sleeps up to ms, waking early when the host stops or, when flag is not
+ * NULL, once *flag is set (it is cleared). Returns 1 when stopping. */
+static int host_wait(host *h, int64_t ms, int *flag)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -130,18 +185,30 @@ static int host_wait(host *h, int64_t ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&h->mu);
-	while (!h->stopping)
+	while (!h->stopping && !(flag && *flag))
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) != 0)
 			break;
+	if (flag)
+		*flag = 0;
 	int stop = h->stopping;
 	pthread_mutex_unlock(&h->mu);
 	return stop;
 }
 
+/* ctx->wake: the tick thread runs at once instead of at its next period. */
+static void host_wake(void *ud)
+{
+	host *h = ud;
+	pthread_mutex_lock(&h->mu);
+	h->woken = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
 static void *tick_thread(void *arg)
 {
 	host *h = arg;
-	while (!host_wait(h, h->tick_ms))
+	while (!host_wait(h, h->tick_ms, &h->woken))
 		h->def->tick(h->eng, clock_now(h->ctx.clock));
 	return NULL;
 }
@@ -174,7 +241,7 @@ static void *heartbeat_thread(void *arg)
 	host *h = arg;
 	do
 		heartbeat_once(h);
-	while (!host_wait(h, h->heartbeat_ms));
+	while (!host_wait(h, h->heartbeat_ms, NULL));
 	return NULL;
 }
 
@@ -207,7 +274,7 @@ int serve_main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus = NULL, *state_s = NULL;
+	const char *port_s = NULL, *host_s = NULL, *store_url = NULL, *bus_url = NULL, *state_s = NULL;
 	const char *gateway_s = NULL, *inst_s = NULL, *addr_file = NULL, *config_s = NULL;
 	const char *level_s = NULL;
 	opterr = 0;
@@ -218,7 +285,7 @@ int serve_main(int argc, char **argv)
 		case 'p': port_s = optarg; break;
 		case 'H': host_s = optarg; break;
 		case 's': store_url = optarg; break;
-		case 'b': bus = optarg; break;
+		case 'b': bus_url = optarg; break;
 		case 'S': state_s = optarg; break;
 		case 'g': gateway_s = optarg; break;
 		case 'i': inst_s = optarg; break;
@@ -236,13 +303,13 @@ int serve_main(int argc, char **argv)
 	const engine_def *def = engine_find(name);
 	if (!def)
 		return cli_usage("serve", "unknown service '%s'", name);
-	if (bus && strcmp(bus, "embedded") != 0)
-		return cli_usage("serve", "bus '%s' is not supported yet (only 'embedded')", bus);
+	char err[512] = "";
+	if (bus_url && bus_url_check(bus_url, err, sizeof(err)) != 0)
+		return cli_usage("serve", "%s", err);
 
 	config *cfg = config_new();
 	if (!cfg)
 		return cli_fail("serve", "out of memory");
-	char err[512] = "";
 	if (config_s && config_load_file(cfg, config_s, err, sizeof(err)) != 0) {
 		config_free(cfg);
 		return cli_fail("serve", "%s", err[0] ? err : "cannot read configuration");
@@ -252,6 +319,8 @@ int serve_main(int argc, char **argv)
 		config_set(cfg, "http.host", host_s);
 	if (store_url)
 		config_set(cfg, "store.url", store_url);
+	if (bus_url)
+		config_set(cfg, "bus.url", bus_url);
 	if (level_s)
 		config_set(cfg, "log.level", level_s);
 	int level = log_level_parse(config_get(cfg, "log.level"));
@@ -316,6 +385,10 @@ int serve_main(int argc, char **argv)
 	if (gateway_s)
 		snprintf(h.gateway, sizeof(h.gateway), "%s", gateway_s);
 	ctx->gateway_url = h.gateway[0] ? h.gateway : NULL;
+	ctx->deadline = host_deadline;
+	ctx->faults = fault_table_new();
+	ctx->wake = host_wake;
+	ctx->wake_ud = &h;
 	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
 	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
 		     "Time to serve an HTTP request, by route and status.");
@@ -352,17 +425,31 @@ int serve_main(int argc, char **argv)
 			goto out;
 		}
 	}
+	ctx->guard = guard_new(def->name, cfg, ctx->log, ctx->metrics, err, sizeof(err));
+	h.chaos = ctx->guard && ctx->faults ? chaos_new(ctx, err, sizeof(err)) : NULL;
+	if (!h.chaos) {
+		cli_fail("serve", "%s", err[0] ? err : "out of memory");
+		goto out;
+	}
 	h.eng = def->create(ctx, err, sizeof(err));
 	if (!h.eng) {
 		cli_fail("serve", "%s: %s", def->name, err);
 		goto out;
 	}
+	if (ctx->store && !(h.bus = bus_new(ctx, def, h.eng, NULL, err, sizeof(err)))) {
+		cli_fail("serve", "%s: bus: %s", def->name, err);
+		goto out;
+	}
 	int threads = (int)config_int(cfg, "http.threads", 2);
-	/* The gateway blocks a worker for each upstream call, and the inventory
-	 * commits concurrent reservations as one group (a group is only as big
-	 * as the requests inside the engine at once), so both get more. */
-	if ((strcmp(def->name, "gateway") == 0 || strcmp(def->name, "inventory") == 0) &&
-	    threads < 8)
+	/* The inventory commits concurrent reservations as one group (a group
+	 * is only as big as the requests inside the engine at once), so it
+	 * gets more workers. The gateway blocks a thread for each upstream
+	 * call: it runs a thread per connection, so that a slow upstream holds
+	 * up only its own callers (the bulkheads bound how many), never
+	 * requests that share a pool worker with them. */
+	int is_gateway = strcmp(def->name, "gateway") == 0;
+	int per_connection = is_gateway && config_int(cfg, "gateway.thread_per_connection", 1) != 0;
+	if ((strcmp(def->name, "inventory") == 0 || is_gateway) && threads < 8)
 		threads = 8;
 	http_server_opts so = {
 		.host = config_get(cfg, "http.host"),
@@ -372,7 +459,12 @@ int serve_main(int argc, char **argv)
 		.conn_timeout_s = (unsigned)config_int(cfg, "http.conn_timeout_s", 30),
 		.header_limit = (size_t)config_int(cfg, "http.header_limit", 8192),
 	};
-	srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
+	if (per_connection)
+		srv = http_server_start_threaded(
+			&so, (unsigned)config_int(cfg, "gateway.max_connections", 1000), host_handle,
+			&h, ctx->rng, err, sizeof(err));
+	else
+		srv = http_server_start(&so, host_handle, &h, ctx->rng, err, sizeof(err));
 	if (!srv) {
 		cli_fail("serve", "%s", err);
 		goto out;
@@ -385,6 +477,8 @@ int serve_main(int argc, char **argv)
 	log_info(ctx->log, "%s listening on %s (pid %ld)", h.instance, h.addr, (long)getpid());
 	if (def->tick && pthread_create(&tick_tid, NULL, tick_thread, &h) == 0)
 		tick_started = 1;
+	if (h.bus && bus_start(h.bus) != 0)
+		log_warn(ctx->log, "cannot start the bus thread: events wait");
 	if (gateway_s) {
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
@@ -406,9 +500,13 @@ out:
 	http_server_stop(srv);
 	if (tick_started)
 		pthread_join(tick_tid, NULL);
+	bus_free(h.bus);
 	if (h.eng)
 		def->destroy(h.eng);
 	store_free(ctx->store);
+	chaos_free(h.chaos);
+	guard_free(ctx->guard);
+	fault_table_free(ctx->faults);
 	metrics_free(ctx->metrics);
 	log_free(ctx->log);
 	rng_free(ctx->rng);

@@ -2,17 +2,21 @@
 #include "ops/simulate.h"
 #include "ops/cli.h"
 #include "ops/serve.h"
+#include "sim/kafka_sim.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char HELP[] =
 	"usage: ecom sim stripe [--port PORT] [--state DIR] [--config FILE] [--log-level LEVEL]\n"
+	"       ecom sim kafka [--port PORT] [--brokers N] [--partitions N]\n"
 	"\n"
 	"The outside world, simulated on loopback:\n"
 	"  stripe   a Stripe-compatible payments API (payment intents, capture,\n"
 	"           cancel, refunds, idempotency keys, the test card tokens), with\n"
 	"           faults set through PUT /admin/faults/stripe. Default port 12111.\n"
+	"  kafka    librdkafka's mock cluster as Kafka brokers, an in-memory TEST\n"
+	"           broker for 'ecom up --bus kafka://...' (ecom sim kafka --help)\n"
 	"\n"
 	"The admin token for /admin routes is $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
 
@@ -22,8 +26,10 @@ int simulate_main(int argc, char **argv)
 		fputs(HELP, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (strcmp(argv[1], "kafka") == 0)
+		return kafka_sim_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "stripe") != 0)
-		return cli_usage("sim", "unknown simulator '%s' (available: stripe)", argv[1]);
+		return cli_usage("sim", "unknown simulator '%s' (available: stripe, kafka)", argv[1]);
 	/* ecom serve stripe-sim [--port 12111] ARGS... */
 	char *args[64];
 	int n = 0, has_port = 0;

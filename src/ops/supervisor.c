@@ -1,5 +1,6 @@
 /* supervisor: starting, watching and stopping the platform's processes. */
 #include "ops/supervisor.h"
+#include "bus/bus.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -49,7 +50,8 @@ static const char UP_HELP[] =
 	"set, else the one in DIR/admin.token, else a new random one.\n"
 	"\n"
 	"  --store URL     sqlite:DIR or sqlite::memory: (default sqlite:STATE/data)\n"
-	"  --bus URL       embedded (the default and, for now, the only bus)\n"
+	"  --bus URL       embedded (the default) or kafka://HOST:PORT[,HOST:PORT...]\n"
+	"                  (a Kafka cluster; 'ecom sim kafka' runs a test one)\n"
 	"  --replicas      instances per service, e.g. catalog=3 (default 1 each)\n"
 	"  --no-sims       do not start the simulated outside world\n"
 	"\n"
@@ -90,6 +92,7 @@ typedef struct sup {
 	const char *state;
 	const char *self;
 	const char *store_url;
+	const char *bus_url;
 	const char *config_file;
 	const char *log_level;
 	char gateway_url[256];
@@ -198,6 +201,10 @@ static int spawn(sup *s, inst *in)
 	if (s->store_url) {
 		argv[k++] = "--store";
 		argv[k++] = s->store_url;
+	}
+	if (s->bus_url) {
+		argv[k++] = "--bus";
+		argv[k++] = s->bus_url;
 	}
 	if (s->config_file) {
 		argv[k++] = "--config";
@@ -485,20 +492,11 @@ static int supervise(sup *s, const char *token)
 	state_write_file(p, pid, 0600);
 	log_info(s->log, "supervisor %ld starting %d instances", (long)getpid(), s->n);
 
-	/* The gateway first: services need its URL to register. */
+	/* The simulators first: the gateway (which passes operators' faults on
+	 * to them) and the services are told where they listen. */
 	inst *gw = &s->insts[0];
 	int64_t deadline = clock_mono_us() + s->ready_timeout_s * 1000000LL;
 	int rc = 1;
-	if (spawn(s, gw) != 0) {
-		fail_up(s, "cannot start the gateway");
-		goto stop;
-	}
-	if (wait_addr(s, gw, &set, deadline) != 0)
-		goto stop;
-	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
-	sup_path(s, "gateway.url", p, sizeof(p));
-	state_write_file(p, s->gateway_url, 0600);
-	/* The simulators next: the services are told where they listen. */
 	for (int i = 1; i < s->n; i++) {
 		inst *in = &s->insts[i];
 		if (!in->sim)
@@ -515,6 +513,16 @@ static int supervise(sup *s, const char *token)
 			state_write_file(p, in->addr, 0600);
 		}
 	}
+	/* Then the gateway: services need its URL to register. */
+	if (spawn(s, gw) != 0) {
+		fail_up(s, "cannot start the gateway");
+		goto stop;
+	}
+	if (wait_addr(s, gw, &set, deadline) != 0)
+		goto stop;
+	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
+	sup_path(s, "gateway.url", p, sizeof(p));
+	state_write_file(p, s->gateway_url, 0600);
 	for (int i = 1; i < s->n; i++)
 		if (!s->insts[i].sim && spawn(s, &s->insts[i]) != 0) {
 			fail_up(s, "cannot start %s", s->insts[i].id);
@@ -626,8 +634,9 @@ int supervisor_up(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage("up", "unexpected argument '%s'", argv[optind]);
-	if (bus_s && strcmp(bus_s, "embedded") != 0)
-		return cli_usage("up", "bus '%s' is not supported yet (only 'embedded')", bus_s);
+	char bus_err[512];
+	if (bus_s && bus_url_check(bus_s, bus_err, sizeof(bus_err)) != 0)
+		return cli_usage("up", "%s", bus_err);
 	if (level_s && log_level_parse(level_s) < 0)
 		return cli_usage("up", "bad log level '%s'", level_s);
 
@@ -659,6 +668,7 @@ int supervisor_up(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.state = cli_state_dir(state_s);
 	s.store_url = store_s;
+	s.bus_url = bus_s;
 	s.config_file = config_s;
 	s.log_level = level_s;
 	s.backoff_min = config_int(cfg, "supervisor.restart_backoff_ms", 200);

@@ -4,11 +4,14 @@
 #include "core/jval.h"
 #include "services/cart.h"
 #include "services/catalog.h"
+#include "services/eventlog.h"
 #include "services/gateway.h"
 #include "services/inventory.h"
+#include "services/order.h"
 #include "services/payment.h"
 #include "services/search.h"
 #include "services/user.h"
+#include "resil/guard.h"
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
@@ -26,12 +29,14 @@ static const engine_def *const engines[] = {
 	&stripe_sim_engine,
 	&cart_engine,
 	&payment_engine,
+	&order_engine,
+	&eventlog_engine,
 	&search_engine,
 	NULL,
 };
 
 static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
-						 "search", NULL };
+						"order", "search", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -124,6 +129,47 @@ int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *
 	return ERR_UNAUTH;
 }
 
+/* guard_send_fn over ctx->call to one target. */
+typedef struct send_to {
+	const engine_ctx *ctx;
+	const char *target;
+} send_to;
+
+static int send_via_call(void *ud, msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	const send_to *s = ud;
+	return s->ctx->call(s->ctx->call_ud, s->target, req, resp, timeout_ms);
+}
+
+int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
+			msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	if (!ctx->call || !target)
+		return ERR_UNAVAILABLE;
+	int64_t deadline = ctx->deadline ? ctx->deadline(ctx->call_ud) : 0;
+	if (!ctx->guard) {
+		/* Unguarded: the deadline still bounds the call. */
+		int64_t now = clock_now(ctx->clock);
+		if (deadline && guard_deadline_left_ms(deadline, now) < 1) {
+			msg_resp_set_header(resp, GUARD_REFUSED_HEADER, "deadline");
+			return ERR_TIMEOUT;
+		}
+		int64_t until = guard_deadline_min(deadline, now + (timeout_ms > 0 ? timeout_ms : 5000) * 1000);
+		int64_t left = guard_deadline_left_ms(until, now);
+		guard_deadline_stamp(req, until, now);
+		return ctx->call(ctx->call_ud, target, req, resp, left);
+	}
+	send_to s = { ctx, target };
+	guard_call_opts o = {
+		.clock = ctx->clock,
+		.rng = ctx->rng,
+		.deadline_us = deadline,
+		.timeout_ms = timeout_ms,
+		.idempotent = guard_idempotent(req),
+	};
+	return guard_call(ctx->guard, callee, &o, send_via_call, &s, req, resp);
+}
+
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
 	if (!ctx->gateway_url || !ctx->gateway_url[0] || !ctx->call)
@@ -136,7 +182,19 @@ int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int
 		return rc;
 	if ((rc = msg_req_set_header(req, IDENTITY_HEADER, value)) != 0)
 		return rc;
-	return ctx->call(ctx->call_ud, ctx->gateway_url, req, resp, timeout_ms);
+	const char *callee = gateway_route_service(req->path);
+	return engine_call_guarded(ctx, callee ? callee : "gateway", ctx->gateway_url, req, resp,
+				   timeout_ms);
+}
+
+const char *engine_call_refusal(const msg_resp *resp)
+{
+	static const char *const reasons[] = { "breaker", "bulkhead", "deadline", NULL };
+	const char *v = resp ? msg_resp_header(resp, GUARD_REFUSED_HEADER) : NULL;
+	for (int i = 0; v && reasons[i]; i++)
+		if (strcmp(v, reasons[i]) == 0)
+			return reasons[i];
+	return NULL;
 }
 
 int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,

@@ -31,6 +31,9 @@
 typedef int (*engine_call_fn)(void *ud, const char *target, const msg_req *req, msg_resp *resp,
 			      int64_t timeout_ms);
 
+struct guard;
+struct fault_table;
+
 typedef struct engine_ctx {
 	const char *service;     /* "catalog" */
 	const char *instance_id; /* "catalog-1" */
@@ -48,6 +51,23 @@ typedef struct engine_ctx {
 	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
 	const char *gateway_url; /* where engine_call_service sends; NULL when none */
+	/* The resilience layer of outbound calls (src/resil/guard.h): a
+	 * breaker and a bulkhead per callee, retries, deadlines. Host-owned;
+	 * NULL: calls go out unguarded. */
+	struct guard *guard;
+	/* Faults injected at this instance's HTTP layer (src/resil/fault.h),
+	 * keyed by service name. Host-owned; NULL when the host injects none. */
+	struct fault_table *faults;
+	/* The deadline of the request the calling thread is serving, in
+	 * ctx->clock microseconds (0: none), called with call_ud. The host sets
+	 * it from the X-Ecom-Deadline-Ms header; outbound calls made while
+	 * serving that request get the time left as their timeout. NULL: no
+	 * deadlines. */
+	int64_t (*deadline)(void *call_ud);
+	/* Asks the host to run tick soon (work was queued for it); NULL when
+	 * the host has no such hook (ticks come on their own schedule). */
+	void (*wake)(void *ud);
+	void *wake_ud;
 } engine_ctx;
 
 /* engine_def.needs_store: 0 none; 1 the platform store (a database per
@@ -56,6 +76,18 @@ typedef struct engine_ctx {
  * engine_local_store_url and not migrated from data/schema: the engine
  * makes its own tables. */
 #define ENGINE_STORE_LOCAL 2
+
+/* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
+ * consumes includes that header). */
+typedef struct bus_msg bus_msg;
+
+/* One subscription of a consuming engine: a topic and the consumer name
+ * that owns its offsets, inbox and dead letters (NULL: the service's name).
+ * Lists end with a NULL topic. */
+typedef struct engine_sub {
+	const char *topic;
+	const char *consumer;
+} engine_sub;
 
 typedef struct engine_def {
 	const char *name;
@@ -70,6 +102,18 @@ typedef struct engine_def {
 	/* 0 when the engine can serve. May be NULL (always ready). */
 	int (*ready)(void *eng);
 	void (*destroy)(void *eng);
+	/* 1 when the engine serves /admin/faults and /admin/breakers itself
+	 * (the gateway, which gathers them from every instance, and the
+	 * simulators, whose faults speak their provider's error shapes); 0:
+	 * the host serves them for this instance. */
+	int serves_resil_admin;
+	/* Events: the topics the engine consumes (NULL: none) and the handler
+	 * the bus calls for each message, inside a store transaction the bus
+	 * opened (the effect, the inbox entry and the offset commit together;
+	 * the engine neither begins nor commits). 0 applies; non-zero rolls
+	 * back and the message is retried with backoff, then dead-lettered. */
+	const engine_sub *subs;
+	int (*consume)(void *eng, const bus_msg *m);
 } engine_def;
 
 /* The engine called name, or NULL. */
@@ -98,12 +142,44 @@ int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *re
 int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
 
 /* Calls another service through the gateway (which balances, fails over
- * and, later, breaks circuits), as this service: req gets an identity of
- * role service, sub ctx->service, signed with the service secret. req's
- * path names the route ("/v1/reservations"); the gateway's route table
- * picks the service. Returns as engine_call_fn; ERR_UNAVAILABLE when no
- * gateway is known. */
+ * and breaks circuits), as this service: req gets an identity of role
+ * service, sub ctx->service, signed with the service secret. req's path
+ * names the route ("/v1/reservations"); the gateway's route table picks the
+ * service. The call goes through engine_call_guarded with the callee the
+ * default route table names for the path ("gateway" when none): the edge
+ * (ctx->service, callee) has its own breaker and bulkhead in this instance.
+ * Returns as engine_call_guarded; ERR_UNAVAILABLE when no gateway is known. */
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms);
+
+/* Calls target (a base URL) as the edge ctx->service -> callee, through
+ * ctx->guard when there is one (src/resil/guard.h, guard_call):
+ *   - the deadline of the request being served (ctx->deadline) bounds the
+ *     call: timeout_ms or the time left, whichever is less, and the time
+ *     left travels in X-Ecom-Deadline-Ms; past it, nothing is sent;
+ *   - an open breaker or a full bulkhead refuses at once, nothing sent;
+ *   - 5xx (but 501), timeouts and transport errors count as failures, any
+ *     other answer (4xx, a decline) as a success;
+ *   - idempotent requests (GET, HEAD, PUT, DELETE, or an Idempotency-Key
+ *     header, sent unchanged each time) are retried after failures that
+ *     may pass (no answer, 502, 503, 504) with backoff and full jitter,
+ *     never past the deadline; a refused connection (nothing sent) is
+ *     retried for any request.
+ * Returns 0 when an answer came back (any status); ERR_UNAVAILABLE when
+ * nothing was sent (connection refused, or refused by the breaker or the
+ * bulkhead); ERR_TIMEOUT (no answer in time, or the deadline had passed);
+ * ERR_IO. engine_call_refusal(resp) tells a refusal apart. Use it for
+ * providers outside the platform, e.g. callee "stripe". */
+int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
+			msg_req *req, msg_resp *resp, int64_t timeout_ms);
+
+/* Why the call that filled resp was refused before anything reached the
+ * service: "breaker" (this caller's breaker, or the gateway's, for that
+ * service is open), "bulkhead" (too many calls in flight) or "deadline"
+ * (no time left); NULL when it was not refused (an answer came, or the
+ * transport failed). A refused call had no effect, so it can be queued and
+ * tried later without risk: this is how a caller tells "payment is
+ * unavailable" from "payment may have charged". */
+const char *engine_call_refusal(const msg_resp *resp);
 
 /* User authorisation: 0 with *out the user for a signed user identity;
  * otherwise 401 in resp and ERR_UNAUTH. */

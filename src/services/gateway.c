@@ -1,10 +1,14 @@
 /* gateway: authentication, rate limits, the route table, balancing over
  * registered instances, and the admin API. */
 #include "services/gateway.h"
+#include "bus/bus_admin.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
+#include "resil/fallback.h"
+#include "resil/guard.h"
 #include "resil/ratelimit.h"
+#include "services/chaos.h"
 #include "services/identity.h"
 #include "services/registry.h"
 #include "services/routes.h"
@@ -28,13 +32,25 @@
 enum rate_class { RATE_READ = 0, RATE_WRITE, RATE_AUTH, RATE_CLASSES };
 static const char *const rate_class_names[] = { "read", "write", "auth" };
 
+/* Path prefixes whose reads may be served stale (gateway.stale_prefixes). */
+#define STALE_MAX_PREFIXES 8
+/* How long the gateway waits for one instance's answer to an admin call it
+ * fans out (breakers, faults). */
+#define FANOUT_TIMEOUT_MS 2000
+
 typedef struct gateway {
 	engine_ctx *ctx;
 	registry *reg;
 	router *admin;
 	routes *table;
 	ratelimit *limits[RATE_CLASSES];
+	guard *guard;     /* ctx->guard, or own_guard when the host gave none */
+	guard *own_guard;
+	fallback *stale;  /* last good reads of stale_prefixes */
+	char stale_prefixes[STALE_MAX_PREFIXES][ROUTES_PREFIX_MAX];
+	int nstale_prefixes;
 	int64_t upstream_timeout_ms;
+	int64_t deadline_ms;
 	int64_t ttl_ms;
 	int64_t token_leeway_s;
 	token_cache *tokens; /* access tokens verified before */
@@ -183,6 +199,162 @@ static void deprecation_headers(const route_entry *e, msg_resp *resp)
 	}
 }
 
+/* ---- fallbacks --------------------------------------------------------------------- */
+
+/* Whether a read of path may be kept and served stale. */
+static int stale_eligible(const gateway *gw, const msg_req *req)
+{
+	if (!gw->stale || strcmp(req->method, "GET") != 0)
+		return 0;
+	for (int i = 0; i < gw->nstale_prefixes; i++) {
+		size_t n = strlen(gw->stale_prefixes[i]);
+		if (strncmp(req->path, gw->stale_prefixes[i], n) == 0 &&
+		    (req->path[n] == '\0' || req->path[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+static void stale_key(const msg_req *req, char *key, size_t len)
+{
+	snprintf(key, len, "%s%s%s", req->path, req->query ? "?" : "", req->query ? req->query : "");
+}
+
+/* Replaces resp with the kept answer for req, marked stale (RFC 9111's
+ * Warning 110 and Age, and X-Ecom-Stale). 1 when there was one. */
+static int serve_stale(gateway *gw, const char *service, const msg_req *req, const char *reason,
+		       msg_resp *resp)
+{
+	char key[FALLBACK_MAX_KEY + 2];
+	stale_key(req, key, sizeof(key));
+	msg_resp st;
+	msg_resp_init(&st);
+	int64_t age_us = 0;
+	if (fallback_get(gw->stale, key, clock_now(gw->ctx->clock), &st, &age_us) != 0)
+		return 0;
+	/* The caller's rate-limit headers still hold. */
+	for (int i = 0; i < resp->nheaders; i++)
+		if (strncasecmp(resp->headers[i].name, "RateLimit-", 10) == 0)
+			msg_resp_set_header(&st, resp->headers[i].name, resp->headers[i].value);
+	st.route = resp->route;
+	msg_resp_clear(resp);
+	*resp = st;
+	char v[32];
+	snprintf(v, sizeof(v), "%lld", (long long)(age_us / 1000000));
+	msg_resp_set_header(resp, "Age", v);
+	msg_resp_set_header(resp, "Warning", "110 - \"Response is Stale\"");
+	msg_resp_set_header(resp, GATEWAY_STALE_HEADER, "1");
+	char labels[96];
+	snprintf(labels, sizeof(labels), "service=\"%s\",reason=\"%s\"", service, reason);
+	metrics_count(gw->ctx->metrics, "ecom_gateway_stale_served_total", labels, 1);
+	return 1;
+}
+
+/* ---- proxying ------------------------------------------------------------------------ */
+
+/* Fills resp with the refusal of a call that was never sent. */
+static void refused(const char *service, int why, int64_t retry_after_s, msg_resp *resp)
+{
+	const char *reason = guard_refusal_name(why);
+	if (why == GUARD_DEADLINE) {
+		msg_resp_error(resp, 504, "upstream_timeout",
+			       "the request's deadline passed before the service was called",
+			       json_pack("{s:s,s:s}", "service", service, "reason", reason));
+	} else {
+		msg_resp_error(resp, 503, "unavailable",
+			       why == GUARD_BULKHEAD
+				       ? "too many calls to the service are in flight; try again shortly"
+				       : "the service's circuit breaker is open; try again later",
+			       json_pack("{s:s,s:s}", "service", service, "reason", reason));
+		char v[24];
+		snprintf(v, sizeof(v), "%lld", (long long)(retry_after_s > 0 ? retry_after_s : 1));
+		msg_resp_set_header(resp, "Retry-After", v);
+	}
+	msg_resp_set_header(resp, GUARD_REFUSED_HEADER, reason);
+}
+
+/* Sends req to an instance of service, failing over to another when a
+ * connection is refused, within deadline_us. Fills resp with the answer or
+ * the gateway's error; returns 1 when the call failed in the breaker's sense
+ * (no answer, a timeout, or a 5xx other than 501). */
+static int forward(gateway *gw, const route_entry *route, const char *service, msg_req *req,
+		   int64_t deadline_us, msg_resp *resp)
+{
+	engine_ctx *ctx = gw->ctx;
+	char tried[GATEWAY_MAX_TRIES][REGISTRY_ID_MAX];
+	const char *exclude[GATEWAY_MAX_TRIES];
+	int ntried = 0;
+	while (ntried < GATEWAY_MAX_TRIES) {
+		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
+		int64_t now = clock_now(ctx->clock);
+		if (guard_deadline_left_ms(deadline_us, now) < 1) {
+			refused(service, GUARD_DEADLINE, 0, resp);
+			return 1;
+		}
+		if (registry_acquire(gw->reg, service, now, exclude, ntried, id, addr) != 0 &&
+		    registry_acquire_stale(gw->reg, service, now, exclude, ntried, id, addr) != 0)
+			break;
+		/* This attempt ends at the deadline or the upstream timeout, and
+		 * the upstream is told which. */
+		int64_t until = guard_deadline_min(deadline_us, now + gw->upstream_timeout_ms * 1000);
+		int64_t timeout_ms = guard_deadline_left_ms(until, now);
+		guard_deadline_stamp(req, until, now);
+		msg_resp up;
+		msg_resp_init(&up);
+		int rc = ctx->call(ctx->call_ud, addr, req, &up, timeout_ms);
+		registry_release(gw->reg, id);
+		if (rc == 0) {
+			msg_resp_set(resp, up.status, up.content_type[0] ? up.content_type : NULL,
+				     up.body, up.body_len);
+			for (int i = 0; i < up.nheaders; i++)
+				if (!hop_header(up.headers[i].name))
+					msg_resp_set_header(resp, up.headers[i].name,
+							    up.headers[i].value);
+			msg_resp_clear(&up);
+			deprecation_headers(route, resp);
+			return guard_failed(0, resp->status);
+		}
+		if (rc == ERR_TIMEOUT) {
+			msg_resp_clear(&up);
+			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) timed out after %lld ms",
+				req->method, req->path, id, addr, (long long)timeout_ms);
+			msg_resp_error(resp, 504, "upstream_timeout",
+				       "the service did not answer in time",
+				       json_pack("{s:s}", "service", service));
+			return 1;
+		}
+		registry_mark_down(gw->reg, id, now);
+		if (rc != ERR_UNAVAILABLE) {
+			/* The request may have reached the instance (it died while
+			 * answering): only a read may be sent again elsewhere. */
+			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) failed: %s (%s); out of rotation",
+				req->method, req->path, id, addr, err_name(rc),
+				msg_resp_header(&up, "X-Client-Error") ? msg_resp_header(&up, "X-Client-Error")
+								       : "no detail");
+			if (!idempotent(req->method)) {
+				msg_resp_clear(&up);
+				msg_resp_error(resp, 503, "unavailable",
+					       "the instance failed while answering; the request may or "
+					       "may not have been applied",
+					       json_pack("{s:s}", "service", service));
+				msg_resp_set_header(resp, "Retry-After", "1");
+				return 1;
+			}
+		} else {
+			log_msg(ctx->log, LOG_WARN, NULL,
+				"%s (%s) refused the connection; out of rotation", id, addr);
+		}
+		msg_resp_clear(&up);
+		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
+		exclude[ntried] = tried[ntried];
+		ntried++;
+	}
+	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
+		       json_pack("{s:s}", "service", service));
+	msg_resp_set_header(resp, "Retry-After", "1");
+	return 1;
+}
+
 static void proxy(gateway *gw, const route_entry *route, const route_target *pfx, msg_req *req,
 		  msg_resp *resp)
 {
@@ -202,68 +374,39 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 		free(chain);
 	}
 
-	char tried[GATEWAY_MAX_TRIES][REGISTRY_ID_MAX];
-	const char *exclude[GATEWAY_MAX_TRIES];
-	int ntried = 0;
-	while (ntried < GATEWAY_MAX_TRIES) {
-		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
-		int64_t now = clock_now(ctx->clock);
-		if (registry_acquire(gw->reg, pfx->service, now, exclude, ntried, id, addr) != 0 &&
-		    registry_acquire_stale(gw->reg, pfx->service, now, exclude, ntried, id, addr) != 0)
-			break;
-		msg_resp up;
-		msg_resp_init(&up);
-		int rc = ctx->call(ctx->call_ud, addr, req, &up, gw->upstream_timeout_ms);
-		registry_release(gw->reg, id);
-		if (rc == 0) {
-			msg_resp_set(resp, up.status, up.content_type[0] ? up.content_type : NULL,
-				     up.body, up.body_len);
-			for (int i = 0; i < up.nheaders; i++)
-				if (!hop_header(up.headers[i].name))
-					msg_resp_set_header(resp, up.headers[i].name,
-							    up.headers[i].value);
-			msg_resp_clear(&up);
-			deprecation_headers(route, resp);
-			return;
-		}
-		if (rc == ERR_TIMEOUT) {
-			msg_resp_clear(&up);
-			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) timed out after %lld ms",
-				req->method, req->path, id, addr, (long long)gw->upstream_timeout_ms);
-			msg_resp_error(resp, 504, "upstream_timeout",
-				       "the service did not answer in time",
-				       json_pack("{s:s}", "service", pfx->service));
-			return;
-		}
-		registry_mark_down(gw->reg, id, now);
-		if (rc != ERR_UNAVAILABLE) {
-			/* The request may have reached the instance (it died while
-			 * answering): only a read may be sent again elsewhere. */
-			log_msg(ctx->log, LOG_WARN, NULL, "%s %s: %s (%s) failed: %s (%s); out of rotation",
-				req->method, req->path, id, addr, err_name(rc),
-				msg_resp_header(&up, "X-Client-Error") ? msg_resp_header(&up, "X-Client-Error")
-								       : "no detail");
-			if (!idempotent(req->method)) {
-				msg_resp_clear(&up);
-				msg_resp_error(resp, 503, "unavailable",
-					       "the instance failed while answering; the request may or "
-					       "may not have been applied",
-					       json_pack("{s:s}", "service", pfx->service));
-				msg_resp_set_header(resp, "Retry-After", "1");
-				return;
-			}
-		} else {
-			log_msg(ctx->log, LOG_WARN, NULL,
-				"%s (%s) refused the connection; out of rotation", id, addr);
-		}
-		msg_resp_clear(&up);
-		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
-		exclude[ntried] = tried[ntried];
-		ntried++;
+	/* The request's deadline: the gateway's own budget, or the caller's
+	 * when that is sooner. */
+	const char *service = pfx->service;
+	int64_t start = clock_now(ctx->clock), asked;
+	int64_t deadline = start + gw->deadline_ms * 1000;
+	const char *dh = msg_req_header(req, GUARD_DEADLINE_HEADER);
+	if (dh && guard_deadline_parse(dh, start, &asked) == 0)
+		deadline = guard_deadline_min(deadline, asked);
+	if (guard_deadline_left_ms(deadline, start) < 1) {
+		refused(service, GUARD_DEADLINE, 0, resp);
+		return;
 	}
-	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
-		       json_pack("{s:s}", "service", pfx->service));
-	msg_resp_set_header(resp, "Retry-After", "1");
+	int stale_ok = stale_eligible(gw, req);
+	guard_permit permit;
+	int why;
+	int64_t retry_after;
+	if (guard_enter(gw->guard, service, start, &permit, &why, &retry_after) != 0) {
+		if (!stale_ok || !serve_stale(gw, service, req, guard_refusal_name(why), resp))
+			refused(service, why, retry_after, resp);
+		return;
+	}
+	int failed = forward(gw, route, service, req, deadline, resp);
+	guard_done(&permit, clock_now(ctx->clock), failed);
+	if (!stale_ok)
+		return;
+	if (failed) {
+		serve_stale(gw, service, req, "failed", resp);
+	} else if (resp->status == 200) {
+		char key[FALLBACK_MAX_KEY + 2];
+		stale_key(req, key, sizeof(key));
+		fallback_put(gw->stale, key, resp->content_type, resp->body, resp->body_len,
+			     clock_now(ctx->clock));
+	}
 }
 
 /* ---- admin API ---------------------------------------------------------------- */
@@ -314,6 +457,361 @@ static void admin_deregister(void *ud, msg_req *req, msg_resp *resp)
 	msg_resp_json(resp, 200, json_pack("{s:s}", "id", id));
 }
 
+/* ---- admin: breakers and faults, here and on every instance ------------------------ */
+
+typedef struct peer {
+	char id[REGISTRY_ID_MAX];
+	char service[32];
+	char addr[REGISTRY_ADDR_MAX];
+} peer;
+
+#define MAX_PEERS 64
+
+/* The listed instances of service (of every service when NULL) into out;
+ * their number. */
+static int peers_of(gateway *gw, const char *service, peer *out, int max)
+{
+	json_t *doc = registry_to_json(gw->reg, clock_now(gw->ctx->clock));
+	int n = 0;
+	size_t i, j;
+	json_t *svc, *in;
+	json_array_foreach(json_object_get(doc, "services"), i, svc)
+	{
+		const char *name = json_string_value(json_object_get(svc, "name"));
+		if (!name || (service && strcmp(name, service) != 0))
+			continue;
+		json_array_foreach(json_object_get(svc, "instances"), j, in)
+		{
+			if (n == max)
+				break;
+			snprintf(out[n].id, sizeof(out[n].id), "%s",
+				 json_string_value(json_object_get(in, "id")));
+			snprintf(out[n].service, sizeof(out[n].service), "%s", name);
+			snprintf(out[n].addr, sizeof(out[n].addr), "%s",
+				 json_string_value(json_object_get(in, "addr")));
+			n++;
+		}
+	}
+	json_decref(doc);
+	return n;
+}
+
+/* One admin call to base (the admin token, a JSON body when given). resp is
+ * initialised here; the caller clears it. Returns as ctx->call. */
+static int admin_call(gateway *gw, const char *base, const char *method, const char *path,
+		      const msg_req *orig, msg_resp *resp)
+{
+	msg_resp_init(resp);
+	msg_req r;
+	int rc = msg_req_init(&r, method, path);
+	if (rc)
+		return rc;
+	char auth[300];
+	snprintf(auth, sizeof(auth), "Bearer %s", gw->ctx->admin_token ? gw->ctx->admin_token : "");
+	rc = msg_req_add_header(&r, "Authorization", auth);
+	if (rc == 0 && orig && orig->body) {
+		rc = msg_req_add_header(&r, "Content-Type", "application/json");
+		if (rc == 0)
+			rc = msg_req_set_body(&r, orig->body, orig->body_len);
+	}
+	if (rc == 0)
+		rc = gw->ctx->call(gw->ctx->call_ud, base, &r, resp, FANOUT_TIMEOUT_MS);
+	msg_req_clear(&r);
+	return rc;
+}
+
+/* {instance, error} for an instance that did not answer as hoped. */
+static json_t *peer_error(const char *id, int rc, const msg_resp *r)
+{
+	char why[64];
+	if (rc)
+		snprintf(why, sizeof(why), "%s", err_name(rc));
+	else
+		snprintf(why, sizeof(why), "HTTP %d", r->status);
+	return json_pack("{s:s,s:s}", "instance", id, "error", why);
+}
+
+/* The base URL of an outside-world simulator for target ("stripe" ->
+ * stripe.base_url), or NULL. Only plain-HTTP URLs count: the admin token is
+ * never sent to a real provider. */
+static const char *simulator_url(gateway *gw, const char *target)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%s.base_url", target);
+	const char *v = config_get(gw->ctx->config, key);
+	return v && strncmp(v, "http://", 7) == 0 ? v : NULL;
+}
+
+static const char *const simulated[] = { "stripe", "paypal", "smtp", "sms", NULL };
+
+static int is_simulated(const char *target)
+{
+	for (int i = 0; simulated[i]; i++)
+		if (strcmp(simulated[i], target) == 0)
+			return 1;
+	return 0;
+}
+
+/* Whether service is one the gateway knows: in its route table or
+ * registered. */
+static int known_service(gateway *gw, const char *service)
+{
+	for (int i = 0; i < routes_count(gw->table); i++) {
+		const route_entry *e = routes_at(gw->table, i);
+		for (int k = 0; k < e->ntargets; k++)
+			if (strcmp(e->targets[k].service, service) == 0)
+				return 1;
+	}
+	peer one;
+	return peers_of(gw, service, &one, 1) > 0;
+}
+
+/* Appends the array `key` of a JSON answer to out. */
+static void gather(const msg_resp *r, const char *key, json_t *out)
+{
+	json_t *v = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+	json_array_extend(out, json_object_get(v, key));
+	json_decref(v);
+}
+
+static void admin_breakers(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	json_t *all = guard_list(gw->guard, clock_now(gw->ctx->clock));
+	size_t i;
+	json_t *b;
+	json_array_foreach(all, i, b)
+		json_object_set_new(b, "instance", json_string(gw->ctx->instance_id ? gw->ctx->instance_id : "gateway"));
+	json_t *unreachable = json_array();
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, NULL, peers, MAX_PEERS);
+	for (int k = 0; k < n; k++) {
+		msg_resp r;
+		int rc = admin_call(gw, peers[k].addr, "GET", "/admin/breakers", NULL, &r);
+		if (rc == 0 && r.status == 200)
+			gather(&r, "breakers", all);
+		else
+			json_array_append_new(unreachable, peer_error(peers[k].id, rc, &r));
+		msg_resp_clear(&r);
+	}
+	msg_resp_json(resp, 200, json_pack("{s:o,s:o}", "breakers", all, "unreachable", unreachable));
+}
+
+/* POST /admin/breakers/{service}/{trip|reset|disable}: the gateway's edge
+ * to service, then the same on every instance of the other services, so
+ * that their calls to service fail fast (trip) or flow again (reset). */
+static void admin_breaker_action(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	const char *svc = msg_req_param(req, 0), *action = msg_req_param(req, 1);
+	int64_t now = clock_now(gw->ctx->clock);
+	int (*fn)(guard *, const char *, int64_t) = strcmp(action, "trip") == 0	     ? guard_trip
+						    : strcmp(action, "reset") == 0   ? guard_reset
+						    : strcmp(action, "disable") == 0 ? guard_disable
+										     : NULL;
+	if (!fn) {
+		msg_resp_error(resp, 404, "not_found", "the actions are trip, reset and disable",
+			       json_pack("{s:s}", "action", action));
+		return;
+	}
+	if (!known_service(gw, svc) && !guard_edge_json(gw->guard, svc, now)) {
+		msg_resp_error(resp, 404, "not_found", "no such service",
+			       json_pack("{s:s}", "service", svc));
+		return;
+	}
+	int rc = fn(gw->guard, svc, now);
+	if (rc != 0 && rc != ERR_NOT_FOUND) {
+		msg_resp_error(resp, rc == ERR_INVALID ? 400 : 409,
+			       rc == ERR_INVALID ? "invalid_argument" : "conflict",
+			       "the breaker cannot do that", json_pack("{s:s}", "service", svc));
+		return;
+	}
+	log_info(gw->ctx->log, "operator: %s breakers to %s", action, svc);
+	json_t *own = guard_edge_json(gw->guard, svc, now);
+	if (!own)
+		own = json_pack("{s:s,s:s,s:s}", "from", guard_caller(gw->guard), "to", svc, "state",
+				"CLOSED");
+	json_object_set_new(own, "instance", json_string(gw->ctx->instance_id ? gw->ctx->instance_id : "gateway"));
+	json_t *fwd = json_array(), *failed = json_array();
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, NULL, peers, MAX_PEERS);
+	char path[128];
+	snprintf(path, sizeof(path), "/admin/breakers/%s/%s", svc, action);
+	for (int k = 0; k < n; k++) {
+		if (strcmp(peers[k].service, svc) == 0)
+			continue; /* a service does not call itself */
+		msg_resp r;
+		int prc = admin_call(gw, peers[k].addr, "POST", path, NULL, &r);
+		if (prc == 0 && r.status == 200) {
+			json_t *v = json_loadb(r.body, r.body_len, 0, NULL);
+			if (v)
+				json_array_append_new(fwd, v);
+		} else if (!(prc == 0 && r.status == 404)) { /* 404: no edge to reset */
+			json_array_append_new(failed, peer_error(peers[k].id, prc, &r));
+		}
+		msg_resp_clear(&r);
+	}
+	json_object_set_new(own, "forwarded", fwd);
+	json_object_set_new(own, "failed", failed);
+	msg_resp_json(resp, 200, own);
+}
+
+static void admin_faults(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	msg_resp mine;
+	msg_resp_init(&mine);
+	chaos_faults_list(gw->ctx, gw->ctx->faults, &mine);
+	json_t *all = json_array(), *unreachable = json_array();
+	gather(&mine, "faults", all);
+	msg_resp_clear(&mine);
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, NULL, peers, MAX_PEERS);
+	for (int k = 0; k < n; k++) {
+		msg_resp r;
+		int rc = admin_call(gw, peers[k].addr, "GET", "/admin/faults", NULL, &r);
+		if (rc == 0 && r.status == 200)
+			gather(&r, "faults", all);
+		else
+			json_array_append_new(unreachable, peer_error(peers[k].id, rc, &r));
+		msg_resp_clear(&r);
+	}
+	for (int i = 0; simulated[i]; i++) {
+		const char *base = simulator_url(gw, simulated[i]);
+		if (!base)
+			continue;
+		msg_resp r;
+		int rc = admin_call(gw, base, "GET", "/admin/faults", NULL, &r);
+		json_t *got = json_array();
+		if (rc == 0 && r.status == 200)
+			gather(&r, "faults", got);
+		else
+			json_array_append_new(unreachable, peer_error(simulated[i], rc, &r));
+		size_t j;
+		json_t *f;
+		json_array_foreach(got, j, f)
+			if (!json_object_get(f, "instance"))
+				json_object_set_new(f, "instance", json_string(base));
+		json_array_extend(all, got);
+		json_decref(got);
+		msg_resp_clear(&r);
+	}
+	msg_resp_json(resp, 200, json_pack("{s:o,s:o}", "faults", all, "unreachable", unreachable));
+}
+
+/* GET, PUT and DELETE /admin/faults/{target}: the gateway's own fault
+ * (target "gateway"), an outside-world simulator's (stripe, ...: passed on
+ * to it), or every instance of a service's. */
+static void admin_fault(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	engine_ctx *ctx = gw->ctx;
+	const char *target = msg_req_param(req, 0);
+	int is_put = strcmp(req->method, "PUT") == 0, is_get = strcmp(req->method, "GET") == 0;
+	if (strcmp(target, ctx->service) == 0) {
+		if (is_put)
+			chaos_fault_put(ctx, ctx->faults, target, req, resp);
+		else if (is_get)
+			chaos_fault_get(ctx, ctx->faults, target, resp);
+		else
+			chaos_fault_delete(ctx, ctx->faults, target, resp);
+		return;
+	}
+	if (is_put) {
+		/* Checked here too, so a bad body is one clear 400, not one per
+		 * instance. */
+		json_t *body;
+		jval_error e = { { 0 }, { 0 } };
+		fault_spec spec;
+		if (engine_json_body(req, resp, &body))
+			return;
+		int rc = fault_parse_json(body, clock_now(ctx->clock), &spec, &e);
+		json_decref(body);
+		if (rc) {
+			engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
+			return;
+		}
+	}
+	char path[160];
+	snprintf(path, sizeof(path), "/admin/faults/%s", target);
+	if (is_simulated(target)) {
+		const char *base = simulator_url(gw, target);
+		if (!base) {
+			msg_resp_error(resp, 404, "not_found", "no simulator is configured for this provider",
+				       json_pack("{s:s}", "target", target));
+			return;
+		}
+		msg_resp r;
+		int rc = admin_call(gw, base, req->method, path, req, &r);
+		if (rc == 0)
+			msg_resp_set(resp, r.status, r.content_type[0] ? r.content_type : NULL, r.body,
+				     r.body_len);
+		else
+			msg_resp_error(resp, 503, "unavailable", "the simulator did not answer",
+				       json_pack("{s:s,s:s}", "target", target, "error", err_name(rc)));
+		msg_resp_clear(&r);
+		return;
+	}
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, target, peers, MAX_PEERS);
+	if (n == 0) {
+		int known = known_service(gw, target);
+		msg_resp_error(resp, known ? 503 : 404, known ? "unavailable" : "not_found",
+			       known ? "no instance of the service is registered" : "unknown fault target",
+			       json_pack("{s:s}", "target", target));
+		return;
+	}
+	json_t *done = json_array(), *failed = json_array();
+	for (int k = 0; k < n; k++) {
+		msg_resp r;
+		int rc = admin_call(gw, peers[k].addr, req->method, path, req, &r);
+		if (rc == 0 && r.status == 200) {
+			json_t *v = json_loadb(r.body, r.body_len, 0, NULL);
+			if (v)
+				json_array_append_new(done, v);
+		} else if (!(is_get && rc == 0 && r.status == 404)) {
+			json_array_append_new(failed, peer_error(peers[k].id, rc, &r));
+		}
+		msg_resp_clear(&r);
+	}
+	if (json_array_size(done) == 0 && json_array_size(failed) > 0) {
+		msg_resp_error(resp, 503, "unavailable", "no instance of the service took the change",
+			       json_pack("{s:s,s:o}", "target", target, "failed", failed));
+		json_decref(done);
+		return;
+	}
+	/* The first instance's answer, with every instance's. */
+	json_t *out = json_array_size(done) ? json_deep_copy(json_array_get(done, 0))
+					    : json_pack("{s:s}", "target", target);
+	json_object_del(out, "instance");
+	json_object_set_new(out, "instances", done);
+	json_object_set_new(out, "failed", failed);
+	msg_resp_json(resp, 200, out);
+}
+
+/* The event bus's queues of every service (src/bus/bus_admin.c). */
+static void admin_queues(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	json_t *reg = registry_to_json(gw->reg, clock_now(gw->ctx->clock));
+	bus_admin_queues(gw->ctx, json_object_get(reg, "services"), resp);
+	json_decref(reg);
+}
+
+static void admin_queue_replay(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	char consumer[80] = "";
+	if (msg_req_query(req, "consumer", consumer, sizeof(consumer)) < 0) {
+		engine_bad_field(resp, "consumer", "too long");
+		return;
+	}
+	json_t *reg = registry_to_json(gw->reg, clock_now(gw->ctx->clock));
+	bus_admin_replay(gw->ctx, json_object_get(reg, "services"), msg_req_param(req, 0),
+			 consumer[0] ? consumer : NULL, resp);
+	json_decref(reg);
+}
+
 /* ---- engine ----------------------------------------------------------------------- */
 
 static void gateway_destroy(void *eng)
@@ -327,7 +825,41 @@ static void gateway_destroy(void *eng)
 	token_cache_free(gw->tokens);
 	for (int i = 0; i < RATE_CLASSES; i++)
 		ratelimit_free(gw->limits[i]);
+	guard_free(gw->own_guard);
+	fallback_free(gw->stale);
 	free(gw);
+}
+
+/* The stale cache and the prefixes it serves, from gateway.stale_*. */
+static int stale_setup(gateway *gw, char *err, size_t errlen)
+{
+	const config *cfg = gw->ctx->config;
+	const char *list = config_get(cfg, "gateway.stale_prefixes");
+	char copy[512];
+	snprintf(copy, sizeof(copy), "%s", list ? list : "/v1/products,/v2/products");
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		size_t n = strlen(tok);
+		if (gw->nstale_prefixes == STALE_MAX_PREFIXES || tok[0] != '/' || n < 2 ||
+		    n >= ROUTES_PREFIX_MAX || tok[n - 1] == '/') {
+			snprintf(err, errlen, "gateway.stale_prefixes: bad or too many prefixes at '%.40s'",
+				 tok);
+			return ERR_INVALID;
+		}
+		snprintf(gw->stale_prefixes[gw->nstale_prefixes++], ROUTES_PREFIX_MAX, "%s", tok);
+	}
+	int64_t entries = config_int(cfg, "gateway.stale_entries", 1000);
+	int64_t bytes = config_int(cfg, "gateway.stale_max_bytes", 8 << 20);
+	int64_t ttl_s = config_int(cfg, "gateway.stale_ttl_s", 3600);
+	if (entries <= 0 || gw->nstale_prefixes == 0)
+		return 0; /* no fallback */
+	gw->stale = fallback_new(entries > 1000000 ? 1000000 : (int)entries,
+				 bytes < 1024 ? 1024 : (size_t)bytes, (ttl_s < 1 ? 1 : ttl_s) * 1000000);
+	if (!gw->stale) {
+		snprintf(err, errlen, "cannot make the stale cache (gateway.stale_*)");
+		return ERR_INVALID;
+	}
+	return 0;
 }
 
 static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
@@ -339,13 +871,24 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	gw->ctx = ctx;
 	gw->upstream_timeout_ms = config_int(ctx->config, "gateway.upstream_timeout_ms", 5000);
+	if (gw->upstream_timeout_ms < 1)
+		gw->upstream_timeout_ms = 1;
 	gw->ttl_ms = config_int(ctx->config, "registry.ttl_ms", 3500);
 	gw->reg = registry_new(gw->ttl_ms * 1000);
 	gw->admin = router_new();
 	if (!gw->reg || !gw->admin ||
 	    router_add(gw->admin, "GET", "/admin/services", admin_services, gw) ||
+	    router_add(gw->admin, "GET", "/admin/queues", admin_queues, gw) ||
+	    router_add(gw->admin, "POST", "/admin/queues/{topic}/replay", admin_queue_replay, gw) ||
 	    router_add(gw->admin, "POST", "/admin/registry", admin_register, gw) ||
-	    router_add(gw->admin, "DELETE", "/admin/registry/{id}", admin_deregister, gw)) {
+	    router_add(gw->admin, "DELETE", "/admin/registry/{id}", admin_deregister, gw) ||
+	    router_add(gw->admin, "GET", "/admin/breakers", admin_breakers, gw) ||
+	    router_add(gw->admin, "POST", "/admin/breakers/{service}/{action}", admin_breaker_action,
+		       gw) ||
+	    router_add(gw->admin, "GET", "/admin/faults", admin_faults, gw) ||
+	    router_add(gw->admin, "GET", "/admin/faults/{target}", admin_fault, gw) ||
+	    router_add(gw->admin, "PUT", "/admin/faults/{target}", admin_fault, gw) ||
+	    router_add(gw->admin, "DELETE", "/admin/faults/{target}", admin_fault, gw)) {
 		snprintf(err, errlen, "cannot build the gateway");
 		gateway_destroy(gw);
 		return NULL;
@@ -370,6 +913,23 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 		gateway_destroy(gw);
 		return NULL;
 	}
+	gw->deadline_ms = config_int(ctx->config, "gateway.deadline_ms", 5000);
+	if (gw->deadline_ms < 1)
+		gw->deadline_ms = 1;
+	gw->guard = ctx->guard;
+	if (!gw->guard) {
+		gw->own_guard = guard_new(ctx->service ? ctx->service : "gateway", ctx->config, ctx->log,
+					  ctx->metrics, err, errlen);
+		gw->guard = gw->own_guard;
+		if (!gw->guard) {
+			gateway_destroy(gw);
+			return NULL;
+		}
+	}
+	if (stale_setup(gw, err, errlen) != 0) {
+		gateway_destroy(gw);
+		return NULL;
+	}
 	static const char *const keys[RATE_CLASSES][2] = {
 		{ "gateway.rate_read_per_s", "gateway.rate_read_burst" },
 		{ "gateway.rate_write_per_s", "gateway.rate_write_burst" },
@@ -386,6 +946,8 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	metrics_help(ctx->metrics, "ecom_gateway_rate_limited_total",
 		     "Requests refused with 429, by route class.");
+	metrics_help(ctx->metrics, "ecom_gateway_stale_served_total",
+		     "Reads answered from the gateway's cache, marked stale, by service and reason.");
 	if (!ctx->service_secret || !ctx->service_secret[0])
 		log_warn(ctx->log, "no service secret: callers' identities are not forwarded");
 	return gw;
@@ -404,8 +966,12 @@ static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 		}
 		if (engine_require_admin(gw->ctx, req, resp))
 			return;
-		router_dispatch(gw->admin, req, resp);
-		return;
+		/* The gateway's own admin API, unless the route table sends the
+		 * path to a service (the order service's /admin/sagas). */
+		if (!routes_match(gw->table, req->path)) {
+			router_dispatch(gw->admin, req, resp);
+			return;
+		}
 	}
 	const route_entry *route = routes_match(gw->table, req->path);
 	if (!route) {
@@ -460,4 +1026,5 @@ const engine_def gateway_engine = {
 	.tick = gateway_tick,
 	.ready = NULL,
 	.destroy = gateway_destroy,
+	.serves_resil_admin = 1,
 };

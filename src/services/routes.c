@@ -1,6 +1,7 @@
 /* routes: parsing and matching the gateway's route table. */
 #include "services/routes.h"
 #include "core/err.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -24,7 +25,18 @@ static const char default_table[] =
 	"/v1/cart          cart\n"
 	"/v1/internal/carts cart\n"
 	"/v1/payments      payment\n"
-	"/v1/search        search\n";
+	"/v1/orders        order\n"
+	"/admin/sagas      order\n"
+	"/v1/search        search\n"
+	"# The event bus's embedded feeds: /v1/internal/feed/{producer}/{topic}.\n"
+	"/v1/internal/feed/inventory inventory\n"
+	"/v1/internal/feed/catalog catalog\n"
+	"/v1/internal/feed/cart cart\n"
+	"/v1/internal/feed/user user\n"
+	"/v1/internal/feed/order order\n"
+	"/v1/internal/feed/payment payment\n"
+	"/v1/internal/feed/notification notification\n"
+	"/v1/internal/feed/analytics analytics\n";
 
 const char *routes_default(void) { return default_table; }
 
@@ -40,17 +52,7 @@ static int valid_prefix(const char *p)
 	return 1;
 }
 
-static int valid_service(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= 32)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '_'))
-			return 0;
-	return 1;
-}
+static int valid_service(const char *s) { return text_is_name(s, 32); }
 
 /* "YYYY-MM-DD" -> seconds since the epoch at 00:00 UTC. */
 static int parse_date(const char *s, int64_t *out)

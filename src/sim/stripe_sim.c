@@ -7,6 +7,7 @@
 #include "net/form.h"
 #include "net/router.h"
 #include "resil/fault.h"
+#include "services/chaos.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1203,69 +1204,34 @@ static int admin_target(stripe_sim *s, msg_req *req, msg_resp *resp)
 	return 0;
 }
 
+/* The fault routes are chaos's (src/services/chaos.c), on this engine's
+ * own table, consulted before every /v1 request. */
 static void admin_faults_list(void *ud, msg_req *req, msg_resp *resp)
 {
 	stripe_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp))
-		return;
-	msg_resp_json(resp, 200,
-		      json_pack("{s:o}", "faults",
-				fault_list(s->faults, clock_now(s->ctx->clock))));
+	if (engine_require_admin(s->ctx, req, resp) == 0)
+		chaos_faults_list(s->ctx, s->faults, resp);
 }
 
 static void admin_fault_get(void *ud, msg_req *req, msg_resp *resp)
 {
 	stripe_sim *s = ud;
-	if (admin_target(s, req, resp))
-		return;
-	fault_spec spec;
-	if (fault_get(s->faults, FAULT_TARGET, clock_now(s->ctx->clock), &spec) != 0) {
-		msg_resp_error(resp, 404, "not_found", "no fault is set on stripe", NULL);
-		return;
-	}
-	msg_resp_json(resp, 200, fault_spec_json(FAULT_TARGET, &spec));
+	if (admin_target(s, req, resp) == 0)
+		chaos_fault_get(s->ctx, s->faults, FAULT_TARGET, resp);
 }
 
 static void admin_fault_put(void *ud, msg_req *req, msg_resp *resp)
 {
 	stripe_sim *s = ud;
-	if (admin_target(s, req, resp))
-		return;
-	json_t *body;
-	if (engine_json_body(req, resp, &body))
-		return;
-	jval_error e = { { 0 }, { 0 } };
-	fault_spec spec;
-	int rc = fault_parse_json(body, clock_now(s->ctx->clock), &spec, &e);
-	json_decref(body);
-	if (rc != 0) {
-		engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
-		return;
-	}
-	rc = fault_set(s->faults, FAULT_TARGET, &spec);
-	if (rc) {
-		msg_resp_error(resp, rc == ERR_INVALID ? 400 : 500,
-			       rc == ERR_INVALID ? "invalid_argument" : "internal",
-			       "the fault could not be set", NULL);
-		return;
-	}
-	log_info(s->ctx->log,
-		 "fault on stripe: latency %d ms +- %d, error rate %.3f (status %d), outage %d",
-		 spec.latency_ms, spec.jitter_ms, spec.error_rate, spec.error_status,
-		 (int)spec.outage);
-	msg_resp_json(resp, 200, fault_spec_json(FAULT_TARGET, &spec));
+	if (admin_target(s, req, resp) == 0)
+		chaos_fault_put(s->ctx, s->faults, FAULT_TARGET, req, resp);
 }
 
 static void admin_fault_delete(void *ud, msg_req *req, msg_resp *resp)
 {
 	stripe_sim *s = ud;
-	if (admin_target(s, req, resp))
-		return;
-	int cleared = fault_clear(s->faults, FAULT_TARGET) == 0;
-	if (cleared)
-		log_info(s->ctx->log, "fault on stripe cleared");
-	msg_resp_json(resp, 200,
-		      json_pack("{s:s,s:b}", "target", FAULT_TARGET, "cleared", cleared));
+	if (admin_target(s, req, resp) == 0)
+		chaos_fault_delete(s->ctx, s->faults, FAULT_TARGET, resp);
 }
 
 static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
@@ -1442,4 +1408,5 @@ const engine_def stripe_sim_engine = {
 	.tick = sim_tick,
 	.ready = NULL,
 	.destroy = sim_destroy,
+	.serves_resil_admin = 1,
 };

@@ -540,6 +540,76 @@ void store_reset(store_stmt *st)
 		st->conn->s->drv->reset(st->d);
 }
 
+/* Binds the arguments of ap as fmt describes (see store_queryf). */
+static store_stmt *bind_va(store *s, const char *sql, int *err, const char *fmt, va_list ap)
+{
+	store_stmt *st = store_prepare(s, sql, err);
+	if (!st)
+		return NULL;
+	for (int i = 0; fmt && fmt[i]; i++) {
+		int rc;
+		if (fmt[i] == 't')
+			rc = store_bind_text(st, i + 1, va_arg(ap, const char *));
+		else if (fmt[i] == 'i')
+			rc = store_bind_int(st, i + 1, va_arg(ap, int64_t));
+		else
+			rc = ERR_INVALID;
+		if (rc) {
+			store_reset(st);
+			if (err)
+				*err = rc;
+			return NULL;
+		}
+	}
+	return st;
+}
+
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	store_stmt *st = bind_va(s, sql, err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+/* Binds, steps once and resets: *changes (may be NULL) gets the rows
+ * changed, *first (may be NULL) the first column of a first row that is
+ * not NULL. */
+static int run_va(store *s, const char *sql, int64_t *changes, int64_t *first, const char *fmt,
+		  va_list ap)
+{
+	int rc = ERR_STORE;
+	store_stmt *st = bind_va(s, sql, &rc, fmt, ap);
+	if (!st)
+		return rc;
+	rc = store_step(st);
+	if (rc == STORE_ROW && first && !store_col_is_null(st, 0))
+		*first = store_col_int(st, 0);
+	if (rc >= 0 && changes)
+		*changes = store_changes(st);
+	store_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, changes, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = run_va(s, sql, NULL, out, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* ---- plain SQL and transactions --------------------------------------- */
 
 int store_exec(store *s, const char *sql)
@@ -901,6 +971,18 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 		store_seterr(err, errlen, "out of memory");
 		return ERR_NOMEM;
 	}
+	int rc = store_migrate_dir(s, dir, err, errlen);
+	free(dir);
+	return rc;
+}
+
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen)
+{
+	store_seterr(err, errlen, "%s", "");
+	if (!s || !dir) {
+		store_seterr(err, errlen, "store_migrate_dir: no store or directory");
+		return ERR_INVALID;
+	}
 	struct migration *m;
 	size_t n;
 	int rc = migrations_list(dir, &m, &n, err, errlen);
@@ -926,7 +1008,6 @@ int store_migrate(store *s, const char *schema_root, char *err, size_t errlen)
 out_m:
 	migrations_free(m, n);
 out:
-	free(dir);
 	return rc;
 }
 

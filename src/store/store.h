@@ -39,6 +39,10 @@ const char *store_driver(const store *s);
  * transaction together with its record. Returns 0 or an error with err
  * filled (file and database message). */
 int store_migrate(store *s, const char *schema_root, char *err, size_t errlen);
+/* The same for the files NNN_*.sql of one directory, recorded in the same
+ * schema_migrations: shared schema (the event bus's tables, versions 900
+ * and up) applied to any service's store. */
+int store_migrate_dir(store *s, const char *dir, char *err, size_t errlen);
 /* Highest applied migration version, 0 when none, <0 on error. */
 int store_version(store *s);
 
@@ -69,6 +73,19 @@ int store_col_is_null(store_stmt *st, int col);
 int64_t store_changes(store_stmt *st);
 /* Ends use of st: resets it and clears its bindings. NULL is fine. */
 void store_reset(store_stmt *st);
+
+/* Prepare and bind in one call: fmt has one letter per '?' of sql, in
+ * order: 't' a const char * (NULL binds SQL NULL), 'i' an int64_t (pass
+ * int64_t exactly: the arguments are read with va_arg). Returns the
+ * statement ready to step (then store_reset it), or NULL with *err set. */
+store_stmt *store_queryf(store *s, const char *sql, int *err, const char *fmt, ...);
+/* store_queryf, stepped once, for a statement that returns no rows; *changes
+ * (may be NULL) gets the rows it changed. 0 or an error. */
+int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...);
+/* store_queryf for a query of one integer: *out gets the first column of
+ * its first row, and stays as it was when there is no row or the value is
+ * NULL. 0 or an error. */
+int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...);
 
 /* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
  * SQLite (writers queue at once rather than failing at commit). */

@@ -222,6 +222,92 @@ int itest_req_service(const char *method, const char *path, const char *body, js
 	return answer(rc, &r, out, keep);
 }
 
+int itest_req_key(const char *method, const char *path, const char *body, const char *token,
+		  const char *key, json_t **out, msg_resp *keep)
+{
+	if (out)
+		*out = NULL;
+	msg_req req;
+	if (msg_req_init(&req, method, path) != 0)
+		return -1;
+	char auth[1100];
+	if (token) {
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		msg_req_add_header(&req, "Authorization", auth);
+	}
+	if (key)
+		msg_req_add_header(&req, "Idempotency-Key", key);
+	if (body) {
+		msg_req_add_header(&req, "Content-Type", "application/json");
+		msg_req_set_body(&req, body, strlen(body));
+	}
+	msg_resp r;
+	msg_resp_init(&r);
+	http_call_opts o = { .connect_timeout_ms = 1000, .timeout_ms = 15000 };
+	int rc = http_client_do(IT.url, &req, &r, &o);
+	msg_req_clear(&req);
+	return answer(rc, &r, out, keep);
+}
+
+int itest_signup_login(const char *email, char *token, size_t len, char *user_id, size_t idlen)
+{
+	char body[512];
+	json_t *v = NULL;
+	snprintf(body, sizeof(body),
+		 "{\"email\":\"%s\",\"password\":\"correct horse 1\",\"name\":\"Tester\"}",
+		 email);
+	int ok = itest_req("POST", "/v1/auth/signup", body, NULL, &v, NULL) == 201;
+	const char *id = json_string_value(json_object_get(v, "user_id"));
+	if (ok && user_id)
+		snprintf(user_id, idlen, "%s", id ? id : "");
+	json_decref(v);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse 1\"}", email);
+	ok = ok && itest_req("POST", "/v1/auth/login", body, NULL, &v, NULL) == 200;
+	const char *t = ok ? json_string_value(json_object_get(v, "access_token")) : NULL;
+	if (t)
+		snprintf(token, len, "%s", t);
+	json_decref(v);
+	return t ? 0 : -1;
+}
+
+int itest_sim_url(char *buf, size_t len)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/stripe-sim.url", IT.state);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return -1;
+	char *got = fgets(buf, (int)len, f);
+	fclose(f);
+	if (!got)
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return strncmp(buf, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
+}
+
+json_t *itest_sim_admin(const char *method, const char *path, const char *body)
+{
+	char url[600], base[256];
+	if (itest_sim_url(base, sizeof(base)) != 0)
+		return NULL;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	msg_resp r;
+	msg_resp_init(&r);
+	int rc = http_client_simple(method, url, body, ITEST_TOKEN, &r, 5000);
+	json_t *v = rc == 0 && r.status == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+	msg_resp_clear(&r);
+	return v;
+}
+
+long long itest_sim_stat(const char *name)
+{
+	json_t *v = itest_sim_admin("GET", "/admin/stripe/stats", NULL);
+	json_t *n = json_object_get(v, name);
+	long long out = json_is_integer(n) ? (long long)json_integer_value(n) : -1;
+	json_decref(v);
+	return out;
+}
+
 const char *itest_err_code(json_t *v)
 {
 	return json_string_value(json_object_get(json_object_get(v, "error"), "code"));

@@ -48,6 +48,20 @@ int itest_sign_service(const char *sub, const char *secret, char *buf, size_t le
  * X-Ecom-Identity of role service. */
 int itest_req_service(const char *method, const char *path, const char *body, json_t **out,
 		      msg_resp *keep);
+/* As itest_req, with an Idempotency-Key header when key is not NULL (and a
+ * 15 s deadline). */
+int itest_req_key(const char *method, const char *path, const char *body, const char *token,
+		  const char *key, json_t **out, msg_resp *keep);
+/* Signs up email (password "correct horse 1") and logs in: the access
+ * token into token, the user id into user_id (when not NULL). 0 or -1. */
+int itest_signup_login(const char *email, char *token, size_t len, char *user_id, size_t idlen);
+/* The Stripe simulator `ecom up` started: its URL (STATE/stripe-sim.url,
+ * 0 or -1); a request to its admin routes with the admin token (the
+ * parsed answer, new reference, or NULL unless 200); and a counter of
+ * GET /admin/stripe/stats (-1 when it cannot be read). */
+int itest_sim_url(char *buf, size_t len);
+json_t *itest_sim_admin(const char *method, const char *path, const char *body);
+long long itest_sim_stat(const char *name);
 /* The error code of an API error body. */
 const char *itest_err_code(json_t *v);
 /* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary

@@ -16,7 +16,7 @@ rc=$?
 [ $rc -eq 77 ] && exit 77
 [ $rc -ne 0 ] && exit 1
 base="postgresql://postgres@127.0.0.1:$port"
-for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart ecom_payment ecom_search; do
+for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart ecom_payment ecom_checkout ecom_outage ecom_bus ecom_bus_unit ecom_search; do
   "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" -q -h 127.0.0.1 -p "$port" -U postgres \
     -d postgres -c "CREATE DATABASE $db" >/dev/null || exit 1
 done
@@ -29,6 +29,10 @@ ECOM_TEST_STORE="$base/ecom_inventory" run "$build/tests/integration/test_invent
 ECOM_TEST_STORE="$base/ecom_identity" run "$build/tests/integration/test_identity"
 ECOM_TEST_STORE="$base/ecom_cart" run "$build/tests/integration/test_cart"
 ECOM_TEST_STORE="$base/ecom_payment" run "$build/tests/integration/test_payment"
+ECOM_TEST_STORE="$base/ecom_checkout" run "$build/tests/integration/test_checkout"
+ECOM_TEST_STORE="$base/ecom_outage" run "$build/tests/integration/test_outage"
+ECOM_TEST_STORE="$base/ecom_bus_unit" run "$build/tests/unit/test_bus"
+ECOM_TEST_STORE="$base/ecom_bus" run "$build/tests/integration/test_bus_platform"
 ECOM_TEST_STORE="$base/ecom_search" run "$build/tests/integration/test_search"
 ECOM_TEST_STORE="$base/ecom_restart" ECOM_PG_CTL="$top/tests/pg_cluster.sh ctl $dir" \
   run "$build/tests/integration/test_pg_restart"

@@ -31,19 +31,7 @@ static int teardown(void **unused)
 
 static void signup_login(const char *email, char *token, size_t len, char *id, size_t idlen)
 {
-	char body[512];
-	json_t *v = NULL;
-	snprintf(body, sizeof(body),
-		 "{\"email\":\"%s\",\"password\":\"correct horse 1\",\"name\":\"Cart Tester\"}",
-		 email);
-	assert_int_equal(itest_req("POST", "/v1/auth/signup", body, NULL, &v, NULL), 201);
-	if (id)
-		snprintf(id, idlen, "%s", json_string_value(json_object_get(v, "user_id")));
-	json_decref(v);
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse 1\"}", email);
-	assert_int_equal(itest_req("POST", "/v1/auth/login", body, NULL, &v, NULL), 200);
-	snprintf(token, len, "%s", json_string_value(json_object_get(v, "access_token")));
-	json_decref(v);
+	assert_int_equal(itest_signup_login(email, token, len, id, idlen), 0);
 }
 
 static long long price_of(const char *sku)

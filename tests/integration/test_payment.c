@@ -33,40 +33,17 @@ static int teardown(void **unused)
 	return 0;
 }
 
-/* The simulator's URL as `ecom up` wrote it. */
-static void sim_url(char *buf, size_t len)
-{
-	char p[512];
-	snprintf(p, sizeof(p), "%s/stripe-sim.url", IT.state);
-	FILE *f = fopen(p, "r");
-	assert_non_null(f);
-	assert_non_null(fgets(buf, (int)len, f));
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	assert_memory_equal(buf, "http://127.0.0.1:", 17);
-}
+static void sim_url(char *buf, size_t len) { assert_int_equal(itest_sim_url(buf, len), 0); }
 
-/* A request to the simulator's admin routes with the admin token; the
- * parsed answer (new reference) or NULL when it did not answer 200. */
 static json_t *sim_admin(const char *method, const char *path, const char *body)
 {
-	char url[600], base[256];
-	sim_url(base, sizeof(base));
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	msg_resp r;
-	msg_resp_init(&r);
-	int rc = http_client_simple(method, url, body, ITEST_TOKEN, &r, 5000);
-	json_t *v = rc == 0 && r.status == 200 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
-	msg_resp_clear(&r);
-	return v;
+	return itest_sim_admin(method, path, body);
 }
 
 static long long sim_stat(const char *name)
 {
-	json_t *v = sim_admin("GET", "/admin/stripe/stats", NULL);
-	assert_non_null(v);
-	long long n = (long long)json_integer_value(json_object_get(v, name));
-	json_decref(v);
+	long long n = itest_sim_stat(name);
+	assert_true(n >= 0);
 	return n;
 }
 

@@ -34,11 +34,18 @@ const char *efix_data_dir(void)
 
 efix *efix_new(const char *service, const char *store_url, int64_t start_us, uint64_t seed)
 {
+	const engine_def *def = engine_find(service);
+	if (!def)
+		fail_msg("no engine called %s", service);
+	return efix_new_def(def, store_url, start_us, seed);
+}
+
+efix *efix_new_def(const engine_def *def, const char *store_url, int64_t start_us, uint64_t seed)
+{
+	const char *service = def->name;
 	efix *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	f->def = engine_find(service);
-	if (!f->def)
-		fail_msg("no engine called %s", service);
+	f->def = def;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/efix-%s.XXXXXX", service);
 	assert_non_null(mkdtemp(f->dir));
 	if (store_url)

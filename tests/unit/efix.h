@@ -55,6 +55,10 @@ const char *efix_data_dir(void);
  * store_url is NULL. The engine is not created. Owned: efix_free(). */
 efix *efix_new(const char *service, const char *store_url, int64_t start_us, uint64_t seed);
 
+/* The same for an engine that is not in the engine table (one a test
+ * defines); def is borrowed and outlives the fixture. */
+efix *efix_new_def(const engine_def *def, const char *store_url, int64_t start_us, uint64_t seed);
+
 /* Writes json to <dir>/products.json and makes it catalog.seed_file. */
 void efix_seed(efix *f, const char *json);
 

@@ -217,6 +217,69 @@ static void test_next_deadline(void **state)
 	rng_free(r);
 }
 
+/* The issue's bound: a million draws, every one within [0, ceiling] and
+ * the mean of each retry's draws within 1% of ceiling / 2 (uniform on the
+ * integers 0..ceiling). With ~111,000 draws per retry the mean's standard
+ * error is about 0.17% of it, so 1% is six of them: a biased generator or
+ * an off-by-one ceiling fails, luck does not. */
+static void test_million_draws_mean_within_one_percent(void **state)
+{
+	backoff_policy p = {.max_attempts = 10, .base_us = 100 * MS, .cap_us = 10 * SEC};
+	/* Ceilings 100 ms .. 6.4 s, then the cap from retry 7 (12.8 s > 10 s). */
+	enum { RETRIES = 9, N = 1000000 };
+	double sum[RETRIES] = {0};
+	int count[RETRIES] = {0};
+	rng *r = rng_new(20261126);
+	for (int i = 0; i < N; i++) {
+		int retry = i % RETRIES;
+		int64_t ceiling = retry >= 7 ? 10 * SEC : (100 * MS) << retry;
+		int64_t d = backoff_delay_us(&p, retry, r);
+		if (d < 0 || d > ceiling)
+			fail_msg("draw %d: retry %d gave %lld outside [0, %lld]", i, retry, (long long)d,
+				 (long long)ceiling);
+		sum[retry] += (double)d;
+		count[retry]++;
+	}
+	for (int k = 0; k < RETRIES; k++) {
+		double ceiling = k >= 7 ? 10.0 * SEC : (double)((100 * MS) << k);
+		double mean = sum[k] / count[k], theory = ceiling / 2.0;
+		double off = (mean - theory) / theory;
+		if (off < -0.01 || off > 0.01)
+			fail_msg("retry %d: mean %.1f us vs %.1f us in theory (%.3f%% off)", k, mean, theory,
+				 off * 100);
+	}
+	rng_free(r);
+}
+
+/* backoff_next over many draws: every accepted delay lies within the full
+ * jitter bound and starts strictly before the deadline. */
+static void test_next_within_bounds_and_deadline(void **state)
+{
+	backoff_policy p = {.max_attempts = 6, .base_us = 50 * MS, .cap_us = 1 * SEC};
+	rng *r = rng_new(99);
+	int accepted = 0;
+	for (int i = 0; i < 200000; i++) {
+		int retry = i % 5;
+		int64_t now = T0 + (i % 7) * MS;
+		int64_t deadline = now + (i % 11) * 40 * MS;
+		int64_t d = -1;
+		int rc = backoff_next(&p, retry, now, deadline, r, &d);
+		int64_t ceiling = (50 * MS) << retry;
+		if (ceiling > 1 * SEC)
+			ceiling = 1 * SEC;
+		if (rc == 0) {
+			assert_true(d >= 0 && d <= ceiling);
+			assert_true(now + d < deadline);
+			accepted++;
+		} else {
+			assert_int_equal(rc, ERR_TIMEOUT);
+			assert_int_equal(d, 0);
+		}
+	}
+	assert_true(accepted > 50000);
+	rng_free(r);
+}
+
 static void test_deterministic_by_seed(void **state)
 {
 	backoff_policy p = {.max_attempts = 5, .base_us = 10 * MS, .cap_us = 10 * SEC};
@@ -237,6 +300,8 @@ int main(void)
 		cmocka_unit_test(test_next_attempts),
 		cmocka_unit_test(test_next_deadline),
 		cmocka_unit_test(test_deterministic_by_seed),
+		cmocka_unit_test(test_million_draws_mean_within_one_percent),
+		cmocka_unit_test(test_next_within_bounds_and_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

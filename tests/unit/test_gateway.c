@@ -33,6 +33,8 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/msg.h"
+#include "resil/fault.h"
+#include "resil/guard.h"
 #include "services/engine.h"
 #include "services/gateway.h"
 
@@ -61,6 +63,27 @@ static void upstream_handler(void *ud, msg_req *req, msg_resp *resp)
 {
 	upstream *u = ud;
 	atomic_fetch_add(&u->hits, 1);
+	/* As an instance's host answers the admin calls the gateway fans out;
+	 * the method, the token and the body it got come back. */
+	if (strncmp(req->path, "/admin/", 7) == 0) {
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s*,s:s*}", "instance", u->name, "method",
+				      req->method, "path", req->path, "auth",
+				      msg_req_header(req, "Authorization"), "body", req->body);
+		if (strcmp(req->path, "/admin/breakers") == 0)
+			o = json_pack("{s:[o]}", "breakers", o);
+		else if (strcmp(req->path, "/admin/faults") == 0)
+			o = json_pack("{s:[o]}", "faults", o);
+		msg_resp_json(resp, 200, o);
+		return;
+	}
+	if (strstr(req->path, "/missing")) {
+		msg_resp_error(resp, 404, "not_found", "no such product", NULL);
+		return;
+	}
+	if (strstr(req->path, "/declined")) {
+		msg_resp_error(resp, 402, "payment_declined", "declined", NULL);
+		return;
+	}
 	if (strstr(req->path, "/slow")) {
 		usleep(500 * 1000);
 		msg_resp_set(resp, 200, "text/plain", "late", 4);
@@ -80,11 +103,12 @@ static void upstream_handler(void *ud, msg_req *req, msg_resp *resp)
 	int nids = 0;
 	for (int i = 0; i < req->nheaders; i++)
 		nids += strcasecmp(req->headers[i].name, "X-Request-Id") == 0;
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s*,s:s*,s:s*,s:i,s:s*}", "upstream", u->name,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s*,s:s*,s:s*,s:i,s:s*,s:s*}", "upstream", u->name,
 			      "method", req->method, "path", req->path, "query", req->query,
 			      "body", req->body, "request_id", msg_req_header(req, "X-Request-Id"),
 			      "request_id_headers", nids, "forwarded_for",
-			      msg_req_header(req, "X-Forwarded-For"));
+			      msg_req_header(req, "X-Forwarded-For"), "deadline",
+			      msg_req_header(req, GUARD_DEADLINE_HEADER));
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	msg_resp_set(resp, strcmp(req->method, "POST") == 0 ? 201 : 200, UP_CTYPE, s, strlen(s));
@@ -167,6 +191,7 @@ typedef struct fixture {
 	logger *log;
 	metrics *metrics;
 	config *config;
+	fault_table *faults;
 	engine_ctx ctx;
 	void *eng;
 	int64_t ttl_ms;
@@ -200,7 +225,11 @@ static int counter(fixture *f, int *which)
 	return v;
 }
 
-static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
+/* A gateway with these registry TTL and upstream timeout, and the
+ * configuration pairs in kv (key, value, ..., NULL; may be NULL). Without
+ * them the stale cache is off, so failures show as they are. */
+static int gw_open_cfg(void **state, const char *ttl_ms, const char *timeout_ms,
+		       const char *const *kv)
 {
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
@@ -218,8 +247,13 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 	f->config = config_new();
 	if (!f->clock || !f->rng || !f->logf || !f->log || !f->metrics || !f->config ||
 	    config_set(f->config, "gateway.upstream_timeout_ms", timeout_ms) != 0 ||
-	    config_set(f->config, "registry.ttl_ms", ttl_ms) != 0)
+	    config_set(f->config, "registry.ttl_ms", ttl_ms) != 0 ||
+	    config_set(f->config, "gateway.stale_entries", "0") != 0)
 		return -1;
+	for (int i = 0; kv && kv[i]; i += 2)
+		if (config_set(f->config, kv[i], kv[i + 1]) != 0)
+			return -1;
+	f->faults = fault_table_new();
 	f->ttl_ms = atoll(ttl_ms);
 	f->ctx = (engine_ctx){
 		.service = "gateway",
@@ -232,6 +266,7 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 		.call = test_call,
 		.call_ud = f,
 		.admin_token = "gw-admin",
+		.faults = f->faults,
 	};
 	char err[256] = "";
 	f->eng = gateway_engine.create(&f->ctx, err, sizeof err);
@@ -243,6 +278,11 @@ static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
 	return 0;
 }
 
+static int gw_open(void **state, const char *ttl_ms, const char *timeout_ms)
+{
+	return gw_open_cfg(state, ttl_ms, timeout_ms, NULL);
+}
+
 static int setup(void **state) { return gw_open(state, "60000", "200"); }
 static int setup_short_ttl(void **state) { return gw_open(state, "300", "200"); }
 static int setup_long_deadline(void **state) { return gw_open(state, "60000", "3000"); }
@@ -251,6 +291,7 @@ static int teardown(void **state)
 {
 	fixture *f = *state;
 	gateway_engine.destroy(f->eng);
+	fault_table_free(f->faults);
 	config_free(f->config);
 	metrics_free(f->metrics);
 	log_free(f->log);
@@ -916,6 +957,415 @@ static void test_heartbeat_expiry(void **state)
 	msg_resp_clear(&r);
 }
 
+
+/* ---- resilience: breakers, bulkheads, deadlines, stale reads, admin ----------------- */
+
+/* Small breakers for catalog, a bulkhead of one for cart, the stale cache
+ * on, and a long upstream timeout so the deadline is what bounds calls. */
+static int setup_resil(void **state)
+{
+	static const char *const kv[] = {
+		"gateway.stale_entries", "100",
+		"resil.edges",
+		"gateway>catalog: breaker.window=4, breaker.min_calls=4, breaker.wait_open_ms=300,"
+		" breaker.half_open_calls=2; gateway>cart: bulkhead.max_concurrent=1",
+		NULL,
+	};
+	return gw_open_cfg(state, "60000", "3000", kv);
+}
+
+static const char *header(const msg_resp *r, const char *name)
+{
+	const char *v = msg_resp_header(r, name);
+	return v ? v : "";
+}
+
+/* The gateway's own breaker to service in /admin/breakers (new reference). */
+static json_t *own_breaker(fixture *f, const char *service)
+{
+	msg_resp r;
+	assert_int_equal(gw_do(f, "GET", "/admin/breakers", ADMIN, NULL, &r), 200);
+	json_t *b = thelp_body_json(&r);
+	msg_resp_clear(&r);
+	json_t *found = NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(b, "breakers"), i, e)
+		if (json_object_get(e, "from") && strcmp(thelp_jstr(e, "from"), "gateway") == 0 &&
+		    strcmp(thelp_jstr(e, "to"), service) == 0)
+			found = json_incref(e);
+	json_decref(b);
+	return found;
+}
+
+static const char *own_state(fixture *f, const char *service)
+{
+	static char buf[32];
+	json_t *b = own_breaker(f, service);
+	snprintf(buf, sizeof buf, "%s", b ? thelp_jstr(b, "state") : "none");
+	json_decref(b);
+	return buf;
+}
+
+static void test_breaker_opens_refuses_and_closes(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	msg_resp r;
+	/* Three 500s: below the minimum of four calls, still closed. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(gw_do(f, "GET", "/v1/products/boom", NULL, NULL, &r), 500);
+		msg_resp_clear(&r);
+	}
+	assert_string_equal(own_state(f, "catalog"), "CLOSED");
+	assert_int_equal(gw_do(f, "GET", "/v1/products/boom", NULL, NULL, &r), 500);
+	msg_resp_clear(&r);
+	json_t *b = own_breaker(f, "catalog");
+	assert_string_equal(thelp_jstr(b, "state"), "OPEN");
+	assert_true(json_real_value(json_object_get(b, "failure_rate")) == 100.0);
+	assert_int_equal(json_integer_value(json_object_get(b, "calls")), 4);
+	assert_string_equal(thelp_jstr(b, "instance"), "gateway-1");
+	json_decref(b);
+
+	/* Open: 503 at once, nothing sent upstream. */
+	int hits = atomic_load(&up_a.hits);
+	gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "reason", "breaker");
+	assert_string_equal(header(&r, GUARD_REFUSED_HEADER), "breaker");
+	assert_string_equal(header(&r, "Retry-After"), "1");
+	msg_resp_clear(&r);
+	assert_int_equal(atomic_load(&up_a.hits), hits);
+
+	/* After the wait, two probes close it again. */
+	usleep(320 * 1000);
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+	assert_string_equal(own_state(f, "catalog"), "HALF_OPEN");
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+	assert_string_equal(own_state(f, "catalog"), "CLOSED");
+	/* Business answers (404, 402) are not failures, however many. */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(gw_do(f, "GET", i % 2 ? "/v1/products/missing" : "/v1/products/declined",
+				       NULL, NULL, &r),
+				 i % 2 ? 404 : 402);
+		msg_resp_clear(&r);
+	}
+	b = own_breaker(f, "catalog");
+	assert_string_equal(thelp_jstr(b, "state"), "CLOSED");
+	assert_true(json_real_value(json_object_get(b, "failure_rate")) == 0.0);
+	json_decref(b);
+	static const char *const entered[] = { "OPEN", "HALF_OPEN", "CLOSED" };
+	for (int i = 0; i < 3; i++) {
+		char labels[128];
+		snprintf(labels, sizeof labels, "from=\"gateway\",to=\"catalog\",state=\"%s\"", entered[i]);
+		assert_int_equal(metrics_counter_value(f->metrics, "ecom_breaker_transitions_total",
+						       labels),
+				 1);
+	}
+}
+
+static void test_stale_reads_while_refused_or_failing(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	msg_resp first, r;
+	assert_int_equal(gw_do(f, "GET", "/v1/products?category=books", NULL, NULL, &first), 200);
+	assert_string_equal(header(&first, GATEWAY_STALE_HEADER), "");
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+
+	/* The operator trips catalog: cached reads are served, marked stale. */
+	assert_int_equal(gw_do(f, "POST", "/admin/breakers/catalog/trip", ADMIN, NULL, &r), 200);
+	json_t *b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "state"), "FORCED_OPEN");
+	json_decref(b);
+	msg_resp_clear(&r);
+	int hits = atomic_load(&up_a.hits);
+	assert_int_equal(gw_do(f, "GET", "/v1/products?category=books", NULL, NULL, &r), 200);
+	assert_string_equal(header(&r, GATEWAY_STALE_HEADER), "1");
+	assert_string_equal(header(&r, "Warning"), "110 - \"Response is Stale\"");
+	assert_string_equal(header(&r, "Age"), "0");
+	assert_string_equal(r.content_type, UP_CTYPE);
+	assert_non_null(msg_resp_header(&r, "RateLimit-Limit"));
+	assert_int_equal(r.body_len, first.body_len);
+	assert_memory_equal(r.body, first.body, r.body_len);
+	msg_resp_clear(&r);
+	msg_resp_clear(&first);
+	/* Not cached, or not a read: refused. */
+	gw_do(f, "GET", "/v1/products?category=toys", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "reason", "breaker");
+	assert_non_null(msg_resp_header(&r, "Retry-After"));
+	msg_resp_clear(&r);
+	gw_do(f, "POST", "/v1/products", ADMIN, "{}", &r);
+	assert_error(&r, 503, "unavailable", "reason", "breaker");
+	msg_resp_clear(&r);
+	assert_int_equal(atomic_load(&up_a.hits), hits);
+	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+					       "service=\"catalog\",reason=\"breaker\""),
+			 1);
+
+	/* Reset; then no instance at all: a failure, served stale too. */
+	assert_int_equal(gw_do(f, "POST", "/admin/breakers/catalog/reset", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/catalog-a", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r), 200);
+	assert_string_equal(header(&r, GATEWAY_STALE_HEADER), "1");
+	msg_resp_clear(&r);
+	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+					       "service=\"catalog\",reason=\"failed\""),
+			 1);
+	/* A 500 from the service is a failure too; a 404 is an answer. */
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	assert_int_equal(gw_do(f, "GET", "/v1/products/boom", NULL, NULL, &r), 500);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "GET", "/v1/products/missing", NULL, NULL, &r), 404);
+	assert_string_equal(header(&r, GATEWAY_STALE_HEADER), "");
+	msg_resp_clear(&r);
+	/* Routes outside gateway.stale_prefixes are never served stale. */
+	register_instance(f, "cart", "cart-a", up_a.addr);
+	assert_int_equal(gw_do(f, "GET", "/v1/cart", NULL, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/registry/cart-a", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	gw_do(f, "GET", "/v1/cart", NULL, NULL, &r);
+	assert_error(&r, 503, "unavailable", "service", "cart");
+	msg_resp_clear(&r);
+}
+
+typedef struct slow_get {
+	fixture *f;
+	int status;
+} slow_get;
+
+static void *do_slow_get(void *arg)
+{
+	slow_get *g = arg;
+	msg_resp r;
+	g->status = gw_do(g->f, "GET", "/v1/cart/busy", NULL, NULL, &r);
+	msg_resp_clear(&r);
+	return NULL;
+}
+
+static void test_bulkhead_refuses_at_once(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "cart", "cart-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-a", up_b.addr);
+	int hits = atomic_load(&up_a.hits);
+	slow_get g = { .f = f };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, do_slow_get, &g), 0);
+	/* Wait (bounded) until the slow call is in the upstream. */
+	for (int i = 0; i < 200 && atomic_load(&up_a.hits) == hits; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&up_a.hits), hits + 1);
+	int64_t t0 = clock_mono_us();
+	msg_resp r;
+	gw_do(f, "GET", "/v1/cart/x", NULL, NULL, &r);
+	int64_t took_ms = (clock_mono_us() - t0) / 1000;
+	assert_error(&r, 503, "unavailable", "reason", "bulkhead");
+	assert_string_equal(header(&r, GUARD_REFUSED_HEADER), "bulkhead");
+	assert_string_equal(header(&r, "Retry-After"), "1");
+	msg_resp_clear(&r);
+	assert_true(took_ms < 100); /* at once, not after the 300 ms call */
+	/* Another upstream has its own bulkhead. */
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_b);
+	pthread_join(t, NULL);
+	assert_int_equal(g.status, 200);
+	/* The slot is free again; the refusal did not count as a failure. */
+	assert_ptr_equal(get_ok(f, "/v1/cart/x"), &up_a);
+	json_t *b = own_breaker(f, "cart");
+	assert_int_equal(json_integer_value(json_object_get(b, "bulkhead_rejected")), 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "failed_calls")), 0);
+	assert_int_equal(json_integer_value(json_object_get(b, "in_flight")), 0);
+	json_decref(b);
+}
+
+static void test_deadline_travels_and_bounds(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	msg_resp r;
+	/* The upstream learns the time left: the gateway's budget (5 s) cut
+	 * to the upstream timeout (3 s), or the caller's when sooner. */
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, NULL), 200);
+	json_t *b = thelp_body_json(&r);
+	int64_t left = atoll(thelp_jstr(b, "deadline"));
+	assert_in_range(left, 2900, 3000);
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, GUARD_DEADLINE_HEADER, "1500", NULL),
+			 200);
+	b = thelp_body_json(&r);
+	assert_in_range(atoll(thelp_jstr(b, "deadline")), 1400, 1500);
+	json_decref(b);
+	msg_resp_clear(&r);
+	/* A malformed one is ignored. */
+	assert_int_equal(gw_get_with(f, "/v1/products/p", &r, GUARD_DEADLINE_HEADER, "soon", NULL),
+			 200);
+	msg_resp_clear(&r);
+	/* None left: 504 without calling. */
+	int hits = atomic_load(&up_a.hits);
+	gw_get_with(f, "/v1/products/p", &r, GUARD_DEADLINE_HEADER, "0", NULL);
+	assert_error(&r, 504, "upstream_timeout", "reason", "deadline");
+	assert_string_equal(header(&r, GUARD_REFUSED_HEADER), "deadline");
+	msg_resp_clear(&r);
+	assert_int_equal(atomic_load(&up_a.hits), hits);
+	/* A slow upstream is cut off at the caller's deadline. */
+	int64_t t0 = clock_mono_us();
+	gw_get_with(f, "/v1/products/slow", &r, GUARD_DEADLINE_HEADER, "150", NULL);
+	int64_t took_ms = (clock_mono_us() - t0) / 1000;
+	assert_error(&r, 504, "upstream_timeout", "service", "catalog");
+	msg_resp_clear(&r);
+	assert_in_range(took_ms, 100, 450);
+}
+
+static void test_admin_breakers_gathered_and_forwarded(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "cart", "cart-b", up_b.addr);
+	msg_resp r;
+	/* Admin only. */
+	gw_do(f, "GET", "/admin/breakers", NULL, NULL, &r);
+	assert_error(&r, 401, "unauthenticated", NULL, NULL);
+	msg_resp_clear(&r);
+	/* Unknown services and actions. */
+	gw_do(f, "POST", "/admin/breakers/nosuch/trip", ADMIN, NULL, &r);
+	assert_error(&r, 404, "not_found", "service", "nosuch");
+	msg_resp_clear(&r);
+	gw_do(f, "POST", "/admin/breakers/catalog/explode", ADMIN, NULL, &r);
+	assert_error(&r, 404, "not_found", "action", "explode");
+	msg_resp_clear(&r);
+
+	/* A trip reaches every instance of the other services, with the
+	 * admin token. */
+	int hits_a = atomic_load(&up_a.hits);
+	assert_int_equal(gw_do(f, "POST", "/admin/breakers/catalog/trip", ADMIN, NULL, &r), 200);
+	json_t *b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "from"), "gateway");
+	assert_string_equal(thelp_jstr(b, "to"), "catalog");
+	assert_string_equal(thelp_jstr(b, "state"), "FORCED_OPEN");
+	json_t *fwd = json_object_get(b, "forwarded");
+	assert_int_equal(json_array_size(fwd), 1);
+	json_t *one = json_array_get(fwd, 0);
+	assert_string_equal(thelp_jstr(one, "instance"), "up-b");
+	assert_string_equal(thelp_jstr(one, "method"), "POST");
+	assert_string_equal(thelp_jstr(one, "path"), "/admin/breakers/catalog/trip");
+	assert_string_equal(thelp_jstr(one, "auth"), ADMIN);
+	assert_int_equal(json_array_size(json_object_get(b, "failed")), 0);
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(atomic_load(&up_a.hits), hits_a); /* catalog itself is not asked */
+
+	/* The list: the gateway's own, then each instance's. */
+	assert_int_equal(gw_do(f, "GET", "/admin/breakers", ADMIN, NULL, &r), 200);
+	b = thelp_body_json(&r);
+	json_t *list = json_object_get(b, "breakers");
+	assert_int_equal(json_array_size(list), 3);
+	assert_string_equal(thelp_jstr(json_array_get(list, 0), "state"), "FORCED_OPEN");
+	/* (instances by service: cart-b, then catalog-a) */
+	assert_string_equal(thelp_jstr(json_array_get(list, 1), "instance"), "up-b");
+	assert_string_equal(thelp_jstr(json_array_get(list, 2), "instance"), "up-a");
+	assert_int_equal(json_array_size(json_object_get(b, "unreachable")), 0);
+	json_decref(b);
+	msg_resp_clear(&r);
+
+	/* An instance that does not answer is named. */
+	register_instance(f, "user", "user-dead", f->dead_addr);
+	assert_int_equal(gw_do(f, "GET", "/admin/breakers", ADMIN, NULL, &r), 200);
+	b = thelp_body_json(&r);
+	json_t *un = json_object_get(b, "unreachable");
+	assert_int_equal(json_array_size(un), 1);
+	assert_string_equal(thelp_jstr(json_array_get(un, 0), "instance"), "user-dead");
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "POST", "/admin/breakers/catalog/reset", ADMIN, NULL, &r), 200);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "state"), "CLOSED");
+	assert_int_equal(json_array_size(json_object_get(b, "forwarded")), 1);
+	assert_int_equal(json_array_size(json_object_get(b, "failed")), 1);
+	json_decref(b);
+	msg_resp_clear(&r);
+}
+
+static void test_admin_faults_forwarded(void **state)
+{
+	fixture *f = *state;
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	register_instance(f, "catalog", "catalog-b", up_b.addr);
+	msg_resp r;
+	/* A bad body is one 400 here; no instance is asked. */
+	int hits = atomic_load(&up_a.hits) + atomic_load(&up_b.hits);
+	gw_do(f, "PUT", "/admin/faults/catalog", ADMIN, "{\"error_rate\":2}", &r);
+	assert_error(&r, 400, "invalid_argument", "field", "error_rate");
+	msg_resp_clear(&r);
+	assert_int_equal(atomic_load(&up_a.hits) + atomic_load(&up_b.hits), hits);
+	/* Every instance of the service gets it. */
+	const char *body = "{\"latency_ms\":250,\"duration_s\":60}";
+	assert_int_equal(gw_do(f, "PUT", "/admin/faults/catalog", ADMIN, body, &r), 200);
+	json_t *b = thelp_body_json(&r);
+	json_t *inst = json_object_get(b, "instances");
+	assert_int_equal(json_array_size(inst), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *one = json_array_get(inst, i);
+		assert_string_equal(thelp_jstr(one, "method"), "PUT");
+		assert_string_equal(thelp_jstr(one, "path"), "/admin/faults/catalog");
+		assert_string_equal(thelp_jstr(one, "auth"), ADMIN);
+		assert_string_equal(thelp_jstr(one, "body"), body);
+	}
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/faults/catalog", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	/* Unknown targets; a known service without instances; a provider
+	 * without a simulator. */
+	gw_do(f, "PUT", "/admin/faults/nosuch", ADMIN, "{}", &r);
+	assert_error(&r, 404, "not_found", "target", "nosuch");
+	msg_resp_clear(&r);
+	gw_do(f, "PUT", "/admin/faults/inventory", ADMIN, "{}", &r);
+	assert_error(&r, 503, "unavailable", "target", "inventory");
+	msg_resp_clear(&r);
+	gw_do(f, "PUT", "/admin/faults/stripe", ADMIN, "{}", &r);
+	assert_error(&r, 404, "not_found", "target", "stripe");
+	msg_resp_clear(&r);
+	/* ...a real provider's URL never gets the admin token... */
+	config_set(f->config, "stripe.base_url", "https://api.stripe.com");
+	gw_do(f, "PUT", "/admin/faults/stripe", ADMIN, "{}", &r);
+	assert_error(&r, 404, "not_found", "target", "stripe");
+	msg_resp_clear(&r);
+	/* ...a simulator's does. */
+	config_set(f->config, "stripe.base_url", up_b.addr);
+	assert_int_equal(gw_do(f, "PUT", "/admin/faults/stripe", ADMIN, "{\"outage\":true}", &r), 200);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "path"), "/admin/faults/stripe");
+	json_decref(b);
+	msg_resp_clear(&r);
+
+	/* The gateway's own fault. */
+	assert_int_equal(gw_do(f, "PUT", "/admin/faults/gateway", ADMIN, "{\"latency_ms\":5}", &r),
+			 200);
+	b = thelp_body_json(&r);
+	assert_string_equal(thelp_jstr(b, "instance"), "gateway-1");
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(fault_get(f->faults, "gateway", clock_now(f->clock), NULL), 0);
+
+	/* The list gathers the gateway's, each instance's and the simulator's. */
+	assert_int_equal(gw_do(f, "GET", "/admin/faults", ADMIN, NULL, &r), 200);
+	b = thelp_body_json(&r);
+	json_t *list = json_object_get(b, "faults");
+	assert_int_equal(json_array_size(list), 4);
+	assert_string_equal(thelp_jstr(json_array_get(list, 0), "target"), "gateway");
+	assert_string_equal(thelp_jstr(json_array_get(list, 1), "instance"), "up-a");
+	assert_string_equal(thelp_jstr(json_array_get(list, 2), "instance"), "up-b");
+	assert_string_equal(thelp_jstr(json_array_get(list, 3), "instance"), "up-b");
+	json_decref(b);
+	msg_resp_clear(&r);
+	assert_int_equal(gw_do(f, "DELETE", "/admin/faults/gateway", ADMIN, NULL, &r), 200);
+	msg_resp_clear(&r);
+	assert_int_equal(fault_get(f->faults, "gateway", clock_now(f->clock), NULL), ERR_NOT_FOUND);
+}
+
 int main(void)
 {
 	/* Keeps stray writes to a closed socket from killing the test. */
@@ -943,6 +1393,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_instance_and_unknown_routes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_expiry, setup_short_ttl, teardown),
+		cmocka_unit_test_setup_teardown(test_breaker_opens_refuses_and_closes, setup_resil,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stale_reads_while_refused_or_failing, setup_resil,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bulkhead_refuses_at_once, setup_resil, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_travels_and_bounds, setup_resil,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_admin_breakers_gathered_and_forwarded,
+						setup_resil, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_faults_forwarded, setup_resil, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	http_server_stop(up_a.srv);

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +556,70 @@ static void test_keep_alive_reused(void **state)
 	rng_free(r);
 }
 
+typedef struct slow_client {
+	const char *url;
+	long ms;
+	int status;
+} slow_client;
+
+static void *slow_get(void *arg)
+{
+	slow_client *c = arg;
+	struct timeval t0, t1;
+	msg_resp resp;
+	msg_resp_init(&resp);
+	gettimeofday(&t0, NULL);
+	if (http_client_simple("GET", c->url, NULL, NULL, &resp, 5000) == 0)
+		c->status = resp.status;
+	gettimeofday(&t1, NULL);
+	c->ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+	msg_resp_clear(&resp);
+	return NULL;
+}
+
+/* A thread per connection: six slow requests run side by side, and a
+ * quick one on another connection is not held up by them; keep-alive still
+ * serves many requests on one connection. */
+static void test_thread_per_connection(void **state)
+{
+	rng *r = rng_new(8);
+	http_server_opts o = {"127.0.0.1", 0, 1, BODY_LIMIT, 5, 0};
+	char err[256];
+	http_server *s = http_server_start_threaded(&o, 64, echo_handler, NULL, r, err, sizeof err);
+	assert_non_null(s);
+	char slow_url[128], quick_url[128];
+	snprintf(slow_url, sizeof slow_url, "http://127.0.0.1:%d/sleep", http_server_port(s));
+	snprintf(quick_url, sizeof quick_url, "http://127.0.0.1:%d/quick", http_server_port(s));
+	enum { SLOW = 6 };
+	slow_client cs[SLOW];
+	pthread_t th[SLOW];
+	for (int i = 0; i < SLOW; i++) {
+		cs[i] = (slow_client){ .url = slow_url };
+		assert_int_equal(pthread_create(&th[i], NULL, slow_get, &cs[i]), 0);
+	}
+	usleep(50 * 1000);
+	slow_client quick = { .url = quick_url };
+	slow_get(&quick);
+	assert_int_equal(quick.status, 200);
+	assert_true(quick.ms < 200);
+	for (int i = 0; i < SLOW; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(cs[i].status, 200);
+		assert_true(cs[i].ms < 600); /* not one after another (6 x 300 ms) */
+	}
+	msg_resp resp;
+	msg_resp_init(&resp);
+	unsigned long before = http_server_connections(s);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(http_client_simple("GET", quick_url, NULL, NULL, &resp, 2000), 0);
+		assert_int_equal(resp.status, 200);
+	}
+	assert_true(http_server_connections(s) - before <= 1);
+	msg_resp_clear(&resp);
+	http_server_stop(s);
+	rng_free(r);
+}
+
 static void test_closed_port_unavailable(void **state)
 {
 	/* Take a free port, then let it go: nothing listens there. */
@@ -636,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_header_limit_configured),
 		cmocka_unit_test(test_slow_client_timeout),
 		cmocka_unit_test(test_keep_alive_reused),
+		cmocka_unit_test(test_thread_per_connection),
 		cmocka_unit_test(test_closed_port_unavailable),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_port_in_use),

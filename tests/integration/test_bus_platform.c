@@ -1,0 +1,377 @@
+/* Integration test of the event bus through the real binary: `ecom up`
+ * (on $ECOM_TEST_STORE or SQLite), the inventory service producing
+ * stock_changed events, and the eventlog service (`ecom serve eventlog`,
+ * a consumer) beside it. Embedded: its host polls inventory's feed
+ * through the gateway; Kafka: `ecom sim kafka --port P` runs the mock
+ * cluster (clients bootstrap through its forwarder on P) and
+ * `ecom up --bus kafka://...` passes it to every service. Each time: every
+ * event in inventory's outbox arrives at the eventlog once (compared row
+ * for row with the producer's database), also after the consumer is killed
+ * with SIGKILL mid-stream and a second instance takes over; `ecom queue
+ * list` shows the topic with nothing waiting and no dead letters; `ecom
+ * queue replay` moves none. Waits are bounded. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "net/http_client.h"
+#include "store/store.h"
+
+#include "itest.h"
+
+#define CATCH_UP_MS 60000
+
+static pid_t sim_pid;
+static char bus_url[600];
+
+/* Starts `ecom serve eventlog` as instance id; its address into addr.
+ * Returns the pid. */
+static pid_t serve_eventlog(const char *id, char *addr, size_t len)
+{
+	char addr_path[512], log_path[512];
+	snprintf(addr_path, sizeof(addr_path), "%s/run/%s.addr", IT.state, id);
+	snprintf(log_path, sizeof(log_path), "%s/log/%s.log", IT.state, id);
+	unlink(addr_path);
+	const char *argv[24];
+	int k = 0;
+	argv[k++] = IT.bin;
+	argv[k++] = "serve";
+	argv[k++] = "eventlog";
+	argv[k++] = "--state";
+	argv[k++] = IT.state;
+	argv[k++] = "--gateway";
+	argv[k++] = IT.url;
+	argv[k++] = "--instance";
+	argv[k++] = id;
+	argv[k++] = "--addr-file";
+	argv[k++] = addr_path;
+	argv[k++] = "--port";
+	argv[k++] = "0";
+	if (IT.store) {
+		argv[k++] = "--store";
+		argv[k++] = IT.store;
+	}
+	if (bus_url[0]) {
+		argv[k++] = "--bus";
+		argv[k++] = bus_url;
+	}
+	argv[k] = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(IT.bin, (char *const *)argv);
+		_exit(127);
+	}
+	IT.pids[IT.npids++] = pid;
+	addr[0] = '\0';
+	for (int i = 0; i < 300 && !addr[0]; i++) {
+		FILE *f = fopen(addr_path, "r");
+		if (f) {
+			if (!fgets(addr, (int)len, f))
+				addr[0] = '\0';
+			fclose(f);
+		}
+		if (!addr[0])
+			usleep(50000);
+	}
+	if (!addr[0])
+		fail_msg("eventlog %s did not start (see %s)", id, log_path);
+	addr[strcspn(addr, "\n")] = '\0';
+	return pid;
+}
+
+/* A store on the platform's database of service (read by the test). */
+static store *open_db(const char *service)
+{
+	char url[600], err[256];
+	if (IT.store)
+		snprintf(url, sizeof(url), "%s", IT.store);
+	else
+		snprintf(url, sizeof(url), "sqlite:%s/data", IT.state);
+	store *s = store_open(url, service, IT.state, err, sizeof(err));
+	if (!s)
+		fail_msg("open %s: %s", service, err);
+	return s;
+}
+
+static int64_t q_int(store *s, const char *sql)
+{
+	int rc = 0;
+	store_stmt *st = store_prepare(s, sql, &rc);
+	if (!st)
+		return -1; /* not there yet (the service has not migrated) */
+	int64_t v = -1;
+	if (store_step(st) == STORE_ROW)
+		v = store_col_int(st, 0);
+	store_reset(st);
+	return v;
+}
+
+static void set_stock(const char *sku, int n)
+{
+	char path[128], body[64];
+	snprintf(path, sizeof(path), "/v1/inventory/%s", sku);
+	snprintf(body, sizeof(body), "{\"on_hand\":%d}", n);
+	assert_int_equal(itest_req("PUT", path, body, ITEST_TOKEN, NULL, NULL), 200);
+}
+
+/* Waits until the eventlog holds every inventory event, then checks each
+ * was applied once and that the two databases agree row for row. */
+static void assert_all_once(store *inv, store *log)
+{
+	int64_t want = 0, got = 0;
+	int64_t until = clock_mono_us() + CATCH_UP_MS * 1000LL;
+	while (clock_mono_us() < until) {
+		want = q_int(inv, "SELECT COUNT(*) FROM outbox WHERE topic = 'inventory'");
+		got = q_int(log, "SELECT COUNT(*) FROM events WHERE topic = 'inventory'");
+		if (want > 0 && got == want)
+			break;
+		usleep(100000);
+	}
+	if (got != want)
+		fail_msg("the eventlog has %lld of %lld inventory events", (long long)got,
+			 (long long)want);
+	assert_int_equal(q_int(log, "SELECT COUNT(*) FROM events WHERE applied <> 1"), 0);
+	assert_int_equal(q_int(log, "SELECT COUNT(*) FROM events WHERE producer <> 'inventory' OR "
+				    "msg_id <> 'inventory:' || CAST(seq AS TEXT)"),
+			 0);
+	/* the last event of the hot sku is the last stock it was set to */
+	assert_int_equal(q_int(log, "SELECT MAX(seq) FROM events"), q_int(inv, "SELECT MAX(id) FROM outbox"));
+}
+
+/* The eventlog's own view, through its admin route. */
+static void assert_route(const char *addr)
+{
+	char url[700];
+	snprintf(url, sizeof(url), "%s/admin/eventlog?topic=inventory&key=HOT-1&limit=1000", addr);
+	msg_resp r;
+	msg_resp_init(&r);
+	assert_int_equal(http_client_simple("GET", url, NULL, ITEST_TOKEN, &r, 5000), 0);
+	assert_int_equal(r.status, 200);
+	json_t *v = json_loadb(r.body, r.body_len, 0, NULL);
+	json_t *items = json_object_get(v, "items");
+	assert_true(json_array_size(items) >= 30);
+	json_t *last = json_array_get(items, json_array_size(items) - 1);
+	assert_non_null(strstr(json_string_value(json_object_get(last, "payload")), "\"stock_changed\""));
+	json_decref(v);
+	msg_resp_clear(&r);
+}
+
+static void assert_queue_list(void)
+{
+	char *out = NULL, *err = NULL;
+	json_t *row = NULL;
+	int64_t until = clock_mono_us() + 20 * 1000000LL;
+	for (;;) {
+		free(out);
+		free(err);
+		out = err = NULL;
+		int rc = itest_run(&out, &err, "queue", "list", "--json", "--state", IT.state, NULL);
+		if (rc != 0)
+			fail_msg("ecom queue list: %d %s", rc, err ? err : "");
+		json_t *v = json_loads(out, 0, NULL);
+		size_t i;
+		json_t *q;
+		json_decref(row);
+		row = NULL;
+		json_array_foreach(json_object_get(v, "queues"), i, q)
+		{
+			if (strcmp(json_string_value(json_object_get(q, "consumer")), "eventlog") == 0 &&
+			    strcmp(json_string_value(json_object_get(q, "topic")), "inventory") == 0)
+				row = json_incref(q);
+		}
+		json_decref(v);
+		if ((row && json_integer_value(json_object_get(row, "depth")) == 0) ||
+		    clock_mono_us() > until)
+			break;
+		usleep(200000);
+	}
+	assert_non_null(row);
+	assert_string_equal(json_string_value(json_object_get(row, "topic")), "inventory");
+	assert_string_equal(json_string_value(json_object_get(row, "service")), "eventlog");
+	assert_int_equal(json_integer_value(json_object_get(row, "depth")), 0);
+	assert_int_equal(json_integer_value(json_object_get(row, "dead_letters")), 0);
+	json_decref(row);
+	/* the table for people */
+	free(out);
+	free(err);
+	assert_int_equal(itest_run(&out, &err, "queue", "list", "--state", IT.state, NULL), 0);
+	assert_non_null(strstr(out, "TOPIC"));
+	assert_non_null(strstr(out, "eventlog"));
+	assert_non_null(strstr(out, "(relay)"));
+	free(out);
+	free(err);
+	assert_int_equal(itest_run(&out, &err, "queue", "replay", "inventory", "--state", IT.state,
+				   NULL),
+			 0);
+	assert_non_null(strstr(out, "0 dead letters of inventory"));
+	free(out);
+	free(err);
+	/* bad usage exits 2 */
+	assert_int_equal(itest_run(NULL, NULL, "queue", "replay", "--state", IT.state, NULL), 2);
+	assert_int_equal(itest_run(NULL, NULL, "queue", "frob", NULL), 2);
+}
+
+/* The whole story on whichever bus is configured. */
+static void run_story(void)
+{
+	char addr1[256], addr2[256];
+	pid_t p1 = serve_eventlog("eventlog-1", addr1, sizeof(addr1));
+	for (int i = 0; i < 30; i++)
+		set_stock("HOT-1", 10 + i);
+	store *inv = open_db("inventory");
+	store *log = open_db("eventlog");
+	assert_all_once(inv, log);
+	assert_route(addr1);
+	/* The consumer dies hard while events keep coming; a second instance
+	 * takes over (after the first one's lease), and nothing is applied
+	 * twice or lost. */
+	for (int i = 0; i < 40; i++) {
+		set_stock("HOT-2", 100 + i);
+		if (i == 10) {
+			kill(p1, SIGKILL);
+			assert_true(itest_wait_gone(p1, 5000));
+		}
+	}
+	serve_eventlog("eventlog-2", addr2, sizeof(addr2));
+	for (int i = 0; i < 20; i++)
+		set_stock("HOT-3", 200 + i);
+	assert_all_once(inv, log);
+	assert_queue_list();
+	store_free(inv);
+	store_free(log);
+}
+
+static void test_embedded(void **state)
+{
+	bus_url[0] = '\0';
+	assert_int_equal(itest_up(NULL), 0);
+	run_story();
+}
+
+/* A loopback port nothing listens on now (bound, then closed). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void test_kafka(void **state)
+{
+	/* the mock cluster, as an operator would start it */
+	char file[] = "/tmp/ecom-itest-kafkaXXXXXX";
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(file);
+	const char *b = getenv("ECOM_BIN");
+	char port[16];
+	snprintf(port, sizeof(port), "%d", free_port());
+	fflush(NULL);
+	sim_pid = fork();
+	if (sim_pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		/* the bootstrap forwarder on a fixed port, as an operator would */
+		execl(b && *b ? b : "./ecom", "ecom", "sim", "kafka", "--port", port,
+		      "--bootstrap-file", file, (char *)NULL);
+		_exit(127);
+	}
+	bus_url[0] = '\0';
+	for (int i = 0; i < 100 && !bus_url[0]; i++) {
+		FILE *f = fopen(file, "r");
+		if (f) {
+			if (!fgets(bus_url, sizeof(bus_url), f))
+				bus_url[0] = '\0';
+			fclose(f);
+		}
+		if (!bus_url[0])
+			usleep(50000);
+	}
+	unlink(file);
+	char want[64];
+	snprintf(want, sizeof(want), "kafka://127.0.0.1:%s", port);
+	assert_string_equal(bus_url, want);
+	/* a consumer killed without leaving its group is replaced after this */
+	setenv("ECOM_BUS_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
+	assert_int_equal(itest_up("--bus", bus_url, NULL), 0);
+	run_story();
+	itest_teardown();
+	IT.state[0] = '\0';
+	kill(sim_pid, SIGTERM);
+	int status = 0;
+	assert_int_equal(waitpid(sim_pid, &status, 0), sim_pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	sim_pid = 0;
+}
+
+static void test_bad_bus_urls(void **state)
+{
+	const char *b = getenv("ECOM_BIN");
+	snprintf(IT.bin, sizeof(IT.bin), "%s", b && *b ? b : "./ecom");
+	char *err = NULL;
+	assert_int_equal(itest_run(NULL, &err, "up", "--state", "/tmp/ecom-itest-nonexistent-bus",
+				   "--bus", "rabbit://x:1", NULL),
+			 2);
+	assert_non_null(strstr(err, "rabbit"));
+	free(err);
+	assert_int_equal(itest_run(NULL, NULL, "serve", "catalog", "--bus", "kafka://nohost", NULL), 2);
+	char *out = NULL;
+	assert_int_equal(itest_run(&out, NULL, "sim", "kafka", "--help", NULL), 0);
+	assert_non_null(strstr(out, "TEST broker"));
+	free(out);
+	assert_int_equal(itest_run(NULL, NULL, "sim", "kafka", "--brokers", "0", NULL), 2);
+}
+
+/* Whatever a test left running: the platform, the eventlogs, the cluster. */
+static int story_teardown(void **state)
+{
+	if (IT.state[0])
+		itest_teardown();
+	IT.state[0] = '\0';
+	if (sim_pid > 0) {
+		kill(sim_pid, SIGKILL);
+		waitpid(sim_pid, NULL, 0);
+		sim_pid = 0;
+	}
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_bus_urls),
+		cmocka_unit_test_teardown(test_embedded, story_teardown),
+		cmocka_unit_test_teardown(test_kafka, story_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
