@@ -22,6 +22,10 @@ static const config_def defs[] = {
 	 "Where services keep their databases; empty means sqlite:<state>/data (one SQLite file per service)."},
 	{"store.busy_timeout_ms", "5000",
 	 "Milliseconds a SQLite connection waits on a locked database before giving up."},
+	{"store.local_url", "",
+	 "Where instances keep derived data of their own (the search index, <dir>/<instance>.db): "
+	 "a sqlite: URL; empty means the platform store's directory when that is SQLite, else "
+	 "sqlite:<state>/data."},
 	{"bus.url", "embedded",
 	 "Event bus: embedded (consumers read each producer's outbox as a feed) or kafka://HOST:PORT[,HOST:PORT] (a Kafka cluster)."},
 	{"bus.topics",
@@ -97,6 +101,22 @@ static const config_def defs[] = {
 	 "Different skus a cart may hold; putting one more gets 409 conflict."},
 	{"cart.catalog_timeout_ms", "2000",
 	 "Milliseconds the cart waits for the catalog's price of an item before replying 503."},
+	{"search.page_size_default", "20", "Results per page when a search gives no limit."},
+	{"search.page_size_max", "100", "Largest limit a search accepts."},
+	{"search.rank_window", "300",
+	 "When more products match a search than this, only this many candidates (name matches "
+	 "first, spread over the categories) are ranked and paged; total and facets still count "
+	 "every match."},
+	{"search.name_weight", "3",
+	 "Weight of the product name against the description (1) in the BM25F score."},
+	{"search.reindex_page_size", "1000",
+	 "Products per page the search index asks the catalog's export for while rebuilding."},
+	{"search.reindex_pages_per_tick", "8",
+	 "Export pages a search instance indexes per engine tick while rebuilding."},
+	{"search.catalog_timeout_ms", "10000",
+	 "Milliseconds a search instance waits for a page of the catalog's export."},
+	{"search.tombstone_ttl_s", "86400",
+	 "Seconds a search index remembers a deleted sku, so that an older event cannot bring it back."},
 	{"stripe.base_url", "",
 	 "Base URL of the Stripe API the payment service calls; empty means https://api.stripe.com, except under `ecom up`, which then starts `ecom sim stripe` and points the service at it (set this, or pass --no-sims, to use a real Stripe such as its test mode)."},
 	{"stripe.secret_key", "",

@@ -276,7 +276,12 @@ static void refused(const char *service, int why, int64_t retry_after_s, msg_res
 /* Sends req to an instance of service, failing over to another when a
  * connection is refused, within deadline_us. Fills resp with the answer or
  * the gateway's error; returns 1 when the call failed in the breaker's sense
- * (no answer, a timeout, or a 5xx other than 501). */
+ * (no answer, a timeout, or a 5xx other than 501), FORWARD_NONE when no
+ * instance was there to call (503 at once: nothing for a breaker to judge;
+ * counting it would open the breaker while a service is still starting and
+ * keep it open after the service is up). */
+#define FORWARD_NONE 2
+
 static int forward(gateway *gw, const route_entry *route, const char *service, msg_req *req,
 		   int64_t deadline_us, msg_resp *resp)
 {
@@ -352,7 +357,7 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
 		       json_pack("{s:s}", "service", service));
 	msg_resp_set_header(resp, "Retry-After", "1");
-	return 1;
+	return ntried == 0 ? FORWARD_NONE : 1;
 }
 
 static void proxy(gateway *gw, const route_entry *route, const route_target *pfx, msg_req *req,
@@ -396,7 +401,10 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 		return;
 	}
 	int failed = forward(gw, route, service, req, deadline, resp);
-	guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed == FORWARD_NONE)
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(ctx->clock), failed);
 	if (!stale_ok)
 		return;
 	if (failed) {
