@@ -30,7 +30,7 @@ static const config_def defs[] = {
 	 "Event bus: embedded (consumers read each producer's outbox as a feed) or kafka://HOST:PORT[,HOST:PORT] (a Kafka cluster)."},
 	{"bus.topics",
 	 "orders=order payments=payment inventory=inventory notifications.email=notification "
-	 "notifications.sms=notification analytics=catalog,cart",
+	 "notifications.sms=notification analytics=catalog,cart catalog=catalog",
 	 "Which services produce each topic (topic=service[,service] pairs); embedded consumers poll these producers' feeds."},
 	{"bus.poll_ms", "100",
 	 "Milliseconds the bus waits between rounds when there was nothing to move (relay and consumers)."},

@@ -1,5 +1,6 @@
 /* search: routes, page tokens, rebuilds from the catalog, events. */
 #include "services/search.h"
+#include "bus/bus.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "core/text.h"
@@ -887,6 +888,17 @@ static void search_handle(void *eng, msg_req *req, msg_resp *resp)
 	router_dispatch(s->rt, req, resp);
 }
 
+/* The index follows the catalog through the bus: every product event is
+ * applied in the bus's transaction, with the offset (embedded) or the inbox
+ * entry in the same local file. Versions make replays and reordering
+ * harmless. */
+static const engine_sub search_subs[] = { { "catalog", NULL }, { NULL, NULL } };
+
+static int search_consume(void *eng, const bus_msg *m)
+{
+	return search_apply_in_txn(eng, m->payload, m->payload_len);
+}
+
 const engine_def search_engine = {
 	.name = "search",
 	.needs_store = ENGINE_STORE_LOCAL,
@@ -895,4 +907,6 @@ const engine_def search_engine = {
 	.tick = search_tick,
 	.ready = NULL,
 	.destroy = search_destroy,
+	.subs = search_subs,
+	.consume = search_consume,
 };
