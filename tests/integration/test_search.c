@@ -219,6 +219,38 @@ static void test_changes_reach_the_index(void **unused)
 	json_decref(v);
 }
 
+/* Without a reindex: the catalog's product events reach the index through
+ * the bus (embedded feed) within a bounded lag. */
+static void test_changes_through_the_bus(void **unused)
+{
+	assert_int_equal(itest_req("PUT", "/v1/products/SYN-00000044",
+				   "{\"name\":\"Quokka Lantern 44\",\"category\":\"toys\","
+				   "\"price_cents\":4400}",
+				   ITEST_TOKEN, NULL, NULL),
+			 200);
+	int found = 0;
+	for (int waited = 0; waited < 15000 && !found; waited += 100) {
+		json_t *v = get("/v1/search?q=quokka", 200);
+		found = has_sku(v, "SYN-00000044");
+		json_decref(v);
+		if (!found)
+			usleep(100000);
+	}
+	assert_true(found);
+	assert_int_equal(itest_req("DELETE", "/v1/products/SYN-00000044", NULL, ITEST_TOKEN, NULL,
+				   NULL),
+			 200);
+	int gone = 0;
+	for (int waited = 0; waited < 15000 && !gone; waited += 100) {
+		json_t *v = get("/v1/search?q=quokka", 200);
+		gone = !has_sku(v, "SYN-00000044");
+		json_decref(v);
+		if (!gone)
+			usleep(100000);
+	}
+	assert_true(gone);
+}
+
 static void test_bad_input(void **unused)
 {
 	static const char *const bad[] = { "/v1/search", "/v1/search?q=", "/v1/search?q=%22",
@@ -276,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_starter_catalog),
 		cmocka_unit_test(test_seed_and_reindex),
 		cmocka_unit_test(test_changes_reach_the_index),
+		cmocka_unit_test(test_changes_through_the_bus),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_rebuilt_after_index_deleted),
 	};
