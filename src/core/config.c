@@ -154,7 +154,7 @@ static const config_def defs[] = {
 	 "Client connections the gateway holds open at once with a thread per connection; more wait to be accepted."},
 	{"gateway.deadline_ms", "5000",
 	 "Milliseconds a request may take at the gateway, fail-overs included; a sooner X-Ecom-Deadline-Ms from the caller wins. The time left travels upstream in X-Ecom-Deadline-Ms and bounds every hop; past it the answer is 504."},
-	{"gateway.stale_prefixes", "/v1/products,/v2/products",
+	{"gateway.stale_prefixes", "/v1/products,/v2/products,/v1/search",
 	 "Path prefixes whose GET answers the gateway keeps and serves stale (X-Ecom-Stale: 1) while their service fails or its breaker is open; empty keeps none."},
 	{"gateway.stale_entries", "1000", "Answers the gateway's stale cache keeps at most (0 turns it off)."},
 	{"gateway.stale_max_bytes", "8388608",

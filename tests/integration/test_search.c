@@ -251,6 +251,46 @@ static void test_changes_through_the_bus(void **unused)
 	assert_true(gone);
 }
 
+/* Search down (an outage fault on every search instance): the gateway
+ * answers a query it has no stale copy of from the catalog's listing with
+ * the request's filters, and says so; suggestions fall back to none. */
+static void test_fallback_when_search_is_down(void **unused)
+{
+	json_t *v = NULL;
+	assert_int_equal(itest_req("PUT", "/admin/faults/search", "{\"outage\":true}",
+				   ITEST_TOKEN, &v, NULL),
+			 200);
+	json_decref(v);
+	msg_resp r;
+	v = NULL;
+	assert_int_equal(itest_req("GET", "/v1/search?q=never+asked+before&category=books&limit=5",
+				   NULL, NULL, &v, &r),
+			 200);
+	const char *h = msg_resp_header(&r, "X-Ecom-Fallback");
+	assert_non_null(h);
+	assert_string_equal(h, "catalog-listing");
+	assert_string_equal(json_string_value(json_object_get(v, "ranking")), "fallback");
+	json_t *items = json_object_get(v, "items");
+	assert_true(json_array_size(items) > 0 && json_array_size(items) <= 5);
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+		assert_string_equal(json_string_value(json_object_get(it, "category")), "books");
+	json_decref(v);
+	msg_resp_clear(&r);
+	v = NULL;
+	assert_int_equal(itest_req("GET", "/v1/search/suggest?q=kett", NULL, NULL, &v, &r), 200);
+	assert_int_equal(json_array_size(json_object_get(v, "suggestions")), 0);
+	assert_non_null(msg_resp_header(&r, "X-Ecom-Fallback"));
+	json_decref(v);
+	msg_resp_clear(&r);
+	assert_int_equal(itest_req("DELETE", "/admin/faults/search", NULL, ITEST_TOKEN, NULL, NULL),
+			 200);
+	v = get("/v1/search?q=kettle", 200);
+	assert_string_not_equal(json_string_value(json_object_get(v, "ranking")), "fallback");
+	json_decref(v);
+}
+
 static void test_bad_input(void **unused)
 {
 	static const char *const bad[] = { "/v1/search", "/v1/search?q=", "/v1/search?q=%22",
@@ -309,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_seed_and_reindex),
 		cmocka_unit_test(test_changes_reach_the_index),
 		cmocka_unit_test(test_changes_through_the_bus),
+		cmocka_unit_test(test_fallback_when_search_is_down),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_rebuilt_after_index_deleted),
 	};
