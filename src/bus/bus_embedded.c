@@ -28,6 +28,28 @@
 
 /* ---- producer: the feed ---------------------------------------------------- */
 
+/* Query parameter name as an integer in [min, max], def when absent. 0, or
+ * ERR_INVALID with resp filled. */
+static int query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t def,
+		     int64_t min, int64_t max, int64_t *out)
+{
+	char buf[32];
+	int q = msg_req_query(req, name, buf, sizeof(buf));
+	*out = def;
+	if (q == 0)
+		return 0;
+	char *end = NULL;
+	long long v = q == 1 ? strtoll(buf, &end, 10) : 0;
+	if (q != 1 || !buf[0] || *end || v < min || v > max) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "must be an integer from %lld to %lld", (long long)min,
+			 (long long)max);
+		return engine_bad_field(resp, name, msg);
+	}
+	*out = v;
+	return 0;
+}
+
 static json_t *feed_rows(bus *b, const char *topic, int64_t after, int64_t head, int64_t limit,
 			 int *rc)
 {
@@ -79,9 +101,9 @@ static void serve_feed(bus *b, msg_req *req, msg_resp *resp, const char *service
 		return;
 	}
 	int64_t after, limit, want_count;
-	if (engine_query_int(req, resp, "after", 0, INT64_MAX, 0, &after) ||
-	    engine_query_int(req, resp, "limit", 1, FEED_LIMIT_MAX, 100, &limit) ||
-	    engine_query_int(req, resp, "count", 0, 1, 0, &want_count))
+	if (query_int(req, resp, "after", 0, 0, INT64_MAX, &after) ||
+	    query_int(req, resp, "limit", 100, 1, FEED_LIMIT_MAX, &limit) ||
+	    query_int(req, resp, "count", 0, 0, 1, &want_count))
 		return;
 	int64_t head = 0;
 	int rc = bus_horizon(b, &head);

@@ -133,8 +133,8 @@ static int analytics_consume(void *eng, const bus_msg *m)
 /* ?minutes=N (1..max; def when absent), or -1 with resp filled. */
 static int64_t window_param(const msg_req *req, msg_resp *resp, int64_t max, int64_t def)
 {
-	int64_t n;
-	return engine_query_int(req, resp, "minutes", 1, max, def, &n) ? -1 : n;
+	int64_t n = def;
+	return engine_query_int(req, resp, "minutes", 1, max, &n) < 0 ? -1 : n;
 }
 
 /* The first minute of the window of the last n minutes (0: all time). */
@@ -325,8 +325,8 @@ static void get_top_products(void *ud, msg_req *req, msg_resp *resp)
 		engine_bad_field(resp, "by", "must be units, revenue, orders, views or cart_adds");
 		return;
 	}
-	int64_t limit;
-	if (engine_query_int(req, resp, "limit", 1, TOP_MAX, 10, &limit))
+	int64_t limit = 10;
+	if (engine_query_int(req, resp, "limit", 1, TOP_MAX, &limit) < 0)
 		return;
 	int rc = 0;
 	store_stmt *st = store_queryf(a->ctx->store, orders[which].sql, &rc, "i", limit);

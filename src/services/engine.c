@@ -11,6 +11,7 @@
 #include "services/notification.h"
 #include "services/order.h"
 #include "services/payment.h"
+#include "services/search.h"
 #include "services/user.h"
 #include "resil/guard.h"
 #include "sim/sms_sim.h"
@@ -19,8 +20,8 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -34,6 +35,7 @@ static const engine_def *const engines[] = {
 	&payment_engine,
 	&order_engine,
 	&eventlog_engine,
+	&search_engine,
 	&notification_engine,
 	&analytics_engine,
 	&smtp_sim_engine,
@@ -42,7 +44,7 @@ static const engine_def *const engines[] = {
 };
 
 static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
-						"order", "notification", "analytics", NULL };
+						"order", "search", "notification", "analytics", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -230,27 +232,6 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 	return ERR_INVALID;
 }
 
-int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
-		     int64_t max, int64_t def, int64_t *out)
-{
-	char buf[24];
-	int r = msg_req_query(req, name, buf, sizeof(buf));
-	*out = def;
-	if (r == 0)
-		return 0;
-	char *end = NULL;
-	errno = 0;
-	long long v = r > 0 ? strtoll(buf, &end, 10) : 0;
-	if (r < 0 || !buf[0] || errno || *end || v < min || v > max) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "must be a whole number from %lld to %lld", (long long)min,
-			 (long long)max);
-		return engine_bad_field(resp, name, msg);
-	}
-	*out = v;
-	return 0;
-}
-
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 {
 	const char *ct = msg_req_header(req, "Content-Type");
@@ -265,6 +246,39 @@ int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 	if (!*out)
 		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
 	return 0;
+}
+
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	char buf[32];
+	int rc = msg_req_query(req, name, buf, sizeof(buf));
+	if (rc == 0)
+		return 0;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	if (rc < 0 || !buf[0])
+		return engine_bad_field(resp, name, msg);
+	char *end;
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return engine_bad_field(resp, name, msg);
+	*out = v;
+	return 1;
+}
+
+void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len)
+{
+	const char *local = config_get(cfg, "store.local_url");
+	const char *platform = config_get(cfg, "store.url");
+	if (local && local[0])
+		snprintf(buf, len, "%s", local);
+	else if (platform && strncmp(platform, "sqlite:", 7) == 0)
+		snprintf(buf, len, "%s", platform);
+	else
+		snprintf(buf, len, "sqlite:%s/data", state_dir && state_dir[0] ? state_dir : ".");
 }
 
 router *engine_router(const engine_route *table, size_t n, void *ud, char *err, size_t errlen)

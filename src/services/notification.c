@@ -645,13 +645,13 @@ static void list_notifications(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_admin(n->ctx, req, resp))
 		return;
 	char user[128] = "", ref[128] = "";
-	int64_t limit;
+	int64_t limit = 100;
 	if (msg_req_query(req, "user_id", user, sizeof(user)) < 0 ||
 	    msg_req_query(req, "ref", ref, sizeof(ref)) < 0) {
 		engine_bad_field(resp, "query", "a parameter is too long");
 		return;
 	}
-	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, 100, &limit))
+	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, &limit) < 0)
 		return;
 	int rc = 0;
 	store_stmt *st = store_queryf(

@@ -1,5 +1,8 @@
 /* viewcount: a jansson object (a hash table) behind a mutex. */
 #include "services/viewcount.h"
+#include "bus/outbox.h"
+#include "core/err.h"
+#include "core/jval.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -68,6 +71,28 @@ json_t *viewcount_take(viewcount *v, int64_t *total)
 		return NULL;
 	}
 	return out;
+}
+
+int viewcount_flush(viewcount *v, store *s, int64_t now_us)
+{
+	int64_t total = 0;
+	json_t *views = viewcount_take(v, &total);
+	if (!views)
+		return 0;
+	json_t *ev = json_pack("{s:s,s:O,s:I}", "type", "product.viewed", "views", views, "total",
+			       (json_int_t)total);
+	char *text = ev ? jval_dump(ev) : NULL;
+	json_decref(ev);
+	int rc = text ? outbox_put(s, "analytics", "views", text, NULL, now_us) : ERR_NOMEM;
+	free(text);
+	if (rc) {
+		const char *sku;
+		json_t *n;
+		json_object_foreach(views, sku, n)
+			viewcount_add(v, sku, json_integer_value(n));
+	}
+	json_decref(views);
+	return rc ? rc : (int)(total > 1000000000 ? 1000000000 : total);
 }
 
 int64_t viewcount_dropped(viewcount *v)

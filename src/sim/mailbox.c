@@ -214,12 +214,12 @@ json_t *mailbox_list(mailbox *mb, const char *to, const char *contains, int limi
 void mailbox_http_list(mailbox *mb, const msg_req *req, msg_resp *resp)
 {
 	char to[320] = "", contains[512] = "";
-	int64_t limit;
+	int64_t limit = 1000;
 	if (msg_req_query(req, "to", to, sizeof(to)) < 0 ||
 	    msg_req_query(req, "contains", contains, sizeof(contains)) < 0) {
 		engine_bad_field(resp, "query", "a query parameter is too long");
 		return;
 	}
-	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, 1000, &limit) == 0)
+	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, &limit) >= 0)
 		msg_resp_json(resp, 200, mailbox_list(mb, to, contains, (int)limit));
 }
