@@ -387,11 +387,30 @@ void itest_rm_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* 1 when pid runs with this platform's state directory on its command
+ * line: pids are reused (pid_max may be 32768 and the suites start many
+ * processes), and a pid this platform once had may now be anyone's. */
+static int ours(pid_t pid)
+{
+	char p[64], cmd[4096];
+	snprintf(p, sizeof(p), "/proc/%ld/cmdline", (long)pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	cmd[n] = '\0';
+	return IT.state[0] && strstr(cmd, IT.state) != NULL;
+}
+
 void itest_teardown(void)
 {
 	itest_run(NULL, NULL, "down", "--state", IT.state, NULL);
 	for (int i = 0; i < IT.npids; i++)
-		if (itest_alive(IT.pids[i]))
+		if (itest_alive(IT.pids[i]) && ours(IT.pids[i]))
 			kill(IT.pids[i], SIGKILL);
 	/* ECOM_ITEST_KEEP=1 keeps the state directory (logs) for a post-mortem. */
 	const char *keep = getenv("ECOM_ITEST_KEEP");
