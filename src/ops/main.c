@@ -3,6 +3,7 @@
 #include "ops/cli.h"
 #include "ops/demo.h"
 #include "ops/faults.h"
+#include "ops/logs.h"
 #include "ops/queue.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
@@ -10,6 +11,7 @@
 #include "ops/simulate.h"
 #include "ops/stock.h"
 #include "ops/supervisor.h"
+#include "ops/traces.h"
 
 #include "config.h"
 
@@ -35,6 +37,8 @@ static const command commands[] = {
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ "sim", simulate_main, "the outside world simulated: sim stripe, sim kafka" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
+	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
+	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },
 	{ NULL, NULL, NULL },
 };
 

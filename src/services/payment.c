@@ -261,12 +261,15 @@ static int outbox_put(payment_svc *p, const char *type, const pay_row *r, const 
 	int rc = 0;
 	store_stmt *st = store_prepare(
 		p->ctx->store,
-		"INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)", &rc);
+		"INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
+		"VALUES (?, ?, ?, ?, ?)", &rc);
 	if (st) {
+		char tp[TRACE_PARENT_SIZE];
 		store_bind_text(st, 1, "payments");
 		store_bind_text(st, 2, r->payment_id);
 		store_bind_text(st, 3, payload);
 		store_bind_int(st, 4, r->updated_at);
+		store_bind_text(st, 5, engine_traceparent(p->ctx, tp, sizeof(tp)));
 		rc = store_step(st);
 		store_reset(st);
 	}
@@ -382,7 +385,7 @@ static void count_call(payment_svc *p, const char *op, const char *outcome)
 {
 	char labels[96];
 	snprintf(labels, sizeof(labels), "op=\"%s\",outcome=\"%s\"", op, outcome);
-	metrics_count(p->ctx->metrics, "ecom_payment_provider_calls_total", labels, 1);
+	metrics_count(p->ctx->metrics, "payment_provider_calls_total", labels, 1);
 }
 
 /* Sends op to the provider's outcome counter and, for an outcome that
@@ -621,7 +624,7 @@ static void create_payment(void *ud, msg_req *req, msg_resp *resp)
 		} else if (same && status != 0) {
 			msg_resp_set(resp, status, "application/json", answer, strlen(answer));
 			if (round == 0)
-				metrics_count(p->ctx->metrics, "ecom_payment_replays_total", NULL, 1);
+				metrics_count(p->ctx->metrics, "payment_replays_total", NULL, 1);
 		}
 		free(fp);
 		free(answer);
@@ -1126,10 +1129,10 @@ static void *payment_create(engine_ctx *ctx, char *err, size_t errlen)
 		log_warn(ctx->log, "no stripe.secret_key (ECOM_STRIPE_SECRET_KEY): card payments "
 				   "will answer 503 until one is configured");
 	log_info(ctx->log, "card payments go to %s", p->stripe.base_url);
-	metrics_help(ctx->metrics, "ecom_payment_provider_calls_total",
+	metrics_help(ctx->metrics, "payment_provider_calls_total",
 		     "Calls to the payment provider by operation and outcome (ok, declined, failed, "
 		     "rejected, not_sent).");
-	metrics_help(ctx->metrics, "ecom_payment_replays_total",
+	metrics_help(ctx->metrics, "payment_replays_total",
 		     "Repeated POST /v1/payments answered with the stored first answer.");
 	static const engine_route routes[] = {
 		{ "POST", "/v1/payments", create_payment },

@@ -215,11 +215,11 @@ static void test_catalog_outage_opens_breaker_and_serves_stale(void **unused)
 	free(log);
 	assert_int_equal(get_at(IT.url, "/metrics", NULL, NULL, &r, NULL), 200);
 	static const char *const series[] = {
-		"ecom_breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"OPEN\"} 1",
-		"ecom_breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"HALF_OPEN\"} 1",
-		"ecom_breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1",
-		"ecom_breaker_state{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1",
-		"ecom_gateway_stale_served_total{service=\"catalog\",reason=\"breaker\"}",
+		"breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"OPEN\"} 1",
+		"breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"HALF_OPEN\"} 1",
+		"breaker_transitions_total{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1",
+		"breaker_state{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1",
+		"gateway_stale_served_total{service=\"catalog\",reason=\"breaker\"}",
 	};
 	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++)
 		if (!strstr(r.body, series[i]))
