@@ -4,11 +4,13 @@
 #include "core/otlp.h"
 #include "net/http_client.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define OTLP_PATH "/v1/traces"
 
@@ -110,15 +112,24 @@ exporter *exporter_new(tracer *t, const exporter_opts *o, logger *lg, metrics *m
 	return e;
 }
 
+/* Appends text and a newline with one write(2) on an O_APPEND descriptor:
+ * every process of the platform may append to the same file, and a line
+ * split over several writes could interleave with another's. */
 static int write_line(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "a");
-	if (!f)
-		return ERR_IO;
-	int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
-	if (fclose(f) != 0 || bad)
-		return ERR_IO;
-	return 0;
+	size_t n = strlen(text);
+	char *line = malloc(n + 1);
+	if (!line)
+		return ERR_NOMEM;
+	memcpy(line, text, n);
+	line[n] = '\n';
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	ssize_t w = fd >= 0 ? write(fd, line, n + 1) : -1;
+	int bad = fd < 0 || w != (ssize_t)(n + 1);
+	if (fd >= 0 && close(fd) != 0)
+		bad = 1;
+	free(line);
+	return bad ? ERR_IO : 0;
 }
 
 static int post(exporter *e, const sink *s, const char *text, char *why, size_t whylen)
