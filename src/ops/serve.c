@@ -527,7 +527,17 @@ int serve_main(int argc, char **argv)
 	if (!h.token[0])
 		log_warn(ctx->log, "no admin token (ECOM_ADMIN_TOKEN or %s/admin.token): admin routes refuse everyone",
 			 state_dir);
-	if (def->needs_store) {
+	if (def->needs_store == ENGINE_STORE_LOCAL) {
+		/* Derived data of this instance alone: a SQLite file named after
+		 * the instance, whatever the platform store is. */
+		char url[CLI_PATH_MAX];
+		engine_local_store_url(cfg, state_dir, url, sizeof(url));
+		ctx->store = store_open(url, h.instance, state_dir, err, sizeof(err));
+		if (!ctx->store) {
+			cli_fail("serve", "%s", err);
+			goto out;
+		}
+	} else if (def->needs_store) {
 		const char *url = config_get(cfg, "store.url");
 		ctx->store = store_open(url && url[0] ? url : NULL, def->name, state_dir, err,
 					sizeof(err));

@@ -1,6 +1,7 @@
-/* simulate: `ecom sim`, the outside world and, later, the load simulator.
- * `ecom sim stripe [--port PORT]` serves the Stripe-compatible simulator
- * (src/sim/stripe_sim) through the ordinary daemon host. */
+/* simulate: `ecom sim`: the load simulator (`sim run SCENARIO`, `sim run
+ * --list`, `sim validate FILE...`, over src/sim/loadgen) and the outside
+ * world simulated (`sim stripe`, the Stripe-compatible simulator served by
+ * the ordinary daemon host). */
 #ifndef ECOM_SIMULATE_H
 #define ECOM_SIMULATE_H
 

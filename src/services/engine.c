@@ -9,12 +9,15 @@
 #include "services/inventory.h"
 #include "services/order.h"
 #include "services/payment.h"
+#include "services/search.h"
 #include "services/user.h"
 #include "resil/guard.h"
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,11 +31,12 @@ static const engine_def *const engines[] = {
 	&payment_engine,
 	&order_engine,
 	&eventlog_engine,
+	&search_engine,
 	NULL,
 };
 
 static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
-						"order", NULL };
+						"order", "search", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -341,6 +345,39 @@ int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 	if (!*out)
 		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
 	return 0;
+}
+
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	char buf[32];
+	int rc = msg_req_query(req, name, buf, sizeof(buf));
+	if (rc == 0)
+		return 0;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	if (rc < 0 || !buf[0])
+		return engine_bad_field(resp, name, msg);
+	char *end;
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return engine_bad_field(resp, name, msg);
+	*out = v;
+	return 1;
+}
+
+void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len)
+{
+	const char *local = config_get(cfg, "store.local_url");
+	const char *platform = config_get(cfg, "store.url");
+	if (local && local[0])
+		snprintf(buf, len, "%s", local);
+	else if (platform && strncmp(platform, "sqlite:", 7) == 0)
+		snprintf(buf, len, "%s", platform);
+	else
+		snprintf(buf, len, "sqlite:%s/data", state_dir && state_dir[0] ? state_dir : ".");
 }
 
 router *engine_router(const engine_route *table, size_t n, void *ud, char *err, size_t errlen)

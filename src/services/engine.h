@@ -84,6 +84,13 @@ typedef struct engine_ctx {
 	struct window *window;
 } engine_ctx;
 
+/* engine_def.needs_store: 0 none; 1 the platform store (a database per
+ * service, SQLite or PostgreSQL); ENGINE_STORE_LOCAL a SQLite database of
+ * the instance's own for derived data (the search index), placed by
+ * engine_local_store_url and not migrated from data/schema: the engine
+ * makes its own tables. */
+#define ENGINE_STORE_LOCAL 2
+
 /* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
  * consumes includes that header). */
 typedef struct bus_msg bus_msg;
@@ -250,6 +257,18 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message);
  * JSON), 400 invalid_argument naming the offending field ("body" when the
  * body itself is malformed or not an object). */
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out);
+
+/* Reads an integer query parameter within [min, max] into *out. 1 when
+ * present, 0 when absent (*out untouched), ERR_INVALID with resp filled
+ * (400 naming the parameter) when it is not such an integer. */
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out);
+
+/* The store URL of an instance's local database (ENGINE_STORE_LOCAL):
+ * store.local_url when set; else the platform store's when that is SQLite
+ * (sqlite:DIR, sqlite::memory:); else sqlite:<state_dir>/data. The file is
+ * <dir>/<instance id>.db. */
+void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len);
 
 /* One row of an engine's route table. */
 typedef struct engine_route {

@@ -277,7 +277,12 @@ static void refused(const char *service, int why, int64_t retry_after_s, msg_res
 /* Sends req to an instance of service, failing over to another when a
  * connection is refused, within deadline_us. Fills resp with the answer or
  * the gateway's error; returns 1 when the call failed in the breaker's sense
- * (no answer, a timeout, or a 5xx other than 501). */
+ * (no answer, a timeout, or a 5xx other than 501), FORWARD_NONE when no
+ * instance was there to call (503 at once: nothing for a breaker to judge;
+ * counting it would open the breaker while a service is still starting and
+ * keep it open after the service is up). */
+#define FORWARD_NONE 2
+
 static int forward(gateway *gw, const route_entry *route, const char *service, msg_req *req,
 		   int64_t deadline_us, msg_resp *resp)
 {
@@ -353,6 +358,99 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
 		       json_pack("{s:s}", "service", service));
 	msg_resp_set_header(resp, "Retry-After", "1");
+	return ntried == 0 ? FORWARD_NONE : 1;
+}
+
+/* Copies query parameter name of req into buf when it is present and made
+ * only of the characters in allowed (so it can go into a URL as it is);
+ * "" otherwise. */
+static void plain_query(const msg_req *req, const char *name, const char *allowed, char *buf,
+			size_t len)
+{
+	if (msg_req_query(req, name, buf, len) != 1 || !buf[0] || buf[strspn(buf, allowed)] != '\0')
+		buf[0] = '\0';
+}
+
+/* The search service could not answer GET /v1/search (nor a stale copy):
+ * the catalog's listing with the request's category and price filters, in
+ * the search answer's shape, said so by X-Ecom-Fallback: catalog-listing
+ * (the listing cannot match the words of q: no scores, no total, no
+ * facets). Suggestions fall back to none. 1 when resp now holds the
+ * fallback; 0 leaves resp as it was. */
+static int search_fallback(gateway *gw, const msg_req *req, int64_t deadline, msg_resp *resp)
+{
+	if (strcmp(req->method, "GET") != 0)
+		return 0;
+	if (strcmp(req->path, "/v1/search/suggest") == 0) {
+		msg_resp_clear(resp);
+		msg_resp_init(resp);
+		msg_resp_json(resp, 200, json_pack("{s:[]}", "suggestions"));
+		msg_resp_set_header(resp, GATEWAY_FALLBACK_HEADER, "none");
+		return 1;
+	}
+	if (strcmp(req->path, "/v1/search") != 0)
+		return 0;
+	const route_entry *route = routes_match(gw->table, "/v1/products");
+	if (!route)
+		return 0;
+	static const char digits[] = "0123456789";
+	char category[72], minp[24], maxp[24], limit[8], q[256] = "";
+	plain_query(req, "category", "abcdefghijklmnopqrstuvwxyz0123456789-", category,
+		    sizeof(category));
+	plain_query(req, "min_price", digits, minp, sizeof(minp));
+	plain_query(req, "max_price", digits, maxp, sizeof(maxp));
+	plain_query(req, "limit", digits, limit, sizeof(limit));
+	if (msg_req_query(req, "q", q, sizeof(q)) != 1)
+		q[0] = '\0';
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/products?page_size=%s%s%s%s%s%s%s", limit[0] ? limit : "20",
+		 category[0] ? "&category=" : "", category, minp[0] ? "&min_price=" : "", minp,
+		 maxp[0] ? "&max_price=" : "", maxp);
+	int64_t now = clock_now(gw->ctx->clock);
+	guard_permit permit;
+	int why;
+	int64_t retry_after;
+	if (guard_enter(gw->guard, "catalog", now, &permit, &why, &retry_after) != 0)
+		return 0;
+	msg_req sub;
+	msg_resp cat;
+	msg_resp_init(&cat);
+	int failed = msg_req_init(&sub, "GET", path) != 0;
+	if (!failed) {
+		if (req->request_id[0])
+			msg_req_set_header(&sub, "X-Request-Id", req->request_id);
+		failed = forward(gw, route, "catalog", &sub, deadline, &cat);
+		msg_req_clear(&sub);
+	}
+	if (failed == FORWARD_NONE || (failed && !cat.status))
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(gw->ctx->clock), failed);
+	json_t *listing = !failed && cat.status == 200 && cat.body
+				  ? json_loadb(cat.body, cat.body_len, 0, NULL)
+				  : NULL;
+	msg_resp_clear(&cat);
+	json_t *items = json_object_get(listing, "items");
+	if (!json_is_array(items)) {
+		json_decref(listing);
+		return 0;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+		json_object_set_new(it, "score", json_null());
+	json_t *next = json_object_get(listing, "next_page_token");
+	json_t *out = json_pack("{s:s,s:O,s:n,s:{},s:O,s:s}", "query", q, "items", items, "total",
+				"facets", "next_page_token", next ? next : json_null(), "ranking",
+				"fallback");
+	json_decref(listing);
+	if (!out)
+		return 0;
+	msg_resp_clear(resp);
+	msg_resp_init(resp);
+	msg_resp_json(resp, 200, out);
+	msg_resp_set_header(resp, GATEWAY_FALLBACK_HEADER, "catalog-listing");
+	metrics_count(gw->ctx->metrics, "gateway_fallback_total", "service=\"search\"", 1);
 	return 1;
 }
 
@@ -391,13 +489,25 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 	guard_permit permit;
 	int why;
 	int64_t retry_after;
+	int is_search = strcmp(service, "search") == 0;
 	if (guard_enter(gw->guard, service, start, &permit, &why, &retry_after) != 0) {
-		if (!stale_ok || !serve_stale(gw, service, req, guard_refusal_name(why), resp))
+		if (!stale_ok || !serve_stale(gw, service, req, guard_refusal_name(why), resp)) {
 			refused(service, why, retry_after, resp);
+			if (is_search)
+				search_fallback(gw, req, deadline, resp);
+		}
 		return;
 	}
 	int failed = forward(gw, route, service, req, deadline, resp);
-	guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed == FORWARD_NONE)
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed && is_search) {
+		if (!(stale_ok && serve_stale(gw, service, req, "failed", resp)))
+			search_fallback(gw, req, deadline, resp);
+		return;
+	}
 	if (!stale_ok)
 		return;
 	if (failed) {
@@ -1128,6 +1238,8 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	metrics_help(ctx->metrics, "rate_limit_rejections_total",
 		     "Requests refused with 429, by class (the gateway's read, write, auth).");
+	metrics_help(ctx->metrics, "gateway_fallback_total",
+		     "Requests answered by a fallback instead of their service, by service.");
 	metrics_help(ctx->metrics, "gateway_stale_served_total",
 		     "Reads answered from the gateway's cache, marked stale, by service and reason.");
 	if (!ctx->service_secret || !ctx->service_secret[0])

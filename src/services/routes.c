@@ -27,6 +27,7 @@ static const char default_table[] =
 	"/v1/payments      payment\n"
 	"/v1/orders        order\n"
 	"/admin/sagas      order\n"
+	"/v1/search        search\n"
 	"# The event bus's embedded feeds: /v1/internal/feed/{producer}/{topic}.\n"
 	"/v1/internal/feed/inventory inventory\n"
 	"/v1/internal/feed/catalog catalog\n"

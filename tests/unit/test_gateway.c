@@ -1063,6 +1063,27 @@ static void test_breaker_opens_refuses_and_closes(void **state)
 	}
 }
 
+/* No instance of the service: 503 at once, and nothing for the breaker to
+ * judge (a service still starting must not find its breaker open). */
+static void test_no_instance_is_not_a_breaker_failure(void **state)
+{
+	fixture *f = *state;
+	msg_resp r;
+	for (int i = 0; i < 10; i++) {
+		gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+		assert_error(&r, 503, "unavailable", "service", "catalog");
+		msg_resp_clear(&r);
+	}
+	json_t *b = own_breaker(f, "catalog");
+	assert_non_null(b);
+	assert_string_equal(thelp_jstr(b, "state"), "CLOSED");
+	assert_int_equal(json_integer_value(json_object_get(b, "calls")), 0);
+	json_decref(b);
+	/* Once an instance registers it is called at once. */
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
+}
+
 static void test_stale_reads_while_refused_or_failing(void **state)
 {
 	fixture *f = *state;
@@ -1393,6 +1414,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_instance_and_unknown_routes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_expiry, setup_short_ttl, teardown),
+		cmocka_unit_test_setup_teardown(test_no_instance_is_not_a_breaker_failure, setup_resil,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_breaker_opens_refuses_and_closes, setup_resil,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_reads_while_refused_or_failing, setup_resil,
