@@ -31,6 +31,10 @@ static int setup(void **unused)
 {
 	setenv("ECOM_BREAKER_WAIT_OPEN_MS", "1000", 1);
 	setenv("ECOM_RESIL_EDGES", "gateway>catalog: bulkhead.max_concurrent=2", 1);
+	/* The search instance follows the catalog's events through the
+	 * gateway; its polls would be calls in the gateway->catalog window
+	 * that this test counts exactly: here they are a minute apart. */
+	setenv("ECOM_BUS_POLL_MS", "60000", 1);
 	return itest_up(NULL);
 }
 
