@@ -33,7 +33,7 @@ static const command commands[] = {
 	{ "fault", faults_main, "inject faults into services and simulators, list or clear them" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the outside world simulated: sim stripe, sim kafka" },
+	{ "sim", simulate_main, "the outside world simulated: sim stripe, sim paypal, sim kafka" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
 	{ NULL, NULL, NULL },
 };

@@ -774,12 +774,14 @@ static void test_state_machine(void **state)
 				legal++;
 			else
 				assert_int_equal(payment_state_edge(a, b), ERR_STATE);
-	assert_int_equal(legal, 6);
+	assert_int_equal(legal, 7);
 	assert_int_equal(payment_state_edge(PAYMENT_PENDING, PAYMENT_AUTHORIZED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_PENDING, PAYMENT_DECLINED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_PENDING, PAYMENT_FAILED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_AUTHORIZED, PAYMENT_CAPTURED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_AUTHORIZED, PAYMENT_VOIDED), 0);
+	/* The provider declined the capture (PayPal's DECLINED capture). */
+	assert_int_equal(payment_state_edge(PAYMENT_AUTHORIZED, PAYMENT_DECLINED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_CAPTURED, PAYMENT_REFUNDED), 0);
 	assert_int_equal(payment_state_edge(PAYMENT_VOIDED, PAYMENT_CAPTURED), ERR_STATE);
 	assert_int_equal(payment_state_edge(PAYMENT_PENDING, PAYMENT_CAPTURED), ERR_STATE);
@@ -905,14 +907,15 @@ static void test_bad_input(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_error(p, "POST", "/v1/payments", bad[i].body, 400, "invalid_argument", "field",
 			     bad[i].field);
-	/* PayPal is named, and says when it comes. */
+	/* An unknown method names the allowed ones. */
 	json_t *v = expect(p, "POST", "/v1/payments",
 			   "{\"payment_id\":\"p\",\"order_id\":\"o\",\"amount_cents\":1,"
-			   "\"currency\":\"USD\",\"method\":\"paypal\",\"token\":\"x\"}",
+			   "\"currency\":\"USD\",\"method\":\"cash\",\"token\":\"x\"}",
 			   400);
 	json_t *e = json_object_get(v, "error");
 	assert_string_equal(jstr(json_object_get(e, "details"), "field"), "method");
-	assert_non_null(strstr(jstr(e, "message"), "PayPal"));
+	assert_non_null(strstr(jstr(e, "message"), "\"card\""));
+	assert_non_null(strstr(jstr(e, "message"), "\"paypal\""));
 	json_decref(v);
 	/* Not JSON at all. */
 	char ident[IDENTITY_MAX];
