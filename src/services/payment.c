@@ -29,8 +29,6 @@
 /* A transaction body's "the payment is not as this request saw it; nothing
  * written, look again": not an error. */
 #define TXN_MOVED 1
-/* refund_record's "that refund is recorded already": nothing written. */
-#define TXN_KNOWN 2
 /* The prefix of refund ids the service makes up; callers' may not use it. */
 #define AUTO_REFUND "auto-"
 
@@ -790,18 +788,18 @@ static int refund_find(payment_svc *p, const char *id, const char *refund_id, in
 	return rc;
 }
 
-static int refund_count(payment_svc *p, const char *id, int64_t *n)
+/* The refunds of payment id: all of them, or (own) those this service
+ * asked for (a refund a webhook brought is recorded under the provider's
+ * id, refund_id = provider_ref, until this service's own request for it is
+ * recorded). */
+static int refund_count(payment_svc *p, const char *id, int own, int64_t *n)
 {
-	int rc = 0;
-	store_stmt *st = store_prepare(
-		p->ctx->store, "SELECT COUNT(*) FROM payment_refunds WHERE payment_id = ?", &rc);
-	if (!st)
-		return rc ? rc : ERR_STORE;
-	store_bind_text(st, 1, id);
-	rc = store_step(st);
-	*n = rc == STORE_ROW ? store_col_int(st, 0) : 0;
-	store_reset(st);
-	return rc < 0 ? rc : 0;
+	*n = 0;
+	return store_intf(p->ctx->store, n,
+			  own ? "SELECT COUNT(*) FROM payment_refunds WHERE payment_id = ? AND "
+				"refund_id <> provider_ref"
+			      : "SELECT COUNT(*) FROM payment_refunds WHERE payment_id = ?",
+			  "t", id);
 }
 
 typedef struct refund_op {
@@ -813,43 +811,65 @@ typedef struct refund_op {
 	const char *capture_ref;  /* the capture refunded, when the payment lacks it */
 	int64_t now;
 	pay_row after; /* out */
+	int known;     /* out: the refund was recorded before (nothing changed) */
 } refund_op;
 
-/* Whether payment id has a refund whose provider_ref is ref: STORE_ROW,
- * STORE_DONE, or an error. */
-static int refund_known(payment_svc *p, const char *id, const char *ref)
+/* The refund_id of payment id's refund whose provider_ref is ref, into
+ * out: STORE_ROW, STORE_DONE, or an error. */
+static int refund_by_ref(payment_svc *p, const char *id, const char *ref, char *out, size_t len)
 {
 	int rc = 0;
 	store_stmt *st = store_queryf(p->ctx->store,
-				      "SELECT 1 FROM payment_refunds WHERE payment_id = ? AND "
+				      "SELECT refund_id FROM payment_refunds WHERE payment_id = ? AND "
 				      "provider_ref = ?",
 				      &rc, "tt", id, ref);
 	if (!st)
 		return rc ? rc : ERR_STORE;
 	rc = store_step(st);
+	if (rc == STORE_ROW)
+		col_copy(st, 0, out, len);
 	store_reset(st);
 	return rc;
 }
 
 /* Records a refund the provider made, in the caller's transaction: the
  * refund row, refunded_cents, REFUNDED once everything captured is
- * refunded, and the event. TXN_KNOWN when the refund is there already (its
- * refund_id, or its provider_ref: a webhook may have brought it first),
- * TXN_MOVED when a concurrent transaction inserted it (roll back and look
- * again); ERR_STATE, nothing written, when it does not fit the payment as
- * the transaction reads it (not CAPTURED, or more than is left). */
+ * refunded, and the event. 0, with op->known set when the refund is there
+ * already (its refund_id, or its provider_ref: a webhook may have brought
+ * it first, in which case it takes this request's refund_id, so that the
+ * refunds this service asked for keep being counted right); TXN_MOVED
+ * when a concurrent transaction inserted it (roll back and look again);
+ * ERR_STATE, nothing written, when it does not fit the payment as the
+ * transaction reads it (not CAPTURED, or more than is left). */
 static int refund_record(payment_svc *p, refund_op *op)
 {
 	pay_row before;
 	int rc = row_get(p, op->id, &before);
 	if (rc)
 		return rc;
+	op->known = 0;
+	op->after = before;
 	int64_t had = 0;
+	if ((rc = refund_find(p, op->id, op->refund_id, &had)) != STORE_DONE) {
+		op->known = rc == STORE_ROW;
+		return rc == STORE_ROW ? 0 : rc;
+	}
+	char existing[ID_MAX + 1] = "";
 	if (op->provider_ref && op->provider_ref[0] &&
-	    (rc = refund_known(p, op->id, op->provider_ref)) != STORE_DONE)
-		return rc == STORE_ROW ? TXN_KNOWN : rc;
-	if ((rc = refund_find(p, op->id, op->refund_id, &had)) != STORE_DONE)
-		return rc == STORE_ROW ? TXN_KNOWN : rc;
+	    (rc = refund_by_ref(p, op->id, op->provider_ref, existing, sizeof(existing))) !=
+		    STORE_DONE) {
+		if (rc != STORE_ROW)
+			return rc;
+		op->known = 1;
+		if (strcmp(existing, op->provider_ref) != 0 || strcmp(op->refund_id, existing) == 0)
+			return 0;
+		log_info(p->ctx->log, "payment %s: refund %s is the %s a webhook brought", op->id,
+			 op->refund_id, existing);
+		return store_runf(p->ctx->store,
+				  "UPDATE payment_refunds SET refund_id = ? WHERE payment_id = ? AND "
+				  "refund_id = ?",
+				  NULL, "ttt", op->refund_id, op->id, existing);
+	}
 	if (before.status != PAYMENT_CAPTURED || before.refunded + op->amount > before.captured) {
 		log_warn(p->ctx->log,
 			 "payment %s: a refund of %lld does not fit a %s payment with %lld of %lld "
@@ -859,7 +879,7 @@ static int refund_record(payment_svc *p, refund_op *op)
 		return ERR_STATE;
 	}
 	int64_t n = 0;
-	if ((rc = refund_count(p, op->id, &n)) != 0)
+	if ((rc = refund_count(p, op->id, 0, &n)) != 0)
 		return rc;
 	store_stmt *st = store_prepare(p->ctx->store,
 				       "INSERT INTO payment_refunds (payment_id, refund_id, seq, "
@@ -910,7 +930,7 @@ static int refund_body(void *arg)
 {
 	refund_op *op = arg;
 	int rc = refund_record(op->p, op);
-	return rc == ERR_STATE ? ERR_INTERNAL : rc == TXN_KNOWN ? TXN_MOVED : rc;
+	return rc == ERR_STATE ? ERR_INTERNAL : rc;
 }
 
 static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, msg_resp *resp)
@@ -965,7 +985,7 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 		snprintf(rid, sizeof(rid), "%s", a->refund_id);
 	} else {
 		int64_t n = 0;
-		int rc = refund_count(p, r->payment_id, &n);
+		int rc = refund_count(p, r->payment_id, 1, &n);
 		if (rc) {
 			engine_store_error(p->ctx, resp, rc, "count refunds");
 			return 0;
@@ -1337,10 +1357,10 @@ static int wh_refunds(payment_svc *p, wh_event *w, pay_row *r)
 				 .capture_ref = w->capture_ref,
 				 .now = w->now };
 		rc = refund_record(p, &op);
-		if (rc == 0)
-			applied++;
-		else if (rc == TXN_KNOWN)
+		if (rc == 0 && op.known)
 			known++;
+		else if (rc == 0)
+			applied++;
 		else if (rc != ERR_STATE)
 			return rc; /* TXN_MOVED included: roll back, look again */
 	}

@@ -102,7 +102,7 @@ static int copy_str(char *dst, size_t len, const char *src)
 
 int paypal_client_init(paypal_client *cl, engine_ctx *ctx)
 {
-	if (!cl || !ctx)
+	if (!cl || !ctx || sodium_init() < 0)
 		return ERR_INVALID;
 	memset(cl, 0, sizeof(*cl));
 	pthread_mutex_init(&cl->mu, NULL);

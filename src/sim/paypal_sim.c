@@ -456,11 +456,16 @@ static int read_amount(paypal_sim *s, json_t *a, const char *field, int64_t *cen
 	}
 	snprintf(f, sizeof(f), "%s/value", field);
 	const char *dot = strchr(val, '.');
-	if ((dot ? (size_t)(dot - val) : strlen(val)) > MAX_VALUE_DIGITS ||
-	    paypal_parse_amount(val, cur, cents) != 0) {
-		invalid(s, resp, dot ? "DECIMAL_PRECISION" : "INVALID_PARAMETER_VALUE", f,
-			"If the currency supports decimals, only two decimal place precision is "
-			"supported.");
+	size_t whole = dot ? (size_t)(dot - val) : strlen(val);
+	if (whole > MAX_VALUE_DIGITS || paypal_parse_amount(val, cur, cents) != 0) {
+		/* Well formed but with too many decimals, or not a number at all. */
+		size_t digits = strspn(val, "0123456789");
+		int precision = whole <= MAX_VALUE_DIGITS && digits == whole && whole > 0 && dot &&
+				dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1);
+		invalid(s, resp, precision ? "DECIMAL_PRECISION" : "INVALID_PARAMETER_VALUE", f,
+			precision ? "If the currency supports decimals, only two decimal place "
+				    "precision is supported."
+				  : "The value of a field is invalid.");
 		return ERR_INVALID;
 	}
 	if (*cents <= 0) {
@@ -1484,8 +1489,8 @@ static const char *cfg_str(const config *c, const char *key)
 
 static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 {
-	if (!ctx || !ctx->clock || !ctx->rng) {
-		snprintf(err, errlen, "paypal-sim needs a clock and an rng");
+	if (!ctx || !ctx->clock || !ctx->rng || sodium_init() < 0) {
+		snprintf(err, errlen, "paypal-sim needs a clock, an rng and libsodium");
 		return NULL;
 	}
 	paypal_sim *s = calloc(1, sizeof(*s));
