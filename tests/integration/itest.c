@@ -270,10 +270,10 @@ int itest_signup_login(const char *email, char *token, size_t len, char *user_id
 	return t ? 0 : -1;
 }
 
-int itest_sim_url(char *buf, size_t len)
+int itest_state_file(const char *name, char *buf, size_t len)
 {
 	char p[512];
-	snprintf(p, sizeof(p), "%s/stripe-sim.url", IT.state);
+	snprintf(p, sizeof(p), "%s/%s", IT.state, name);
 	FILE *f = fopen(p, "r");
 	if (!f)
 		return -1;
@@ -282,13 +282,30 @@ int itest_sim_url(char *buf, size_t len)
 	if (!got)
 		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int itest_sim_url_of(const char *sim, char *buf, size_t len)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "%s.url", sim);
+	if (itest_state_file(name, buf, len) != 0)
+		return -1;
 	return strncmp(buf, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
 }
 
+int itest_sim_url(char *buf, size_t len) { return itest_sim_url_of("stripe-sim", buf, len); }
+
 json_t *itest_sim_admin(const char *method, const char *path, const char *body)
 {
+	return itest_sim_admin_of("stripe-sim", method, path, body);
+}
+
+json_t *itest_sim_admin_of(const char *sim, const char *method, const char *path,
+			   const char *body)
+{
 	char url[600], base[256];
-	if (itest_sim_url(base, sizeof(base)) != 0)
+	if (itest_sim_url_of(sim, base, sizeof(base)) != 0)
 		return NULL;
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	msg_resp r;

@@ -62,6 +62,13 @@ int itest_signup_login(const char *email, char *token, size_t len, char *user_id
 int itest_sim_url(char *buf, size_t len);
 json_t *itest_sim_admin(const char *method, const char *path, const char *body);
 long long itest_sim_stat(const char *name);
+/* The same for the simulator sim ("stripe-sim", "paypal-sim"): its URL
+ * (STATE/<sim>.url) and an admin request to it. */
+int itest_sim_url_of(const char *sim, char *buf, size_t len);
+json_t *itest_sim_admin_of(const char *sim, const char *method, const char *path,
+			   const char *body);
+/* The first line of STATE/name into buf. 0 or -1. */
+int itest_state_file(const char *name, char *buf, size_t len);
 /* The error code of an API error body. */
 const char *itest_err_code(json_t *v);
 /* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary
