@@ -441,3 +441,10 @@ int config_write_doc(FILE *out)
 	}
 	return fflush(out) == 0 ? 0 : ERR_IO;
 }
+
+int64_t config_int_range(const config *c, const char *key, int64_t fallback, int64_t min,
+			 int64_t max)
+{
+	int64_t v = c ? config_int(c, key, fallback) : fallback;
+	return v < min || v > max ? fallback : v;
+}

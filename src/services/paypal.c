@@ -3,6 +3,7 @@
 #include "services/paypal.h"
 #include "core/err.h"
 #include "core/jval.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -92,14 +93,6 @@ int paypal_parse_amount(const char *value, const char *currency, int64_t *cents)
 
 /* ---- the client ----------------------------------------------------------------------- */
 
-static int copy_str(char *dst, size_t len, const char *src)
-{
-	if (!src || strlen(src) >= len)
-		return ERR_INVALID;
-	memcpy(dst, src, strlen(src) + 1);
-	return 0;
-}
-
 int paypal_client_init(paypal_client *cl, engine_ctx *ctx)
 {
 	if (!cl || !ctx || sodium_init() < 0)
@@ -112,9 +105,9 @@ int paypal_client_init(paypal_client *cl, engine_ctx *ctx)
 	const char *url = c ? config_get(c, "paypal.base_url") : NULL;
 	const char *id = c ? config_get(c, "paypal.client_id") : NULL;
 	const char *secret = c ? config_get(c, "paypal.secret") : NULL;
-	if (copy_str(cl->base_url, sizeof(cl->base_url), url && url[0] ? url : PAYPAL_DEFAULT_BASE_URL) ||
-	    copy_str(cl->client_id, sizeof(cl->client_id), id ? id : "") ||
-	    copy_str(cl->secret, sizeof(cl->secret), secret ? secret : ""))
+	if (text_copy(cl->base_url, sizeof(cl->base_url), url && url[0] ? url : PAYPAL_DEFAULT_BASE_URL) ||
+	    text_copy(cl->client_id, sizeof(cl->client_id), id ? id : "") ||
+	    text_copy(cl->secret, sizeof(cl->secret), secret ? secret : ""))
 		return ERR_INVALID;
 	cl->timeout_ms = c ? config_int(c, "paypal.timeout_ms", PAYPAL_DEFAULT_TIMEOUT_MS)
 			   : PAYPAL_DEFAULT_TIMEOUT_MS;
@@ -142,29 +135,9 @@ static int refuse(paypal_result *out, const char *what)
 	return ERR_INVALID;
 }
 
-static int valid_key(const char *k)
-{
-	size_t n = k ? strlen(k) : 0;
-	if (n == 0 || n > KEY_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (k[i] < 0x21 || k[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 /* PayPal ids are letters and digits; checking them keeps the path to the
  * resource meant. */
-static int valid_id(const char *id)
-{
-	size_t n = id ? strlen(id) : 0;
-	if (n == 0 || n > ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
-			return 0;
-	return 1;
-}
+static int valid_id(const char *id) { return text_is_token(id, ID_MAX, "-_"); }
 
 static int precheck(paypal_client *cl, const char *key, const char *id, paypal_result *out)
 {
@@ -178,7 +151,7 @@ static int precheck(paypal_client *cl, const char *key, const char *id, paypal_r
 	if (!cl->client_id[0] || !cl->secret[0] || strpbrk(cl->client_id, ":\r\n") ||
 	    strpbrk(cl->secret, "\r\n"))
 		return refuse(out, "the paypal client has no usable client id and secret");
-	if (key && !valid_key(key))
+	if (key && !text_is_printable(key, KEY_MAX, 0))
 		return refuse(out, "the request id must be 1 to 255 printable characters");
 	if (id && !valid_id(id))
 		return refuse(out, "the id is not a PayPal id");

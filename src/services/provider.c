@@ -129,36 +129,33 @@ int provider_authorize(providers *pv, const char *provider, const char *key, int
 	return rc;
 }
 
-int provider_capture(providers *pv, const char *provider, const char *key, const char *ref,
-		     provider_result *out)
+/* capture and void: an action on the authorisation. */
+static int act(providers *pv, const char *provider, const char *key, const char *ref, enum op op,
+	       provider_result *out)
 {
 	int rc;
 	if (is_paypal(provider)) {
 		paypal_result pr;
-		rc = paypal_capture(&pv->paypal, key, ref, &pr);
-		from_paypal(&pr, OP_CAPTURE, out);
+		rc = (op == OP_CAPTURE ? paypal_capture : paypal_void)(&pv->paypal, key, ref, &pr);
+		from_paypal(&pr, op, out);
 	} else {
 		stripe_result sr;
-		rc = stripe_capture(&pv->stripe, key, ref, &sr);
-		from_stripe(&sr, OP_CAPTURE, out);
+		rc = (op == OP_CAPTURE ? stripe_capture : stripe_cancel)(&pv->stripe, key, ref, &sr);
+		from_stripe(&sr, op, out);
 	}
 	return rc;
+}
+
+int provider_capture(providers *pv, const char *provider, const char *key, const char *ref,
+		     provider_result *out)
+{
+	return act(pv, provider, key, ref, OP_CAPTURE, out);
 }
 
 int provider_void(providers *pv, const char *provider, const char *key, const char *ref,
 		  provider_result *out)
 {
-	int rc;
-	if (is_paypal(provider)) {
-		paypal_result pr;
-		rc = paypal_void(&pv->paypal, key, ref, &pr);
-		from_paypal(&pr, OP_VOID, out);
-	} else {
-		stripe_result sr;
-		rc = stripe_cancel(&pv->stripe, key, ref, &sr);
-		from_stripe(&sr, OP_VOID, out);
-	}
-	return rc;
+	return act(pv, provider, key, ref, OP_VOID, out);
 }
 
 int provider_refund(providers *pv, const char *provider, const char *key, const char *ref,

@@ -148,6 +148,7 @@ typedef struct paypal_sim {
 	router *api;
 	router *admin;
 	fault_table *faults;
+	chaos_sim_faults fault_admin;
 	webhook_queue *hooks;
 	char webhook_secret[256];
 	pthread_mutex_t mu;
@@ -1130,15 +1131,6 @@ static int valid_request_id(const char *k)
 
 /* ---- the API pipeline ------------------------------------------------------------------------------------ */
 
-static void set_delay(msg_resp *resp, int64_t delay_us)
-{
-	if (delay_us <= 0)
-		return;
-	char v[32];
-	snprintf(v, sizeof(v), "%" PRId64, delay_us);
-	msg_resp_set_header(resp, STRIPE_SIM_DELAY_HEADER, v);
-}
-
 /* Faults first, the operation's own before the provider's: trouble in front
  * of PayPal, so a failed call changes nothing and stores nothing. */
 static int apply_fault(paypal_sim *s, const char *op, int64_t now, msg_resp *resp,
@@ -1277,15 +1269,13 @@ out:
 		random_chars(s, "0123456789abcdef", 16, debug, 13);
 		msg_resp_set_header(resp, "Paypal-Debug-Id", debug);
 	}
-	set_delay(resp, delay);
+	stripe_sim_set_delay(resp, delay);
 }
 
 /* ---- operators' routes (API.md shapes, admin token) -------------------------------------------------------- */
 
 static int valid_target(const char *t)
 {
-	if (!t)
-		return 0;
 	if (strcmp(t, FAULT_TARGET) == 0)
 		return 1;
 	if (strncmp(t, FAULT_TARGET ".", sizeof(FAULT_TARGET)) != 0)
@@ -1294,52 +1284,6 @@ static int valid_target(const char *t)
 		if (strcmp(t + sizeof(FAULT_TARGET), OPS[i]) == 0)
 			return 1;
 	return 0;
-}
-
-static const char *admin_target(paypal_sim *s, msg_req *req, msg_resp *resp)
-{
-	if (engine_require_admin(s->ctx, req, resp))
-		return NULL;
-	const char *t = msg_req_param(req, 0);
-	if (!valid_target(t)) {
-		msg_resp_error(resp, 404, "not_found",
-			       "this simulator takes faults for paypal, or paypal.<op> with op one of "
-			       "token, create, authorize, capture, void, refund, get",
-			       json_pack("{s:s}", "target", t ? t : ""));
-		return NULL;
-	}
-	return t;
-}
-
-static void admin_faults_list(void *ud, msg_req *req, msg_resp *resp)
-{
-	paypal_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp) == 0)
-		chaos_faults_list(s->ctx, s->faults, resp);
-}
-
-static void admin_fault_get(void *ud, msg_req *req, msg_resp *resp)
-{
-	paypal_sim *s = ud;
-	const char *t = admin_target(s, req, resp);
-	if (t)
-		chaos_fault_get(s->ctx, s->faults, t, resp);
-}
-
-static void admin_fault_put(void *ud, msg_req *req, msg_resp *resp)
-{
-	paypal_sim *s = ud;
-	const char *t = admin_target(s, req, resp);
-	if (t)
-		chaos_fault_put(s->ctx, s->faults, t, req, resp);
-}
-
-static void admin_fault_delete(void *ud, msg_req *req, msg_resp *resp)
-{
-	paypal_sim *s = ud;
-	const char *t = admin_target(s, req, resp);
-	if (t)
-		chaos_fault_delete(s->ctx, s->faults, t, resp);
 }
 
 static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
@@ -1388,28 +1332,10 @@ static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
 	msg_resp_json(resp, 200, o);
 }
 
-static void admin_webhook_get(void *ud, msg_req *req, msg_resp *resp)
+static void admin_webhook(void *ud, msg_req *req, msg_resp *resp)
 {
 	paypal_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp) == 0)
-		msg_resp_json(resp, 200, webhook_queue_stats(s->hooks));
-}
-
-static void admin_webhook_put(void *ud, msg_req *req, msg_resp *resp)
-{
-	paypal_sim *s = ud;
-	json_t *body = NULL;
-	if (engine_require_admin(s->ctx, req, resp) || engine_json_body(req, resp, &body))
-		return;
-	jval_error e = { { 0 }, { 0 } };
-	const char *url = NULL;
-	if (jval_str(body, "url", 1, 0, WEBHOOK_QUEUE_URL_MAX, &url, &e) ||
-	    (webhook_queue_set_target(s->hooks, url) != 0 &&
-	     jval_fail(&e, "url", "must be http://HOST:PORT/PATH, or \"\" for none")))
-		engine_bad_field(resp, e.field, e.message);
-	else
-		msg_resp_json(resp, 200, webhook_queue_stats(s->hooks));
-	json_decref(body);
+	webhook_queue_admin(s->ctx, s->hooks, req, resp);
 }
 
 static void admin_refund(void *ud, msg_req *req, msg_resp *resp)
@@ -1475,12 +1401,6 @@ static void sim_destroy(void *eng)
 	free(s);
 }
 
-static int64_t cfg_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max)
-{
-	int64_t v = c ? config_int(c, key, def) : def;
-	return v < min || v > max ? def : v;
-}
-
 static const char *cfg_str(const config *c, const char *key)
 {
 	const char *v = c ? config_get(c, key) : NULL;
@@ -1501,13 +1421,13 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	s->ctx = ctx;
 	pthread_mutex_init(&s->mu, NULL);
 	const config *c = ctx->config;
-	s->max_orders = (size_t)cfg_int(c, "paypal_sim.max_orders", PAYPAL_SIM_MAX_ORDERS, 1,
+	s->max_orders = (size_t)config_int_range(c, "paypal_sim.max_orders", PAYPAL_SIM_MAX_ORDERS, 1,
 					100000000);
-	s->ring_cap = (size_t)cfg_int(c, "paypal_sim.max_request_ids", PAYPAL_SIM_MAX_REQUEST_IDS,
+	s->ring_cap = (size_t)config_int_range(c, "paypal_sim.max_request_ids", PAYPAL_SIM_MAX_REQUEST_IDS,
 				      1, 100000000);
-	s->token_ttl_us = cfg_int(c, "paypal_sim.token_ttl_s", PAYPAL_SIM_TOKEN_TTL_S, 1,
+	s->token_ttl_us = config_int_range(c, "paypal_sim.token_ttl_s", PAYPAL_SIM_TOKEN_TTL_S, 1,
 				  30 * 86400) * 1000000;
-	s->reqid_ttl_us = cfg_int(c, "paypal_sim.request_id_ttl_s", PAYPAL_SIM_REQUEST_ID_TTL_S, 1,
+	s->reqid_ttl_us = config_int_range(c, "paypal_sim.request_id_ttl_s", PAYPAL_SIM_REQUEST_ID_TTL_S, 1,
 				  30 * 86400) * 1000000;
 	const char *id = cfg_str(c, "paypal_sim.client_id"), *secret = cfg_str(c, "paypal_sim.secret");
 	const char *whs = cfg_str(c, "paypal.webhook_secret");
@@ -1537,13 +1457,17 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	for (size_t i = 0; !bad && i < NROUTES; i++)
 		bad = router_add(s->api, ROUTES[i].method, ROUTES[i].pattern, route_stub,
 				 (void *)&ROUTES[i]) != 0;
-	bad = bad || router_add(s->admin, "GET", "/admin/faults", admin_faults_list, s) ||
-	      router_add(s->admin, "GET", "/admin/faults/{target}", admin_fault_get, s) ||
-	      router_add(s->admin, "PUT", "/admin/faults/{target}", admin_fault_put, s) ||
-	      router_add(s->admin, "DELETE", "/admin/faults/{target}", admin_fault_delete, s) ||
+	s->fault_admin = (chaos_sim_faults){
+		.ctx = ctx,
+		.table = s->faults,
+		.valid = valid_target,
+		.hint = "this simulator takes faults for paypal, or paypal.<op> with op one of "
+			"token, create, authorize, capture, void, refund, get",
+	};
+	bad = bad || chaos_sim_fault_routes(s->admin, &s->fault_admin) ||
 	      router_add(s->admin, "GET", "/admin/paypal/stats", admin_stats, s) ||
-	      router_add(s->admin, "GET", "/admin/paypal/webhook", admin_webhook_get, s) ||
-	      router_add(s->admin, "PUT", "/admin/paypal/webhook", admin_webhook_put, s) ||
+	      router_add(s->admin, "GET", "/admin/paypal/webhook", admin_webhook, s) ||
+	      router_add(s->admin, "PUT", "/admin/paypal/webhook", admin_webhook, s) ||
 	      router_add(s->admin, "POST", "/admin/paypal/refund", admin_refund, s);
 	if (bad) {
 		snprintf(err, errlen, "paypal-sim: out of memory");

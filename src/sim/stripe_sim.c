@@ -158,6 +158,7 @@ typedef struct stripe_sim {
 	engine_ctx *ctx;
 	router *admin;
 	fault_table *faults;
+	chaos_sim_faults fault_admin;
 	pthread_mutex_t mu;
 	htab intents;
 	size_t intent_bytes;
@@ -1093,7 +1094,7 @@ static int valid_idem_key(const char *k)
 
 /* ---- the /v1 pipeline ----------------------------------------------------------- */
 
-static void set_delay(msg_resp *resp, int64_t delay_us)
+void stripe_sim_set_delay(msg_resp *resp, int64_t delay_us)
 {
 	if (delay_us <= 0)
 		return;
@@ -1242,77 +1243,17 @@ out:
 	const char *ver = msg_req_header(req, "Stripe-Version");
 	if (ver && strlen(ver) < 32)
 		msg_resp_set_header(resp, "Stripe-Version", ver);
-	set_delay(resp, delay);
+	stripe_sim_set_delay(resp, delay);
 }
 
 /* ---- operators' routes (API.md shapes, admin token) ----------------------------- */
 
-static int admin_target(stripe_sim *s, msg_req *req, msg_resp *resp)
-{
-	if (engine_require_admin(s->ctx, req, resp))
-		return ERR_UNAUTH;
-	const char *t = msg_req_param(req, 0);
-	if (!t || strcmp(t, FAULT_TARGET) != 0) {
-		msg_resp_error(resp, 404, "not_found", "this simulator takes faults for stripe only",
-			       json_pack("{s:s}", "target", t ? t : ""));
-		return ERR_NOT_FOUND;
-	}
-	return 0;
-}
+static int valid_target(const char *t) { return strcmp(t, FAULT_TARGET) == 0; }
 
-/* The fault routes are chaos's (src/services/chaos.c), on this engine's
- * own table, consulted before every /v1 request. */
-static void admin_faults_list(void *ud, msg_req *req, msg_resp *resp)
+static void admin_webhook(void *ud, msg_req *req, msg_resp *resp)
 {
 	stripe_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp) == 0)
-		chaos_faults_list(s->ctx, s->faults, resp);
-}
-
-static void admin_fault_get(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_get(s->ctx, s->faults, FAULT_TARGET, resp);
-}
-
-static void admin_fault_put(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_put(s->ctx, s->faults, FAULT_TARGET, req, resp);
-}
-
-static void admin_fault_delete(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_delete(s->ctx, s->faults, FAULT_TARGET, resp);
-}
-
-static void admin_webhook_get(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp) == 0)
-		msg_resp_json(resp, 200, webhook_queue_stats(s->hooks));
-}
-
-/* PUT /admin/stripe/webhook {url}: where events go ("" for nowhere). */
-static void admin_webhook_put(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	json_t *body = NULL;
-	if (engine_require_admin(s->ctx, req, resp) || engine_json_body(req, resp, &body))
-		return;
-	jval_error e = { { 0 }, { 0 } };
-	const char *url = NULL;
-	if (jval_str(body, "url", 1, 0, WEBHOOK_QUEUE_URL_MAX, &url, &e) ||
-	    (webhook_queue_set_target(s->hooks, url) != 0 &&
-	     jval_fail(&e, "url", "must be http://HOST:PORT/PATH, or \"\" for none")))
-		engine_bad_field(resp, e.field, e.message);
-	else
-		msg_resp_json(resp, 200, webhook_queue_stats(s->hooks));
-	json_decref(body);
+	webhook_queue_admin(s->ctx, s->hooks, req, resp);
 }
 
 /* POST /admin/stripe/refund {payment_intent, amount_cents?}: a refund made
@@ -1447,12 +1388,6 @@ static void sim_destroy(void *eng)
 	free(s);
 }
 
-static int64_t cfg_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max)
-{
-	int64_t v = c ? config_int(c, key, def) : def;
-	return v < min || v > max ? def : v;
-}
-
 static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 {
 	if (!ctx || !ctx->clock || !ctx->rng) {
@@ -1466,11 +1401,11 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	s->ctx = ctx;
 	pthread_mutex_init(&s->mu, NULL);
-	s->max_intents = (size_t)cfg_int(ctx->config, "stripe_sim.max_intents",
+	s->max_intents = (size_t)config_int_range(ctx->config, "stripe_sim.max_intents",
 					 STRIPE_SIM_MAX_INTENTS, 1, 100000000);
-	s->max_idems = (size_t)cfg_int(ctx->config, "stripe_sim.max_idempotency_keys",
+	s->max_idems = (size_t)config_int_range(ctx->config, "stripe_sim.max_idempotency_keys",
 				       STRIPE_SIM_MAX_IDEMPOTENCY_KEYS, 1, 100000000);
-	s->idem_ttl_us = cfg_int(ctx->config, "stripe_sim.idempotency_ttl_s",
+	s->idem_ttl_us = config_int_range(ctx->config, "stripe_sim.idempotency_ttl_s",
 				 STRIPE_SIM_IDEMPOTENCY_TTL_S, 1, 30 * 86400) *
 			 1000000;
 	const char *key = ctx->config ? config_get(ctx->config, "stripe_sim.api_key") : NULL;
@@ -1494,15 +1429,14 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	s->hooks = webhook_queue_new(WEBHOOKS_PENDING_MAX);
 	s->faults = fault_table_new();
 	s->admin = router_new();
+	s->fault_admin = (chaos_sim_faults){ .ctx = ctx, .table = s->faults, .valid = valid_target,
+					     .hint = "this simulator takes faults for stripe only" };
 	if (!s->faults || !s->admin || !s->hooks || ht_init(&s->intents, 1024) ||
 	    ht_init(&s->idems, 1024) ||
-	    router_add(s->admin, "GET", "/admin/faults", admin_faults_list, s) ||
-	    router_add(s->admin, "GET", "/admin/faults/{target}", admin_fault_get, s) ||
-	    router_add(s->admin, "PUT", "/admin/faults/{target}", admin_fault_put, s) ||
-	    router_add(s->admin, "DELETE", "/admin/faults/{target}", admin_fault_delete, s) ||
+	    chaos_sim_fault_routes(s->admin, &s->fault_admin) ||
 	    router_add(s->admin, "GET", "/admin/stripe/stats", admin_stats, s) ||
-	    router_add(s->admin, "GET", "/admin/stripe/webhook", admin_webhook_get, s) ||
-	    router_add(s->admin, "PUT", "/admin/stripe/webhook", admin_webhook_put, s) ||
+	    router_add(s->admin, "GET", "/admin/stripe/webhook", admin_webhook, s) ||
+	    router_add(s->admin, "PUT", "/admin/stripe/webhook", admin_webhook, s) ||
 	    router_add(s->admin, "POST", "/admin/stripe/refund", admin_refund, s)) {
 		snprintf(err, errlen, "stripe-sim: out of memory");
 		sim_destroy(s);

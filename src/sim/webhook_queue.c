@@ -2,6 +2,7 @@
  * of times. */
 #include "sim/webhook_queue.h"
 #include "core/err.h"
+#include "core/jval.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -204,6 +205,28 @@ int webhook_queue_deliver(webhook_queue *q, engine_ctx *ctx, webhook_sign_fn sig
 		hook_free(h); /* NULL when queued again */
 	}
 	return delivered;
+}
+
+void webhook_queue_admin(const engine_ctx *ctx, webhook_queue *q, msg_req *req, msg_resp *resp)
+{
+	if (engine_require_admin(ctx, req, resp))
+		return;
+	if (strcmp(req->method, "PUT") == 0) {
+		json_t *body = NULL;
+		if (engine_json_body(req, resp, &body))
+			return;
+		jval_error e = { { 0 }, { 0 } };
+		const char *url = NULL;
+		int bad = jval_str(body, "url", 1, 0, WEBHOOK_QUEUE_URL_MAX, &url, &e) ||
+			  (webhook_queue_set_target(q, url) != 0 &&
+			   jval_fail(&e, "url", "must be http://HOST:PORT/PATH, or \"\" for none"));
+		json_decref(body);
+		if (bad) {
+			engine_bad_field(resp, e.field, e.message);
+			return;
+		}
+	}
+	msg_resp_json(resp, 200, webhook_queue_stats(q));
 }
 
 json_t *webhook_queue_stats(webhook_queue *q)

@@ -59,4 +59,9 @@ int webhook_queue_deliver(webhook_queue *q, engine_ctx *ctx, webhook_sign_fn sig
 /* {url, pending, delivered, failed, attempts, dropped}: a new reference. */
 json_t *webhook_queue_stats(webhook_queue *q);
 
+/* A simulator's GET and PUT /admin/<provider>/webhook (admin token): the
+ * stats, or {url} set as the target ("" for none; 400 naming url when it
+ * is not http(s)://HOST:PORT/PATH), answered with the stats. */
+void webhook_queue_admin(const engine_ctx *ctx, webhook_queue *q, msg_req *req, msg_resp *resp);
+
 #endif

@@ -225,6 +225,13 @@ int itest_req_service(const char *method, const char *path, const char *body, js
 int itest_req_key(const char *method, const char *path, const char *body, const char *token,
 		  const char *key, json_t **out, msg_resp *keep)
 {
+	const char *h[] = { "Idempotency-Key", key, NULL };
+	return itest_req_headers(method, path, body, token, key ? h : NULL, out, keep);
+}
+
+int itest_req_headers(const char *method, const char *path, const char *body, const char *token,
+		      const char *const *headers, json_t **out, msg_resp *keep)
+{
 	if (out)
 		*out = NULL;
 	msg_req req;
@@ -235,8 +242,8 @@ int itest_req_key(const char *method, const char *path, const char *body, const 
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 		msg_req_add_header(&req, "Authorization", auth);
 	}
-	if (key)
-		msg_req_add_header(&req, "Idempotency-Key", key);
+	for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+		msg_req_add_header(&req, headers[i], headers[i + 1]);
 	if (body) {
 		msg_req_add_header(&req, "Content-Type", "application/json");
 		msg_req_set_body(&req, body, strlen(body));

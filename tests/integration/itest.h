@@ -52,6 +52,9 @@ int itest_req_service(const char *method, const char *path, const char *body, js
  * 15 s deadline). */
 int itest_req_key(const char *method, const char *path, const char *body, const char *token,
 		  const char *key, json_t **out, msg_resp *keep);
+/* As itest_req_key, with the headers given (name, value, ..., NULL). */
+int itest_req_headers(const char *method, const char *path, const char *body, const char *token,
+		      const char *const *headers, json_t **out, msg_resp *keep);
 /* Signs up email (password "correct horse 1") and logs in: the access
  * token into token, the user id into user_id (when not NULL). 0 or -1. */
 int itest_signup_login(const char *email, char *token, size_t len, char *user_id, size_t idlen);

@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "itest.h"
-#include "net/http_client.h"
 #include "services/webhook.h"
 
 #define PP "paypal-sim"
@@ -313,21 +312,9 @@ static void test_admin_refunds(void **unused)
  * none); the status. */
 static int stripe_webhook(const char *body, const char *sig, json_t **out)
 {
-	msg_req req;
-	assert_int_equal(msg_req_init(&req, "POST", "/v1/webhooks/stripe"), 0);
-	msg_req_add_header(&req, "Content-Type", "application/json");
-	if (sig)
-		msg_req_add_header(&req, WEBHOOK_STRIPE_HEADER, sig);
-	msg_req_set_body(&req, body, strlen(body));
-	msg_resp r;
-	msg_resp_init(&r);
-	http_call_opts o = { .connect_timeout_ms = 1000, .timeout_ms = 10000 };
-	int rc = http_client_do(IT.url, &req, &r, &o);
-	msg_req_clear(&req);
-	int status = rc == 0 ? r.status : -1;
-	*out = rc == 0 ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
-	msg_resp_clear(&r);
-	return status;
+	const char *h[] = { WEBHOOK_STRIPE_HEADER, sig, NULL };
+	return itest_req_headers("POST", "/v1/webhooks/stripe", body, NULL, sig ? h : NULL, out,
+				 NULL);
 }
 
 static void test_webhooks_through_gateway(void **unused)
