@@ -1007,7 +1007,12 @@ static int refund_step(payment_svc *p, const pay_row *r, const refund_args *a, m
 			 .provider_ref = sr.refund_ref,
 			 .capture_ref = sr.capture_ref[0] ? sr.capture_ref : NULL,
 			 .now = clock_now(p->ctx->clock) };
+	/* A webhook's record of the same refund, committed meanwhile, rolls
+	 * the insert back (the unique provider_ref): once more, and the
+	 * refund takes this request's refund_id. */
 	rc = store_txn(p->ctx->store, TXN_TRIES, refund_body, &op);
+	for (int again = 0; rc == TXN_MOVED && again < 2; again++)
+		rc = store_txn(p->ctx->store, TXN_TRIES, refund_body, &op);
 	if (rc == 0) {
 		reply_payment(resp, 200, &op.after);
 		return 0;
