@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "thelp.h"
+#include "efix.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -35,7 +36,7 @@
 
 #define T0 1764112255000000LL /* 2025-11-25T23:10:55Z */
 #define SEC 1000000LL
-#define ADMIN "Bearer test-admin"
+#define ADMIN "Bearer " EFIX_ADMIN
 #define BASIC_ANY "Basic Y2xpZW50OnNlY3JldA==" /* client:secret */
 #define WH_SECRET "pp-webhook-secret"
 #define ORDER_OK                                                                              \
@@ -50,14 +51,7 @@ typedef struct delivery {
 } delivery;
 
 typedef struct fixture {
-	clock_src *clock;
-	rng *rng;
-	FILE *logf;
-	logger *log;
-	metrics *metrics;
-	config *config;
-	engine_ctx ctx;
-	void *eng;
+	efix *e; /* the engine's context: virtual clock, rng, config, admin token */
 	char token[256];
 	delivery sent[16];
 	int nsent;
@@ -91,30 +85,12 @@ static fixture *fixture_new(const char *const *kv)
 {
 	fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	f->clock = clock_virtual_new(T0);
-	f->rng = rng_new(42);
-	f->logf = fopen("/dev/null", "w");
-	f->log = log_new("paypal-sim", f->logf, f->clock, LOG_DEBUG);
-	f->metrics = metrics_new();
-	f->config = config_new();
+	f->e = efix_new("paypal-sim", "sqlite::memory:", T0, 42);
 	for (int i = 0; kv && kv[i]; i += 2)
-		assert_int_equal(config_set(f->config, kv[i], kv[i + 1]), 0);
-	f->ctx = (engine_ctx){
-		.service = "paypal-sim",
-		.instance_id = "paypal-sim-1",
-		.clock = f->clock,
-		.rng = f->rng,
-		.log = f->log,
-		.metrics = f->metrics,
-		.config = f->config,
-		.admin_token = "test-admin",
-		.call = receiver,
-		.call_ud = f,
-	};
-	char err[256] = "";
-	f->eng = paypal_sim_engine.create(&f->ctx, err, sizeof(err));
-	if (!f->eng)
-		fail_msg("create: %s", err);
+		assert_int_equal(config_set(f->e->config, kv[i], kv[i + 1]), 0);
+	f->e->ctx.call = receiver;
+	f->e->ctx.call_ud = f;
+	f->e->eng = efix_create_engine(f->e);
 	return f;
 }
 
@@ -128,15 +104,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
-	paypal_sim_engine.destroy(f->eng);
 	for (int i = 0; i < f->nsent; i++)
 		free(f->sent[i].body);
-	config_free(f->config);
-	metrics_free(f->metrics);
-	log_free(f->log);
-	fclose(f->logf);
-	rng_free(f->rng);
-	clock_free(f->clock);
+	efix_free(f->e);
 	free(f);
 	return 0;
 }
@@ -157,7 +127,7 @@ static int call_full(fixture *f, const char *method, const char *path, const cha
 	if (body)
 		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
 	msg_resp_init(resp);
-	paypal_sim_engine.handle(f->eng, &req, resp);
+	paypal_sim_engine.handle(f->e->eng, &req, resp);
 	msg_req_clear(&req);
 	return resp->status;
 }
@@ -345,9 +315,9 @@ static void test_token_expiry(void **state)
 	get_token(f, NULL);
 	char order[32];
 	create(f, "paypal_ok", order);
-	clock_advance(f->clock, 599 * SEC);
+	clock_advance(f->e->clock, 599 * SEC);
 	create(f, "paypal_ok", order);
-	clock_advance(f->clock, 1 * SEC);
+	clock_advance(f->e->clock, 1 * SEC);
 	json_t *v = api(f, "POST", "/v2/checkout/orders", NULL, ORDER_OK, 401, NULL);
 	assert_string_equal(thelp_jstr(v, "error"), "invalid_token");
 	json_decref(v);
@@ -481,7 +451,7 @@ static void test_void_and_partial_capture(void **state)
 	assert_int_equal(msg_req_add_header(&req, "Authorization", f->token), 0);
 	assert_int_equal(msg_req_add_header(&req, "Prefer", "return=representation"), 0);
 	msg_resp_init(&r);
-	paypal_sim_engine.handle(f->eng, &req, &r);
+	paypal_sim_engine.handle(f->e->eng, &req, &r);
 	msg_req_clear(&req);
 	assert_int_equal(r.status, 200);
 	json_t *v = thelp_body_json(&r);
@@ -693,9 +663,9 @@ static void test_request_id(void **state)
 	json_decref(b);
 	assert_int_equal(stat(f, "captures"), 1);
 	/* kept request_id_ttl_s (6 h), then forgotten */
-	clock_advance(f->clock, 500 * SEC);
+	clock_advance(f->e->clock, 500 * SEC);
 	get_token(f, NULL);
-	clock_advance(f->clock, 21600 * SEC - 500 * SEC);
+	clock_advance(f->e->clock, 21600 * SEC - 500 * SEC);
 	get_token(f, NULL);
 	long long before = stat(f, "request_ids");
 	assert_true(before >= 5);
@@ -762,7 +732,7 @@ static void test_faults(void **state)
 	assert_string_equal(thelp_jstr(v, "name"), "INTERNAL_SERVER_ERROR");
 	json_decref(v);
 	/* it expires on the simulator's clock; the faulted call stored nothing */
-	clock_advance(f->clock, 10 * SEC);
+	clock_advance(f->e->clock, 10 * SEC);
 	json_decref(api(f, "POST", "/v2/checkout/orders", "rid-f", ORDER_OK, 201, NULL));
 	assert_int_equal(stat(f, "orders"), 1);
 
@@ -824,7 +794,7 @@ static void check_delivery(fixture *f, const delivery *d, const char *type)
 	assert_string_equal(d->algo, "HMACSHA256");
 	char why[160] = "";
 	int rc = webhook_paypal_verify(WH_SECRET, d->id, d->tm, d->algo, d->sig, d->body,
-				       strlen(d->body), clock_now(f->clock) / SEC, 300, why,
+				       strlen(d->body), clock_now(f->e->clock) / SEC, 300, why,
 				       sizeof(why));
 	if (rc)
 		fail_msg("signature: %s", why);
@@ -850,7 +820,7 @@ static void test_webhooks(void **state)
 	char cap[32];
 	snprintf(cap, sizeof(cap), "%s", thelp_jstr(c, "id"));
 	json_decref(c);
-	paypal_sim_engine.tick(f->eng, clock_now(f->clock));
+	paypal_sim_engine.tick(f->e->eng, clock_now(f->e->clock));
 	assert_int_equal(f->nsent, 1);
 	check_delivery(f, &f->sent[0], "PAYMENT.CAPTURE.COMPLETED");
 	json_t *ev = json_loads(f->sent[0].body, 0, NULL);
@@ -875,13 +845,13 @@ static void test_webhooks(void **state)
 	json_decref(v);
 	/* the receiver fails once: the event comes again after half a second */
 	f->refuse = 1;
-	paypal_sim_engine.tick(f->eng, clock_now(f->clock));
+	paypal_sim_engine.tick(f->e->eng, clock_now(f->e->clock));
 	assert_int_equal(f->nsent, 2);
 	f->refuse = 0;
-	paypal_sim_engine.tick(f->eng, clock_now(f->clock));
+	paypal_sim_engine.tick(f->e->eng, clock_now(f->e->clock));
 	assert_int_equal(f->nsent, 2);
-	clock_advance(f->clock, SEC / 2);
-	paypal_sim_engine.tick(f->eng, clock_now(f->clock));
+	clock_advance(f->e->clock, SEC / 2);
+	paypal_sim_engine.tick(f->e->eng, clock_now(f->e->clock));
 	assert_int_equal(f->nsent, 3);
 	check_delivery(f, &f->sent[2], "PAYMENT.CAPTURE.REFUNDED");
 	assert_string_equal(f->sent[1].body, f->sent[2].body);
@@ -904,7 +874,7 @@ static void test_webhooks(void **state)
 	json_decref(v);
 	snprintf(body, sizeof(body), "{\"capture_id\":\"%s\"}", cap);
 	json_decref(admin(f, "POST", "/admin/paypal/refund", body, 200));
-	paypal_sim_engine.tick(f->eng, clock_now(f->clock));
+	paypal_sim_engine.tick(f->e->eng, clock_now(f->e->clock));
 	assert_int_equal(f->nsent, 3);
 	v = admin(f, "GET", "/admin/paypal/webhook", NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(v, "dropped")), 1);
