@@ -37,7 +37,7 @@ static const command commands[] = {
 	{ "search", reindex_main, "rebuild every search instance's index: search reindex" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim kafka)" },
+	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim paypal, sim kafka)" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
 	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
 	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },

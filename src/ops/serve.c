@@ -576,6 +576,12 @@ int serve_main(int argc, char **argv)
 	 * requests that share a pool worker with them. */
 	int is_gateway = strcmp(def->name, "gateway") == 0;
 	int per_connection = is_gateway && config_int(cfg, "gateway.thread_per_connection", 1) != 0;
+	/* A simulator waits out the latency it injects on the thread that
+	 * serves the request: a thread per connection, so that one slow
+	 * answer holds up only its own caller. */
+	size_t namelen = strlen(def->name);
+	if (namelen > 4 && strcmp(def->name + namelen - 4, "-sim") == 0)
+		per_connection = 1;
 	if ((strcmp(def->name, "inventory") == 0 || is_gateway) && threads < 8)
 		threads = 8;
 	http_server_opts so = {

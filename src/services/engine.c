@@ -12,6 +12,7 @@
 #include "services/search.h"
 #include "services/user.h"
 #include "resil/guard.h"
+#include "sim/paypal_sim.h"
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
@@ -27,6 +28,7 @@ static const engine_def *const engines[] = {
 	&user_engine,
 	&inventory_engine,
 	&stripe_sim_engine,
+	&paypal_sim_engine,
 	&cart_engine,
 	&payment_engine,
 	&order_engine,

@@ -25,6 +25,7 @@ static const char default_table[] =
 	"/v1/cart          cart\n"
 	"/v1/internal/carts cart\n"
 	"/v1/payments      payment\n"
+	"/v1/webhooks      payment\n"
 	"/v1/orders        order\n"
 	"/admin/sagas      order\n"
 	"/v1/search        search\n"
