@@ -1,4 +1,5 @@
 /* ecom: one binary, git-style subcommands. */
+#include "ops/audit.h"
 #include "ops/breakers.h"
 #include "ops/cli.h"
 #include "ops/demo.h"
@@ -35,6 +36,7 @@ static const command commands[] = {
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim kafka)" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
+	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
 	{ NULL, NULL, NULL },
 };
 

@@ -14,7 +14,9 @@
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -218,6 +220,35 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 {
 	msg_resp_error(resp, 400, "invalid_argument", message, json_pack("{s:s}", "field", field));
 	return ERR_INVALID;
+}
+
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	char buf[32];
+	int rc = msg_req_query(req, name, buf, sizeof(buf));
+	if (rc == 0)
+		return 0;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	char *end;
+	errno = 0;
+	long long v = rc > 0 && buf[0] ? strtoll(buf, &end, 10) : 0;
+	if (rc < 0 || !buf[0] || errno || *end || v < min || v > max)
+		return engine_bad_field(resp, name, msg);
+	*out = v;
+	return 1;
+}
+
+int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *buf, size_t len)
+{
+	int rc = msg_req_query(req, name, buf, len);
+	if (rc == 0)
+		return 0;
+	if (rc < 0 || !engine_valid_id(buf))
+		return engine_bad_field(resp, name, ENGINE_ID_RULE);
+	return 1;
 }
 
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
