@@ -5,7 +5,6 @@
 #include "net/router.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,29 +149,6 @@ static int token_decode(const char *tok, char *sku, size_t len)
 
 /* ---- query parameters --------------------------------------------------- */
 
-/* Reads an integer query parameter. 0 absent, 1 present, ERR_INVALID with
- * resp filled. */
-static int query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
-		     int64_t max, int64_t *out)
-{
-	char buf[32];
-	int rc = msg_req_query(req, name, buf, sizeof(buf));
-	if (rc == 0)
-		return 0;
-	char msg[96];
-	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
-		 (long long)max);
-	if (rc < 0 || !buf[0])
-		return engine_bad_field(resp, name, msg);
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return engine_bad_field(resp, name, msg);
-	*out = v;
-	return 1;
-}
-
 /* The prologue of every write: the admin token, then a JSON object body. */
 static int admin_json_body(catalog *cat, const msg_req *req, msg_resp *resp, json_t **body)
 {
@@ -198,17 +174,17 @@ static void list_products(void *ud, msg_req *req, msg_resp *resp)
 		engine_bad_field(resp, "category", "must be lower-case letters, digits and '-'");
 		return;
 	}
-	int has_min = query_int(req, resp, "min_price", 0, INT64_MAX / 2, &min_price);
+	int has_min = engine_query_int(req, resp, "min_price", 0, INT64_MAX / 2, &min_price);
 	if (has_min < 0)
 		return;
-	int has_max = query_int(req, resp, "max_price", 0, INT64_MAX / 2, &max_price);
+	int has_max = engine_query_int(req, resp, "max_price", 0, INT64_MAX / 2, &max_price);
 	if (has_max < 0)
 		return;
 	if (has_min && has_max && min_price > max_price) {
 		engine_bad_field(resp, "min_price", "must not be greater than max_price");
 		return;
 	}
-	if (query_int(req, resp, "page_size", 1, cat->page_max, &page_size) < 0)
+	if (engine_query_int(req, resp, "page_size", 1, cat->page_max, &page_size) < 0)
 		return;
 	rc = msg_req_query(req, "page_token", token, sizeof(token));
 	if (rc < 0 || (rc == 1 && token_decode(token, after, sizeof(after)) != 0)) {

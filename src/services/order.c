@@ -1852,9 +1852,7 @@ static void admin_orders_summary(void *ud, msg_req *req, msg_resp *resp)
 		const char *status = store_col_text(st, 0), *cur = store_col_text(st, 1);
 		int64_t n = store_col_int(st, 2);
 		total += n;
-		json_t *was = json_object_get(by_status, status ? status : "?");
-		json_object_set_new(by_status, status ? status : "?",
-				    json_integer(json_integer_value(was) + n));
+		jval_add_int(by_status, status ? status : "?", n);
 		if (status && cur && strcmp(status, "CONFIRMED") == 0)
 			json_object_set_new(confirmed, cur, json_integer(store_col_int(st, 3)));
 	}

@@ -1177,21 +1177,14 @@ static void admin_payments_summary(void *ud, msg_req *req, msg_resp *resp)
 		const char *status = store_col_text(st, 0), *c = store_col_text(st, 1);
 		int64_t n = store_col_int(st, 2);
 		total += n;
-		json_t *was = json_object_get(by_status, status ? status : "?");
-		json_object_set_new(by_status, status ? status : "?",
-				    json_integer(json_integer_value(was) + n));
+		jval_add_int(by_status, status ? status : "?", n);
 		json_t *f = json_object_get(cur, c ? c : "?");
 		if (!f) {
-			f = json_pack("{s:I,s:I}", "captured_cents", (json_int_t)0, "refunded_cents",
-				      (json_int_t)0);
+			f = json_object();
 			json_object_set_new(cur, c ? c : "?", f);
 		}
-		json_object_set_new(f, "captured_cents",
-				    json_integer(json_integer_value(json_object_get(f, "captured_cents")) +
-						 store_col_int(st, 3)));
-		json_object_set_new(f, "refunded_cents",
-				    json_integer(json_integer_value(json_object_get(f, "refunded_cents")) +
-						 store_col_int(st, 4)));
+		jval_add_int(f, "captured_cents", store_col_int(st, 3));
+		jval_add_int(f, "refunded_cents", store_col_int(st, 4));
 	}
 	store_reset(st);
 	if (!st || rc < 0) {

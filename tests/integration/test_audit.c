@@ -45,15 +45,8 @@ static const char SCENARIO[] = "[scenario]\n"
 static int setup(void **unused)
 {
 	/* Cheap password hashes: the load run's users sign up and in. */
-	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
-	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
-	int fd = mkstemp(scn_path);
-	if (fd < 0)
-		return -1;
-	FILE *f = fdopen(fd, "w");
-	fputs(SCENARIO, f);
-	fclose(f);
-	if (itest_up(NULL) != 0)
+	itest_cheap_passwords();
+	if (itest_write_temp(scn_path, SCENARIO) != 0 || itest_up(NULL) != 0)
 		return -1;
 	return itest_signup_login("audit@example.com", token, sizeof(token), NULL, 0);
 }

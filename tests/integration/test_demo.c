@@ -48,8 +48,7 @@ static void test_default_demo(void **unused)
 	assert_non_null(mkdtemp(tmp));
 	setenv("TMPDIR", tmp, 1);
 	/* Cheap password hashes for the scenario's users. */
-	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
-	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
+	itest_cheap_passwords();
 	char *out = NULL, *err = NULL;
 	int rc = itest_run(&out, &err, "demo", "payment-outage", "--duration", "20s", NULL);
 	if (rc != 0)
