@@ -76,6 +76,7 @@ typedef struct audit_verdict {
 typedef struct audit_report {
 	audit_verdict checks[AUDIT_NCHECKS];
 	int64_t orders, payments, reservations, notifications; /* read */
+	int64_t unconfirmed; /* CONFIRMED orders without their confirmation yet */
 	int64_t elapsed_us;
 } audit_report;
 

@@ -6,7 +6,9 @@
  * money kept by a cancelled order, confirmation notifications (one each,
  * missing, twice, for a cancelled order, skipped when not deployed), a
  * source that could not be read, the bound on listed offenders, the
- * outputs; and clock_parse_rfc3339. */
+ * outputs; reading over a fake admin API (pages followed, confirmations
+ * waited for, the notification service absent or not answering); and
+ * clock_parse_rfc3339. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +304,96 @@ static void test_unreadable_and_bounded(void **unused)
 	audit_data_clear(&d);
 }
 
+/* ---- reading: audit_collect over a fake admin API -------------------------------------- */
+
+typedef struct fake {
+	int notif_status;     /* what /admin/notifications answers */
+	int notified_after;   /* the confirmation appears from this call on (1-based) */
+	int notif_calls;
+	int has_notification; /* /admin/services lists a notification instance */
+	int orders_calls;
+} fake;
+
+static int fake_get(void *ud, const char *path, msg_resp *resp)
+{
+	fake *f = ud;
+	json_t *v = NULL;
+	int status = 200;
+	if (strcmp(path, "/admin/orders?limit=500") == 0) {
+		f->orders_calls++;
+		v = json_pack("{s:[o],s:s}", "items",
+			      order("ord_a1", "CONFIRMED", "COMPLETED", 0, NOW, 100, 1),
+			      "next_page_token", "ord_a1");
+	} else if (strcmp(path, "/admin/orders?limit=500&page_token=ord_a1") == 0) {
+		f->orders_calls++;
+		v = json_pack("{s:[o],s:n}", "items",
+			      order("ord_a2", "CONFIRMED", "COMPLETED", 0, NOW, 200, 2),
+			      "next_page_token");
+	} else if (strcmp(path, "/admin/inventory/invariants") == 0) {
+		v = json_pack("{s:b,s:[]}", "ok", 1, "violations");
+	} else if (strcmp(path, "/admin/inventory/reservations?limit=500") == 0) {
+		v = json_pack("{s:[o,o],s:n}", "items", reservation("ord_a1", "COMMITTED", 1, NOW),
+			      reservation("ord_a2", "COMMITTED", 2, NOW), "next_page_token");
+	} else if (strcmp(path, "/admin/payments?limit=500") == 0) {
+		v = json_pack("{s:[o,o],s:n}", "items", payment("ord_a1", "CAPTURED", 100, 100, 0),
+			      payment("ord_a2", "CAPTURED", 200, 200, 0), "next_page_token");
+	} else if (strcmp(path, "/admin/notifications?type=order_confirmed&limit=500") == 0) {
+		f->notif_calls++;
+		status = f->notif_status;
+		v = status != 200 ? json_pack("{s:{s:s,s:s}}", "error", "code", "x", "message", "no")
+				  : json_pack("{s:[o],s:n}", "items", note("ord_a1", "email"),
+					      "next_page_token");
+		if (status == 200 && f->notif_calls >= f->notified_after)
+			json_array_append_new(json_object_get(v, "items"), note("ord_a2", "email"));
+	} else if (strcmp(path, "/admin/services") == 0) {
+		v = json_pack("{s:[{s:s,s:[{s:s}]}]}", "services", "name",
+			      f->has_notification ? "notification" : "order", "instances", "id", "x-1");
+	} else {
+		status = 404;
+		v = json_pack("{s:{s:s,s:s}}", "error", "code", "not_found", "message", path);
+	}
+	msg_resp_json(resp, status, v);
+	return 0;
+}
+
+static void test_collect(void **unused)
+{
+	audit_opts o = { .now_us = NOW, .wait_us = 3 * 1000000LL };
+	audit_report r;
+	/* Paged orders; the second confirmation arrives on the third read:
+	 * waited for, then everything holds. */
+	fake f = { .notif_status = 200, .notified_after = 3 };
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(f.orders_calls, 2);
+	assert_int_equal(r.orders, 2);
+	assert_int_equal(f.notif_calls, 3);
+	assert_int_equal(audit_failures(&r), 0);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_PASS);
+	/* Never arrives: ✗ once the wait is up. */
+	f = (fake){ .notif_status = 200, .notified_after = 1000 };
+	o.wait_us = 600000;
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_FAIL);
+	assert_true(offends(&r, AUDIT_NOTIFICATIONS, "ord_a2"));
+	assert_true(f.notif_calls >= 2);
+	/* No such route, or no such service: skipped. */
+	f = (fake){ .notif_status = 404 };
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_SKIP);
+	assert_string_equal(r.checks[AUDIT_NOTIFICATIONS].summary,
+			    "skipped: notification service not deployed");
+	f = (fake){ .notif_status = 503 };
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_SKIP);
+	assert_int_equal(audit_failures(&r), 0);
+	/* Deployed but not answering: cannot be checked, which fails. */
+	f = (fake){ .notif_status = 503, .has_notification = 1 };
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_ERROR);
+	assert_non_null(strstr(r.checks[AUDIT_NOTIFICATIONS].summary, "HTTP 503"));
+	assert_int_equal(audit_failures(&r), 1);
+}
+
 static void test_rfc3339(void **unused)
 {
 	char buf[40];
@@ -328,7 +420,7 @@ int main(void)
 		cmocka_unit_test(test_healthy),	      cmocka_unit_test(test_orders),
 		cmocka_unit_test(test_stock),	      cmocka_unit_test(test_money),
 		cmocka_unit_test(test_notifications), cmocka_unit_test(test_unreadable_and_bounded),
-		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_collect),	      cmocka_unit_test(test_rfc3339),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
