@@ -1444,7 +1444,7 @@ static void test_audit(void **state)
 	take_id(place(p, "usr_aud", "k-a4", ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":3}]"),
 		      202),
 		waiting, sizeof(waiting));
-	expect_order(p, "usr_aud", ok, "CONFIRMED", NULL);
+	json_decref(expect_order(p, "usr_aud", ok, "CONFIRMED", NULL));
 
 	audit_report r;
 	audit_now(p, &r);
