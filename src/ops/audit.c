@@ -44,7 +44,8 @@ static const char HELP[] =
 	"hold, 1 when any fails or cannot be checked.\n"
 	"\n"
 	"  --json      the report as JSON\n"
-	"  --wait D    how long to wait for confirmations still on their way (default 10s)\n"
+	"  --wait D    how long to wait for reads a service refuses for a moment (a breaker\n"
+	"              open) and for confirmations still on their way (default 10s)\n"
 	"  --grace D   how long past its reservation's expiry an order may still be in\n"
 	"              flight (default 2m)\n"
 	"  --state DIR the platform's state directory (default ./var or $ECOM_STATE)\n"
@@ -95,16 +96,36 @@ static int64_t real_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* How the audit reads: the getter, and until when (clock_mono_us) a read
+ * that was refused for a moment (no answer, 503: a breaker open or no
+ * instance ready, 504, 429) is tried again. */
+typedef struct reader {
+	audit_get_fn get;
+	void *ud;
+	int64_t until;
+} reader;
+
+static int transient(int rc, int status)
+{
+	return rc != 0 || status == 503 || status == 504 || status == 429;
+}
+
 /* One GET: 0 with *out the parsed JSON object (new reference) and *status;
  * otherwise an error with err saying why (no answer, not JSON). */
-static int get_json(audit_get_fn get, void *ud, const char *path, int *status, json_t **out,
-		    char *err, size_t errlen)
+static int get_json(const reader *rd, const char *path, int *status, json_t **out, char *err,
+		    size_t errlen)
 {
 	msg_resp r;
 	msg_resp_init(&r);
 	*out = NULL;
 	*status = 0;
-	int rc = get(ud, path, &r);
+	int rc = rd->get(rd->ud, path, &r);
+	while (transient(rc, r.status) && clock_mono_us() + 500000 < rd->until) {
+		usleep(500000);
+		msg_resp_clear(&r);
+		msg_resp_init(&r);
+		rc = rd->get(rd->ud, path, &r);
+	}
 	if (rc == 0) {
 		*status = r.status;
 		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
@@ -131,8 +152,8 @@ static const char *api_message(json_t *v)
 /* Every page of a listing (path has its query; "limit" and "page_token"
  * are added) into *out, a new array. 0, or an error with err filled;
  * *status is the failing page's status (0 when none came). */
-static int get_all(audit_get_fn get, void *ud, const char *path, json_t **out, int *status,
-		   char *err, size_t errlen)
+static int get_all(const reader *rd, const char *path, json_t **out, int *status, char *err,
+		   size_t errlen)
 {
 	*out = json_array();
 	char token[256] = "";
@@ -144,7 +165,7 @@ static int get_all(audit_get_fn get, void *ud, const char *path, json_t **out, i
 		else
 			snprintf(p, sizeof(p), "%s%slimit=%d", path, sep, PAGE);
 		json_t *v = NULL;
-		int rc = get_json(get, ud, p, status, &v, err, errlen);
+		int rc = get_json(rd, p, status, &v, err, errlen);
 		if (rc == 0 && *status != 200) {
 			snprintf(err, errlen, "GET %s: HTTP %d %s", path, *status, api_message(v));
 			rc = ERR_IO;
@@ -183,15 +204,17 @@ static int get_all(audit_get_fn get, void *ud, const char *path, json_t **out, i
 	return ERR_TOO_LARGE;
 }
 
-/* 1 when the gateway lists an instance of service. */
-static int deployed(audit_get_fn get, void *ud, const char *service)
+/* 1 when the gateway lists an instance of service, 0 when it does not, -1
+ * when it cannot tell. */
+static int deployed(const reader *rd, const char *service)
 {
 	int status;
 	json_t *v = NULL;
 	char err[160];
-	int found = 0;
-	if (get_json(get, ud, "/admin/services", &status, &v, err, sizeof(err)) == 0 &&
+	int found = -1;
+	if (get_json(rd, "/admin/services", &status, &v, err, sizeof(err)) == 0 &&
 	    status == 200) {
+		found = 0;
 		size_t i;
 		json_t *s;
 		json_array_foreach(json_object_get(v, "services"), i, s)
@@ -203,20 +226,21 @@ static int deployed(audit_get_fn get, void *ud, const char *service)
 	return found;
 }
 
-static void fetch_notifications(audit_get_fn get, void *ud, audit_data *d)
+static void fetch_notifications(const reader *rd, audit_data *d)
 {
 	json_decref(d->notifications);
 	d->notifications = NULL;
 	d->notifications_err[0] = d->notifications_skip[0] = '\0';
 	int status = 0;
 	char err[160];
-	if (get_all(get, ud, "/admin/notifications?type=order_confirmed", &d->notifications,
-		    &status, err, sizeof(err)) == 0)
-		return;
-	if (status == 404 || (status == 503 && !deployed(get, ud, "notification")))
+	/* Not registered: nothing to read (and no reason to wait for it). */
+	if (deployed(rd, "notification") == 0 ||
+	    (get_all(rd, "/admin/notifications?type=order_confirmed", &d->notifications, &status,
+		     err, sizeof(err)) != 0 &&
+	     status == 404))
 		snprintf(d->notifications_skip, sizeof(d->notifications_skip),
 			 "skipped: notification service not deployed");
-	else
+	else if (!d->notifications)
 		snprintf(d->notifications_err, sizeof(d->notifications_err), "%s", err);
 }
 
@@ -227,7 +251,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* The order ids payments name that the listing does not have, looked up
  * one by one (they may have been placed after the listing was read). */
-static void lookup_orders(audit_get_fn get, void *ud, audit_data *d)
+static void lookup_orders(const reader *rd, audit_data *d)
 {
 	d->order_lookups = json_object();
 	size_t no = json_array_size(d->orders), np = json_array_size(d->payments);
@@ -250,7 +274,7 @@ static void lookup_orders(audit_get_fn get, void *ud, audit_data *d)
 		json_t *v = NULL;
 		char err[160];
 		looked++;
-		if (strlen(oid) < 100 && get_json(get, ud, path, &status, &v, err, sizeof(err)) == 0 &&
+		if (strlen(oid) < 100 && get_json(rd, path, &status, &v, err, sizeof(err)) == 0 &&
 		    (status == 200 || status == 404))
 			json_object_set_new(d->order_lookups, oid, json_integer(status == 200));
 		json_decref(v);
@@ -258,17 +282,16 @@ static void lookup_orders(audit_get_fn get, void *ud, audit_data *d)
 	free(ids);
 }
 
-int audit_fetch(audit_get_fn get, void *ud, const audit_opts *o, audit_data *d)
+static void fetch(const reader *rd, const audit_opts *o, audit_data *d)
 {
 	audit_data_clear(d);
 	int status;
 	d->now_us = o && o->now_us ? o->now_us : real_now_us();
 	/* Orders first: whatever is read later and names an order that was in
 	 * flight then is not held against it. */
-	get_all(get, ud, "/admin/orders", &d->orders, &status, d->orders_err,
-		sizeof(d->orders_err));
-	if (get_json(get, ud, "/admin/inventory/invariants", &status, &d->invariants,
-		     d->invariants_err, sizeof(d->invariants_err)) == 0 &&
+	get_all(rd, "/admin/orders", &d->orders, &status, d->orders_err, sizeof(d->orders_err));
+	if (get_json(rd, "/admin/inventory/invariants", &status, &d->invariants, d->invariants_err,
+		     sizeof(d->invariants_err)) == 0 &&
 	    status != 200) {
 		snprintf(d->invariants_err, sizeof(d->invariants_err),
 			 "GET /admin/inventory/invariants: HTTP %d %s", status,
@@ -276,13 +299,24 @@ int audit_fetch(audit_get_fn get, void *ud, const audit_opts *o, audit_data *d)
 		json_decref(d->invariants);
 		d->invariants = NULL;
 	}
-	get_all(get, ud, "/admin/inventory/reservations", &d->reservations, &status,
+	get_all(rd, "/admin/inventory/reservations", &d->reservations, &status,
 		d->reservations_err, sizeof(d->reservations_err));
-	get_all(get, ud, "/admin/payments", &d->payments, &status, d->payments_err,
+	get_all(rd, "/admin/payments", &d->payments, &status, d->payments_err,
 		sizeof(d->payments_err));
-	fetch_notifications(get, ud, d);
+	fetch_notifications(rd, d);
 	if (d->orders && d->payments)
-		lookup_orders(get, ud, d);
+		lookup_orders(rd, d);
+}
+
+static reader reader_for(audit_get_fn get, void *ud, const audit_opts *o)
+{
+	return (reader){ get, ud, clock_mono_us() + (o ? o->wait_us : 0) };
+}
+
+int audit_fetch(audit_get_fn get, void *ud, const audit_opts *o, audit_data *d)
+{
+	reader rd = reader_for(get, ud, o);
+	fetch(&rd, o, d);
 	return 0;
 }
 
@@ -755,16 +789,16 @@ void audit_check(const audit_data *d, const audit_opts *o, audit_report *r)
 void audit_collect(audit_get_fn get, void *ud, const audit_opts *o, audit_report *r)
 {
 	int64_t t0 = clock_mono_us();
+	reader rd = reader_for(get, ud, o);
 	audit_data d;
 	memset(&d, 0, sizeof(d));
-	audit_fetch(get, ud, o, &d);
+	fetch(&rd, o, &d);
 	audit_check(&d, o, r);
 	/* Confirmations travel by the bus after the order is confirmed: give
 	 * those still missing a moment. */
-	int64_t wait = o ? o->wait_us : 0;
-	while (r->unconfirmed > 0 && clock_mono_us() - t0 < wait) {
+	while (r->unconfirmed > 0 && clock_mono_us() + 500000 < rd.until) {
 		usleep(500000);
-		fetch_notifications(get, ud, &d);
+		fetch_notifications(&rd, &d);
 		audit_check(&d, o, r);
 	}
 	audit_data_clear(&d);
@@ -912,8 +946,9 @@ int audit_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (cli_target_opt(c, optarg, &t))
 			continue;
+		int64_t *dur = c == 'w' ? &o.wait_us : &o.grace_us;
 		if ((c == 'w' || c == 'g') &&
-		    units_duration_us(optarg, c == 'w' ? &o.wait_us : &o.grace_us) == 0)
+		    (units_duration_us(optarg, dur) == 0 || (strcmp(optarg, "0") == 0 && !(*dur = 0))))
 			continue;
 		if (c == 'w' || c == 'g')
 			return cli_usage(CMD, "--%s: expected a duration such as 10s or 2m, got '%s'",

@@ -24,7 +24,8 @@
  *
  * Reads: GET /admin/orders, /admin/inventory/invariants,
  * /admin/inventory/reservations, /admin/payments,
- * /admin/notifications?type=order_confirmed (all paged), and
+ * /admin/notifications?type=order_confirmed (all paged; only when the
+ * gateway's /admin/services lists a notification instance), and
  * /admin/sagas/{id} for a payment whose order the listing did not have.
  * Orders are read first: anything read later that names an order then in
  * flight is not held against it. The checks themselves (audit_check) are
@@ -101,8 +102,10 @@ typedef struct audit_opts {
 	 * flight, and a HELD reservation of a final order wait for the
 	 * inventory's expiry sweep (0: 2 minutes). */
 	int64_t grace_us;
-	/* How long to wait for confirmation notifications still on their way
-	 * (the bus delivers them after the order is confirmed); 0: no wait. */
+	/* How long the audit may wait: for a read refused for a moment (no
+	 * answer, 503 while a breaker is open, 504, 429), tried again every
+	 * 500 ms, and for confirmation notifications still on their way (the
+	 * bus delivers them after the order is confirmed); 0: no waiting. */
 	int64_t wait_us;
 	/* The time the platform's clock shows; 0: this host's real clock. */
 	int64_t now_us;
@@ -114,8 +117,9 @@ typedef struct audit_opts {
 typedef int (*audit_get_fn)(void *ud, const char *path, msg_resp *resp);
 
 void audit_data_clear(audit_data *d);
-/* Reads everything through get into d (cleared first). Errors are kept per
- * source in d; returns 0. */
+/* Reads everything through get into d (cleared first), trying reads
+ * refused for a moment again for o->wait_us. Errors are kept per source in
+ * d; returns 0. */
 int audit_fetch(audit_get_fn get, void *ud, const audit_opts *o, audit_data *d);
 /* Decides every invariant on d into r. */
 void audit_check(const audit_data *d, const audit_opts *o, audit_report *r);

@@ -312,6 +312,8 @@ typedef struct fake {
 	int notif_calls;
 	int has_notification; /* /admin/services lists a notification instance */
 	int orders_calls;
+	int refuse_payments;  /* the first /admin/payments is refused: 503 */
+	int payments_calls;
 } fake;
 
 static int fake_get(void *ud, const char *path, msg_resp *resp)
@@ -334,6 +336,10 @@ static int fake_get(void *ud, const char *path, msg_resp *resp)
 	} else if (strcmp(path, "/admin/inventory/reservations?limit=500") == 0) {
 		v = json_pack("{s:[o,o],s:n}", "items", reservation("ord_a1", "COMMITTED", 1, NOW),
 			      reservation("ord_a2", "COMMITTED", 2, NOW), "next_page_token");
+	} else if (strcmp(path, "/admin/payments?limit=500") == 0 &&
+		   f->payments_calls++ < f->refuse_payments) {
+		status = 503;
+		v = json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable", "message", "open");
 	} else if (strcmp(path, "/admin/payments?limit=500") == 0) {
 		v = json_pack("{s:[o,o],s:n}", "items", payment("ord_a1", "CAPTURED", 100, 100, 0),
 			      payment("ord_a2", "CAPTURED", 200, 200, 0), "next_page_token");
@@ -362,7 +368,7 @@ static void test_collect(void **unused)
 	audit_report r;
 	/* Paged orders; the second confirmation arrives on the third read:
 	 * waited for, then everything holds. */
-	fake f = { .notif_status = 200, .notified_after = 3 };
+	fake f = { .notif_status = 200, .notified_after = 3, .has_notification = 1 };
 	audit_collect(fake_get, &f, &o, &r);
 	assert_int_equal(f.orders_calls, 2);
 	assert_int_equal(r.orders, 2);
@@ -370,28 +376,38 @@ static void test_collect(void **unused)
 	assert_int_equal(audit_failures(&r), 0);
 	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_PASS);
 	/* Never arrives: ✗ once the wait is up. */
-	f = (fake){ .notif_status = 200, .notified_after = 1000 };
-	o.wait_us = 600000;
+	f = (fake){ .notif_status = 200, .notified_after = 1000, .has_notification = 1 };
+	o.wait_us = 1200000;
 	audit_collect(fake_get, &f, &o, &r);
 	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_FAIL);
 	assert_true(offends(&r, AUDIT_NOTIFICATIONS, "ord_a2"));
 	assert_true(f.notif_calls >= 2);
-	/* No such route, or no such service: skipped. */
-	f = (fake){ .notif_status = 404 };
+	/* No such service (not even asked), or no such route: skipped. */
+	f = (fake){ .notif_status = 503 };
 	audit_collect(fake_get, &f, &o, &r);
 	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_SKIP);
 	assert_string_equal(r.checks[AUDIT_NOTIFICATIONS].summary,
 			    "skipped: notification service not deployed");
-	f = (fake){ .notif_status = 503 };
+	assert_int_equal(f.notif_calls, 0);
+	assert_int_equal(audit_failures(&r), 0);
+	f = (fake){ .notif_status = 404, .has_notification = 1 };
 	audit_collect(fake_get, &f, &o, &r);
 	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_SKIP);
-	assert_int_equal(audit_failures(&r), 0);
-	/* Deployed but not answering: cannot be checked, which fails. */
+	assert_int_equal(f.notif_calls, 1);
+	/* Deployed but refusing (503): asked again while the wait lasts, then
+	 * it cannot be checked, which fails. */
 	f = (fake){ .notif_status = 503, .has_notification = 1 };
 	audit_collect(fake_get, &f, &o, &r);
 	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_ERROR);
 	assert_non_null(strstr(r.checks[AUDIT_NOTIFICATIONS].summary, "HTTP 503"));
+	assert_true(f.notif_calls >= 1);
 	assert_int_equal(audit_failures(&r), 1);
+	/* Refused for a moment (a breaker open), then answering: it holds. */
+	f = (fake){ .notif_status = 200, .has_notification = 1, .refuse_payments = 1 };
+	o.wait_us = 3 * 1000000LL;
+	audit_collect(fake_get, &f, &o, &r);
+	assert_int_equal(f.payments_calls, 2);
+	assert_int_equal(audit_failures(&r), 0);
 }
 
 static void test_rfc3339(void **unused)

@@ -1373,11 +1373,21 @@ static void test_lease_lost_midway(void **state)
 /* ---- the audit (ops/audit) over these engines ----------------------------------------- */
 
 /* The audit's reads as the gateway routes them (the table's rewrite
- * included), with the admin token. A service the table names but that is
- * not here answers 503; a path it does not route, 404. */
+ * included), with the admin token, and its /admin/services. A service the
+ * table names but that is not here answers 503; a path it does not route,
+ * 404. */
 static int plat_admin_get(void *ud, const char *path, msg_resp *resp)
 {
 	plat *p = ud;
+	if (strcmp(path, "/admin/services") == 0) {
+		/* The gateway's registry: the services here. */
+		json_t *list = json_array();
+		for (int i = 0; i < NSVC; i++)
+			json_array_append_new(list, json_pack("{s:s,s:[{s:s}]}", "name", SVC[i],
+							      "instances", "id", SVC[i]));
+		msg_resp_json(resp, 200, json_pack("{s:o}", "services", list));
+		return 0;
+	}
 	msg_req req;
 	assert_int_equal(msg_req_init(&req, "GET", path), 0);
 	const route_entry *e = routes_match(p->table, req.path);
