@@ -87,20 +87,13 @@ static const char *const CRASH_ENV[] = {
 
 static const demo_def DEMOS[] = {
 	{ "payment-outage",
-	  "Stripe down for 20 s of steady buying: the order->payment breaker opens, orders "
-	  "wait as AWAITING_PAYMENT, all complete once Stripe is back, none charged twice",
+	  "Stripe down for 20 s under load: a breaker opens, orders wait, all complete after",
 	  "payment-outage", OUTAGE_ENV, NULL },
-	{ "flash-sale",
-	  "a rush for one sku with 100 units: it sells out, the rest are refused (409), "
-	  "nothing is oversold",
+	{ "flash-sale", "a rush for one sku with 100 units: it sells out, nothing is oversold",
 	  "flash-sale", NULL, NULL },
-	{ "service-crash",
-	  "the catalog and the cart killed (SIGKILL), the inventory restarted, under load: "
-	  "the supervisor restarts them, sagas resume, no order is lost",
+	{ "service-crash", "services killed and restarted under load: sagas resume, no order lost",
 	  "service-crash", CRASH_ENV, NULL },
-	{ "catalog",
-	  "the catalog through the gateway with three replicas: listing, filters, admin "
-	  "writes, bad input, a replica killed while requests keep succeeding",
+	{ "catalog", "the catalog with 3 replicas: listings, filters, writes, a replica killed",
 	  NULL, NULL, "catalog=3" },
 };
 
