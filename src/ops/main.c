@@ -1,4 +1,5 @@
 /* ecom: one binary, git-style subcommands. */
+#include "ops/audit.h"
 #include "ops/breakers.h"
 #include "ops/cli.h"
 #include "ops/demo.h"
@@ -41,6 +42,7 @@ static const command commands[] = {
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
 	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
 	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },
+	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
 	{ NULL, NULL, NULL },
 };
 

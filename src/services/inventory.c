@@ -1454,6 +1454,66 @@ static void admin_invariants(void *ud, msg_req *req, msg_resp *resp)
 	store_failed(inv, resp, rc, "check invariants");
 }
 
+/* GET /admin/reservations?status=&order_id=&limit=&page_token=: reservations
+ * in reservation_id order (page_token: the last id of the page before),
+ * with the units they hold, for `ecom audit`. */
+static void admin_reservations(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	char status[16] = "", order[ENGINE_ID_MAX + 1] = "", after[ENGINE_ID_MAX + 1] = "";
+	int64_t limit = 100;
+	if (engine_query_int(req, resp, "limit", 1, 500, &limit) < 0 ||
+	    engine_query_id(req, resp, "order_id", order, sizeof(order)) < 0 ||
+	    engine_query_id(req, resp, "page_token", after, sizeof(after)) < 0)
+		return;
+	int q = msg_req_query(req, "status", status, sizeof(status));
+	if (q < 0 || (q > 0 && strcmp(status, "HELD") != 0 && strcmp(status, "COMMITTED") != 0 &&
+		      strcmp(status, "RELEASED") != 0 && strcmp(status, "EXPIRED") != 0)) {
+		engine_bad_field(resp, "status", "must be HELD, COMMITTED, RELEASED or EXPIRED");
+		return;
+	}
+	int rc = 0;
+	store_stmt *st = store_queryf(
+		inv->ctx->store,
+		"SELECT r.reservation_id, r.order_id, r.status, r.created_at, r.expires_at, "
+		"r.updated_at, (SELECT SUM(i.qty) FROM reservation_items i "
+		"WHERE i.reservation_id = r.reservation_id) FROM reservations r "
+		"WHERE r.reservation_id > ? AND r.status = COALESCE(?, r.status) AND "
+		"r.order_id = COALESCE(?, r.order_id) ORDER BY r.reservation_id LIMIT ?",
+		&rc, "ttti", after, status[0] ? status : NULL, order[0] ? order : NULL, limit + 1);
+	if (!st) {
+		store_failed(inv, resp, rc, "list reservations");
+		return;
+	}
+	json_t *items = json_array();
+	char last[ENGINE_ID_MAX + 1] = "";
+	int64_t n = 0;
+	while ((rc = store_step(st)) == STORE_ROW && ++n <= limit) {
+		char created[40], expires[40], updated[40];
+		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
+		clock_fmt_rfc3339(store_col_int(st, 3), created, sizeof(created));
+		clock_fmt_rfc3339(store_col_int(st, 4), expires, sizeof(expires));
+		clock_fmt_rfc3339(store_col_int(st, 5), updated, sizeof(updated));
+		json_array_append_new(
+			items, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "reservation_id", last,
+					 "order_id", store_col_text(st, 1), "status",
+					 store_col_text(st, 2), "units",
+					 (json_int_t)store_col_int(st, 6), "created_at", created,
+					 "expires_at", expires, "updated_at", updated));
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		store_failed(inv, resp, rc, "list reservations");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				n > limit ? json_string(last) : json_null()));
+}
+
 /* ---- first start ------------------------------------------------------------------- */
 
 typedef struct load_op {
@@ -1598,6 +1658,7 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/reservations/{id}/commit", commit_reservation },
 		{ "POST", "/v1/reservations/{id}/release", release_reservation },
 		{ "GET", "/admin/invariants", admin_invariants },
+		{ "GET", "/admin/reservations", admin_reservations },
 	};
 	inv->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), inv, err, errlen);
 	if (!inv->rt) {

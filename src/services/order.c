@@ -1790,6 +1790,153 @@ static void admin_saga(void *ud, msg_req *req, msg_resp *resp)
 	msg_resp_json(resp, 200, out);
 }
 
+/* GET /admin/orders?status=&limit=&page_token=: every order (newest or not)
+ * in order_id order, with its saga's state and queue row, for `ecom audit`.
+ * page_token is the last order_id of the page before, so a page never
+ * shifts when orders are placed meanwhile (new ids land anywhere, and are
+ * seen or not, but nothing is listed twice). */
+static void admin_orders(void *ud, msg_req *req, msg_resp *resp)
+{
+	order_svc *o = ud;
+	if (engine_require_admin(o->ctx, req, resp))
+		return;
+	int64_t limit;
+	char status[32], after[ID_MAX + 1] = "";
+	if (query_limit(req, "limit", 100, ADMIN_PAGE_MAX, &limit, resp))
+		return;
+	int q = msg_req_query(req, "status", status, sizeof(status));
+	if (q < 0 || (q > 0 && order_status_parse(status) < 0)) {
+		engine_bad_field(resp, "status",
+				 "must be PENDING, AWAITING_PAYMENT, CONFIRMED or CANCELLED");
+		return;
+	}
+	int t = msg_req_query(req, "page_token", after, sizeof(after));
+	if (t < 0 || (t > 0 && !engine_valid_id(after))) {
+		engine_bad_field(resp, "page_token", "is not a page token of this listing");
+		return;
+	}
+#define ADMIN_ORDERS                                                                     \
+	"SELECT o.order_id, o.user_id, o.status, o.cancel_reason, o.total_cents, "        \
+	"o.currency, o.created_at, o.updated_at, s.state, s.reason, s.expires_at, "       \
+	"q.due_at, o.items FROM orders o LEFT JOIN saga s ON s.order_id = o.order_id "    \
+	"LEFT JOIN order_queue q ON q.order_id = o.order_id WHERE o.order_id > ? "
+	int rc = 0;
+	store_stmt *st =
+		q > 0 ? store_queryf(o->ctx->store,
+				     ADMIN_ORDERS "AND o.status = ? ORDER BY o.order_id LIMIT ?", &rc,
+				     "tti", after, status, limit + 1)
+		      : store_queryf(o->ctx->store, ADMIN_ORDERS "ORDER BY o.order_id LIMIT ?", &rc,
+				     "ti", after, limit + 1);
+#undef ADMIN_ORDERS
+	if (!st) {
+		engine_store_error(o->ctx, resp, rc, "list orders");
+		return;
+	}
+	json_t *items = json_array();
+	char last[ID_MAX + 1] = "";
+	int64_t n = 0;
+	while ((rc = store_step(st)) == STORE_ROW && ++n <= limit) {
+		char created[40], updated[40], pay_id[ID_MAX + 8], rsv_id[ID_MAX + 8];
+		const char *id = store_col_text(st, 0);
+		snprintf(last, sizeof(last), "%s", id ? id : "");
+		clock_fmt_rfc3339(store_col_int(st, 6), created, sizeof(created));
+		clock_fmt_rfc3339(store_col_int(st, 7), updated, sizeof(updated));
+		derived_id(last, "pay", pay_id, sizeof(pay_id));
+		derived_id(last, "rsv", rsv_id, sizeof(rsv_id));
+		json_t *it = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "order_id", last,
+				       "user_id", store_col_text(st, 1), "status",
+				       store_col_text(st, 2), "total_cents",
+				       (json_int_t)store_col_int(st, 4), "currency",
+				       store_col_text(st, 5), "created_at", created, "updated_at",
+				       updated, "payment_id", pay_id, "reservation_id", rsv_id);
+		if (!store_col_is_null(st, 3))
+			json_object_set_new(it, "cancel_reason", json_string(store_col_text(st, 3)));
+		/* The units ordered, to hold against the stock committed. */
+		json_t *lines = parse_json(store_col_text(st, 12)), *line;
+		json_int_t units = 0;
+		size_t k;
+		json_array_foreach(lines, k, line)
+			units += json_integer_value(json_object_get(line, "qty"));
+		json_decref(lines);
+		json_object_set_new(it, "units", json_integer(units));
+		json_t *sg = json_null();
+		if (!store_col_is_null(st, 8)) {
+			char expires[40];
+			clock_fmt_rfc3339(store_col_int(st, 10), expires, sizeof(expires));
+			sg = json_pack("{s:s,s:s,s:b}", "state", store_col_text(st, 8), "expires_at",
+				       expires, "queued", !store_col_is_null(st, 11));
+			if (!store_col_is_null(st, 9))
+				json_object_set_new(sg, "reason", json_string(store_col_text(st, 9)));
+			if (!store_col_is_null(st, 11)) {
+				char due[40];
+				clock_fmt_rfc3339(store_col_int(st, 11), due, sizeof(due));
+				json_object_set_new(sg, "due_at", json_string(due));
+			}
+		}
+		json_object_set_new(it, "saga", sg);
+		json_array_append_new(items, it);
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		engine_store_error(o->ctx, resp, rc, "list orders");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				n > limit ? json_string(last) : json_null()));
+}
+
+/* GET /admin/orders/summary: orders by status, the CONFIRMED total per
+ * currency, sagas by state. One statement per figure. */
+static void admin_orders_summary(void *ud, msg_req *req, msg_resp *resp)
+{
+	order_svc *o = ud;
+	if (engine_require_admin(o->ctx, req, resp))
+		return;
+	json_t *by_status = json_object(), *confirmed = json_object(), *by_state = json_object();
+	for (int i = 0; i < ORDER_NSTATUS; i++)
+		json_object_set_new(by_status, status_names[i], json_integer(0));
+	for (int i = 0; i < SAGA_NSTATES; i++)
+		json_object_set_new(by_state, saga_state_name(i), json_integer(0));
+	int64_t total = 0;
+	int rc = 0;
+	store_stmt *st = store_queryf(o->ctx->store,
+				      "SELECT status, currency, COUNT(*), SUM(total_cents) FROM orders "
+				      "GROUP BY status, currency",
+				      &rc, "");
+	while (st && (rc = store_step(st)) == STORE_ROW) {
+		const char *status = store_col_text(st, 0), *cur = store_col_text(st, 1);
+		int64_t n = store_col_int(st, 2);
+		total += n;
+		jval_add_int(by_status, status ? status : "?", n);
+		if (status && cur && strcmp(status, "CONFIRMED") == 0)
+			json_object_set_new(confirmed, cur, json_integer(store_col_int(st, 3)));
+	}
+	store_reset(st);
+	if (st && rc >= 0) {
+		st = store_queryf(o->ctx->store, "SELECT state, COUNT(*) FROM saga GROUP BY state", &rc,
+				  "");
+		while (st && (rc = store_step(st)) == STORE_ROW) {
+			const char *state = store_col_text(st, 0);
+			json_object_set_new(by_state, state ? state : "?",
+					    json_integer(store_col_int(st, 1)));
+		}
+		store_reset(st);
+	}
+	if (!st || rc < 0) {
+		json_decref(by_status);
+		json_decref(confirmed);
+		json_decref(by_state);
+		engine_store_error(o->ctx, resp, rc, "summarise orders");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:I,s:o,s:o,s:o}", "orders", (json_int_t)total, "by_status",
+				by_status, "confirmed_total_cents", confirmed, "sagas_by_state",
+				by_state));
+}
+
 /* ---- the processor ------------------------------------------------------------------ */
 
 static void order_tick(void *eng, int64_t now_us)
@@ -1887,6 +2034,8 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/orders/{id}/cancel", cancel_order },
 		{ "GET", "/admin/sagas", admin_sagas },
 		{ "GET", "/admin/sagas/{order_id}", admin_saga },
+		{ "GET", "/admin/orders", admin_orders },
+		{ "GET", "/admin/orders/summary", admin_orders_summary },
 	};
 	o->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), o, err, errlen);
 	if (!o->rt) {

@@ -1554,6 +1554,110 @@ static void get_payment(void *ud, msg_req *req, msg_resp *resp)
 	msg_resp_json(resp, 200, out);
 }
 
+/* ---- admin: listing and totals, for `ecom audit` ------------------------------------------ */
+
+#define ADMIN_PAGE_MAX 500
+
+/* GET /admin/payments?status=&order_id=&limit=&page_token=: payments in
+ * payment_id order (page_token: the last payment_id of the page before),
+ * each as GET /v1/payments/{id} shows it, without the refunds. */
+static void admin_payments(void *ud, msg_req *req, msg_resp *resp)
+{
+	payment_svc *p = ud;
+	if (engine_require_admin(p->ctx, req, resp))
+		return;
+	char status[32] = "", order[ID_MAX + 1] = "", after[ID_MAX + 1] = "";
+	int64_t limit = 100;
+	if (engine_query_int(req, resp, "limit", 1, ADMIN_PAGE_MAX, &limit) < 0 ||
+	    engine_query_id(req, resp, "order_id", order, sizeof(order)) < 0 ||
+	    engine_query_id(req, resp, "page_token", after, sizeof(after)) < 0)
+		return;
+	int q = msg_req_query(req, "status", status, sizeof(status));
+	if (q < 0 || (q > 0 && payment_state_parse(status) < 0)) {
+		engine_bad_field(resp, "status",
+				 "must be PENDING, AUTHORIZED, DECLINED, FAILED, CAPTURED, VOIDED or "
+				 "REFUNDED");
+		return;
+	}
+	/* The ids first, then each row as row_load reads it. An absent filter
+	 * binds NULL: COALESCE makes it match every row. */
+	int rc = 0;
+	store_stmt *st = store_queryf(
+		p->ctx->store,
+		"SELECT payment_id FROM payments WHERE payment_id > ? AND "
+		"status = COALESCE(?, status) AND order_id = COALESCE(?, order_id) "
+		"ORDER BY payment_id LIMIT ?",
+		&rc, "ttti", after, status[0] ? status : NULL, order[0] ? order : NULL, limit + 1);
+	if (!st) {
+		engine_store_error(p->ctx, resp, rc, "list payments");
+		return;
+	}
+	char(*ids)[ID_MAX + 1] = calloc((size_t)limit + 1, sizeof(*ids));
+	int64_t n = 0;
+	while (ids && n <= limit && (rc = store_step(st)) == STORE_ROW)
+		snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_text(st, 0));
+	store_reset(st);
+	if (!ids)
+		rc = ERR_NOMEM;
+	json_t *items = json_array();
+	for (int64_t i = 0; rc >= 0 && i < n && i < limit; i++) {
+		pay_row r;
+		rc = row_load(p, ids[i], &r);
+		if (rc == STORE_ROW)
+			json_array_append_new(items, payment_json(&r));
+	}
+	json_t *next = rc >= 0 && n > limit ? json_string(ids[limit - 1]) : json_null();
+	free(ids);
+	if (rc < 0) {
+		json_decref(items);
+		json_decref(next);
+		engine_store_error(p->ctx, resp, rc, "list payments");
+		return;
+	}
+	msg_resp_json(resp, 200, json_pack("{s:o,s:o}", "items", items, "next_page_token", next));
+}
+
+/* GET /admin/payments/summary: payments by status, and per currency the
+ * amounts authorised, captured and refunded. */
+static void admin_payments_summary(void *ud, msg_req *req, msg_resp *resp)
+{
+	payment_svc *p = ud;
+	if (engine_require_admin(p->ctx, req, resp))
+		return;
+	json_t *by_status = json_object(), *cur = json_object();
+	for (int i = 0; i < PAYMENT_NSTATES; i++)
+		json_object_set_new(by_status, state_names[i], json_integer(0));
+	int64_t total = 0;
+	int rc = 0;
+	store_stmt *st = store_queryf(p->ctx->store,
+				      "SELECT status, currency, COUNT(*), SUM(captured_cents), "
+				      "SUM(refunded_cents) FROM payments GROUP BY status, currency",
+				      &rc, "");
+	while (st && (rc = store_step(st)) == STORE_ROW) {
+		const char *status = store_col_text(st, 0), *c = store_col_text(st, 1);
+		int64_t n = store_col_int(st, 2);
+		total += n;
+		jval_add_int(by_status, status ? status : "?", n);
+		json_t *f = json_object_get(cur, c ? c : "?");
+		if (!f) {
+			f = json_object();
+			json_object_set_new(cur, c ? c : "?", f);
+		}
+		jval_add_int(f, "captured_cents", store_col_int(st, 3));
+		jval_add_int(f, "refunded_cents", store_col_int(st, 4));
+	}
+	store_reset(st);
+	if (!st || rc < 0) {
+		json_decref(by_status);
+		json_decref(cur);
+		engine_store_error(p->ctx, resp, rc, "summarise payments");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:I,s:o,s:o}", "payments", (json_int_t)total, "by_status", by_status,
+				"currencies", cur));
+}
+
 /* ---- engine ------------------------------------------------------------------------------- */
 
 static void payment_destroy(void *eng)
@@ -1623,6 +1727,8 @@ static void *payment_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/payments/{id}/refund", refund_payment },
 		{ "POST", "/v1/webhooks/stripe", webhook_stripe },
 		{ "POST", "/v1/webhooks/paypal", webhook_paypal },
+		{ "GET", "/admin/payments", admin_payments },
+		{ "GET", "/admin/payments/summary", admin_payments_summary },
 	};
 	p->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), p, err, errlen);
 	if (!p->rt) {

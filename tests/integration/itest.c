@@ -422,3 +422,22 @@ void itest_teardown(void)
 		itest_rm_tree(IT.state);
 	http_client_global_cleanup();
 }
+
+void itest_cheap_passwords(void)
+{
+	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
+	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
+}
+
+int itest_write_temp(char *tmpl, const char *text)
+{
+	int fd = mkstemp(tmpl);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}

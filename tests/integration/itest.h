@@ -84,5 +84,11 @@ int itest_restart(const char *first, ...);
  * (kept when ECOM_ITEST_KEEP=1). */
 void itest_teardown(void);
 void itest_rm_tree(const char *dir);
+/* argon2id at libsodium's minimum cost for the platform started next (its
+ * environment): for tests whose load signs many users up and in. */
+void itest_cheap_passwords(void);
+/* Writes text into a new file made from the mkstemp template tmpl (which
+ * gets its name). 0 or -1. */
+int itest_write_temp(char *tmpl, const char *text);
 
 #endif

@@ -47,15 +47,10 @@ static const char SCENARIO[] =
 static int setup(void **unused)
 {
 	/* Cheap password hashes: the pool signs users up and in. */
-	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
-	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
-	int fd = mkstemp(scn_path);
-	if (fd < 0)
+	itest_cheap_passwords();
+	if (itest_write_temp(scn_path, SCENARIO) != 0)
 		return -1;
-	FILE *f = fdopen(fd, "w");
-	fputs(SCENARIO, f);
-	fclose(f);
-	fd = mkstemp(out_path);
+	int fd = mkstemp(out_path);
 	if (fd < 0)
 		return -1;
 	close(fd);
