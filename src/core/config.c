@@ -18,6 +18,16 @@ static const config_def defs[] = {
 	 "Largest request line plus headers in bytes; larger requests get 431."},
 	{"http.conn_timeout_s", "30", "Seconds an idle client connection stays open before the server closes it."},
 	{"log.level", "info", "Lowest level of log line written: debug, info, warn or error."},
+	{"trace.ring_spans", "4096",
+	 "Finished spans each process keeps in memory (the oldest are overwritten), served by GET /admin/traces/{trace_id} and read by the exporter."},
+	{"otel.export_file", "",
+	 "Append every process's spans to this file as OTLP/JSON, one ExportTraceServiceRequest per line; empty: no file."},
+	{"otel.endpoint", "",
+	 "OTLP/HTTP collector (http://HOST:PORT, or a full URL) every process POSTs its spans to, as OTLP/JSON to /v1/traces; empty: none."},
+	{"otel.flush_ms", "1000", "Milliseconds between two exports of the spans recorded meanwhile."},
+	{"otel.batch_spans", "512", "Most spans in one exported line or POST."},
+	{"stats.window_s", "10",
+	 "Seconds of traffic each process sums for GET /admin/stats (rps, p50, p99, error rate); 1..60."},
 	{"store.url", "",
 	 "Where services keep their databases; empty means sqlite:<state>/data (one SQLite file per service)."},
 	{"store.busy_timeout_ms", "5000",
@@ -151,6 +161,35 @@ static const config_def defs[] = {
 	 "Idempotency keys `ecom sim stripe` remembers; the oldest are forgotten first."},
 	{"stripe_sim.idempotency_ttl_s", "86400",
 	 "Seconds `ecom sim stripe` replays the stored answer of an Idempotency-Key (Stripe keeps them 24 hours)."},
+	{"stripe.webhook_secret", "",
+	 "Endpoint secret (whsec_...) of Stripe's webhooks: POST /v1/webhooks/stripe checks Stripe-Signature with it, and `ecom sim stripe` signs with it. Empty refuses webhooks (503) and the simulator sends none; `ecom up` with the simulator makes one (STATE/stripe.webhook_secret)."},
+	{"stripe_sim.webhook_url", "",
+	 "Where `ecom sim stripe` sends its webhooks (captures, refunds), e.g. http://127.0.0.1:8080/v1/webhooks/stripe; empty sends none. `ecom up` points it at its gateway."},
+	{"paypal.base_url", "",
+	 "Base URL of the PayPal REST API the payment service calls; empty means https://api-m.sandbox.paypal.com, except under `ecom up`, which then starts `ecom sim paypal` and points the service at it (set this, or pass --no-sims, to use a real PayPal)."},
+	{"paypal.client_id", "",
+	 "PayPal REST app client id (OAuth2 client credentials). Empty under `ecom up` with the simulator means ecom-sim-client; otherwise PayPal payments answer 503 until one is set."},
+	{"paypal.secret", "",
+	 "PayPal REST app secret; set ECOM_PAYPAL_SECRET to keep it out of files. Empty under `ecom up` with the simulator means ecom-sim-secret."},
+	{"paypal.timeout_ms", "10000",
+	 "Milliseconds the payment service waits for one PayPal call before treating it as failed (retried with the same PayPal-Request-Id)."},
+	{"paypal.webhook_secret", "",
+	 "Shared secret of the PayPal simulator's webhook signature (PAYPAL-TRANSMISSION-SIG, HMAC-SHA256): POST /v1/webhooks/paypal checks it, `ecom sim paypal` signs with it. Empty refuses them (503); `ecom up` with the simulator makes one (STATE/paypal.webhook_secret)."},
+	{"payment.webhook_tolerance_s", "300",
+	 "Seconds a webhook signature's timestamp may be away from now (either side) before the webhook is refused."},
+	{"paypal_sim.client_id", "",
+	 "The only client id `ecom sim paypal` accepts at /v1/oauth2/token (with paypal_sim.secret); empty accepts any."},
+	{"paypal_sim.secret", "", "The only secret `ecom sim paypal` accepts with paypal_sim.client_id."},
+	{"paypal_sim.token_ttl_s", "32400",
+	 "Seconds an access token of `ecom sim paypal` lives (PayPal's are 9 hours); then 401 invalid_token."},
+	{"paypal_sim.request_id_ttl_s", "21600",
+	 "Seconds `ecom sim paypal` replays the first answer to a PayPal-Request-Id."},
+	{"paypal_sim.max_request_ids", "100000",
+	 "PayPal-Request-Ids `ecom sim paypal` remembers; the oldest are forgotten first."},
+	{"paypal_sim.max_orders", "200000",
+	 "Orders `ecom sim paypal` holds before refusing new ones with 503."},
+	{"paypal_sim.webhook_url", "",
+	 "Where `ecom sim paypal` sends its webhooks (captures, refunds), e.g. http://127.0.0.1:8080/v1/webhooks/paypal; empty sends none. `ecom up` points it at its gateway."},
 	{"order.reservation_ttl_s", "900",
 	 "Seconds the order service asks inventory to hold an order's stock; a saga not confirmed by then is compensated (cancel_reason expired)."},
 	{"order.expiry_margin_s", "30",
@@ -452,4 +491,11 @@ int config_write_doc(FILE *out)
 			return ERR_IO;
 	}
 	return fflush(out) == 0 ? 0 : ERR_IO;
+}
+
+int64_t config_int_range(const config *c, const char *key, int64_t fallback, int64_t min,
+			 int64_t max)
+{
+	int64_t v = c ? config_int(c, key, fallback) : fallback;
+	return v < min || v > max ? fallback : v;
 }

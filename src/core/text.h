@@ -22,6 +22,16 @@ char *text_trim(char *s);
  * callee), else 0 (NULL included). */
 int text_is_name(const char *s, size_t max);
 
+/* 1 when s is 1..max bytes of printable ASCII (0x21..0x7e, and the space
+ * when spaces is set), else 0 (NULL included). */
+int text_is_printable(const char *s, size_t max, int spaces);
+
+/* 1 when s is 1..max bytes of letters, digits and the bytes of extra. */
+int text_is_token(const char *s, size_t max, const char *extra);
+
+/* Copies src into dst of len bytes: 0, or ERR_INVALID (dst untouched) when
+ * src is NULL or does not fit. */
+int text_copy(char *dst, size_t len, const char *src);
 /* 1 when s is a phone number in E.164 form: '+', then 8 to 15 digits, the
  * first not 0 ("+4930123456"). */
 int text_is_e164(const char *s);

@@ -10,7 +10,6 @@
 #include "services/viewcount.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

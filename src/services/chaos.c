@@ -110,44 +110,62 @@ void chaos_fault_delete(const engine_ctx *ctx, fault_table *t, const char *targe
 				ctx->instance_id ? ctx->instance_id : "", "cleared", cleared));
 }
 
-int chaos_sim_faults(const engine_ctx *ctx, fault_table *t, const char *target, msg_req *req,
-		     msg_resp *resp)
+/* ---- the instance's admin routes -------------------------------------------------- */
+
+/* ---- a simulator's fault routes ----------------------------------------------------- */
+
+/* The route's {target} when the admin asks for one the simulator takes. */
+static const char *sim_target(chaos_sim_faults *f, msg_req *req, msg_resp *resp)
 {
-	static const char base[] = "/admin/faults";
-	const size_t n = sizeof(base) - 1;
-	if (strncmp(req->path, base, n) != 0 || (req->path[n] && req->path[n] != '/'))
-		return 0;
-	const char *named = req->path[n] ? req->path + n + 1 : NULL;
-	const char *m = req->method;
-	int get = strcmp(m, "GET") == 0, put = strcmp(m, "PUT") == 0, del = strcmp(m, "DELETE") == 0;
-	resp->route = named ? "/admin/faults/{target}" : base;
-	if (!(get || ((put || del) && named))) {
-		msg_resp_error(resp, 405, "method_not_allowed", "method not allowed", NULL);
-		msg_resp_set_header(resp, "Allow", named ? "GET, PUT, DELETE" : "GET");
-		return 1;
+	if (engine_require_admin(f->ctx, req, resp))
+		return NULL;
+	const char *t = msg_req_param(req, 0);
+	if (!t || !f->valid(t)) {
+		msg_resp_error(resp, 404, "not_found", f->hint,
+			       json_pack("{s:s}", "target", t ? t : ""));
+		return NULL;
 	}
-	if (engine_require_admin(ctx, req, resp))
-		return 1;
-	if (!named) {
-		chaos_faults_list(ctx, t, resp);
-		return 1;
-	}
-	if (strcmp(named, target) != 0) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "this simulator takes faults for %s only", target);
-		msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "target", named));
-		return 1;
-	}
-	if (put)
-		chaos_fault_put(ctx, t, target, req, resp);
-	else if (del)
-		chaos_fault_delete(ctx, t, target, resp);
-	else
-		chaos_fault_get(ctx, t, target, resp);
-	return 1;
+	return t;
 }
 
-/* ---- the instance's admin routes -------------------------------------------------- */
+static void sim_faults_list(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	if (engine_require_admin(f->ctx, req, resp) == 0)
+		chaos_faults_list(f->ctx, f->table, resp);
+}
+
+static void sim_fault_get(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_get(f->ctx, f->table, t, resp);
+}
+
+static void sim_fault_put(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_put(f->ctx, f->table, t, req, resp);
+}
+
+static void sim_fault_delete(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_delete(f->ctx, f->table, t, resp);
+}
+
+int chaos_sim_fault_routes(struct router *r, chaos_sim_faults *f)
+{
+	int rc = router_add(r, "GET", "/admin/faults", sim_faults_list, f);
+	rc = rc ? rc : router_add(r, "GET", "/admin/faults/{target}", sim_fault_get, f);
+	rc = rc ? rc : router_add(r, "PUT", "/admin/faults/{target}", sim_fault_put, f);
+	return rc ? rc : router_add(r, "DELETE", "/admin/faults/{target}", sim_fault_delete, f);
+}
 
 /* The {target} of a fault route, when it is this instance's own. */
 static const char *own_target(chaos *c, msg_req *req, msg_resp *resp)

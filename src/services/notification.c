@@ -5,6 +5,7 @@
 #include "bus/outbox.h"
 #include "core/err.h"
 #include "core/jval.h"
+#include "core/text.h"
 #include "net/router.h"
 #include "net/smtp_client.h"
 #include "services/template.h"
@@ -23,7 +24,7 @@
 #define LOOKUP_TIMEOUT_MS 5000
 
 enum kind { K_CONFIRMED, K_DECLINED, K_CANCELLED, K_REFUND, NKINDS };
-static const char *const KIND_NAMES[NKINDS] = { "order_confirmation", "payment_declined",
+static const char *const KIND_NAMES[NKINDS] = { "order_confirmed", "payment_declined",
 						"order_cancelled", "refund" };
 enum channel { CH_EMAIL, CH_SMS, NCHANNELS };
 static const char *const CHANNEL_NAMES[NCHANNELS] = { "email", "sms" };
@@ -274,6 +275,7 @@ typedef struct cause {
 	const char *event_id; /* the event that caused it */
 	enum kind kind;
 	const char *ref;      /* order id, or payment and refund */
+	const char *order_id;
 	const char *user_id;
 	json_t *vars;         /* the template's values (borrowed) */
 } cause;
@@ -284,12 +286,12 @@ static int queue_message(notify *n, const cause *c, enum channel ch, const char 
 {
 	int64_t now = clock_now(n->ctx->clock), changed = 0;
 	int rc = store_runf(n->ctx->store,
-			    "INSERT INTO notifications (notification_id, kind, channel, ref, user_id, "
-			    "recipient, subject, status, event_id, created_at) "
-			    "VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?) "
+			    "INSERT INTO notifications (notification_id, kind, channel, ref, order_id, "
+			    "user_id, recipient, subject, status, event_id, created_at) "
+			    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?) "
 			    "ON CONFLICT (notification_id) DO NOTHING",
-			    &changed, "ttttttt" "ti", id, KIND_NAMES[c->kind], CHANNEL_NAMES[ch], c->ref,
-			    c->user_id, to, subject, c->event_id, now);
+			    &changed, "tttttttt" "ti", id, KIND_NAMES[c->kind], CHANNEL_NAMES[ch], c->ref,
+			    c->order_id, c->user_id, to, subject, c->event_id, now);
 	if (rc || changed != 1)
 		return rc;
 	char *text = jval_dump(payload);
@@ -391,8 +393,8 @@ static int on_refund(notify *n, const bus_msg *m, const char *event_id, json_t *
 	json_object_set_new(vars, "payment_id", json_string(payment_id));
 	json_object_set_new(vars, "refund", json_string(money));
 	json_object_set_new(vars, "total", json_string(money));
-	cause c = { .m = m, .event_id = event_id, .kind = K_REFUND, .ref = ref, .user_id = user_id,
-		    .vars = vars };
+	cause c = { .m = m, .event_id = event_id, .kind = K_REFUND, .ref = ref, .order_id = order_id,
+		    .user_id = user_id, .vars = vars };
 	int rc = notify_user(n, &c);
 	json_decref(vars);
 	return rc;
@@ -463,8 +465,8 @@ static int on_order(notify *n, const bus_msg *m, json_t *ev)
 	enum kind k = confirmed ? K_CONFIRMED
 		      : reason && strcmp(reason, "payment_declined") == 0 ? K_DECLINED
 									   : K_CANCELLED;
-	cause c = { .m = m, .event_id = m->id, .kind = k, .ref = order_id, .user_id = user_id,
-		    .vars = vars };
+	cause c = { .m = m, .event_id = m->id, .kind = k, .ref = order_id, .order_id = order_id,
+		    .user_id = user_id, .vars = vars };
 	rc = notify_user(n, &c);
 	json_decref(vars);
 	return rc ? rc : on_waiting(n, m, order_id, user_id);
@@ -505,7 +507,7 @@ static void count_sent(notify *n, const char *channel, const char *result)
 {
 	char labels[96];
 	snprintf(labels, sizeof(labels), "channel=\"%s\",result=\"%s\"", channel, result);
-	metrics_count(n->ctx->metrics, "ecom_notification_sent_total", labels, 1);
+	metrics_count(n->ctx->metrics, "notification_sent_total", labels, 1);
 }
 
 static int mark_sent(notify *n, const char *id)
@@ -638,28 +640,47 @@ static int notify_consume(void *eng, const bus_msg *m)
 
 /* ---- admin --------------------------------------------------------------------------- */
 
-/* GET /admin/notifications?user_id=&ref=&limit= */
+/* GET /admin/notifications?type=&order_id=&user_id=&ref=&limit=&page_token=
+ * in notification_id order; page_token is the hex of the last id of the
+ * previous page. */
 static void list_notifications(void *ud, msg_req *req, msg_resp *resp)
 {
 	notify *n = ud;
 	if (engine_require_admin(n->ctx, req, resp))
 		return;
-	char user[128] = "", ref[128] = "";
+	char type[64] = "", order[128] = "", user[128] = "", ref[160] = "";
+	char token[2 * NOTIF_ID_MAX + 2] = "", after[NOTIF_ID_MAX + 1] = "";
 	int64_t limit = 100;
-	if (msg_req_query(req, "user_id", user, sizeof(user)) < 0 ||
-	    msg_req_query(req, "ref", ref, sizeof(ref)) < 0) {
+	if (msg_req_query(req, "type", type, sizeof(type)) < 0 ||
+	    msg_req_query(req, "order_id", order, sizeof(order)) < 0 ||
+	    msg_req_query(req, "user_id", user, sizeof(user)) < 0 ||
+	    msg_req_query(req, "ref", ref, sizeof(ref)) < 0 ||
+	    msg_req_query(req, "page_token", token, sizeof(token)) < 0) {
 		engine_bad_field(resp, "query", "a parameter is too long");
 		return;
 	}
 	if (engine_query_int(req, resp, "limit", 1, LIST_MAX, &limit) < 0)
 		return;
+	size_t tl = strlen(token);
+	int bad = tl % 2 != 0 || tl / 2 >= sizeof(after);
+	for (size_t i = 0; !bad && i < tl; i += 2) {
+		int hi = text_hexval(token[i]), lo = text_hexval(token[i + 1]);
+		bad = hi < 0 || lo < 0;
+		after[i / 2] = (char)(hi * 16 + lo);
+	}
+	if (bad) {
+		engine_bad_field(resp, "page_token", "is not a token this listing gave");
+		return;
+	}
+	after[tl / 2] = '\0';
 	int rc = 0;
 	store_stmt *st = store_queryf(
 		n->ctx->store,
-		"SELECT notification_id, kind, channel, ref, user_id, recipient, subject, status, "
-		"event_id, created_at, sent_at FROM notifications WHERE (? = '' OR user_id = ?) "
-		"AND (? = '' OR ref = ?) ORDER BY created_at, notification_id LIMIT ?",
-		&rc, "tttti", user, user, ref, ref, limit);
+		"SELECT notification_id, kind, channel, ref, order_id, user_id, recipient, subject, "
+		"status, event_id, created_at, sent_at FROM notifications WHERE notification_id > ? "
+		"AND (? = '' OR kind = ?) AND (? = '' OR order_id = ?) AND (? = '' OR user_id = ?) "
+		"AND (? = '' OR ref = ?) ORDER BY notification_id LIMIT ?",
+		&rc, "ttttttttti", after, type, type, order, order, user, user, ref, ref, limit);
 	if (!st) {
 		engine_store_error(n->ctx, resp, rc, "listing notifications");
 		return;
@@ -667,19 +688,19 @@ static void list_notifications(void *ud, msg_req *req, msg_resp *resp)
 	json_t *items = json_array();
 	while ((rc = store_step(st)) == STORE_ROW) {
 		char created[40], sent[40];
-		clock_fmt_rfc3339(store_col_int(st, 9), created, sizeof(created));
-		int was_sent = !store_col_is_null(st, 10);
+		clock_fmt_rfc3339(store_col_int(st, 10), created, sizeof(created));
+		int was_sent = !store_col_is_null(st, 11);
 		if (was_sent)
-			clock_fmt_rfc3339(store_col_int(st, 10), sent, sizeof(sent));
+			clock_fmt_rfc3339(store_col_int(st, 11), sent, sizeof(sent));
 		json_array_append_new(
-			items, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s?}",
-					 "notification_id", store_col_text(st, 0), "kind",
-					 store_col_text(st, 1), "channel", store_col_text(st, 2), "ref",
-					 store_col_text(st, 3), "user_id", store_col_text(st, 4),
-					 "recipient", store_col_text(st, 5), "subject",
-					 store_col_text(st, 6), "status", store_col_text(st, 7),
-					 "event_id", store_col_text(st, 8), "created_at", created,
-					 "sent_at", was_sent ? sent : NULL));
+			items,
+			json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s?}", "notification_id",
+				  store_col_text(st, 0), "type", store_col_text(st, 1), "channel",
+				  store_col_text(st, 2), "ref", store_col_text(st, 3), "order_id",
+				  store_col_text(st, 4), "user_id", store_col_text(st, 5), "recipient",
+				  store_col_text(st, 6), "subject", store_col_text(st, 7), "status",
+				  store_col_text(st, 8), "event_id", store_col_text(st, 9), "created_at",
+				  created, "sent_at", was_sent ? sent : NULL));
 	}
 	store_reset(st);
 	if (rc < 0) {
@@ -687,7 +708,18 @@ static void list_notifications(void *ud, msg_req *req, msg_resp *resp)
 		engine_store_error(n->ctx, resp, rc, "listing notifications");
 		return;
 	}
-	msg_resp_json(resp, 200, json_pack("{s:o}", "items", items));
+	json_t *next = json_null();
+	size_t count = json_array_size(items);
+	if ((int64_t)count == limit) {
+		const char *last = json_string_value(
+			json_object_get(json_array_get(items, count - 1), "notification_id"));
+		char hex[2 * NOTIF_ID_MAX + 1];
+		size_t k = 0;
+		for (const char *p = last; *p && k + 2 < sizeof(hex); p++)
+			k += (size_t)snprintf(hex + k, sizeof(hex) - k, "%02x", (unsigned char)*p);
+		next = json_string(hex);
+	}
+	msg_resp_json(resp, 200, json_pack("{s:o,s:o}", "items", items, "next_page_token", next));
 }
 
 /* ---- engine --------------------------------------------------------------------------- */
@@ -825,7 +857,7 @@ static void *notify_create(engine_ctx *ctx, char *err, size_t errlen)
 		notify_destroy(n);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_notification_sent_total",
+	metrics_help(ctx->metrics, "notification_sent_total",
 		     "Emails and texts handed to the relay or provider (sent) or not (failed).");
 	if (!n->smtp_url[0])
 		log_warn(ctx->log, "no notification.smtp_url: emails fail until one is set");

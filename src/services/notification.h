@@ -2,7 +2,7 @@
  * and by text message. A consumer of the event bus, in two stages:
  *
  * 1. Deciding (topics orders and payments, consumer "notification"):
- *    order.confirmed -> order_confirmation; order.cancelled ->
+ *    order.confirmed -> order_confirmed; order.cancelled ->
  *    payment_declined (cancel_reason payment_declined) or order_cancelled;
  *    payment.refunded -> refund. The recipient comes from the user
  *    service (GET /v1/internal/users/{id}, as a service: email, name,

@@ -210,7 +210,7 @@ static int apply(void *eng, const char *payload, size_t len, int own_txn)
 	}
 	char labels[48];
 	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
-	metrics_count(s->ctx->metrics, "ecom_search_events_total", labels, 1);
+	metrics_count(s->ctx->metrics, "search_events_total", labels, 1);
 	json_decref(ev.obj);
 	return rc < 0 ? rc : 0;
 }
@@ -473,7 +473,7 @@ static void search_tick(void *eng, int64_t now)
 	}
 	int64_t docs = 0;
 	if (search_index_count(s->ix, &docs) == 0)
-		metrics_gauge(s->ctx->metrics, "ecom_search_documents", "", (double)docs);
+		metrics_gauge(s->ctx->metrics, "search_documents", "", (double)docs);
 }
 
 /* ---- page tokens ------------------------------------------------------------------
@@ -684,7 +684,7 @@ static void search_products(void *ud, msg_req *req, msg_resp *resp)
 	char labels[40];
 	snprintf(labels, sizeof(labels), "ranking=\"%s\"",
 		 res.total == 0 ? "none" : res.windowed ? "window" : "exact");
-	metrics_count(s->ctx->metrics, "ecom_search_queries_total", labels, 1);
+	metrics_count(s->ctx->metrics, "search_queries_total", labels, 1);
 out:
 	search_result_clear(&res);
 	terms_list_free(&words);
@@ -873,12 +873,12 @@ static void *search_create(engine_ctx *ctx, char *err, size_t errlen)
 		search_destroy(s);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_search_queries_total",
+	metrics_help(ctx->metrics, "search_queries_total",
 		     "Searches answered, by how they were ranked (exact: every match; window: "
 		     "the candidates; none: nothing matched).");
-	metrics_help(ctx->metrics, "ecom_search_events_total",
+	metrics_help(ctx->metrics, "search_events_total",
 		     "Catalog events offered to the index, by result.");
-	metrics_help(ctx->metrics, "ecom_search_documents", "Products in this instance's index.");
+	metrics_help(ctx->metrics, "search_documents", "Products in this instance's index.");
 	return s;
 }
 

@@ -47,6 +47,11 @@ typedef struct loadgen_opts {
 	 * at most 2 s, the summary marked interrupted; while users sign in, the
 	 * run does not start. NULL: never. */
 	volatile sig_atomic_t *interrupted;
+	/* Called once on the calling thread as the arrivals start, with that
+	 * moment's clock_mono_us() (t=0 of the run and of its schedule), after
+	 * the users signed in. NULL: none. */
+	void (*on_start)(void *ud, int64_t t0_mono_us);
+	void *on_start_ud;
 } loadgen_opts;
 
 /* Runs s against the platform and fills r (made by report_new(s)), then

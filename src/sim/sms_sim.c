@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/jval.h"
 #include "core/text.h"
+#include "net/router.h"
 #include "resil/fault.h"
 #include "services/chaos.h"
 #include "sim/mailbox.h"
@@ -20,6 +21,8 @@ typedef struct sms_sim {
 	engine_ctx *ctx;
 	mailbox *mb;
 	fault_table *faults;
+	router *rt;
+	chaos_sim_faults fault_admin;
 	uint64_t accepted, replays, invalid, faulted, outages;
 } sms_sim;
 
@@ -121,45 +124,46 @@ static void post_message(sms_sim *s, msg_req *req, msg_resp *resp)
 	reply_message(resp, 201, item);
 }
 
+static void v1_messages(void *ud, msg_req *req, msg_resp *resp)
+{
+	sms_sim *s = ud;
+	if (!apply_fault(s, resp))
+		post_message(s, req, resp);
+}
+
+static void admin_messages(void *ud, msg_req *req, msg_resp *resp)
+{
+	sms_sim *s = ud;
+	if (engine_require_admin(s->ctx, req, resp) == 0)
+		mailbox_http_list(s->mb, req, resp);
+}
+
+static void admin_clear(void *ud, msg_req *req, msg_resp *resp)
+{
+	sms_sim *s = ud;
+	if (engine_require_admin(s->ctx, req, resp) == 0)
+		msg_resp_json(resp, 200,
+			      json_pack("{s:I}", "deleted", (json_int_t)mailbox_clear(s->mb)));
+}
+
+static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
+{
+	sms_sim *s = ud;
+	if (engine_require_admin(s->ctx, req, resp) == 0)
+		msg_resp_json(resp, 200,
+			      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "messages",
+					(json_int_t)mailbox_count(s->mb), "accepted",
+					read_count(&s->accepted), "replays", read_count(&s->replays),
+					"invalid", read_count(&s->invalid), "faulted",
+					read_count(&s->faulted), "outages", read_count(&s->outages)));
+}
+
+static int sms_target(const char *t) { return strcmp(t, FAULT_TARGET) == 0; }
+
 static void sim_handle(void *eng, msg_req *req, msg_resp *resp)
 {
 	sms_sim *s = eng;
-	if (chaos_sim_faults(s->ctx, s->faults, FAULT_TARGET, req, resp))
-		return;
-	int get = strcmp(req->method, "GET") == 0, del = strcmp(req->method, "DELETE") == 0;
-	if (strcmp(req->path, "/v1/messages") == 0) {
-		resp->route = "/v1/messages";
-		if (strcmp(req->method, "POST") != 0) {
-			msg_resp_error(resp, 405, "method_not_allowed", "method not allowed", NULL);
-			msg_resp_set_header(resp, "Allow", "POST");
-		} else if (!apply_fault(s, resp)) {
-			post_message(s, req, resp);
-		}
-		return;
-	}
-	if (strcmp(req->path, "/admin/sms/messages") == 0 && (get || del)) {
-		resp->route = "/admin/sms/messages";
-		if (engine_require_admin(s->ctx, req, resp))
-			return;
-		if (get)
-			mailbox_http_list(s->mb, req, resp);
-		else
-			msg_resp_json(resp, 200,
-				      json_pack("{s:I}", "deleted", (json_int_t)mailbox_clear(s->mb)));
-		return;
-	}
-	if (strcmp(req->path, "/admin/sms/stats") == 0 && get) {
-		resp->route = "/admin/sms/stats";
-		if (engine_require_admin(s->ctx, req, resp) == 0)
-			msg_resp_json(resp, 200,
-				      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "messages",
-						(json_int_t)mailbox_count(s->mb), "accepted",
-						read_count(&s->accepted), "replays", read_count(&s->replays),
-						"invalid", read_count(&s->invalid), "faulted",
-						read_count(&s->faulted), "outages", read_count(&s->outages)));
-		return;
-	}
-	msg_resp_error(resp, 404, "not_found", "no such route", NULL);
+	router_dispatch(s->rt, req, resp);
 }
 
 static void sim_destroy(void *eng)
@@ -167,6 +171,7 @@ static void sim_destroy(void *eng)
 	sms_sim *s = eng;
 	if (!s)
 		return;
+	router_free(s->rt);
 	mailbox_free(s->mb);
 	fault_table_free(s->faults);
 	free(s);
@@ -188,7 +193,16 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	s->mb = mailbox_new((size_t)max, "SM");
 	s->faults = fault_table_new();
-	if (!s->mb || !s->faults) {
+	s->fault_admin = (chaos_sim_faults){ .ctx = ctx,
+					     .table = s->faults,
+					     .valid = sms_target,
+					     .hint = "this simulator takes faults for sms only" };
+	s->rt = router_new();
+	if (!s->mb || !s->faults || !s->rt || chaos_sim_fault_routes(s->rt, &s->fault_admin) ||
+	    router_add(s->rt, "POST", "/v1/messages", v1_messages, s) ||
+	    router_add(s->rt, "GET", "/admin/sms/messages", admin_messages, s) ||
+	    router_add(s->rt, "DELETE", "/admin/sms/messages", admin_clear, s) ||
+	    router_add(s->rt, "GET", "/admin/sms/stats", admin_stats, s)) {
 		snprintf(err, errlen, "out of memory");
 		sim_destroy(s);
 		return NULL;

@@ -4,6 +4,7 @@
 #include "sim/smtp_sim.h"
 #include "core/err.h"
 #include "net/line_server.h"
+#include "net/router.h"
 #include "resil/fault.h"
 #include "services/chaos.h"
 #include "sim/mailbox.h"
@@ -24,6 +25,8 @@ typedef struct smtp_sim {
 	mailbox *mb;
 	fault_table *faults;
 	size_t max_bytes;
+	router *rt;                   /* the HTTP side */
+	chaos_sim_faults fault_admin; /* its /admin/faults routes */
 	/* counters, updated atomically */
 	uint64_t sessions, accepted, rejected, faulted, outages;
 } smtp_sim;
@@ -399,8 +402,11 @@ static const line_proto smtp_proto = {
 
 /* ---- HTTP: the operators' side ------------------------------------------------------ */
 
-static void admin_stats(smtp_sim *sim, msg_resp *resp)
+static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
 {
+	smtp_sim *sim = ud;
+	if (engine_require_admin(sim->ctx, req, resp))
+		return;
 	msg_resp_json(resp, 200,
 		      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "messages",
 				(json_int_t)mailbox_count(sim->mb), "sessions",
@@ -411,33 +417,27 @@ static void admin_stats(smtp_sim *sim, msg_resp *resp)
 				(json_int_t)read_count(&sim->outages)));
 }
 
+static void admin_messages(void *ud, msg_req *req, msg_resp *resp)
+{
+	smtp_sim *sim = ud;
+	if (engine_require_admin(sim->ctx, req, resp) == 0)
+		mailbox_http_list(sim->mb, req, resp);
+}
+
+static void admin_clear(void *ud, msg_req *req, msg_resp *resp)
+{
+	smtp_sim *sim = ud;
+	if (engine_require_admin(sim->ctx, req, resp) == 0)
+		msg_resp_json(resp, 200,
+			      json_pack("{s:I}", "deleted", (json_int_t)mailbox_clear(sim->mb)));
+}
+
+static int smtp_target(const char *t) { return strcmp(t, FAULT_TARGET) == 0; }
+
 static void sim_handle(void *eng, msg_req *req, msg_resp *resp)
 {
 	smtp_sim *sim = eng;
-	if (chaos_sim_faults(sim->ctx, sim->faults, FAULT_TARGET, req, resp))
-		return;
-	int get = strcmp(req->method, "GET") == 0, del = strcmp(req->method, "DELETE") == 0;
-	if (strcmp(req->path, "/admin/smtp/messages") == 0) {
-		resp->route = "/admin/smtp/messages";
-		if (!get && !del) {
-			msg_resp_error(resp, 405, "method_not_allowed", "method not allowed", NULL);
-			msg_resp_set_header(resp, "Allow", "GET, DELETE");
-		} else if (engine_require_admin(sim->ctx, req, resp) == 0) {
-			if (get)
-				mailbox_http_list(sim->mb, req, resp);
-			else
-				msg_resp_json(resp, 200, json_pack("{s:I}", "deleted",
-								   (json_int_t)mailbox_clear(sim->mb)));
-		}
-		return;
-	}
-	if (strcmp(req->path, "/admin/smtp/stats") == 0 && get) {
-		resp->route = "/admin/smtp/stats";
-		if (engine_require_admin(sim->ctx, req, resp) == 0)
-			admin_stats(sim, resp);
-		return;
-	}
-	msg_resp_error(resp, 404, "not_found", "no such route (this is an SMTP sink)", NULL);
+	router_dispatch(sim->rt, req, resp);
 }
 
 static void sim_destroy(void *eng)
@@ -445,6 +445,7 @@ static void sim_destroy(void *eng)
 	smtp_sim *sim = eng;
 	if (!sim)
 		return;
+	router_free(sim->rt);
 	mailbox_free(sim->mb);
 	fault_table_free(sim->faults);
 	free(sim);
@@ -470,7 +471,16 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	sim->max_bytes = (size_t)bytes;
 	sim->mb = mailbox_new((size_t)max, "msg_");
 	sim->faults = fault_table_new();
-	if (!sim->mb || !sim->faults) {
+	sim->fault_admin = (chaos_sim_faults){ .ctx = ctx,
+					       .table = sim->faults,
+					       .valid = smtp_target,
+					       .hint = "this simulator takes faults for smtp only" };
+	sim->rt = router_new();
+	if (!sim->mb || !sim->faults || !sim->rt ||
+	    chaos_sim_fault_routes(sim->rt, &sim->fault_admin) ||
+	    router_add(sim->rt, "GET", "/admin/smtp/messages", admin_messages, sim) ||
+	    router_add(sim->rt, "DELETE", "/admin/smtp/messages", admin_clear, sim) ||
+	    router_add(sim->rt, "GET", "/admin/smtp/stats", admin_stats, sim)) {
 		snprintf(err, errlen, "out of memory");
 		sim_destroy(sim);
 		return NULL;

@@ -38,13 +38,11 @@ static char token[1024], user[128];
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-/* The first line of STATE/name, or NULL. */
+/* The first line of STATE/name (malloc'd), or NULL. */
 static char *state_file(const char *name)
 {
-	char *text = itest_state_file(name);
-	if (text)
-		text[strcspn(text, "\n")] = '\0';
-	return text;
+	char buf[1024];
+	return itest_state_file(name, buf, sizeof(buf)) == 0 ? strdup(buf) : NULL;
 }
 
 /* GET path on the simulator whose URL is in STATE/file, as admin. */

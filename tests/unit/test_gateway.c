@@ -1057,7 +1057,7 @@ static void test_breaker_opens_refuses_and_closes(void **state)
 	for (int i = 0; i < 3; i++) {
 		char labels[128];
 		snprintf(labels, sizeof labels, "from=\"gateway\",to=\"catalog\",state=\"%s\"", entered[i]);
-		assert_int_equal(metrics_counter_value(f->metrics, "ecom_breaker_transitions_total",
+		assert_int_equal(metrics_counter_value(f->metrics, "breaker_transitions_total",
 						       labels),
 				 1);
 	}
@@ -1119,7 +1119,7 @@ static void test_stale_reads_while_refused_or_failing(void **state)
 	assert_error(&r, 503, "unavailable", "reason", "breaker");
 	msg_resp_clear(&r);
 	assert_int_equal(atomic_load(&up_a.hits), hits);
-	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+	assert_int_equal(metrics_counter_value(f->metrics, "gateway_stale_served_total",
 					       "service=\"catalog\",reason=\"breaker\""),
 			 1);
 
@@ -1131,7 +1131,7 @@ static void test_stale_reads_while_refused_or_failing(void **state)
 	assert_int_equal(gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r), 200);
 	assert_string_equal(header(&r, GATEWAY_STALE_HEADER), "1");
 	msg_resp_clear(&r);
-	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+	assert_int_equal(metrics_counter_value(f->metrics, "gateway_stale_served_total",
 					       "service=\"catalog\",reason=\"failed\""),
 			 1);
 	/* A 500 from the service is a failure too; a 404 is an answer. */

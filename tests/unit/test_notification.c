@@ -217,9 +217,9 @@ static void test_shipped_templates_load(void **state)
 	assert_int_equal(config_set(f->config, "notification.templates_dir", f->dir), 0);
 	char err[256] = "";
 	assert_null(f->def->create(&f->ctx, err, sizeof(err)));
-	assert_non_null(strstr(err, "order_confirmation.email.txt"));
+	assert_non_null(strstr(err, "order_confirmed.email.txt"));
 	char path[256];
-	static const char *const kinds[] = { "order_confirmation", "payment_declined",
+	static const char *const kinds[] = { "order_confirmed", "payment_declined",
 					     "order_cancelled", "refund" };
 	for (int i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s.email.txt", f->dir, kinds[i]);
@@ -246,7 +246,7 @@ static void test_confirmation(void **state)
 	assert_string_equal(json_string_value(json_object_get(m, "subject")), "Your order ord_1 is confirmed");
 	assert_string_equal(json_string_value(json_object_get(m, "from")), "orders@ecom.test");
 	assert_string_equal(json_string_value(json_object_get(m, "message_id")),
-			    "<order_confirmation.ord_1.email@ecom.test>");
+			    "<order_confirmed.ord_1.email@ecom.test>");
 	const char *body = json_string_value(json_object_get(m, "body"));
 	assert_non_null(strstr(body, "Hello Ann Émile,"));
 	assert_non_null(strstr(body, "Order ord_1\r\n"));
@@ -267,7 +267,8 @@ static void test_confirmation(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		json_t *it = json_array_get(items, i);
 		assert_string_equal(json_string_value(json_object_get(it, "status")), "SENT");
-		assert_string_equal(json_string_value(json_object_get(it, "kind")), "order_confirmation");
+		assert_string_equal(json_string_value(json_object_get(it, "type")), "order_confirmed");
+		assert_string_equal(json_string_value(json_object_get(it, "order_id")), "ord_1");
 		assert_non_null(json_string_value(json_object_get(it, "sent_at")));
 	}
 	json_decref(l);
@@ -277,11 +278,46 @@ static void test_confirmation(void **state)
 	efix_assert_error(efix_expect(inproc_efix(x->p, "notification"), "GET",
 				      "/admin/notifications?limit=0", NULL, ADMIN, NULL, 400),
 			  "invalid_argument", "field", "limit");
+	efix_assert_error(efix_expect(inproc_efix(x->p, "notification"), "GET",
+				      "/admin/notifications?page_token=zz", NULL, ADMIN, NULL, 400),
+			  "invalid_argument", "field", "page_token");
 	/* Bob has no phone: an email only */
 	order_event(x, "order.confirmed", "ord_2", x->bob, NULL);
 	settle(x);
 	assert_int_equal(smtpfix_count(x->smtp, "bob@example.com", "ord_2"), 1);
 	assert_int_equal(texts(x, "ord_2"), 0);
+	/* the listing the audit reads: by type, a page at a time */
+	order_event(x, "order.cancelled", "ord_3", x->bob, "out_of_stock");
+	settle(x);
+	char path[512] = "/admin/notifications?type=order_confirmed&limit=2";
+	int seen = 0, pages = 0;
+	while (path[0] && pages < 10) {
+		json_t *page = efix_expect(inproc_efix(x->p, "notification"), "GET", path, NULL, ADMIN,
+					   NULL, 200);
+		size_t i;
+		json_t *it;
+		json_array_foreach(json_object_get(page, "items"), i, it)
+		{
+			assert_string_equal(json_string_value(json_object_get(it, "type")), "order_confirmed");
+			seen++;
+		}
+		const char *next = json_string_value(json_object_get(page, "next_page_token"));
+		if (next)
+			snprintf(path, sizeof(path),
+				 "/admin/notifications?type=order_confirmed&limit=2&page_token=%s", next);
+		else
+			path[0] = '\0';
+		json_decref(page);
+		pages++;
+	}
+	assert_int_equal(seen, 3); /* ord_1 email and text, ord_2 email */
+	assert_int_equal(pages, 2);
+	json_t *c = efix_expect(inproc_efix(x->p, "notification"), "GET",
+				"/admin/notifications?order_id=ord_3", NULL, ADMIN, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(c, "items")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(c, "items"), 0), "type")),
+			    "order_cancelled");
+	json_decref(c);
 }
 
 static void test_other_kinds(void **state)

@@ -96,8 +96,8 @@ static void test_idempotency(void **state)
 	efix *f = *state;
 	json_t *a, *b;
 	const char *body = "{\"to\":\"+4930123456\",\"body\":\"once\"}";
-	assert_int_equal(post(f, "order_confirmation:ord_1:sms", body, &a), 201);
-	assert_int_equal(post(f, "order_confirmation:ord_1:sms", body, &b), 200);
+	assert_int_equal(post(f, "order_confirmed:ord_1:sms", body, &a), 201);
+	assert_int_equal(post(f, "order_confirmed:ord_1:sms", body, &b), 200);
 	assert_string_equal(json_string_value(json_object_get(a, "id")),
 			    json_string_value(json_object_get(b, "id")));
 	json_decref(a);

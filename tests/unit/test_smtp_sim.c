@@ -142,7 +142,7 @@ static void test_message_kept(void **state)
 	const char *data = "From: ecom <orders@ecom.test>\r\n"
 			   "To: <ann@example.com>\r\n"
 			   "Subject: Your order ord_1 is\r\n confirmed\r\n"
-			   "Message-ID: <order_confirmation.ord_1.email@ecom.test>\r\n"
+			   "Message-ID: <order_confirmed.ord_1.email@ecom.test>\r\n"
 			   "\r\n"
 			   "Hello Ann,\r\n"
 			   ".\r\n"
@@ -164,7 +164,7 @@ static void test_message_kept(void **state)
 	assert_string_equal(json_string_value(json_object_get(m, "subject")),
 			    "Your order ord_1 is confirmed");
 	assert_string_equal(json_string_value(json_object_get(m, "message_id")),
-			    "<order_confirmation.ord_1.email@ecom.test>");
+			    "<order_confirmed.ord_1.email@ecom.test>");
 	/* libcurl stuffed the dots, the sink took them out again: byte for byte */
 	assert_string_equal(json_string_value(json_object_get(m, "data")), data);
 	assert_string_equal(json_string_value(json_object_get(m, "body")),

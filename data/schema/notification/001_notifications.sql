@@ -3,7 +3,7 @@
 -- SQLite and PostgreSQL both accept.
 
 -- One row per message (an email or a text), keyed by what caused it:
--- "<kind>:<ref>:<channel>" (order_confirmation:ord_1:email). A second
+-- "<kind>:<ref>:<channel>" (order_confirmed:ord_1:email). A second
 -- event for the same cause finds the row and sends nothing more. status:
 -- QUEUED (in the outbox - the event bus's, data/schema/bus - on its way to
 -- the sender) or SENT (the relay or the provider took it).
@@ -12,6 +12,7 @@ CREATE TABLE notifications (
     kind            TEXT NOT NULL,
     channel         TEXT NOT NULL,
     ref             TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
     user_id         TEXT NOT NULL,
     recipient       TEXT NOT NULL,
     subject         TEXT NOT NULL,
@@ -22,6 +23,7 @@ CREATE TABLE notifications (
 );
 
 CREATE INDEX notifications_user ON notifications (user_id, created_at);
+CREATE INDEX notifications_order ON notifications (order_id);
 
 -- The orders the service has heard of (from topic orders): whose they are,
 -- for the payment events (topic payments), which name only the order.
