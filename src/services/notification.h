@@ -26,7 +26,10 @@
  * send it twice; only a crash between the relay's answer and the commit
  * can (at least once, with a stable Message-ID a receiver can drop).
  *
- * Admin: GET /admin/notifications?user_id=&ref=&limit= lists the rows. */
+ * Admin: GET /admin/notifications?type=&order_id=&user_id=&ref=&limit=&page_token=
+ * lists the rows in notification_id order, a page at a time
+ * ({items: [{notification_id, type, channel, order_id, ...}],
+ * next_page_token}); `ecom audit` reads type=order_confirmed. */
 #ifndef ECOM_NOTIFICATION_H
 #define ECOM_NOTIFICATION_H
 
