@@ -10,6 +10,7 @@
 #include "ops/simulate.h"
 #include "ops/stock.h"
 #include "ops/supervisor.h"
+#include "tui/console.h"
 
 #include "config.h"
 
@@ -35,6 +36,7 @@ static const command commands[] = {
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim kafka)" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
+	{ "console", console_main, "the operator console: an ncurses dashboard over the platform" },
 	{ NULL, NULL, NULL },
 };
 
