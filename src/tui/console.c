@@ -222,21 +222,22 @@ static void draw_status(console *c, const snapshot *s)
 	poller_news n;
 	poller_news_get(c->po, &n);
 	int64_t now = c->now_us;
-	if (s->banner[0]) {
-		if (!s->connected)
-			screen_printf(1, 0, COLS, screen_attr(TONE_BANNER), 1,
-				      " ! connection lost %llds ago, retrying (last data shown): %s",
-				      s->lost_at_us ? (long long)((now - s->lost_at_us) / 1000000) : 0LL,
-				      s->banner);
-		else
-			screen_printf(1, 0, COLS, screen_attr(TONE_BANNER), 1, " ! %s", s->banner);
-		return;
-	}
 	char left[400];
-	snprintf(left, sizeof(left), " %s  refresh %gs%s%s", s->url, c->want.interval_ms / 1000.0,
-		 c->want.paused ? "  PAUSED" : "", c->read_only ? "  read-only" : "");
-	screen_text(1, 0, COLS, screen_attr(TONE_DIM), left, 1);
-	int used = screen_width(left);
+	attr_t la = screen_attr(TONE_DIM);
+	if (s->banner[0] && !s->connected) {
+		snprintf(left, sizeof(left), " ! connection lost %llds ago, retrying (last data shown): %s",
+			 s->lost_at_us ? (long long)((now - s->lost_at_us) / 1000000) : 0LL, s->banner);
+		la = screen_attr(TONE_BANNER);
+	} else if (s->banner[0]) {
+		snprintf(left, sizeof(left), " ! %s", s->banner);
+		la = screen_attr(TONE_BANNER);
+	} else {
+		snprintf(left, sizeof(left), " %s  refresh %gs%s%s", s->url,
+			 c->want.interval_ms / 1000.0, c->want.paused ? "  PAUSED" : "",
+			 c->read_only ? "  read-only" : "");
+	}
+	screen_text(1, 0, COLS, la, left, 1);
+	int used = s->banner[0] ? COLS / 3 : screen_width(left);
 	const char *msg = NULL;
 	int bad = 0;
 	if (c->note[0] && now - c->note_at_us < NOTE_US && c->note_at_us >= n.at_us) {
@@ -251,11 +252,15 @@ static void draw_status(console *c, const snapshot *s)
 		msg = n.message;
 		bad = n.bad;
 	}
+	/* The latest word on the right; over a banner it hides the banner's
+	 * end for a few seconds. */
 	if (msg && used + 2 < COLS) {
-		int w = screen_width(msg);
+		int w = screen_width(msg) + 2;
 		int room = COLS - used - 2;
-		int x = w < room ? COLS - w - 1 : used + 2;
-		screen_text(1, x, COLS - x, screen_attr(bad ? TONE_BAD : TONE_OK), msg, 0);
+		int x = w < room ? COLS - w : used + 2;
+		screen_text(1, x, COLS - x, A_NORMAL, " ", 0);
+		screen_text(1, x + 1, COLS - x - 1, screen_attr(bad ? TONE_BAD : TONE_OK),
+			    msg, 1);
 	}
 }
 
