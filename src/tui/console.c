@@ -114,6 +114,36 @@ void console_confirm(console *c, const char *text, const action *acts, int nacts
 	c->confirm_nacts = nacts;
 }
 
+size_t console_pick(console *c, int col, int (*keep)(const table_row *r), const table_row **rows,
+		    size_t max, char *list, size_t listlen)
+{
+	const table_row *all[64];
+	size_t n = table_targets(&c->tables[c->cur], all, 64), k = 0, more = 0;
+	if (listlen)
+		list[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const char *v = col < 0 ? all[i]->key : all[i]->cells[col];
+		int seen = keep && !keep(all[i]);
+		for (size_t j = 0; j < k && !seen; j++)
+			seen = strcmp(col < 0 ? rows[j]->key : rows[j]->cells[col], v) == 0;
+		if (seen)
+			continue;
+		if (k == max) {
+			more++;
+			continue;
+		}
+		rows[k++] = all[i];
+		size_t l = strlen(list);
+		if (k <= 4)
+			snprintf(list + l, listlen - l, "%s%.40s", k > 1 ? ", " : "", v);
+	}
+	if (k > 4 || more) {
+		size_t l = strlen(list);
+		snprintf(list + l, listlen - l, " and %zu more", (k > 4 ? k - 4 : 0) + more);
+	}
+	return k;
+}
+
 void console_fmt_num(char *buf, size_t len, double v, const char *fmt)
 {
 	if (isnan(v))

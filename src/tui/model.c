@@ -4,6 +4,7 @@
 #include "core/jval.h"
 #include "core/text.h"
 #include "resil/fault.h"
+#include "sim/units.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -50,49 +51,66 @@ static double get_num(const json_t *obj, const char *key, double dflt)
 	return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
-/* The array at key of an object answer, or NULL (ERR_PARSE for the caller). */
-static const json_t *array_at(const json_t *v, const char *key)
+/* The rows of the array at key of an object answer, each read by fn into
+ * the next element (of size bytes) of a new array; fn answers 0 for a row
+ * it skips. 0, ERR_PARSE when there is no such array, ERR_NOMEM. */
+typedef int (*row_reader)(const json_t *row, void *elem);
+
+static int read_rows(const json_t *v, const char *key, size_t size, row_reader fn, void **out,
+		     size_t *n)
 {
-	json_t *a = json_is_object(v) ? json_object_get(v, key) : NULL;
-	return json_is_array(a) ? a : NULL;
+	json_t *arr = json_is_object(v) ? json_object_get(v, key) : NULL;
+	if (!json_is_array(arr))
+		return ERR_PARSE;
+	size_t count = json_array_size(arr);
+	char *rows = calloc(count ? count : 1, size);
+	if (!rows)
+		return ERR_NOMEM;
+	size_t k = 0, i;
+	json_t *row;
+	json_array_foreach(arr, i, row)
+		if (json_is_object(row) && fn(row, rows + k * size))
+			k++;
+	*out = rows;
+	*n = k;
+	return 0;
 }
 
-/* calloc of n elements (at least one, so an empty list is not NULL). */
-static void *alloc_n(size_t n, size_t size)
-{
-	return calloc(n ? n : 1, size);
-}
+#define READ_ROWS(v, key, fn, out, n)                                                              \
+	({                                                                                         \
+		void *rows_ = NULL;                                                                \
+		int rc_ = read_rows(v, key, sizeof(**(out)), fn, &rows_, n);                       \
+		if (rc_ == 0)                                                                      \
+			*(out) = rows_;                                                            \
+		rc_;                                                                               \
+	})
 
 /* ---- services and stats ----------------------------------------------------------- */
 
+static void no_figures(model_service *m)
+{
+	m->rps = m->p50_ms = m->p99_ms = m->error_rate = m->in_flight = NAN;
+}
+
+static int read_service(const json_t *row, void *elem)
+{
+	model_service *m = elem;
+	size_t j;
+	json_t *inst;
+	copy_str(m->name, sizeof(m->name), row, "name");
+	json_array_foreach(json_object_get(row, "instances"), j, inst)
+	{
+		m->instances++;
+		m->healthy += json_is_true(json_object_get(inst, "healthy"));
+		m->outstanding += (int)get_int(inst, "outstanding", 0);
+	}
+	no_figures(m);
+	return 1;
+}
+
 int model_parse_services(const json_t *v, model_service **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "services");
-	if (!arr)
-		return ERR_PARSE;
-	size_t count = json_array_size(arr);
-	model_service *s = alloc_n(count, sizeof(*s));
-	if (!s)
-		return ERR_NOMEM;
-	size_t k = 0, i, j;
-	json_t *row, *inst;
-	json_array_foreach(arr, i, row)
-	{
-		if (!json_is_object(row))
-			continue;
-		model_service *m = &s[k++];
-		copy_str(m->name, sizeof(m->name), row, "name");
-		json_array_foreach(json_object_get(row, "instances"), j, inst)
-		{
-			m->instances++;
-			m->healthy += json_is_true(json_object_get(inst, "healthy"));
-			m->outstanding += (int)get_int(inst, "outstanding", 0);
-		}
-		m->rps = m->p50_ms = m->p99_ms = m->error_rate = m->in_flight = NAN;
-	}
-	*out = s;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "services", read_service, out, n);
 }
 
 /* The row named name, added (empty, figures unknown) when absent. NULL when
@@ -109,7 +127,7 @@ static model_service *service_row(model_service **svcs, size_t *n, const char *n
 	model_service *m = &grown[(*n)++];
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", name);
-	m->rps = m->p50_ms = m->p99_ms = m->error_rate = m->in_flight = NAN;
+	no_figures(m);
 	return m;
 }
 
@@ -159,8 +177,8 @@ int model_merge_stats(const json_t *v, model_service **svcs, size_t *n)
 
 int model_merge_instances(const json_t *v, model_service **svcs, size_t *n)
 {
-	const json_t *arr = array_at(v, "instances");
-	if (!arr)
+	json_t *arr = json_is_object(v) ? json_object_get(v, "instances") : NULL;
+	if (!json_is_array(arr))
 		return ERR_PARSE;
 	size_t i;
 	json_t *row;
@@ -181,96 +199,67 @@ int model_merge_instances(const json_t *v, model_service **svcs, size_t *n)
 
 /* ---- breakers, faults, queues --------------------------------------------------------- */
 
+static int read_breaker(const json_t *row, void *elem)
+{
+	model_breaker *m = elem;
+	copy_str(m->from, sizeof(m->from), row, "from");
+	copy_str(m->to, sizeof(m->to), row, "to");
+	copy_str(m->state, sizeof(m->state), row, "state");
+	copy_str(m->instance, sizeof(m->instance), row, "instance");
+	m->failure_rate = get_num(row, "failure_rate", -1);
+	m->slow_call_rate = get_num(row, "slow_call_rate", -1);
+	m->calls = get_int(row, "calls", 0);
+	return 1;
+}
+
 int model_parse_breakers(const json_t *v, model_breaker **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "breakers");
-	if (!arr)
-		return ERR_PARSE;
-	model_breaker *b = alloc_n(json_array_size(arr), sizeof(*b));
-	if (!b)
-		return ERR_NOMEM;
-	size_t k = 0, i;
-	json_t *row;
-	json_array_foreach(arr, i, row)
-	{
-		if (!json_is_object(row))
-			continue;
-		model_breaker *m = &b[k++];
-		copy_str(m->from, sizeof(m->from), row, "from");
-		copy_str(m->to, sizeof(m->to), row, "to");
-		copy_str(m->state, sizeof(m->state), row, "state");
-		copy_str(m->instance, sizeof(m->instance), row, "instance");
-		m->failure_rate = get_num(row, "failure_rate", -1);
-		m->slow_call_rate = get_num(row, "slow_call_rate", -1);
-		m->calls = get_int(row, "calls", 0);
-	}
-	*out = b;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "breakers", read_breaker, out, n);
+}
+
+static int read_fault(const json_t *row, void *elem)
+{
+	model_fault *m = elem;
+	copy_str(m->target, sizeof(m->target), row, "target");
+	copy_str(m->instance, sizeof(m->instance), row, "instance");
+	copy_str(m->expires_at, sizeof(m->expires_at), row, "expires_at");
+	m->latency_ms = get_int(row, "latency_ms", 0);
+	m->jitter_ms = get_int(row, "jitter_ms", 0);
+	m->error_rate = get_num(row, "error_rate", 0);
+	m->error_status = (int)get_int(row, "error_status", 0);
+	m->outage = json_is_true(json_object_get(row, "outage"));
+	return 1;
 }
 
 int model_parse_faults(const json_t *v, model_fault **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "faults");
-	if (!arr)
-		return ERR_PARSE;
-	model_fault *f = alloc_n(json_array_size(arr), sizeof(*f));
-	if (!f)
-		return ERR_NOMEM;
-	size_t k = 0, i;
-	json_t *row;
-	json_array_foreach(arr, i, row)
-	{
-		if (!json_is_object(row))
-			continue;
-		model_fault *m = &f[k++];
-		copy_str(m->target, sizeof(m->target), row, "target");
-		copy_str(m->instance, sizeof(m->instance), row, "instance");
-		copy_str(m->expires_at, sizeof(m->expires_at), row, "expires_at");
-		m->latency_ms = get_int(row, "latency_ms", 0);
-		m->jitter_ms = get_int(row, "jitter_ms", 0);
-		m->error_rate = get_num(row, "error_rate", 0);
-		m->error_status = (int)get_int(row, "error_status", 0);
-		m->outage = json_is_true(json_object_get(row, "outage"));
-	}
-	*out = f;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "faults", read_fault, out, n);
+}
+
+static int read_queue(const json_t *row, void *elem)
+{
+	model_queue *m = elem;
+	copy_str(m->topic, sizeof(m->topic), row, "topic");
+	copy_str(m->consumer, sizeof(m->consumer), row, "consumer");
+	copy_str(m->service, sizeof(m->service), row, "service");
+	copy_str(m->error, sizeof(m->error), row, "error");
+	m->depth = get_int(row, "depth", -1);
+	m->lag = get_int(row, "lag", -1);
+	m->lag_ms = get_int(row, "lag_ms", 0);
+	m->dead = get_int(row, "dead_letters", 0);
+	return 1;
 }
 
 int model_parse_queues(const json_t *v, model_queue **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "queues");
-	if (!arr)
-		return ERR_PARSE;
-	model_queue *q = alloc_n(json_array_size(arr), sizeof(*q));
-	if (!q)
-		return ERR_NOMEM;
-	size_t k = 0, i;
-	json_t *row;
-	json_array_foreach(arr, i, row)
-	{
-		if (!json_is_object(row))
-			continue;
-		model_queue *m = &q[k++];
-		copy_str(m->topic, sizeof(m->topic), row, "topic");
-		copy_str(m->consumer, sizeof(m->consumer), row, "consumer");
-		copy_str(m->service, sizeof(m->service), row, "service");
-		copy_str(m->error, sizeof(m->error), row, "error");
-		m->depth = get_int(row, "depth", -1);
-		m->lag = get_int(row, "lag", -1);
-		m->lag_ms = get_int(row, "lag_ms", 0);
-		m->dead = get_int(row, "dead_letters", 0);
-	}
-	*out = q;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "queues", read_queue, out, n);
 }
 
 /* ---- sagas -------------------------------------------------------------------------- */
 
-static void read_saga(const json_t *row, model_saga *m)
+static int read_saga(const json_t *row, void *elem)
 {
+	model_saga *m = elem;
 	copy_str(m->order_id, sizeof(m->order_id), row, "order_id");
 	copy_str(m->state, sizeof(m->state), row, "state");
 	copy_str(m->status, sizeof(m->status), row, "status");
@@ -282,24 +271,12 @@ static void read_saga(const json_t *row, model_saga *m)
 		m->created_us = 0;
 	if (!u || model_parse_time(u, &m->updated_us) != 0)
 		m->updated_us = 0;
+	return 1;
 }
 
 int model_parse_sagas(const json_t *v, model_saga **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "items");
-	if (!arr)
-		return ERR_PARSE;
-	model_saga *s = alloc_n(json_array_size(arr), sizeof(*s));
-	if (!s)
-		return ERR_NOMEM;
-	size_t k = 0, i;
-	json_t *row;
-	json_array_foreach(arr, i, row)
-		if (json_is_object(row))
-			read_saga(row, &s[k++]);
-	*out = s;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "items", read_saga, out, n);
 }
 
 int model_parse_saga_detail(const json_t *v, model_saga_detail **out)
@@ -349,28 +326,20 @@ int model_parse_saga_detail(const json_t *v, model_saga_detail **out)
 
 /* ---- catalog and stock ---------------------------------------------------------------- */
 
+static int read_product(const json_t *row, void *elem)
+{
+	model_product *m = elem;
+	if (!json_is_string(json_object_get(row, "sku")))
+		return 0;
+	copy_str(m->sku, sizeof(m->sku), row, "sku");
+	copy_str(m->name, sizeof(m->name), row, "name");
+	copy_str(m->category, sizeof(m->category), row, "category");
+	return 1;
+}
+
 int model_parse_products(const json_t *v, model_product **out, size_t *n)
 {
-	const json_t *arr = array_at(v, "items");
-	if (!arr)
-		return ERR_PARSE;
-	model_product *p = alloc_n(json_array_size(arr), sizeof(*p));
-	if (!p)
-		return ERR_NOMEM;
-	size_t k = 0, i;
-	json_t *row;
-	json_array_foreach(arr, i, row)
-	{
-		if (!json_is_string(json_object_get(row, "sku")))
-			continue;
-		model_product *m = &p[k++];
-		copy_str(m->sku, sizeof(m->sku), row, "sku");
-		copy_str(m->name, sizeof(m->name), row, "name");
-		copy_str(m->category, sizeof(m->category), row, "category");
-	}
-	*out = p;
-	*n = k;
-	return 0;
+	return READ_ROWS(v, "items", read_product, out, n);
 }
 
 int model_parse_stock(const json_t *v, model_stock *st)
@@ -579,27 +548,6 @@ void model_meters_compute(const model_service *svcs, size_t nsvcs, const model_b
 
 /* ---- the fault line ------------------------------------------------------------------------- */
 
-/* "90", "90s", "15m", "2h" -> seconds. */
-static int parse_seconds(const char *s, long long *out)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || v < 0)
-		return -1;
-	long long mul = 1;
-	if (strcmp(end, "m") == 0)
-		mul = 60;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600;
-	else if (*end && strcmp(end, "s") != 0)
-		return -1;
-	if (v > FAULT_MAX_DURATION_S / mul)
-		return -1;
-	*out = v * mul;
-	return 0;
-}
-
 static int parse_whole(const char *s, long long *out)
 {
 	char *end;
@@ -608,6 +556,19 @@ static int parse_whole(const char *s, long long *out)
 	if (errno || end == s || *end)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* A bare number in unit (microseconds per one), or a duration with its
+ * own unit ("250ms", "90s", "15m", "2h"), in whole units. */
+static int parse_time_in(const char *s, int64_t unit, long long *out)
+{
+	int64_t us;
+	if (parse_whole(s, out) == 0)
+		return *out < 0 ? -1 : 0;
+	if (units_duration_us(s, &us) != 0)
+		return -1;
+	*out = (long long)(us / unit);
 	return 0;
 }
 
@@ -633,26 +594,29 @@ int model_parse_fault_line(const char *line, char *target, size_t tlen, json_t *
 		if (strcmp(tok, "outage") == 0 && !eq) {
 			outage = 1;
 		} else if (strcmp(tok, "latency") == 0 || strcmp(tok, "latency_ms") == 0) {
-			bad = parse_whole(val, &latency);
+			bad = parse_time_in(val, 1000, &latency);
 		} else if (strcmp(tok, "jitter") == 0 || strcmp(tok, "jitter_ms") == 0) {
-			bad = parse_whole(val, &jitter);
+			bad = parse_time_in(val, 1000, &jitter);
 		} else if (strcmp(tok, "error") == 0 || strcmp(tok, "error_rate") == 0) {
-			char *end;
-			errno = 0;
-			rate = strtod(val, &end);
-			bad = errno || end == val || *end;
+			bad = units_ratio(val, &rate) != 0;
 		} else if (strcmp(tok, "status") == 0 || strcmp(tok, "error_status") == 0) {
 			bad = parse_whole(val, &status);
 		} else if (strcmp(tok, "for") == 0 || strcmp(tok, "duration") == 0 ||
 			   strcmp(tok, "duration_s") == 0) {
-			bad = parse_seconds(val, &dur);
+			bad = parse_time_in(val, 1000000, &dur);
 		} else {
 			return snprintf(err, errlen,
 					"unknown '%s' (latency= jitter= error= status= outage for=)", tok),
 			       ERR_INVALID;
 		}
 		if (bad)
-			return snprintf(err, errlen, "'%s' needs a number", tok), ERR_INVALID;
+			return snprintf(err, errlen, "'%s=%s' is not a %s", tok, val,
+					strcmp(tok, "error") == 0 || strcmp(tok, "error_rate") == 0
+						? "rate (0.1 or 10%)"
+					: strncmp(tok, "status", 6) == 0 || strcmp(tok, "error_status") == 0
+						? "status"
+						: "time (a number, or 250ms, 90s, 15m, 2h)"),
+			       ERR_INVALID;
 		any = 1;
 	}
 	if (!any)

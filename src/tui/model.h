@@ -143,9 +143,12 @@ void model_meters_compute(const model_service *svcs, size_t nsvcs, const model_b
 int model_breaker_is_open(const char *state);
 
 /* An operator's fault line, "TARGET [latency=MS] [jitter=MS] [error=RATE]
- * [status=N] [outage] [for=SECONDS|90s|15m|2h]", into target and the PUT
- * /admin/faults/{target} body (a new object). 0, or ERR_INVALID with err
- * naming what is wrong. */
+ * [status=N] [outage] [for=SECONDS]", into target and the PUT
+ * /admin/faults/{target} body (a new object). Times are numbers in their
+ * unit or durations with one (latency=1s, for=15m: sim/units), rates a
+ * fraction or a percentage (error=0.1, error=10%). The body is checked as
+ * the platform checks it. 0, or ERR_INVALID with err naming what is
+ * wrong. */
 int model_parse_fault_line(const char *line, char *target, size_t tlen, json_t **body, char *err,
 			   size_t errlen);
 

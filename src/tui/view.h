@@ -111,6 +111,14 @@ void console_note(console *c, int bad, const char *fmt, ...) __attribute__((form
 /* 1 (with a note) when the console is read-only: changing keys do nothing. */
 int console_refuse_ro(console *c);
 
+/* The rows of the current view an action applies to (the tagged ones
+ * shown, else the cursor's), one per distinct value of column col (the
+ * row's key when col < 0), those keep refuses left out (keep may be NULL);
+ * up to max into rows, and their values as a readable list ("a, b, c and 2
+ * more") into list. Returns how many. */
+size_t console_pick(console *c, int col, int (*keep)(const table_row *r), const table_row **rows,
+		    size_t max, char *list, size_t listlen);
+
 /* Draws t in rows [top, top + height): a header row, then the rows from
  * its top, the cursor's reversed, tagged ones marked; keeps c->page. */
 void console_draw_table(console *c, table *t, int top, int height);

@@ -78,36 +78,18 @@ static void draw(console *c, const snapshot *s, int top, int height)
 	console_draw_table(c, &c->tables[V_BREAKERS], y, height - 1);
 }
 
-/* The callees of the rows an action applies to, each once. */
-static int callees(console *c, char names[][64], int max)
-{
-	const table_row *rs[64];
-	size_t n = table_targets(&c->tables[V_BREAKERS], rs, 64);
-	int k = 0;
-	for (size_t i = 0; i < n && k < max; i++) {
-		int seen = 0;
-		for (int j = 0; j < k; j++)
-			seen |= strcmp(names[j], rs[i]->cells[1]) == 0;
-		if (!seen)
-			snprintf(names[k++], 64, "%.63s", rs[i]->cells[1]);
-	}
-	return k;
-}
-
-static void ask(console *c, action_kind kind, char names[][64], int n)
+/* Asks to trip or reset the breakers into the callees named. */
+static void ask(console *c, action_kind kind, const char *const *names, size_t n, const char *list)
 {
 	if (n == 0) {
 		console_note(c, 1, "no breaker selected (T trips one by name)");
 		return;
 	}
 	action acts[16];
-	char list[200] = "";
-	for (int i = 0; i < n && i < 16; i++) {
+	for (size_t i = 0; i < n; i++) {
 		memset(&acts[i], 0, sizeof(acts[i]));
 		acts[i].kind = kind;
-		snprintf(acts[i].a, sizeof(acts[i].a), "%s", names[i]);
-		size_t l = strlen(list);
-		snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
+		snprintf(acts[i].a, sizeof(acts[i].a), "%.63s", names[i]);
 	}
 	char q[256];
 	if (kind == ACT_TRIP)
@@ -116,12 +98,11 @@ static void ask(console *c, action_kind kind, char names[][64], int n)
 			 list);
 	else
 		snprintf(q, sizeof(q), "Reset every breaker into %s (CLOSED, windows emptied)?", list);
-	console_confirm(c, q, acts, n < 16 ? n : 16);
+	console_confirm(c, q, acts, (int)n);
 }
 
 static void trip_named(console *c, const char *text)
 {
-	char names[1][64];
 	char buf[64];
 	snprintf(buf, sizeof(buf), "%s", text);
 	char *name = text_trim(buf);
@@ -129,20 +110,26 @@ static void trip_named(console *c, const char *text)
 		console_note(c, 1, "'%s' is not a service name", name);
 		return;
 	}
-	snprintf(names[0], 64, "%s", name);
-	ask(c, ACT_TRIP, names, 1);
+	const char *one[1] = { name };
+	ask(c, ACT_TRIP, one, 1, name);
 }
 
 static int key(console *c, const snapshot *s, int ch)
 {
-	char names[16][64];
 	switch (ch) {
 	case 't':
-	case 'r':
+	case 'r': {
 		if (console_refuse_ro(c))
 			return 1;
-		ask(c, ch == 't' ? ACT_TRIP : ACT_RESET, names, callees(c, names, 16));
+		const table_row *rs[16];
+		const char *names[16];
+		char list[200];
+		size_t n = console_pick(c, 1, NULL, rs, 16, list, sizeof(list));
+		for (size_t i = 0; i < n; i++)
+			names[i] = rs[i]->cells[1];
+		ask(c, ch == 't' ? ACT_TRIP : ACT_RESET, names, n, list);
 		return 1;
+	}
 	case 'T': {
 		if (console_refuse_ro(c))
 			return 1;

@@ -109,22 +109,13 @@ static int key(console *c, const snapshot *s, int ch)
 		if (console_refuse_ro(c))
 			return 1;
 		const table_row *rs[32];
-		size_t k = table_targets(&c->tables[V_FAULTS], rs, 32);
+		char list[200];
+		size_t n = console_pick(c, 0, NULL, rs, 32, list, sizeof(list));
 		action acts[32];
-		int n = 0;
-		char list[160] = "";
-		for (size_t i = 0; i < k; i++) {
-			int seen = 0;
-			for (int j = 0; j < n; j++)
-				seen |= strcmp(acts[j].a, rs[i]->cells[0]) == 0;
-			if (seen)
-				continue;
-			memset(&acts[n], 0, sizeof(acts[n]));
-			acts[n].kind = ACT_FAULT_CLEAR;
-			snprintf(acts[n].a, sizeof(acts[n].a), "%.64s", rs[i]->cells[0]);
-			size_t l = strlen(list);
-			snprintf(list + l, sizeof(list) - l, "%s%.30s", n ? ", " : "", rs[i]->cells[0]);
-			n++;
+		for (size_t i = 0; i < n; i++) {
+			memset(&acts[i], 0, sizeof(acts[i]));
+			acts[i].kind = ACT_FAULT_CLEAR;
+			snprintf(acts[i].a, sizeof(acts[i].a), "%.64s", rs[i]->cells[0]);
 		}
 		if (n == 0) {
 			console_note(c, 1, "no fault selected");
@@ -132,7 +123,7 @@ static int key(console *c, const snapshot *s, int ch)
 		}
 		char q[256];
 		snprintf(q, sizeof(q), "Clear the faults on %s (every instance)?", list);
-		console_confirm(c, q, acts, n);
+		console_confirm(c, q, acts, (int)n);
 		return 1;
 	}
 	default:

@@ -87,21 +87,16 @@ static void stock_done(console *c, const char *text)
 		return;
 	}
 	const table_row *rs[32];
-	size_t k = table_targets(&c->tables[V_INVENTORY], rs, 32);
+	char list[200];
+	size_t k = console_pick(c, -1, NULL, rs, 32, list, sizeof(list));
 	if (k == 0)
 		return;
 	action acts[32];
-	char list[160] = "";
 	for (size_t i = 0; i < k; i++) {
 		memset(&acts[i], 0, sizeof(acts[i]));
 		acts[i].kind = ACT_STOCK_SET;
 		acts[i].n = n;
 		snprintf(acts[i].a, sizeof(acts[i].a), "%.64s", rs[i]->key);
-		size_t l = strlen(list);
-		if (i < 4)
-			snprintf(list + l, sizeof(list) - l, "%s%.30s", i ? ", " : "", rs[i]->key);
-		else if (i == 4)
-			snprintf(list + l, sizeof(list) - l, " and %zu more", k - 4);
 	}
 	char q[256];
 	snprintf(q, sizeof(q), "Set on hand to %lld for %s?", n, list);

@@ -72,6 +72,12 @@ static void draw(console *c, const snapshot *s, int top, int height)
 	console_draw_table(c, &c->tables[V_QUEUES], top + 1, room);
 }
 
+/* A producer's outbox (a relay row) has no dead letters to replay. */
+static int consumer_row(const table_row *r)
+{
+	return strcmp(r->cells[1], "(relay)") != 0;
+}
+
 static int key(console *c, const snapshot *s, int ch)
 {
 	if (ch != 'r')
@@ -79,29 +85,22 @@ static int key(console *c, const snapshot *s, int ch)
 	if (console_refuse_ro(c))
 		return 1;
 	const table_row *rs[32];
-	size_t k = table_targets(&c->tables[V_QUEUES], rs, 32);
+	char list[200];
+	size_t n = console_pick(c, -1, consumer_row, rs, 32, list, sizeof(list));
 	action acts[32];
-	int n = 0;
-	char list[160] = "";
-	for (size_t i = 0; i < k; i++) {
-		if (strcmp(rs[i]->cells[1], "(relay)") == 0)
-			continue; /* a producer's outbox: nothing to replay */
-		memset(&acts[n], 0, sizeof(acts[n]));
-		acts[n].kind = ACT_REPLAY;
-		snprintf(acts[n].a, sizeof(acts[n].a), "%.63s", rs[i]->cells[0]);
-		snprintf(acts[n].b, sizeof(acts[n].b), "%.63s", rs[i]->cells[1]);
-		size_t l = strlen(list);
-		snprintf(list + l, sizeof(list) - l, "%s%.30s/%.30s", n ? ", " : "", rs[i]->cells[0],
-			 rs[i]->cells[1]);
-		n++;
+	for (size_t i = 0; i < n; i++) {
+		memset(&acts[i], 0, sizeof(acts[i]));
+		acts[i].kind = ACT_REPLAY;
+		snprintf(acts[i].a, sizeof(acts[i].a), "%.63s", rs[i]->cells[0]);
+		snprintf(acts[i].b, sizeof(acts[i].b), "%.63s", rs[i]->cells[1]);
 	}
 	if (n == 0) {
 		console_note(c, 1, "pick a consumer's row: a relay row has no dead letters");
 		return 1;
 	}
-	char q[256];
+	char q[320];
 	snprintf(q, sizeof(q), "Replay the dead letters of %s (delivered again to the consumer)?", list);
-	console_confirm(c, q, acts, n);
+	console_confirm(c, q, acts, (int)n);
 	return 1;
 }
 

@@ -520,6 +520,16 @@ static void test_fault_line(void **unused)
 	assert_int_equal(json_integer_value(json_object_get(body, "error_status")), 503);
 	json_decref(body);
 
+	/* Durations and percentages in the scenarios' units. */
+	assert_int_equal(model_parse_fault_line("inventory latency=1s jitter=250ms error=10% for=2h",
+						target, sizeof(target), &body, err, sizeof(err)),
+			 0);
+	assert_int_equal(json_integer_value(json_object_get(body, "latency_ms")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(body, "jitter_ms")), 250);
+	assert_true(fabs(json_number_value(json_object_get(body, "error_rate")) - 0.1) < 1e-9);
+	assert_int_equal(json_integer_value(json_object_get(body, "duration_s")), 7200);
+	json_decref(body);
+
 	static const char *const bad[] = {
 		"",                          /* no target */
 		"latency=100",               /* no target */
@@ -530,6 +540,8 @@ static void test_fault_line(void **unused)
 		"catalog error=1.5",         /* over 1 */
 		"catalog status=200 error=1", /* not an error status */
 		"catalog for=2d",            /* not a duration */
+		"catalog latency=-5",        /* negative */
+		"catalog error=150%",        /* over 100% */
 		"Cat/alog outage",           /* not a name */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
