@@ -1,7 +1,6 @@
 /* loadrun: see loadrun.h. */
 #include "tui/loadrun.h"
 #include "core/err.h"
-#include "net/http_client.h"
 #include "sim/loadgen.h"
 #include "sim/report.h"
 #include "sim/scenario.h"
@@ -143,8 +142,7 @@ static void *run_thread(void *arg)
 	l->st.state = failed ? LOADRUN_FAILED : LOADRUN_DONE;
 	snprintf(l->st.result, sizeof(l->st.result), "%s", result);
 	pthread_mutex_unlock(&l->mu);
-	http_client_global_cleanup();
-	return NULL;
+	return NULL; /* the thread's curl handles go with it */
 }
 
 int loadrun_start(loadrun *l, const char *path, const char *url, const char *token,
@@ -170,9 +168,13 @@ int loadrun_start(loadrun *l, const char *path, const char *url, const char *tok
 	snprintf(l->st.name, sizeof(l->st.name), "%s", s->name);
 	l->st.planned_s = scenario_duration_us(s) / 1e6;
 	pthread_mutex_unlock(&l->mu);
-	http_client_global_init(); /* the run thread's cleanup balances it */
-	if (pthread_create(&l->th, NULL, run_thread, l) != 0) {
-		http_client_global_cleanup();
+	/* Signals are for the caller's thread: the run's threads take none. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&l->th, NULL, run_thread, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		pthread_mutex_lock(&l->mu);
 		l->st.state = LOADRUN_FAILED;
 		snprintf(l->st.result, sizeof(l->st.result), "cannot start a thread");

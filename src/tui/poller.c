@@ -558,8 +558,7 @@ static void *poll_thread(void *arg)
 				break;
 	}
 	pthread_mutex_unlock(&p->mu);
-	http_client_global_cleanup();
-	return NULL;
+	return NULL; /* the thread's curl handle goes with it */
 }
 
 /* ---- the actor -------------------------------------------------------------------------- */
@@ -637,7 +636,6 @@ static void *burst_thread(void *arg)
 				break; /* the rest would fail the same way */
 		}
 	}
-	http_client_global_cleanup();
 	return NULL;
 }
 
@@ -767,7 +765,6 @@ static void *actor_thread(void *arg)
 		pthread_cond_signal(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
-	http_client_global_cleanup();
 	return NULL;
 }
 
