@@ -138,7 +138,8 @@ static int merge_one_stat(const char *name, const json_t *row, model_service **s
 	model_service *m = service_row(svcs, n, name);
 	if (!m)
 		return ERR_NOMEM;
-	m->has_stats = 1;
+	/* A service the gateway could not ask is listed without figures. */
+	m->has_stats = json_is_number(json_object_get(row, "rps"));
 	m->rps = get_num(row, "rps", NAN);
 	m->p50_ms = get_num(row, "p50_ms", NAN);
 	m->p99_ms = get_num(row, "p99_ms", NAN);

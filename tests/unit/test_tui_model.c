@@ -172,7 +172,8 @@ static void test_services(void **unused)
 	v = parse("{\"services\":[{\"service\":\"gateway\",\"instances\":1,\"requests\":500,"
 		  "\"errors\":5,\"rps\":50.0,\"p50_ms\":2.5,\"p99_ms\":40.0,\"error_rate\":0.01,"
 		  "\"in_flight\":3},{\"service\":\"catalog\",\"rps\":30,\"p50_ms\":1,\"p99_ms\":9.5,"
-		  "\"error_rate\":0,\"in_flight\":1}],\"instances\":[],\"unreachable\":[]}");
+		  "\"error_rate\":0,\"in_flight\":1},{\"service\":\"order\",\"instances\":1}],"
+		  "\"instances\":[],\"unreachable\":[]}");
 	assert_int_equal(model_merge_stats(v, &s, &n), 0);
 	json_decref(v);
 	assert_int_equal(n, 7); /* the gateway added */
@@ -185,6 +186,8 @@ static void test_services(void **unused)
 	assert_true(fabs(s[1].p99_ms - 9.5) < 1e-9);
 	assert_true(fabs(s[1].in_flight - 1) < 1e-9);
 	assert_false(s[0].has_stats); /* cart: not in the answer */
+	assert_false(s[3].has_stats); /* order: listed, not answering */
+	assert_true(isnan(s[3].p99_ms));
 
 	/* The same figures keyed by name. */
 	v = parse("{\"services\":{\"cart\":{\"rps\":4,\"p50_ms\":1,\"p99_ms\":3,\"error_rate\":0.5,"
