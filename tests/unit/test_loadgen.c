@@ -374,10 +374,12 @@ static void test_capacity_no_drops(void **unused)
 	scenario *s = scn("[load]\nrate = 200\nduration = 1s\nworkers = 16\nslack = 250ms\nusers = 0\n"
 			  "[journey probe]\nsteps = health\n[thresholds]\nerror_rate == 0\ndropped_rate < 5%\n");
 	report *r = run(s);
-	assert_int_equal(r->arrivals, 200);
+	/* The last arrival is due at the very end of the second; a thread held
+	 * back at that moment on a loaded machine may see the run end first. */
+	assert_in_range(r->arrivals, 199, 200);
 	assert_int_equal(r->dropped[REPORT_DROP_NO_WORKER], 0);
 	assert_true(r->dropped[REPORT_DROP_LATE] < 10);
-	assert_int_equal(r->started + r->dropped[REPORT_DROP_LATE], 200);
+	assert_int_equal(r->started + r->dropped[REPORT_DROP_LATE], r->arrivals);
 	assert_int_equal(F.health, (int)r->started);
 	assert_int_equal(r->journeys_done, r->started);
 	assert_int_equal(report_decide(r), 0);
