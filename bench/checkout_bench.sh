@@ -11,7 +11,7 @@
 #   inline  order.confirm_inline=1: the POST runs the whole saga and answers
 #           once the order is CONFIRMED.
 # The confirmed rate is the order service's completed sagas
-# (ecom_order_sagas_total{outcome="completed"} on its /metrics) over the
+# (sagas_total{outcome="completed"} on its /metrics) over the
 # run, counted when wrk stops; after a drain of up to 20 s every 201 must be
 # a completed saga (and at most one more per connection: requests in flight
 # when wrk stops complete uncounted by wrk), the stock sold must equal the
@@ -68,6 +68,20 @@ start() { # mode -> sets url, order_url, sim_url, tokens, skus
   eval "url_$mode=\$url order_$mode=\$order_url sim_$mode=\$sim_url tokens_$mode=\$tokens skus_$mode=\$skus"
 }
 
+# CPU seconds (user + system, clock ticks) used so far by every process of
+# the platform in state dir $1, as "service=ticks ..." (from instances.json).
+cpu_by_service() {
+  local hz; hz=$(getconf CLK_TCK)
+  awk -F'"' '/"service":/ {svc = $4} /"pid":/ {gsub(/[^0-9]/, "", $3); print svc, $3}' \
+    "$1/instances.json" |
+    while read -r svc pid; do
+      [ -r "/proc/$pid/stat" ] || continue
+      # fields 14 and 15 (utime, stime) after the ")" that ends the name
+      t=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+      echo "$svc $t"
+    done | awk -v hz="$hz" '{a[$1] += $2} END {for (k in a) printf "%s=%.3f ", k, a[k] / hz}'
+}
+
 stock_sold() { # url skus
   local total=0 s oh
   for s in ${2//,/ }; do
@@ -81,17 +95,19 @@ run() { # mode round
   local mode=$1 round=$2
   local url order_url sim_url tokens skus
   eval "url=\$url_$mode order_url=\$order_$mode sim_url=\$sim_$mode tokens=\$tokens_$mode skus=\$skus_$mode"
-  local before; before=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+  local before; before=$(metric "$order_url" 'sagas_total{outcome="completed"}')
   local sold_before; sold_before=$(stock_sold "$url" "$skus")
+  local cpu_before; cpu_before=$(cpu_by_service "$work/state-$mode")
   local out
   out=$(ECOM_BENCH_TOKENS=$tokens ECOM_BENCH_SKUS=$skus ECOM_BENCH_RUN="$mode$round" \
         wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$top/bench/checkout.lua" "$url")
-  local at_end; at_end=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+  local at_end; at_end=$(metric "$order_url" 'sagas_total{outcome="completed"}')
+  local cpu_after; cpu_after=$(cpu_by_service "$work/state-$mode")
   local created; created=$(echo "$out" | sed -n 's/^statuses: 201=\([0-9]*\).*/\1/p')
   local other; other=$(echo "$out" | sed -n 's/.* other=\([0-9]*\)$/\1/p')
   local done_n=$at_end prev=-1
   for _ in $(seq 1 40); do   # until it has them all and stops moving, <= 20 s
-    done_n=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+    done_n=$(metric "$order_url" 'sagas_total{outcome="completed"}')
     [ $(( ${done_n%.*} - ${before%.*} )) -ge "$created" ] && [ "$done_n" = "$prev" ] && break
     prev=$done_n
     sleep 0.5
@@ -104,6 +120,11 @@ run() { # mode round
     "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" \
     "$created" "$other" "$confirmed" "$sold"
   echo "$out" | grep -q '^first other' && echo "$out" | grep '^first other'
+  # CPU per order placed during the run, by service (ms), and in all.
+  echo "$cpu_before" "$cpu_after" | tr ' ' '\n' | grep = | awk -F= -v n="$in_run" '
+    {if (seen[$1]++) d[$1] += $2; else d[$1] -= $2}
+    END {tot = 0; line = ""; for (k in d) {tot += d[k]; line = line sprintf(" %s %.2f", k, d[k] * 1000 / (n ? n : 1))}
+         printf "        CPU ms per confirmed order: all %.2f;%s\n", tot * 1000 / (n ? n : 1), line}'
   eval "total_$mode=\$(( \${total_$mode:-0} + confirmed ))"
   # Requests in flight when wrk stops (at most one per connection) are not
   # counted by wrk but do complete.

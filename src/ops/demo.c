@@ -301,7 +301,7 @@ static void demo_catalog(demo *d)
 		char *save = NULL;
 		for (char *line = strtok_r(r.body, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
-			if (strncmp(line, "ecom_http_requests_total{", 25) == 0 &&
+			if (strncmp(line, "http_requests_total{", 20) == 0 &&
 			    strstr(line, "/v1/products")) {
 				printf("   %s\n", line);
 				lines++;

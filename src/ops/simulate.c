@@ -34,6 +34,7 @@ static const char HELP[] =
 	"       ecom sim run --list\n"
 	"       ecom sim validate FILE...\n"
 	"       ecom sim stripe [--port PORT] [--state DIR] [--config FILE] [--log-level LEVEL]\n"
+	"       ecom sim paypal [--port PORT] [--state DIR] [--config FILE] [--log-level LEVEL]\n"
 	"       ecom sim kafka [--port PORT] [--brokers N] [--partitions N]\n"
 	"\n"
 	"run       the load simulator: open-model arrivals at the scenario's rate, user\n"
@@ -61,19 +62,25 @@ static const char HELP[] =
 	"stripe    a Stripe-compatible payments API (payment intents, capture, cancel,\n"
 	"          refunds, idempotency keys, the test card tokens), with faults set\n"
 	"          through PUT /admin/faults/stripe. Default port 12111.\n"
+	"paypal    a PayPal-compatible REST API (OAuth2 tokens, orders, authorize,\n"
+	"          capture, void, refunds, PayPal-Request-Id, the test payers\n"
+	"          paypal_ok, paypal_declined, ...), faults through PUT\n"
+	"          /admin/faults/paypal[.OP]. Default port 12112.\n"
 	"kafka     librdkafka's mock cluster as Kafka brokers, an in-memory TEST\n"
 	"          broker for 'ecom up --bus kafka://...' (ecom sim kafka --help)\n"
 	"\n"
 	"The scenario format is in doc/scenarios.md. The admin token for /admin routes\n"
 	"is $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
 
+/* ecom sim stripe|paypal: the simulator's engine served by ecom serve. */
 static int stripe_main(int argc, char **argv)
 {
-	/* ecom serve stripe-sim [--port 12111] ARGS... */
+	int paypal = strcmp(argv[1], "paypal") == 0;
+	/* ecom serve stripe-sim|paypal-sim [--port 12111|12112] ARGS... */
 	char *args[64];
 	int n = 0, has_port = 0;
 	args[n++] = "serve";
-	args[n++] = "stripe-sim";
+	args[n++] = paypal ? "paypal-sim" : "stripe-sim";
 	for (int i = 2; i < argc && n < 60; i++) {
 		if (strcmp(argv[i], "--port") == 0 || strncmp(argv[i], "--port=", 7) == 0)
 			has_port = 1;
@@ -81,7 +88,7 @@ static int stripe_main(int argc, char **argv)
 	}
 	if (!has_port) {
 		args[n++] = "--port";
-		args[n++] = "12111";
+		args[n++] = paypal ? "12112" : "12111";
 	}
 	args[n] = NULL;
 	return serve_main(n, args);
@@ -387,11 +394,11 @@ int simulate_main(int argc, char **argv)
 		return kafka_sim_main(argc - 1, argv + 1);
 	if (cli_help_if_asked(argc, argv, HELP) == 0)
 		return 0;
-	if (strcmp(argv[1], "stripe") == 0)
+	if (strcmp(argv[1], "stripe") == 0 || strcmp(argv[1], "paypal") == 0)
 		return stripe_main(argc, argv);
 	if (strcmp(argv[1], "run") == 0)
 		return run_main(argc, argv);
 	if (strcmp(argv[1], "validate") == 0)
 		return validate_main(argc, argv);
-	return cli_usage(CMD, "unknown subcommand '%s' (run, validate, stripe or kafka)", argv[1]);
+	return cli_usage(CMD, "unknown subcommand '%s' (run, validate, stripe, paypal or kafka)", argv[1]);
 }

@@ -251,8 +251,8 @@ static int batch_try(inventory *inv, txn_op **b, size_t n)
 /* Runs the ops of b (n > 0) and sets each one's rc. */
 static void batch_run(inventory *inv, txn_op **b, size_t n)
 {
-	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commits_total", NULL, 1);
-	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commit_ops_total", NULL, n);
+	metrics_count(inv->ctx->metrics, "inventory_group_commits_total", NULL, 1);
+	metrics_count(inv->ctx->metrics, "inventory_group_commit_ops_total", NULL, n);
 	int rc = ERR_RETRY;
 	for (int attempt = 0; n > 1 && retryable(rc) && attempt < TXN_TRIES; attempt++)
 		rc = batch_try(inv, b, n);
@@ -459,9 +459,12 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 		free(b.p);
 		return ERR_NOMEM;
 	}
+	char tp[TRACE_PARENT_SIZE];
 	int rc = sql_run(inv->ctx->store,
-			 "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now)));
+			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
+			 "VALUES (?, ?, ?, ?, ?)",
+			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now),
+				    T(engine_traceparent(inv->ctx, tp, sizeof(tp)))));
 	free(b.p);
 	return rc;
 }
@@ -935,12 +938,12 @@ static int reserve_replay(inventory *inv, reserve_op *op, msg_resp *resp)
 		const char *body = store_col_text(st, 1);
 		if (fp && body && strcmp(fp, op->fingerprint) == 0) {
 			msg_resp_set(resp, 201, "application/json", body, strlen(body));
-			count(inv, "ecom_inventory_reservations_total", "replayed");
+			count(inv, "inventory_reservations_total", "replayed");
 		} else {
 			msg_resp_error(resp, 422, "idempotency_mismatch",
 				       "this reservation_id was used for a different request",
 				       json_pack("{s:s}", "reservation_id", op->id));
-			count(inv, "ecom_inventory_reservations_total", "mismatch");
+			count(inv, "inventory_reservations_total", "mismatch");
 		}
 		rc = 0;
 	} else if (rc == STORE_DONE) {
@@ -979,10 +982,10 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	}
 	if (rc == 0 && !op.exists) {
 		msg_resp_set(resp, 201, "application/json", op.response, strlen(op.response));
-		count(inv, "ecom_inventory_reservations_total", "held");
+		count(inv, "inventory_reservations_total", "held");
 	} else if (rc == TXN_ABORT && op.missing) {
 		no_stock(resp, op.missing);
-		count(inv, "ecom_inventory_reservations_total", "unknown_sku");
+		count(inv, "inventory_reservations_total", "unknown_sku");
 	} else if (rc == TXN_ABORT && op.is_short) {
 		const res_item *it = &op.items[op.short_at];
 		char msg[200];
@@ -992,7 +995,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 			       json_pack("{s:s,s:I,s:I}", "sku", it->sku, "requested",
 					 (json_int_t)it->qty, "available",
 					 (json_int_t)op.available));
-		count(inv, "ecom_inventory_reservations_total", "insufficient");
+		count(inv, "inventory_reservations_total", "insufficient");
 	} else if (rc < 0) {
 		store_failed(inv, resp, rc, "reserve");
 	} /* else: answered by reserve_replay */
@@ -1328,7 +1331,7 @@ static void inventory_tick(void *eng, int64_t now_us)
 		rc = tops[i].rc;
 		if (rc == 0) {
 			expired++;
-			count(inv, "ecom_inventory_reservations_total", "expired");
+			count(inv, "inventory_reservations_total", "expired");
 		} else if (rc < 0) {
 			log_warn(inv->ctx->log, "expiring reservation %s: %s", ids[i], err_name(rc));
 		}
@@ -1662,11 +1665,11 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		inventory_destroy(inv);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_inventory_reservations_total",
+	metrics_help(ctx->metrics, "inventory_reservations_total",
 		     "Reservation requests by result (held, replayed, insufficient, expired, ...).");
-	metrics_help(ctx->metrics, "ecom_inventory_group_commits_total",
+	metrics_help(ctx->metrics, "inventory_group_commits_total",
 		     "Write transactions run for requests and expiries (each a group commit).");
-	metrics_help(ctx->metrics, "ecom_inventory_group_commit_ops_total",
+	metrics_help(ctx->metrics, "inventory_group_commit_ops_total",
 		     "Operations run in those transactions (over commits: the mean batch).");
 	char path[1024];
 	catalog_seed_path(ctx, path, sizeof(path));

@@ -227,7 +227,7 @@ static int login_limited(user_svc *u, const msg_req *req, const char *email, msg
 	}
 	if (rc != ERR_BUSY)
 		return 0;
-	metrics_count(u->ctx->metrics, "ecom_login_rate_limited_total", NULL, 1);
+	metrics_count(u->ctx->metrics, "rate_limit_rejections_total", "class=\"login\"", 1);
 	char v[32];
 	snprintf(v, sizeof(v), "%lld", (long long)r.retry_after_s);
 	msg_resp_error(resp, 429, "rate_limited", "too many login attempts; try again later",
@@ -553,8 +553,9 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		user_destroy(u);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_login_rate_limited_total",
-		     "Login attempts refused with 429 (per email or per address).");
+	metrics_help(ctx->metrics, "rate_limit_rejections_total",
+		     "Requests refused with 429, by class (login: attempts per email or per "
+		     "address).");
 	/* Its password is never known, so it never verifies. */
 	char random_pw[40];
 	snprintf(random_pw, sizeof(random_pw), "%016llx%016llx",

@@ -135,9 +135,9 @@ static void catalog_addr(char *buf, size_t len)
 	assert_true(buf[0] != '\0');
 }
 
-#define GW_PUT "ecom_http_requests_total{service=\"gateway\",route=\"/v1/cart\",method=\"PUT\",status=\"200\"}"
-#define GW_GET "ecom_http_requests_total{service=\"gateway\",route=\"/v1/cart\",method=\"GET\",status=\"200\"}"
-#define CAT_SKU "ecom_http_requests_total{service=\"catalog\",route=\"/v1/products/{sku}\",method=\"GET\",status=\"200\"}"
+#define GW_PUT "http_requests_total{route=\"/v1/cart\",method=\"PUT\",status=\"200\"}"
+#define GW_GET "http_requests_total{route=\"/v1/cart\",method=\"GET\",status=\"200\"}"
+#define CAT_SKU "http_requests_total{route=\"/v1/products/{sku}\",method=\"GET\",status=\"200\"}"
 
 static void test_counts_match_the_platform(void **unused)
 {

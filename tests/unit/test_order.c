@@ -1,5 +1,5 @@
 /* Tests for services/order and services/saga: the real order, catalog,
- * cart, inventory, payment and stripe-sim engines in one process, on one
+ * cart, inventory, payment, stripe-sim and paypal-sim engines in one process, on one
  * virtual clock, each on its own SQLite file. An engine's outbound call
  * (ctx->call) goes to the engine that the gateway's default route table
  * names for the path (stripe.base_url to the simulator), as a copy of the
@@ -26,7 +26,10 @@
  * ending COMPLETED with one charge and consistent stock; a second
  * instance taking over a dead one's saga once its lease ran out; and an
  * instance whose lease was taken while it waited on a call writing nothing
- * more. */
+ * more. PayPal (the paypal-sim engine at paypal.base_url): a PayPal order
+ * confirmed, declined at authorisation and at capture, a capture whose
+ * reply is lost asked again under the same request id (captured once), and
+ * a PayPal capture refunded when the commit comes too late. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,6 +60,7 @@
 #define ADMIN_AUTH "Bearer " EFIX_ADMIN
 #define GW_URL "http://gateway.test"
 #define STRIPE_URL "http://stripe.test"
+#define PAYPAL_URL "http://paypal.test"
 #define TTL_S 120
 #define MARGIN_S 20
 
@@ -70,9 +74,9 @@ static const char SEED[] =
 
 /* ---- the platform in one process ------------------------------------------- */
 
-enum svc { S_STRIPE, S_CATALOG, S_INVENTORY, S_CART, S_PAYMENT, S_ORDER, NSVC };
-static const char *const SVC[NSVC] = { "stripe-sim", "catalog", "inventory",
-				       "cart",       "payment", "order" };
+enum svc { S_STRIPE, S_PAYPAL, S_CATALOG, S_INVENTORY, S_CART, S_PAYMENT, S_ORDER, NSVC };
+static const char *const SVC[NSVC] = { "stripe-sim", "paypal-sim", "catalog", "inventory",
+				       "cart",       "payment",    "order" };
 
 enum fault { F_NONE, F_DOWN, F_503, F_LOST };
 
@@ -129,6 +133,8 @@ static int plat_call(void *ud, const char *target, const msg_req *req, msg_resp 
 	int to = -1;
 	if (strcmp(target, STRIPE_URL) == 0) {
 		to = S_STRIPE;
+	} else if (strcmp(target, PAYPAL_URL) == 0) {
+		to = S_PAYPAL;
 	} else if (strcmp(target, GW_URL) == 0) {
 		const route_entry *e = routes_match(p->table, req->path);
 		if (!e) {
@@ -231,6 +237,9 @@ static plat *plat_new(int confirm_inline)
 	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "stripe.base_url", STRIPE_URL), 0);
 	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "stripe.secret_key", "sk_test_order"),
 			 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.base_url", PAYPAL_URL), 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.client_id", "order-test"), 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.secret", "order-secret"), 0);
 	config_order(p->f[S_ORDER], confirm_inline);
 	for (int i = 0; i < NSVC; i++)
 		p->f[i]->eng = efix_create_engine(p->f[i]);
@@ -438,6 +447,14 @@ static void set_stock(plat *p, const char *sku, int on_hand)
 static long long stripe_stat(plat *p, const char *name)
 {
 	json_t *v = req_as(p, S_STRIPE, "GET", "/admin/stripe/stats", AS_ADMIN, NULL, NULL, 200);
+	long long n = jint(v, name);
+	json_decref(v);
+	return n;
+}
+
+static long long paypal_stat(plat *p, const char *name)
+{
+	json_t *v = req_as(p, S_PAYPAL, "GET", "/admin/paypal/stats", AS_ADMIN, NULL, NULL, 200);
 	long long n = jint(v, name);
 	json_decref(v);
 	return n;
@@ -957,6 +974,104 @@ static void test_commit_after_expiry_refunds(void **state)
 	assert_int_equal(stripe_stat(p, "captures"), 1);
 	assert_int_equal(stripe_stat(p, "refunds"), 1);
 	assert_settled(p, "usr_lee", id, "CANCELLED");
+}
+
+/* ---- PayPal ---------------------------------------------------------------------------- */
+
+#define PAYPAL_ITEMS(token, items) \
+	"{\"payment\":{\"method\":\"paypal\",\"token\":\"" token "\"},\"items\":" items "}"
+
+static void test_paypal_checkout(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_pat", "k-pp",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"BOOK-1\",\"qty\":2}]"), 201);
+	assert_string_equal(jstr(json_object_get(o, "payment"), "method"), "paypal");
+	char id[64];
+	take_id(o, id, sizeof(id));
+	settle(p, SEC);
+	o = expect_order(p, "usr_pat", id, "CONFIRMED", NULL);
+	char pay[32];
+	assert_string_equal(payment_status(p, o, pay, sizeof(pay)), "CAPTURED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "authorizations"), 1);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_int_equal(paypal_stat(p, "captured_amount"), 2 * 1299);
+	assert_int_equal(stripe_stat(p, "intents"), 0);
+	assert_settled(p, "usr_pat", id, "CONFIRMED");
+
+	/* declined by PayPal: cancelled, the stock released */
+	o = place(p, "usr_pat", "k-pp-d",
+		  PAYPAL_ITEMS("paypal_declined", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201);
+	assert_string_equal(jstr(o, "status"), "CANCELLED");
+	assert_string_equal(jstr(o, "cancel_reason"), "payment_declined");
+	assert_non_null(strstr(jstr(step_of(o, "authorize"), "detail"), "instrument_declined"));
+	take_id(o, id, sizeof(id));
+	assert_settled(p, "usr_pat", id, "CANCELLED");
+	/* declined at capture: the saga compensates, nothing captured */
+	o = place(p, "usr_pat", "k-pp-cd",
+		  PAYPAL_ITEMS("paypal_capture_declined", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201);
+	take_id(o, id, sizeof(id));
+	settle(p, SEC);
+	o = expect_order(p, "usr_pat", id, "CANCELLED", "payment_declined");
+	assert_step(o, "capture", "FAILED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_settled(p, "usr_pat", id, "CANCELLED");
+}
+
+/* The capture reaches PayPal, its reply is lost: the saga asks again with
+ * the same PayPal-Request-Id and PayPal answers with the first capture. */
+static void test_paypal_capture_reply_lost(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_quin", "k-pp-l",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"RARE-3\",\"qty\":1}]"), 201);
+	char id[64];
+	take_id(o, id, sizeof(id));
+	set_fault(p, S_PAYPAL, F_LOST);
+	for (int i = 0; i < 3; i++) {
+		tick_all(p);
+		clock_advance(p->clock, 5 * SEC);
+	}
+	o = expect_order(p, "usr_quin", id, "PENDING", NULL);
+	assert_step(o, "capture", "PENDING");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	set_fault(p, S_PAYPAL, F_NONE);
+	settle(p, SEC);
+	o = expect_order(p, "usr_quin", id, "CONFIRMED", NULL);
+	assert_true(jint(step_of(o, "capture"), "attempts") >= 2);
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_true(paypal_stat(p, "replays") >= 1);
+	assert_settled(p, "usr_quin", id, "CONFIRMED");
+}
+
+/* Cancelled after the capture (the commit found the reservation expired):
+ * the PayPal capture is refunded as the compensation. */
+static void test_paypal_refund_compensation(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_ray", "k-pp-x",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"BOOK-1\",\"qty\":1}]"), 201);
+	char id[64];
+	take_id(o, id, sizeof(id));
+	set_fault(p, S_INVENTORY, F_DOWN);
+	tick_all(p);
+	clock_advance(p->clock, (TTL_S + 1) * SEC);
+	set_fault(p, S_INVENTORY, F_NONE);
+	settle(p, SEC);
+	o = expect_order(p, "usr_ray", id, "CANCELLED", "expired");
+	assert_step(o, "capture", "SUCCEEDED");
+	assert_step(o, "refund", "SUCCEEDED");
+	char pay[32];
+	assert_string_equal(payment_status(p, o, pay, sizeof(pay)), "REFUNDED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_int_equal(paypal_stat(p, "refunds"), 1);
+	assert_int_equal(paypal_stat(p, "refunded_amount"), 1299);
+	assert_settled(p, "usr_ray", id, "CANCELLED");
 }
 
 /* ---- cancelling ------------------------------------------------------------------------- */
@@ -1574,6 +1689,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_payment_replies_lost, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl_expiry, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_after_expiry_refunds, setup_queued,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_checkout, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_capture_reply_lost, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_refund_compensation, setup_queued,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_list_get_admin, setup_queued, teardown),
