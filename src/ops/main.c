@@ -14,6 +14,7 @@
 #include "ops/stock.h"
 #include "ops/supervisor.h"
 #include "ops/traces.h"
+#include "tui/console.h"
 
 #include "config.h"
 
@@ -40,9 +41,10 @@ static const command commands[] = {
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
 	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim paypal, sim kafka)" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
-	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
 	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
 	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },
+	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
+	{ "console", console_main, "the operator console: an ncurses dashboard over the platform" },
 	{ NULL, NULL, NULL },
 };
 

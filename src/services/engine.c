@@ -333,6 +333,25 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 	return ERR_INVALID;
 }
 
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	char buf[32];
+	int rc = msg_req_query(req, name, buf, sizeof(buf));
+	if (rc == 0)
+		return 0;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	char *end;
+	errno = 0;
+	long long v = rc > 0 && buf[0] ? strtoll(buf, &end, 10) : 0;
+	if (rc < 0 || !buf[0] || errno || *end || v < min || v > max)
+		return engine_bad_field(resp, name, msg);
+	*out = v;
+	return 1;
+}
+
 int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *buf, size_t len)
 {
 	int rc = msg_req_query(req, name, buf, len);
@@ -359,26 +378,6 @@ int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 	return 0;
 }
 
-int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
-		     int64_t max, int64_t *out)
-{
-	char buf[32];
-	int rc = msg_req_query(req, name, buf, sizeof(buf));
-	if (rc == 0)
-		return 0;
-	char msg[96];
-	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
-		 (long long)max);
-	if (rc < 0 || !buf[0])
-		return engine_bad_field(resp, name, msg);
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return engine_bad_field(resp, name, msg);
-	*out = v;
-	return 1;
-}
 
 void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len)
 {

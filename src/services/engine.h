@@ -251,9 +251,11 @@ int engine_valid_id(const char *s);
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);
 
-/* A query parameter that is an id (engine_valid_id) into buf: 0 when
- * absent, 1 when present, ERR_INVALID with 400 in resp naming the
- * parameter. (Integers: engine_query_int.) */
+/* Query parameters of listings: an integer within [min, max], or an id
+ * (engine_valid_id) into buf. 0 when absent, 1 when present (in *out or
+ * buf), ERR_INVALID with 400 in resp naming the parameter. */
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out);
 int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *buf, size_t len);
 
 /* The JSON object body of a write. 0 with *out a new reference; otherwise
@@ -263,11 +265,6 @@ int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *
  * body itself is malformed or not an object). */
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out);
 
-/* Reads an integer query parameter within [min, max] into *out. 1 when
- * present, 0 when absent (*out untouched), ERR_INVALID with resp filled
- * (400 naming the parameter) when it is not such an integer. */
-int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
-		     int64_t max, int64_t *out);
 
 /* The store URL of an instance's local database (ENGINE_STORE_LOCAL):
  * store.local_url when set; else the platform store's when that is SQLite

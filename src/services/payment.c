@@ -1725,10 +1725,10 @@ static void *payment_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/payments/{id}/capture", capture_payment },
 		{ "POST", "/v1/payments/{id}/void", void_payment },
 		{ "POST", "/v1/payments/{id}/refund", refund_payment },
-		{ "GET", "/admin/payments", admin_payments },
-		{ "GET", "/admin/payments/summary", admin_payments_summary },
 		{ "POST", "/v1/webhooks/stripe", webhook_stripe },
 		{ "POST", "/v1/webhooks/paypal", webhook_paypal },
+		{ "GET", "/admin/payments", admin_payments },
+		{ "GET", "/admin/payments/summary", admin_payments_summary },
 	};
 	p->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), p, err, errlen);
 	if (!p->rt) {

@@ -2,9 +2,9 @@
 # The PostgreSQL half of the suite: starts a throwaway cluster, runs the
 # driver's unit tests against it, the whole platform integration test, the
 # inventory hot-sku test and the identity, cart, payment, PayPal, checkout,
-# outage, observability, search and audit tests with --store postgresql://..., and
-# the restart-under-load test; removes the cluster afterwards, also when a
-# test fails. Run by make check.
+# outage, observability, search and audit tests with --store
+# postgresql://..., and the restart-under-load test; removes the cluster
+# afterwards, also when a test fails. Run by make check.
 set -uo pipefail
 top=${ECOM_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${ECOM_TOP_BUILDDIR:-.}
