@@ -14,6 +14,7 @@
 #include "ops/stock.h"
 #include "ops/supervisor.h"
 #include "ops/traces.h"
+#include "tui/console.h"
 
 #include "config.h"
 
@@ -43,6 +44,7 @@ static const command commands[] = {
 	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
 	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },
 	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
+	{ "console", console_main, "the operator console: an ncurses dashboard over the platform" },
 	{ NULL, NULL, NULL },
 };
 

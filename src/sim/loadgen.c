@@ -100,6 +100,7 @@ struct loadgen {
 	shard *sh;
 	schedule *sc;
 	hist *tmp;
+	hist *prev; /* the run's histogram at the last report, for the window's p99 */
 	int64_t next_tick, last_tick;
 	uint64_t last_count;
 };
@@ -331,6 +332,30 @@ static void snapshot(shard *sh, int64_t now)
 	sh->next_snap = now + SNAPSHOT_US;
 }
 
+/* The p99 of what was recorded since prev (which becomes now's copy). */
+static int64_t window_p99(loadgen *lg)
+{
+	hist *now = lg->tmp, *prev = lg->prev;
+	uint64_t count = 0;
+	for (int b = 0; b < HIST_BUCKETS; b++) {
+		uint64_t d = now->buckets[b] >= prev->buckets[b] ? now->buckets[b] - prev->buckets[b] : 0;
+		prev->buckets[b] = d; /* prev holds the window for a moment */
+		count += d;
+	}
+	prev->count = count;
+	prev->max = now->max;
+	prev->min = 0;
+	prev->sum = 0;
+	int64_t p = count ? hist_percentile(prev, 99) : 0;
+	memcpy(prev, now, sizeof(*now));
+	return p;
+}
+
+static int watched(const loadgen *lg)
+{
+	return lg->o->progress || lg->o->on_progress;
+}
+
 static void progress(loadgen *lg, int64_t now)
 {
 	uint64_t count = 0, errors = 0, dropped = 0;
@@ -349,16 +374,33 @@ static void progress(loadgen *lg, int64_t now)
 		pthread_mutex_unlock(&sh->mu);
 	}
 	double dt = (now - lg->last_tick) / 1e6;
-	char p99[32];
-	units_fmt_us(hist_percentile(lg->tmp, 99), p99, sizeof p99);
-	fprintf(stderr,
-		"\r\033[K%s %6.1fs/%.0fs  %8.1f req/s  %llu requests  %.2f%% errors  p99 %s  "
-		"dropped %llu  in flight %d",
-		lg->s->name, (now - lg->t0) / 1e6, (lg->end - lg->t0) / 1e6,
-		dt > 0 && count >= lg->last_count ? (count - lg->last_count) / dt : 0.0,
-		(unsigned long long)count, count ? 100.0 * errors / count : 0.0, p99,
-		(unsigned long long)dropped, in_flight);
-	fflush(stderr);
+	double rps = dt > 0 && count >= lg->last_count ? (count - lg->last_count) / dt : 0.0;
+	int64_t p99_all = hist_percentile(lg->tmp, 99);
+	if (lg->o->progress) {
+		char p99[32];
+		units_fmt_us(p99_all, p99, sizeof p99);
+		fprintf(stderr,
+			"\r\033[K%s %6.1fs/%.0fs  %8.1f req/s  %llu requests  %.2f%% errors  p99 %s  "
+			"dropped %llu  in flight %d",
+			lg->s->name, (now - lg->t0) / 1e6, (lg->end - lg->t0) / 1e6, rps,
+			(unsigned long long)count, count ? 100.0 * errors / count : 0.0, p99,
+			(unsigned long long)dropped, in_flight);
+		fflush(stderr);
+	}
+	if (lg->o->on_progress) {
+		loadgen_progress pr = {
+			.elapsed_s = (now - lg->t0) / 1e6,
+			.planned_s = (lg->end - lg->t0) / 1e6,
+			.rps = rps,
+			.p99_all_ms = p99_all / 1000.0,
+			.requests = count,
+			.errors = errors,
+			.dropped = dropped,
+			.in_flight = in_flight,
+		};
+		pr.p99_ms = lg->prev ? window_p99(lg) / 1000.0 : pr.p99_all_ms;
+		lg->o->on_progress(lg->o->progress_ud, &pr);
+	}
 	lg->last_count = count;
 	lg->last_tick = now;
 }
@@ -438,11 +480,11 @@ static int run_loop(shard *sh)
 		start_due(sh, now);
 		if (sh->index == 0) {
 			schedule_collect(lg->sc, sh->r);
-			if (lg->o->progress && now >= lg->next_tick) {
+			if (watched(lg) && now >= lg->next_tick) {
 				progress(lg, now);
 				lg->next_tick = now + 1000000;
 			}
-		} else if (lg->o->progress && now >= sh->next_snap) {
+		} else if (watched(lg) && now >= sh->next_snap) {
 			snapshot(sh, now);
 		}
 		if (sh->stopping &&
@@ -455,7 +497,7 @@ static int run_loop(shard *sh)
 			wake = min64(wake, sh->q[sh->qhead].due + s->slack_us + 1);
 		if (sh->nheap)
 			wake = min64(wake, sh->slots[sh->heap[0]].due);
-		if (lg->o->progress)
+		if (watched(lg))
 			wake = min64(wake, sh->index == 0 ? lg->next_tick : sh->next_snap);
 		wake = min64(wake, sh->stopping ? grace_end : sh->end);
 		int ms = wake > now ? (int)((wake - now) / 1000) : 0;
@@ -689,6 +731,7 @@ static void loadgen_clear(loadgen *lg)
 	journey_catalog_free(lg->cat);
 	pool_free(lg->users);
 	hist_free(lg->tmp);
+	hist_free(lg->prev);
 }
 
 static int shard_init(loadgen *lg, shard *sh, int index)
@@ -738,6 +781,8 @@ static int prepare(loadgen *lg, char *err, size_t errlen)
 	lg->sh = calloc((size_t)lg->nshards, sizeof *lg->sh);
 	lg->cat = journey_catalog_new();
 	lg->tmp = hist_new();
+	if (lg->o->on_progress)
+		lg->prev = hist_new(); /* NULL: the run's p99 stands in for the window's */
 	if (!lg->sh || !lg->cat || !lg->tmp) {
 		snprintf(err, errlen, "out of memory");
 		return ERR_NOMEM;

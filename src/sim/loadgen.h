@@ -33,6 +33,19 @@
 typedef int (*loadgen_audit_fn)(void *ud, const char *url, const char *admin_token, char *text,
 				size_t len);
 
+/* What a run has done so far, given about once a second to a watcher (the
+ * operator console's Load view) from the run's thread. */
+typedef struct loadgen_progress {
+	double elapsed_s, planned_s;
+	double rps;       /* requests answered per second since the last report */
+	double p99_ms;    /* p99 latency of the requests answered since the last report */
+	double p99_all_ms; /* p99 latency of the run so far */
+	uint64_t requests, errors, dropped;
+	int in_flight;
+} loadgen_progress;
+
+typedef void (*loadgen_progress_fn)(void *ud, const loadgen_progress *p);
+
 typedef struct loadgen_opts {
 	const char *url;         /* the gateway (or any server, for health-only scenarios) */
 	const char *admin_token; /* for [setup] and [schedule]; "" when unknown */
@@ -52,6 +65,10 @@ typedef struct loadgen_opts {
 	 * the users signed in. NULL: none. */
 	void (*on_start)(void *ud, int64_t t0_mono_us);
 	void *on_start_ud;
+	/* Called about once a second while the run goes on (NULL: nobody
+	 * watches); on_progress must not block. */
+	loadgen_progress_fn on_progress;
+	void *progress_ud;
 } loadgen_opts;
 
 /* Runs s against the platform and fills r (made by report_new(s)), then

@@ -128,7 +128,7 @@ static void send_stage(agent *a)
 
 static void retry_later(agent *a, int64_t delay_us, const char *why)
 {
-	snprintf(a->g->last_error, sizeof a->g->last_error, "%s: %s", a->g->p->u[a->user].email, why);
+	snprintf(a->g->last_error, sizeof a->g->last_error, "%.96s: %.100s", a->g->p->u[a->user].email, why);
 	if (++a->attempts >= ATTEMPTS) {
 		a->st = ST_FAILED;
 		return;

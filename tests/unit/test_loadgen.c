@@ -289,6 +289,52 @@ static report *run(const scenario *s)
 	return r;
 }
 
+/* A watcher (the console's Load view) is told about once a second what
+ * the run has done: requests grow, the rate is near the scenario's, the
+ * window's p99 is at least the server's 20 ms; nothing is printed. */
+typedef struct progress_seen {
+	int calls;
+	loadgen_progress last;
+	double max_rps;
+	int monotonic;
+} progress_seen;
+
+static void on_progress(void *ud, const loadgen_progress *p)
+{
+	progress_seen *ps = ud;
+	if (ps->calls > 0 && p->requests < ps->last.requests)
+		ps->monotonic = 0;
+	ps->calls++;
+	ps->last = *p;
+	if (p->rps > ps->max_rps)
+		ps->max_rps = p->rps;
+}
+
+static void test_progress_callback(void **unused)
+{
+	reset();
+	F.health_delay_us = 20000;
+	scenario *s = scn("[load]\nrate = 50\nduration = 2500ms\nworkers = 16\nusers = 0\n"
+			  "[journey probe]\nsteps = health\n");
+	report *r = report_new(s);
+	progress_seen ps = { .monotonic = 1 };
+	loadgen_opts o = { .url = F.url, .admin_token = ADMIN, .nonce = 78,
+			   .on_progress = on_progress, .progress_ud = &ps };
+	char err[512] = "";
+	if (loadgen_run(s, &o, r, err, sizeof err) != 0)
+		fail_msg("run failed: %s", err);
+	assert_true(ps.calls >= 2 && ps.calls <= 4);
+	assert_true(ps.monotonic);
+	assert_true(ps.last.requests > 0 && ps.last.requests <= r->ep[SCN_HEALTH].count);
+	assert_true(ps.last.planned_s > 2.4 && ps.last.planned_s < 2.6);
+	assert_true(ps.last.elapsed_s > 0.9);
+	assert_true(ps.max_rps > 20 && ps.max_rps < 100);
+	assert_true(ps.last.p99_ms >= 19.0 && ps.last.p99_all_ms >= 19.0);
+	assert_int_equal(ps.last.errors, 0);
+	report_free(r);
+	scenario_free(s);
+}
+
 /* One worker, a server that takes 100 ms, 20 arrivals a second: the worker
  * can serve about half. The rest wait at most the slack and are dropped;
  * none starts late, and the latency of those served counts their wait. */
@@ -328,10 +374,12 @@ static void test_capacity_no_drops(void **unused)
 	scenario *s = scn("[load]\nrate = 200\nduration = 1s\nworkers = 16\nslack = 250ms\nusers = 0\n"
 			  "[journey probe]\nsteps = health\n[thresholds]\nerror_rate == 0\ndropped_rate < 5%\n");
 	report *r = run(s);
-	assert_int_equal(r->arrivals, 200);
+	/* The last arrival is due at the very end of the second; a thread held
+	 * back at that moment on a loaded machine may see the run end first. */
+	assert_in_range(r->arrivals, 199, 200);
 	assert_int_equal(r->dropped[REPORT_DROP_NO_WORKER], 0);
 	assert_true(r->dropped[REPORT_DROP_LATE] < 10);
-	assert_int_equal(r->started + r->dropped[REPORT_DROP_LATE], 200);
+	assert_int_equal(r->started + r->dropped[REPORT_DROP_LATE], r->arrivals);
 	assert_int_equal(F.health, (int)r->started);
 	assert_int_equal(r->journeys_done, r->started);
 	assert_int_equal(report_decide(r), 0);
@@ -759,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_lost_and_mismatch),
 		cmocka_unit_test(test_schedule_http),	   cmocka_unit_test(test_schedule_signals),
 		cmocka_unit_test(test_exit_codes),
+		cmocka_unit_test(test_progress_callback),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
