@@ -217,9 +217,9 @@ int main(int argc, char **argv)
 	}
 	/* Group commits of the run only, not of the stocking. */
 	uint64_t commits0 =
-		metrics_counter_value(ctx.metrics, "ecom_inventory_group_commits_total", "");
+		metrics_counter_value(ctx.metrics, "inventory_group_commits_total", "");
 	uint64_t ops0 =
-		metrics_counter_value(ctx.metrics, "ecom_inventory_group_commit_ops_total", "");
+		metrics_counter_value(ctx.metrics, "inventory_group_commit_ops_total", "");
 	int64_t reserved0 = 0, oversold0 = 0;
 	if (reserved_in_db(&reserved0, &oversold0) != 0) {
 		fprintf(stderr, "bench_reserve: cannot read the stock\n");
@@ -247,9 +247,9 @@ int main(int argc, char **argv)
 	int sound = inv == 0 && dbrc == 0 && oversold == 0 && reserved == ok_count &&
 		    ok_count <= stock * skus && fail_count == 0;
 	uint64_t commits =
-		metrics_counter_value(ctx.metrics, "ecom_inventory_group_commits_total", "") - commits0;
+		metrics_counter_value(ctx.metrics, "inventory_group_commits_total", "") - commits0;
 	uint64_t ops =
-		metrics_counter_value(ctx.metrics, "ecom_inventory_group_commit_ops_total", "") - ops0;
+		metrics_counter_value(ctx.metrics, "inventory_group_commit_ops_total", "") - ops0;
 	printf("engine store=%s skus=%ld threads=%d stock=%ld requests=%ld ok=%ld insufficient=%ld "
 	       "failed=%ld seconds=%.2f rate=%.0f mean_batch=%.1f reserved_by_run=%lld "
 	       "oversold_rows=%lld invariants=%s verdict=%s\n",

@@ -11,7 +11,7 @@
 #   inline  order.confirm_inline=1: the POST runs the whole saga and answers
 #           once the order is CONFIRMED.
 # The confirmed rate is the order service's completed sagas
-# (ecom_order_sagas_total{outcome="completed"} on its /metrics) over the
+# (sagas_total{outcome="completed"} on its /metrics) over the
 # run, counted when wrk stops; after a drain of up to 20 s every 201 must be
 # a completed saga (and at most one more per connection: requests in flight
 # when wrk stops complete uncounted by wrk), the stock sold must equal the
@@ -95,19 +95,19 @@ run() { # mode round
   local mode=$1 round=$2
   local url order_url sim_url tokens skus
   eval "url=\$url_$mode order_url=\$order_$mode sim_url=\$sim_$mode tokens=\$tokens_$mode skus=\$skus_$mode"
-  local before; before=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+  local before; before=$(metric "$order_url" 'sagas_total{outcome="completed"}')
   local sold_before; sold_before=$(stock_sold "$url" "$skus")
   local cpu_before; cpu_before=$(cpu_by_service "$work/state-$mode")
   local out
   out=$(ECOM_BENCH_TOKENS=$tokens ECOM_BENCH_SKUS=$skus ECOM_BENCH_RUN="$mode$round" \
         wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$top/bench/checkout.lua" "$url")
-  local at_end; at_end=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+  local at_end; at_end=$(metric "$order_url" 'sagas_total{outcome="completed"}')
   local cpu_after; cpu_after=$(cpu_by_service "$work/state-$mode")
   local created; created=$(echo "$out" | sed -n 's/^statuses: 201=\([0-9]*\).*/\1/p')
   local other; other=$(echo "$out" | sed -n 's/.* other=\([0-9]*\)$/\1/p')
   local done_n=$at_end prev=-1
   for _ in $(seq 1 40); do   # until it has them all and stops moving, <= 20 s
-    done_n=$(metric "$order_url" 'ecom_order_sagas_total{outcome="completed"}')
+    done_n=$(metric "$order_url" 'sagas_total{outcome="completed"}')
     [ $(( ${done_n%.*} - ${before%.*} )) -ge "$created" ] && [ "$done_n" = "$prev" ] && break
     prev=$done_n
     sleep 0.5

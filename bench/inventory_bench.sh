@@ -122,11 +122,11 @@ export ECOM_GATEWAY_RATE_WRITE_PER_S=10000000 ECOM_GATEWAY_RATE_WRITE_BURST=1000
 export ECOM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 auth=(-H "Authorization: Bearer $ECOM_ADMIN_TOKEN")
 held_total() {
-  curl -sf "$inv/metrics" | awk '/^ecom_inventory_reservations_total\{result="held"\}/ {s += $2} END {printf "%d", s}'
+  curl -sf "$inv/metrics" | awk '/^inventory_reservations_total\{result="held"\}/ {s += $2} END {printf "%d", s}'
 }
 group_commits() { # -> "commits ops" so far
-  curl -sf "$inv/metrics" | awk '/^ecom_inventory_group_commits_total/ {c = $2}
-    /^ecom_inventory_group_commit_ops_total/ {o = $2} END {printf "%d %d", c, o}'
+  curl -sf "$inv/metrics" | awk '/^inventory_group_commits_total/ {c = $2}
+    /^inventory_group_commit_ops_total/ {o = $2} END {printf "%d %d", c, o}'
 }
 stock_of() { # sku -> "on_hand reserved"
   curl -sf "${auth[@]}" "$gw/v1/inventory/$1" |

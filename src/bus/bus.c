@@ -239,7 +239,22 @@ static int handle_in_txn(bus *b, bus_sub *s, const bus_msg *m, int attempt, bus_
 		bus_msg copy = *m;
 		copy.consumer = s->consumer;
 		copy.attempt = attempt;
+		/* A CONSUMER span in the trace the event was written in, current
+		 * while the engine works (its calls and log lines join it). */
+		trace_ctx from;
+		int traced = trace_parse(m->traceparent, &from) == 0;
+		char name[96], at[16];
+		snprintf(name, sizeof(name), "consume %s", m->topic);
+		engine_span es;
+		engine_span_begin(b->ctx, &es, traced ? &from : NULL, name, SPAN_CONSUMER);
+		engine_span_attr(&es, "messaging.consumer", s->consumer);
+		engine_span_attr(&es, "messaging.message_id", m->id);
+		snprintf(at, sizeof(at), "%d", attempt);
+		engine_span_attr(&es, "attempt", at);
 		int e = b->def->consume(b->eng, &copy);
+		char why[32];
+		snprintf(why, sizeof(why), "consume failed: %d", e);
+		engine_span_end(b->ctx, &es, e ? SPAN_ERROR : SPAN_OK, e ? why : NULL);
 		if (e) {
 			*eng_rc = e;
 			return ENGINE_FAILED;
@@ -270,7 +285,7 @@ static double duplicate_rate(bus *b)
 	return r;
 }
 
-/* Adds n to a counter of s and to ecom_bus_messages_total{outcome}. */
+/* Adds n to a counter of s and to bus_messages_total{outcome}. */
 static void count(bus *b, bus_sub *s, int64_t *field, const char *outcome, int64_t n)
 {
 	if (n <= 0)
@@ -281,7 +296,7 @@ static void count(bus *b, bus_sub *s, int64_t *field, const char *outcome, int64
 	char labels[200];
 	snprintf(labels, sizeof(labels), "topic=\"%s\",consumer=\"%s\",outcome=\"%s\"", s->topic,
 		 s->consumer, outcome);
-	metrics_count(b->ctx->metrics, "ecom_bus_messages_total", labels, (uint64_t)n);
+	metrics_count(b->ctx->metrics, "bus_messages_total", labels, (uint64_t)n);
 }
 
 static int deliver_single(bus *b, bus_sub *s, const bus_msg *m, bus_ack_fn ack, void *ud);
@@ -870,11 +885,18 @@ bus *bus_new(engine_ctx *ctx, const engine_def *def, void *eng, const char *url,
 		bus_free(b);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_bus_messages_total",
+	metrics_help(ctx->metrics, "bus_messages_total",
 		     "Messages handled by the bus's consumers, by topic, consumer and outcome "
 		     "(applied, duplicate, failed, dead, replayed).");
-	metrics_help(ctx->metrics, "ecom_bus_published_total",
+	metrics_help(ctx->metrics, "bus_published_total",
 		     "Outbox rows the relay published (acknowledged by Kafka).");
+	metrics_help(ctx->metrics, "bus_queue_depth",
+		     "Messages waiting: outbox rows not yet published (consumer \"(relay)\"), or "
+		     "published and not yet consumed, by topic and consumer.");
+	metrics_help(ctx->metrics, "bus_queue_lag_seconds",
+		     "Age of the oldest waiting message, by topic and consumer.");
+	metrics_help(ctx->metrics, "bus_dead_letters",
+		     "Dead letters waiting for a replay, by topic and consumer.");
 	log_info(ctx->log, "bus: %s, %d subscription(s)", b->drv->name, b->nsubs);
 	return b;
 }
@@ -993,6 +1015,31 @@ json_t *bus_queues(bus *b)
 	return json_pack("{s:s,s:s,s:s,s:o}", "service", b->ctx->service, "instance",
 			 b->ctx->instance_id ? b->ctx->instance_id : "", "driver", b->drv->name,
 			 "queues", rows);
+}
+
+void bus_export_metrics(bus *b)
+{
+	json_t *q = bus_queues(b);
+	size_t i;
+	json_t *row;
+	json_array_foreach(json_object_get(q, "queues"), i, row)
+	{
+		char labels[200];
+		snprintf(labels, sizeof(labels), "topic=\"%s\",consumer=\"%s\"",
+			 json_string_value(json_object_get(row, "topic")),
+			 json_string_value(json_object_get(row, "consumer")));
+		json_t *depth = json_object_get(row, "depth");
+		if (json_is_integer(depth) && json_integer_value(depth) >= 0)
+			metrics_gauge(b->ctx->metrics, "bus_queue_depth", labels,
+				      (double)json_integer_value(depth));
+		json_t *lag = json_object_get(row, "lag_ms");
+		if (json_is_integer(lag) && json_integer_value(lag) >= 0)
+			metrics_gauge(b->ctx->metrics, "bus_queue_lag_seconds", labels,
+				      (double)json_integer_value(lag) / 1000.0);
+		metrics_gauge(b->ctx->metrics, "bus_dead_letters", labels,
+			      (double)json_integer_value(json_object_get(row, "dead_letters")));
+	}
+	json_decref(q);
 }
 
 static void admin_replay(bus *b, msg_req *req, msg_resp *resp, const char *topic)

@@ -124,6 +124,12 @@ int bus_ready(bus *b);
  * waiting, dead_letters). New reference, NULL on a store error. */
 json_t *bus_queues(bus *b);
 
+/* Sets the gauges bus_queue_depth, bus_queue_lag_seconds and
+ * bus_dead_letters{topic, consumer} in ctx->metrics from bus_queues (the
+ * host calls it before rendering /metrics). A store error leaves them as
+ * they were. */
+void bus_export_metrics(bus *b);
+
 /* Moves the dead letters of topic (of consumer, or of every consumer of
  * this service when NULL) back to their consumer, which delivers them again
  * before new messages; *moved gets how many. 0 or a store error. */

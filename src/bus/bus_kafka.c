@@ -244,7 +244,7 @@ static int kaf_relay(bus *b)
 			log_warn(b->ctx->log, "kafka relay: recording the position: %s", err_name(rc));
 			return rc;
 		}
-		metrics_count(b->ctx->metrics, "ecom_bus_published_total", NULL, acked);
+		metrics_count(b->ctx->metrics, "bus_published_total", NULL, acked);
 	}
 	if (acked < n || perr) {
 		const char *why = acked < n ? (k->errors[acked] ? k->errors[acked] : "no report in time")

@@ -2,10 +2,12 @@
 #include "core/clock.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct clock_src {
@@ -109,4 +111,30 @@ char *clock_fmt_rfc3339(int64_t t_us, char *buf, unsigned long len)
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 	return buf;
+}
+
+int clock_parse_rfc3339(const char *s, int64_t *t_us)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		return ERR_INVALID;
+	const char *p = s + n;
+	int64_t frac = 0, scale = 1000000;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return ERR_INVALID;
+		for (p++; isdigit((unsigned char)*p); p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+	}
+	if (strcmp(p, "Z") != 0)
+		return ERR_INVALID;
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+			 .tm_min = mi, .tm_sec = sec };
+	*t_us = (int64_t)timegm(&tm) * 1000000 + frac;
+	return 0;
 }

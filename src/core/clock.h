@@ -36,5 +36,8 @@ int64_t clock_mono_us(void);
 /* Formats t_us as RFC 3339 UTC with milliseconds ("2026-11-25T23:24:15.123Z")
  * into buf (at least 32 bytes). Returns buf. */
 char *clock_fmt_rfc3339(int64_t t_us, char *buf, unsigned long len);
+/* Reads what clock_fmt_rfc3339 writes (UTC, "Z", any number of fraction
+ * digits, or none) into microseconds. 0 or ERR_INVALID. */
+int clock_parse_rfc3339(const char *s, int64_t *t_us);
 
 #endif

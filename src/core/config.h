@@ -39,6 +39,10 @@ const char *config_get(const config *c, const char *key);
 int config_get_int(const config *c, const char *key, int64_t *out);
 /* Integer value or fallback when absent or malformed. */
 int64_t config_int(const config *c, const char *key, int64_t fallback);
+/* config_int within [min, max]: fallback when c is NULL or the value is
+ * outside. */
+int64_t config_int_range(const config *c, const char *key, int64_t fallback, int64_t min,
+			 int64_t max);
 
 /* The table of known keys, ending with a {NULL} entry. */
 const config_def *config_defs(void);

@@ -45,8 +45,12 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
-void hist_record(hist *h, int64_t v)
+void hist_record(hist *h, int64_t v) { hist_record_n(h, v, 1); }
+
+void hist_record_n(hist *h, int64_t v, uint64_t n)
 {
+	if (n == 0)
+		return;
 	if (v < 0)
 		v = 0;
 	if (h->count == 0) {
@@ -58,9 +62,10 @@ void hist_record(hist *h, int64_t v)
 		if (v > h->max)
 			h->max = v;
 	}
-	h->count++;
-	h->sum = add_sat(h->sum, (uint64_t)v);
-	h->buckets[hist_bucket_of(v)]++;
+	h->count += n;
+	uint64_t total = (uint64_t)v > UINT64_MAX / n ? UINT64_MAX : (uint64_t)v * n;
+	h->sum = add_sat(h->sum, total);
+	h->buckets[hist_bucket_of(v)] += n;
 }
 
 void hist_merge(hist *dst, const hist *src)

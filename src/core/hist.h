@@ -31,6 +31,8 @@ void hist_reset(hist *h);
 
 /* Records v (negative values count as 0). */
 void hist_record(hist *h, int64_t v);
+/* Records v n times (a bucket received from elsewhere). */
+void hist_record_n(hist *h, int64_t v, uint64_t n);
 /* Adds every count of src into dst. */
 void hist_merge(hist *dst, const hist *src);
 /* The value at percentile p in [0, 100]: the upper bound of the bucket that

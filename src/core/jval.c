@@ -181,3 +181,9 @@ char *jval_dump(const json_t *v)
 		return NULL;
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
+
+void jval_add_int(json_t *obj, const char *key, int64_t n)
+{
+	json_object_set_new(obj, key,
+			    json_integer(json_integer_value(json_object_get(obj, key)) + n));
+}

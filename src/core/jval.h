@@ -41,4 +41,7 @@ int jval_fail(jval_error *e, const char *field, const char *fmt, ...)
 /* Serialises v compactly into a new malloc'd string (caller frees). */
 char *jval_dump(const json_t *v);
 
+/* Adds n to the integer obj[key] (absent counts as 0): for tallies. */
+void jval_add_int(json_t *obj, const char *key, int64_t n);
+
 #endif

@@ -19,6 +19,8 @@ struct logger {
 	FILE *out;
 	clock_src *clock;
 	int min; /* enum log_level, read and written atomically */
+	const trace_ctx *(*trace_fn)(void *ud);
+	void *trace_ud;
 	pthread_mutex_t mu;
 };
 
@@ -54,6 +56,14 @@ void log_set_level(logger *lg, enum log_level min)
 {
 	if (lg)
 		__atomic_store_n(&lg->min, (int)min, __ATOMIC_RELAXED);
+}
+
+void log_set_trace_source(logger *lg, const trace_ctx *(*fn)(void *ud), void *ud)
+{
+	if (!lg)
+		return;
+	lg->trace_fn = fn;
+	lg->trace_ud = ud;
 }
 
 int log_level_parse(const char *s)
@@ -154,6 +164,19 @@ static int64_t now_us(logger *lg)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* RFC 3339 UTC with microseconds, so that lines of several services merge
+ * in order (ecom logs). */
+static void fmt_time_us(int64_t t_us, char *buf, size_t len)
+{
+	if (t_us < 0)
+		t_us = 0;
+	time_t secs = (time_t)(t_us / 1000000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t_us % 1000000));
+}
+
 void log_msg(logger *lg, enum log_level lv, const char *trace_id, const char *fmt, ...)
 {
 	if (!lg || (int)lv < __atomic_load_n(&lg->min, __ATOMIC_RELAXED))
@@ -180,21 +203,35 @@ void log_msg(logger *lg, enum log_level lv, const char *trace_id, const char *fm
 		}
 	}
 
-	char ts[40];
-	clock_fmt_rfc3339(now_us(lg), ts, sizeof(ts));
+	char ts[48];
+	fmt_time_us(now_us(lg), ts, sizeof(ts));
+	char tid[TRACE_ID_HEX] = "", sid[TRACE_SPAN_HEX] = "";
+	if (!trace_id && lg->trace_fn) {
+		const trace_ctx *t = lg->trace_fn(lg->trace_ud);
+		if (t && trace_valid(t)) {
+			trace_id_hex(t->trace_id, tid);
+			trace_span_hex(t->span_id, sid);
+			trace_id = tid;
+		}
+	}
 
 	struct line b = {0};
-	line_puts(&b, "{\"ts\":\"");
+	line_puts(&b, "{\"timestamp\":\"");
 	line_puts(&b, ts);
 	line_puts(&b, "\",\"level\":\"");
 	line_puts(&b, level_names[lv]);
 	line_puts(&b, "\",\"service\":");
 	line_json_str(&b, lg->service);
-	line_puts(&b, ",\"msg\":");
+	line_puts(&b, ",\"message\":");
 	line_json_str(&b, msg);
 	if (trace_id) {
 		line_puts(&b, ",\"trace_id\":");
 		line_json_str(&b, trace_id);
+	}
+	if (sid[0]) {
+		line_puts(&b, ",\"span_id\":\"");
+		line_puts(&b, sid);
+		line_puts(&b, "\"");
 	}
 	line_puts(&b, "}\n");
 

@@ -1,5 +1,6 @@
 /* text: UTF-8, hex, trimming and name helpers. */
 #include "core/text.h"
+#include "core/err.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -70,4 +71,34 @@ int text_is_name(const char *s, size_t max)
 		      s[i] == '_'))
 			return 0;
 	return 1;
+}
+
+int text_is_printable(const char *s, size_t max, int spaces)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] > 0x7e || s[i] < (spaces ? 0x20 : 0x21))
+			return 0;
+	return 1;
+}
+
+int text_is_token(const char *s, size_t max, const char *extra)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !(extra && strchr(extra, s[i])))
+			return 0;
+	return 1;
+}
+
+int text_copy(char *dst, size_t len, const char *src)
+{
+	if (!src || strlen(src) >= len)
+		return ERR_INVALID;
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
 }

@@ -22,4 +22,15 @@ char *text_trim(char *s);
  * callee), else 0 (NULL included). */
 int text_is_name(const char *s, size_t max);
 
+/* 1 when s is 1..max bytes of printable ASCII (0x21..0x7e, and the space
+ * when spaces is set), else 0 (NULL included). */
+int text_is_printable(const char *s, size_t max, int spaces);
+
+/* 1 when s is 1..max bytes of letters, digits and the bytes of extra. */
+int text_is_token(const char *s, size_t max, const char *extra);
+
+/* Copies src into dst of len bytes: 0, or ERR_INVALID (dst untouched) when
+ * src is NULL or does not fit. */
+int text_copy(char *dst, size_t len, const char *src);
+
 #endif

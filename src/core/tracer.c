@@ -116,6 +116,28 @@ size_t tracer_find(tracer *t, const uint8_t trace_id[16], span *out, size_t max)
 
 size_t tracer_recent(tracer *t, span *out, size_t max) { return tracer_copy(t, NULL, out, max); }
 
+size_t tracer_since(tracer *t, uint64_t *pos, span *out, size_t max, uint64_t *lost)
+{
+	if (!t || !pos || !out || max == 0)
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	uint64_t first = t->count > t->cap ? t->count - t->cap : 0;
+	if (*pos > t->count)
+		*pos = t->count; /* a position from another tracer's life */
+	if (*pos < first) {
+		if (lost)
+			*lost += first - *pos;
+		*pos = first;
+	}
+	size_t n = 0;
+	while (n < max && *pos < t->count) {
+		out[n++] = t->ring[*pos % t->cap];
+		(*pos)++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 uint64_t tracer_count(tracer *t)
 {
 	if (!t)
@@ -157,6 +179,22 @@ json_t *span_json(const span *s)
 	if (v && s->status_msg[0])
 		json_object_set_new(v, "status_message", json_string(s->status_msg));
 	return v;
+}
+
+json_t *tracer_find_json(tracer *t, const uint8_t trace_id[16], size_t max)
+{
+	json_t *arr = json_array();
+	span *found = max ? calloc(max, sizeof(*found)) : NULL;
+	if (!arr || (max && !found)) {
+		json_decref(arr);
+		free(found);
+		return NULL;
+	}
+	size_t n = tracer_find(t, trace_id, found, max);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, span_json(&found[i]));
+	free(found);
+	return arr;
 }
 
 static int copy_str(const json_t *v, const char *key, char *out, size_t size, int required)

@@ -75,6 +75,13 @@ size_t tracer_find(tracer *t, const uint8_t trace_id[16], span *out, size_t max)
 /* Copies the latest spans (up to max), oldest first; returns how many. */
 size_t tracer_recent(tracer *t, span *out, size_t max);
 
+/* For an exporter reading the ring as a queue: copies into out (up to max)
+ * the spans recorded since *pos (a count of tracer_count, 0 at the start),
+ * oldest first, and moves *pos past them. Spans overwritten before they
+ * were read are skipped and their number added to *lost (may be NULL).
+ * Returns how many were copied. */
+size_t tracer_since(tracer *t, uint64_t *pos, span *out, size_t max, uint64_t *lost);
+
 /* Spans recorded over the tracer's life (also those overwritten). */
 uint64_t tracer_count(tracer *t);
 
@@ -83,6 +90,13 @@ uint64_t tracer_count(tracer *t);
  * duration_us, status ("unset", "ok", "error"), status_message?,
  * attributes: {k: v}}. New reference, NULL when out of memory. */
 json_t *span_json(const span *s);
+
+/* The most spans one tracer_find_json answer holds. */
+#define TRACER_FIND_MAX 1000
+
+/* tracer_find of trace_id (up to max) as an array of span_json. New
+ * reference, NULL when out of memory. */
+json_t *tracer_find_json(tracer *t, const uint8_t trace_id[16], size_t max);
 
 /* Reads span_json's shape back (what a gateway gathers from services).
  * 0, or ERR_PARSE. */

@@ -2,6 +2,7 @@
 #include "net/http_server.h"
 #include "core/err.h"
 #include "core/ids.h"
+#include "core/trace.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,6 +136,17 @@ static void make_request_id(http_server *s, struct MHD_Connection *con, char *bu
 		snprintf(buf, len, "req");
 }
 
+/* A request refused here never reaches the host, which gives every other
+ * answer its trace context: this one starts a trace of its own. */
+static void new_trace_header(http_server *s, msg_resp *resp)
+{
+	trace_ctx t;
+	char tp[TRACE_PARENT_SIZE];
+	trace_new_root(&t, s->r);
+	trace_format(&t, tp, sizeof(tp));
+	msg_resp_set_header(resp, TRACE_HEADER, tp);
+}
+
 static enum MHD_Result answer_too_large(http_server *s, struct MHD_Connection *con,
 					req_state *st)
 {
@@ -144,6 +156,7 @@ static enum MHD_Result answer_too_large(http_server *s, struct MHD_Connection *c
 	msg_resp_init(&resp);
 	snprintf(msg, sizeof msg, "request body is larger than %zu bytes", s->body_limit);
 	msg_resp_error(&resp, 413, "payload_too_large", msg, NULL);
+	new_trace_header(s, &resp);
 	st->answered = 1;
 	enum MHD_Result ret = send_resp(con, &resp, id, 1);
 	msg_resp_clear(&resp);
@@ -180,6 +193,7 @@ static enum MHD_Result answer_headers_too_large(http_server *s, struct MHD_Conne
 	snprintf(msg, sizeof msg, "request line and headers are larger than %zu bytes",
 		 s->header_limit);
 	msg_resp_error(&resp, 431, "request_header_fields_too_large", msg, NULL);
+	new_trace_header(s, &resp);
 	st->answered = 1;
 	enum MHD_Result ret = send_resp(con, &resp, id, 1);
 	msg_resp_clear(&resp);

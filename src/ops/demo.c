@@ -1,11 +1,17 @@
-/* demo: the catalog walk-through. */
+/* demo: narrated walk-throughs of the platform's failure handling. */
 #include "ops/demo.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "net/http_client.h"
+#include "ops/audit.h"
 #include "ops/cli.h"
+#include "ops/narrator.h"
 #include "ops/seed.h"
 #include "ops/state.h"
+#include "sim/loadgen.h"
+#include "sim/report.h"
+#include "sim/scenario.h"
+#include "sim/units.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -20,17 +26,30 @@
 
 #include <jansson.h>
 
+#define CMD "demo"
+/* What the scenario demos seed: synthetic products with stock, and users. */
+#define SEED 42
+#define SEED_PRODUCTS 300
+#define SEED_STOCK 100
+#define SEED_USERS 100
+
 static const char HELP[] =
-	"usage: ecom demo [catalog] [--state DIR] [--keep]\n"
+	"usage: ecom demo [NAME] [--state DIR] [--keep] [--duration D]\n"
+	"       ecom demo --list\n"
 	"\n"
-	"A narrated walk-through. 'catalog' (the default) starts the platform with\n"
-	"three catalog replicas in a scratch state directory, seeds 1000 synthetic\n"
-	"products, lists, filters, reads and updates them through the gateway, shows\n"
-	"the API's answers to bad input, kills a replica with SIGKILL while requests\n"
-	"keep succeeding, reads /metrics, and stops everything.\n"
+	"A narrated demo. Starts the platform in a scratch state directory (or uses\n"
+	"the one running at --state DIR), seeds it, runs a load scenario and tells\n"
+	"what happens as it happens (faults, breakers opening and closing, orders\n"
+	"waiting for payment, services restarted, stock selling out), then prints\n"
+	"the run's summary and the audit of the platform's invariants, and stops\n"
+	"what it started. NAME is one of 'ecom demo --list' (default payment-outage,\n"
+	"about a minute). Exits 1 when a threshold or an invariant fails.\n"
 	"\n"
-	"  --state DIR   use DIR instead of a scratch directory\n"
-	"  --keep        leave the platform running at the end\n";
+	"  --list         the demos, one line each\n"
+	"  --state DIR    use DIR (a running platform there is used as it is)\n"
+	"  --keep         leave the platform running at the end\n"
+	"  --duration D   run the scenario for D (such as 30s) instead of its own length;\n"
+	"                 its schedule is stretched or shrunk to fit\n";
 
 typedef struct demo {
 	char self[CLI_PATH_MAX];
@@ -40,6 +59,46 @@ typedef struct demo {
 	int failures;
 	int step;
 } demo;
+
+typedef struct demo_def {
+	const char *name;
+	const char *summary;  /* one line, for --list */
+	const char *scenario; /* data/scenarios/NAME.scn; NULL: the catalog walk-through */
+	const char *const *env; /* settings of the platform it starts: "ECOM_KEY=VALUE" */
+	const char *replicas;   /* ecom up --replicas, or NULL */
+} demo_def;
+
+/* Breakers that open within a handful of failures and probe again soon,
+ * and an order processor that retries quickly: the story fits a minute. */
+static const char *const OUTAGE_ENV[] = {
+	"ECOM_RESIL_EDGES=order>payment: breaker.min_calls=3, breaker.window=5, "
+	"retry.max_attempts=1",
+	"ECOM_BREAKER_WAIT_OPEN_MS=3000",
+	"ECOM_ORDER_RETRY_BASE_MS=200",
+	"ECOM_ORDER_RETRY_CAP_MS=1000",
+	NULL,
+};
+
+/* Breakers that let a restarted service back in within a second. */
+static const char *const CRASH_ENV[] = {
+	"ECOM_BREAKER_WAIT_OPEN_MS=1000",
+	NULL,
+};
+
+static const demo_def DEMOS[] = {
+	{ "payment-outage",
+	  "Stripe down for 20 s under load: a breaker opens, orders wait, all complete after",
+	  "payment-outage", OUTAGE_ENV, NULL },
+	{ "flash-sale", "a rush for one sku with 100 units: it sells out, nothing is oversold",
+	  "flash-sale", NULL, NULL },
+	{ "service-crash", "services killed and restarted under load: sagas resume, no order lost",
+	  "service-crash", CRASH_ENV, NULL },
+	{ "catalog", "the catalog with 3 replicas: listings, filters, writes, a replica killed",
+	  NULL, NULL, "catalog=3" },
+};
+
+#define NDEMOS (sizeof(DEMOS) / sizeof(DEMOS[0]))
+#define DEFAULT_DEMO "payment-outage"
 
 static void say(demo *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(demo *d, const char *fmt, ...)
@@ -242,7 +301,7 @@ static void demo_catalog(demo *d)
 		char *save = NULL;
 		for (char *line = strtok_r(r.body, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
-			if (strncmp(line, "ecom_http_requests_total{", 25) == 0 &&
+			if (strncmp(line, "http_requests_total{", 20) == 0 &&
 			    strstr(line, "/v1/products")) {
 				printf("   %s\n", line);
 				lines++;
@@ -252,6 +311,153 @@ static void demo_catalog(demo *d)
 	check(d, lines > 0, "request counts by route and status");
 }
 
+/* ---- the scenario demos ---------------------------------------------------------- */
+
+/* Set by SIGINT/SIGTERM: the run ends early and what was started stops. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Seeds synthetic products with stock and users, so the load has more to
+ * buy than the starter catalog. */
+static void demo_seed(demo *d)
+{
+	say(d, "Seed %d synthetic products with %d units each, and %d users (seed %d)",
+	    SEED_PRODUCTS, SEED_STOCK, SEED_USERS, SEED);
+	char err[512] = "";
+	int64_t t0 = clock_mono_us(), created = 0;
+	int rc = seed_products(d->url, d->token, SEED_PRODUCTS, SEED, NULL, err, sizeof(err));
+	int stocked = 0;
+	for (int i = 0; rc == 0 && i < SEED_PRODUCTS; i++) {
+		char path[64], body[32];
+		snprintf(path, sizeof(path), "/v1/inventory/SYN-%08d", i + 1);
+		snprintf(body, sizeof(body), "{\"on_hand\":%d}", SEED_STOCK);
+		stocked += call(d, "PUT", path, body, 1, NULL, 1) == 200;
+	}
+	if (rc == 0)
+		rc = seed_users(d->url, d->token, SEED_USERS, SEED, NULL, &created, err, sizeof(err));
+	printf("   %d products stocked, %lld users new, in %.2f s\n", stocked, (long long)created,
+	       (double)(clock_mono_us() - t0) / 1e6);
+	check(d, rc == 0 && stocked == SEED_PRODUCTS, rc ? err : "seeded through the admin API");
+}
+
+static void started(void *ud, int64_t t0) { narrator_set_start(ud, t0); }
+
+static void print_plan(const scenario *s)
+{
+	char dur[32];
+	units_fmt_us(scenario_duration_us(s), dur, sizeof(dur));
+	printf("   %s\n   %s of load", s->description, dur);
+	if (s->nstages == 1 && s->stages[0].from == s->stages[0].to)
+		printf(" at %.0f journeys/s", s->stages[0].from);
+	printf(", %d users; the schedule:\n", s->users);
+	for (int i = 0; i < s->nevents; i++)
+		printf("     %s\n", s->events[i].text);
+	if (!s->nevents)
+		printf("     (none)\n");
+	printf("   thresholds:");
+	for (int i = 0; i < s->nthresholds; i++)
+		printf("%s %s", i ? "," : "", s->thresholds[i].text);
+	printf("%s audit_failures == 0\n", s->nthresholds ? "," : "");
+}
+
+/* Runs the scenario with the narrator, then the summary and the audit.
+ * Returns 0, or 1 when the run could not take place. */
+static int demo_scenario(demo *d, const demo_def *def, int64_t duration_us)
+{
+	char path[CLI_PATH_MAX + 64], err[512];
+	snprintf(path, sizeof(path), "%s/scenarios/%s.scn", cli_data_dir(), def->scenario);
+	scenario *s = scenario_load(path, err, sizeof(err));
+	if (!s) {
+		check(d, 0, err);
+		return 1;
+	}
+	if (duration_us)
+		scenario_set_duration(s, duration_us);
+	demo_seed(d);
+	say(d, "Run the '%s' scenario, and tell what happens", s->name);
+	print_plan(s);
+	report *r = report_new(s);
+	audit_report audit;
+	memset(&audit, 0, sizeof(audit));
+	narrator_opts no = { .url = d->url, .token = d->token, .state_dir = d->state, .s = s,
+			     .out = stdout };
+	narrator *nr = r ? narrator_new(&no) : NULL;
+	if (!nr) {
+		report_free(r);
+		scenario_free(s);
+		check(d, 0, "out of memory");
+		return 1;
+	}
+	loadgen_opts o = {
+		.url = d->url,
+		.admin_token = d->token,
+		.state_dir = d->state,
+		.log = stdout,
+		.audit = audit_loadgen_hook,
+		.audit_ud = &audit,
+		.interrupted = &interrupted,
+		.on_start = started,
+		.on_start_ud = nr,
+	};
+	fflush(stdout);
+	narrator_start(nr);
+	int rc = loadgen_run(s, &o, r, err, sizeof(err));
+	narrator_stop(nr);
+	narrator_free(nr);
+	if (rc != 0) {
+		check(d, 0, err);
+	} else {
+		say(d, "The run's summary");
+		report_print(r, stdout);
+		say(d, "The audit: the invariants across services, read from their admin APIs");
+		audit_print(&audit, stdout);
+		int failed = 0;
+		for (int i = 0; i < r->nthresholds; i++)
+			failed += !r->passed[i];
+		char what[96];
+		snprintf(what, sizeof(what), "%d of %d thresholds held", r->nthresholds - failed,
+			 r->nthresholds);
+		check(d, failed == 0, what);
+		check(d, r->audit_ran && audit_failures(&audit) == 0, "every invariant held");
+		check(d, !r->interrupted, "the run went to its end");
+	}
+	report_free(r);
+	scenario_free(s);
+	return rc ? 1 : 0;
+}
+
+/* ---- ecom demo ---------------------------------------------------------------------- */
+
+static const demo_def *find_demo(const char *name)
+{
+	for (size_t i = 0; i < NDEMOS; i++)
+		if (strcmp(DEMOS[i].name, name) == 0)
+			return &DEMOS[i];
+	return NULL;
+}
+
+static void list_demos(void)
+{
+	for (size_t i = 0; i < NDEMOS; i++)
+		printf("  %-15s %s%s\n", DEMOS[i].name,
+		       strcmp(DEMOS[i].name, DEFAULT_DEMO) == 0 ? "(default) " : "",
+		       DEMOS[i].summary);
+}
+
+static int stop_platform(demo *d, int scratch)
+{
+	const char *down[] = { "down", "--state", d->state, NULL };
+	int rc = run_self(d, down);
+	if (scratch && rc == 0)
+		nftw(d->state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
+
 int demo_main(int argc, char **argv)
 {
 	if (cli_help_if_asked(argc, argv, HELP) == 0)
@@ -259,10 +465,13 @@ int demo_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 'S' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *state_s = NULL;
-	int keep = 0;
+	int keep = 0, list = 0;
+	int64_t duration = 0;
 	opterr = 0;
 	optind = 0;
 	int c;
@@ -271,62 +480,103 @@ int demo_main(int argc, char **argv)
 			state_s = optarg;
 		else if (c == 'k')
 			keep = 1;
+		else if (c == 'l')
+			list = 1;
+		else if (c == 'd' && units_duration_us(optarg, &duration) == 0 && duration >= 1000000)
+			continue;
+		else if (c == 'd')
+			return cli_usage(CMD, "--duration: expected a duration of 1s or more, got '%s'",
+					 optarg);
 		else
-			return cli_usage("demo", "unknown or incomplete option '%s'", argv[optind - 1]);
+			return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
 	}
-	const char *name = optind < argc ? argv[optind++] : "catalog";
+	if (list) {
+		if (optind < argc)
+			return cli_usage(CMD, "--list takes no NAME");
+		list_demos();
+		return 0;
+	}
+	const char *name = optind < argc ? argv[optind++] : DEFAULT_DEMO;
 	if (optind < argc)
-		return cli_usage("demo", "unexpected argument '%s'", argv[optind]);
-	if (strcmp(name, "catalog") != 0)
-		return cli_usage("demo", "unknown demo '%s' (available: catalog)", name);
+		return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+	const demo_def *def = find_demo(name);
+	if (!def)
+		return cli_usage(CMD, "unknown demo '%s' (see 'ecom demo --list')", name);
+	if (duration && !def->scenario)
+		return cli_usage(CMD, "--duration is for the demos that run a scenario");
 
 	demo d;
 	memset(&d, 0, sizeof(d));
 	if (cli_self_path(d.self, sizeof(d.self)) != 0)
-		return cli_fail("demo", "cannot find my own executable");
+		return cli_fail(CMD, "cannot find my own executable");
 	int scratch = state_s == NULL;
 	if (scratch) {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(d.state, sizeof(d.state), "%s/ecom-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(d.state))
-			return cli_fail("demo", "cannot create a scratch directory: %s", strerror(errno));
+			return cli_fail(CMD, "cannot create a scratch directory: %s", strerror(errno));
 	} else {
 		snprintf(d.state, sizeof(d.state), "%s", state_s);
 	}
+	/* A platform already running there is used as it is, and left running. */
+	int ours = !(state_s && state_running_pid(d.state) > 0);
 
-	printf("ecom demo: the catalog through the gateway (state in %s)\n", d.state);
-	say(&d, "Start the platform: a gateway and three catalog replicas, free ports");
-	const char *up[] = { "up", "--port", "0", "--state", d.state, "--replicas", "catalog=3", NULL };
-	if (run_self(&d, up) != 0)
-		return cli_fail("demo", "the platform did not start (see %s/log/)", d.state);
+	printf("ecom demo %s: %s\n(state in %s)\n", def->name, def->summary, d.state);
+	if (ours) {
+		say(&d, "Start the platform: gateway, services and the Stripe simulator, free ports%s",
+		    def->env ? ", with breaker settings that fit the story in a minute" : "");
+		for (int i = 0; def->env && def->env[i]; i++) {
+			char kv[256];
+			snprintf(kv, sizeof(kv), "%s", def->env[i]);
+			char *eq = strchr(kv, '=');
+			*eq = '\0';
+			if (!getenv(kv)) {
+				setenv(kv, eq + 1, 1);
+				printf("   %s=%s\n", kv, eq + 1);
+			}
+		}
+		const char *up[] = { "up",	   "--port", "0", "--state", d.state,
+				     def->replicas ? "--replicas" : NULL, def->replicas, NULL };
+		if (run_self(&d, up) != 0)
+			return cli_fail(CMD, "the platform did not start (see %s/log/)", d.state);
+	} else {
+		say(&d, "Use the platform running in %s", d.state);
+	}
 	if (state_gateway_url(d.state, d.url, sizeof(d.url)) != 0 ||
 	    state_admin_token(d.state, d.token, sizeof(d.token)) != 0) {
-		const char *down[] = { "down", "--state", d.state, NULL };
-		run_self(&d, down);
-		return cli_fail("demo", "no gateway URL or admin token in %s", d.state);
+		if (ours)
+			stop_platform(&d, 0);
+		return cli_fail(CMD, "no gateway URL or admin token in %s", d.state);
 	}
 	printf("   gateway at %s\n", d.url);
 	const char *status[] = { "status", "--state", d.state, NULL };
 	run_self(&d, status);
 
+	struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+	sigemptyset(&sa.sa_mask);
+	interrupted = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
 	http_client_global_init();
-	demo_catalog(&d);
+	int rc = 0;
+	if (def->scenario)
+		rc = demo_scenario(&d, def, duration);
+	else
+		demo_catalog(&d);
 	http_client_global_cleanup();
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
 
-	if (keep) {
-		say(&d, "Leaving the platform running (--keep): stop it with 'ecom down --state %s'",
-		    d.state);
+	if (keep || !ours) {
+		say(&d, "Leaving the platform running: stop it with 'ecom down --state %s'", d.state);
 	} else {
 		say(&d, "Stop everything");
-		const char *down[] = { "down", "--state", d.state, NULL };
-		check(&d, run_self(&d, down) == 0, "ecom down");
-		if (scratch)
-			nftw(d.state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		check(&d, stop_platform(&d, scratch) == 0, "ecom down: nothing of it keeps running");
 	}
-	if (d.failures) {
-		printf("\necom demo: %d check(s) failed\n", d.failures);
+	if (rc || d.failures) {
+		printf("\necom demo %s: %d check(s) failed\n", def->name, d.failures + (rc && !d.failures));
 		return 1;
 	}
-	printf("\necom demo: every check passed\n");
+	printf("\necom demo %s: every check passed\n", def->name);
 	return 0;
 }

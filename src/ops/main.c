@@ -1,15 +1,19 @@
 /* ecom: one binary, git-style subcommands. */
+#include "ops/audit.h"
 #include "ops/breakers.h"
 #include "ops/cli.h"
 #include "ops/demo.h"
 #include "ops/faults.h"
+#include "ops/logs.h"
 #include "ops/queue.h"
+#include "ops/reindex.h"
 #include "ops/seed.h"
 #include "ops/serve.h"
 #include "ops/settings.h"
 #include "ops/simulate.h"
 #include "ops/stock.h"
 #include "ops/supervisor.h"
+#include "ops/traces.h"
 #include "tui/console.h"
 
 #include "config.h"
@@ -32,10 +36,14 @@ static const command commands[] = {
 	{ "inventory", stock_main, "show or set the stock of a sku" },
 	{ "breaker", breakers_main, "list the circuit breakers, or trip, reset or disable them" },
 	{ "fault", faults_main, "inject faults into services and simulators, list or clear them" },
+	{ "search", reindex_main, "rebuild every search instance's index: search reindex" },
 	{ "demo", demo_main, "a narrated walk-through on a scratch platform" },
 	{ "config", settings_main, "print the settings, or the table of every key (--doc)" },
-	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim kafka)" },
+	{ "sim", simulate_main, "the load simulator (sim run) and the outside world (sim stripe, sim paypal, sim kafka)" },
 	{ "queue", queue_main, "the event bus: queue list, queue replay TOPIC" },
+	{ "trace", traces_main, "an order's saga: its steps and its trace as a waterfall" },
+	{ "logs", logs_main, "every process's log lines merged in time order; -f follows" },
+	{ "audit", audit_main, "check the cross-service invariants (orders, stock, money)" },
 	{ "console", console_main, "the operator console: an ncurses dashboard over the platform" },
 	{ NULL, NULL, NULL },
 };

@@ -3,9 +3,13 @@
 #include "bus/bus.h"
 #include "core/err.h"
 #include "core/ids.h"
+#include "core/trace.h"
+#include "core/tracer.h"
+#include "core/window.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "ops/cli.h"
+#include "ops/exporter.h"
 #include "ops/state.h"
 #include "resil/fault.h"
 #include "resil/guard.h"
@@ -40,7 +44,8 @@ static const char HELP[] =
 	"  --log-level LEVEL   debug, info, warn or error\n"
 	"\n"
 	"Every instance serves GET /health, GET /ready and GET /metrics, and\n"
-	"(admin token) /admin/faults and /admin/breakers for itself.\n"
+	"(admin token) /admin/faults, /admin/breakers, /admin/traces/{trace_id}\n"
+	"and /admin/stats for itself.\n"
 	"The admin token comes from $ECOM_ADMIN_TOKEN or STATE/admin.token.\n";
 
 typedef struct host {
@@ -62,6 +67,7 @@ typedef struct host {
 	int woken; /* the engine asked for a tick now (ctx->wake) */
 	int registered;
 	bus *bus; /* events: every service with a store has one */
+	exporter *exporter; /* spans to OpenTelemetry, when configured */
 } host;
 
 /* The deadline of the request this thread is serving (ctx->deadline). */
@@ -71,6 +77,23 @@ static int64_t host_deadline(void *ud)
 {
 	(void)ud;
 	return current_deadline;
+}
+
+/* The trace context of the work this thread is doing (ctx->trace): the
+ * server span of the request it serves, or what the engine, the tick or
+ * the bus set. */
+static __thread trace_ctx current_trace;
+
+static trace_ctx *host_trace(void *ud)
+{
+	(void)ud;
+	return &current_trace;
+}
+
+static const trace_ctx *host_trace_now(void *ud)
+{
+	(void)ud;
+	return &current_trace;
 }
 
 /* ---- outbound calls: libcurl -------------------------------------------- */
@@ -120,11 +143,88 @@ static void host_engine(host *h, msg_req *req, msg_resp *resp)
 	current_deadline = 0;
 }
 
+/* GET /admin/traces/{trace_id}: this instance's spans of the trace. */
+static void host_admin_traces(host *h, msg_req *req, msg_resp *resp)
+{
+	if (engine_require_admin(&h->ctx, req, resp))
+		return;
+	resp->route = "/admin/traces/{trace_id}";
+	uint8_t id[16];
+	const char *hex = req->path + strlen("/admin/traces/");
+	if (trace_id_from_hex(hex, id) != 0) {
+		engine_bad_field(resp, "trace_id", "must be 32 lowercase hex digits");
+		return;
+	}
+	json_t *spans = tracer_find_json(h->ctx.tracer, id, TRACER_FIND_MAX);
+	msg_resp_json(resp, spans ? 200 : 500,
+		      spans ? json_pack("{s:s,s:s,s:s,s:o}", "trace_id", hex, "service",
+					h->def->name, "instance", h->instance, "spans", spans)
+			    : NULL);
+}
+
+/* GET /admin/stats: what this instance served over its window. */
+static void host_admin_stats(host *h, msg_req *req, msg_resp *resp)
+{
+	if (engine_require_admin(&h->ctx, req, resp))
+		return;
+	resp->route = "/admin/stats";
+	json_t *v = window_json(h->ctx.window, clock_now(h->ctx.clock));
+	if (v) {
+		json_object_set_new(v, "service", json_string(h->def->name));
+		json_object_set_new(v, "instance", json_string(h->instance));
+	}
+	msg_resp_json(resp, v ? 200 : 500, v);
+}
+
+/* The SERVER span of a request the host served. */
+static void host_record_span(host *h, const msg_req *req, const msg_resp *resp,
+			     const trace_ctx *parent, const trace_ctx *self, const char *route,
+			     int64_t start)
+{
+	char name[96], st[16];
+	snprintf(name, sizeof(name), "%s %s", req->method, route);
+	span s;
+	span_begin(&s, parent, self, h->def->name, name, SPAN_SERVER, start);
+	s.dur_us = clock_now(h->ctx.clock) - start;
+	snprintf(st, sizeof(st), "%d", resp->status);
+	span_attr_set(&s, "http.status_code", st);
+	span_attr_set(&s, "http.route", route);
+	span_attr_set(&s, "http.target", req->path);
+	span_attr_set(&s, "request_id", req->request_id);
+	span_attr_set(&s, "instance", h->instance);
+	if (resp->status >= 500) {
+		s.status = SPAN_ERROR;
+		snprintf(s.status_msg, sizeof(s.status_msg), "HTTP %d", resp->status);
+	} else {
+		s.status = SPAN_OK;
+	}
+	tracer_record(h->ctx.tracer, &s);
+}
+
 static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 {
 	host *h = ud;
-	int64_t t0 = clock_mono_us();
+	int64_t t0 = clock_mono_us(), start = clock_now(h->ctx.clock);
+	/* The request's server span continues the caller's trace (a valid
+	 * traceparent), or starts one. The engine sees the span's own context
+	 * in the header, and so do calls made while serving it. */
+	trace_ctx parent, self;
+	int continued = trace_parse(msg_req_header(req, TRACE_HEADER), &parent) == 0;
+	if (continued)
+		trace_child(&parent, &self, h->ctx.rng);
+	else
+		trace_new_root(&self, h->ctx.rng);
+	char tp[TRACE_PARENT_SIZE];
+	trace_format(&self, tp, sizeof(tp));
+	msg_req_set_header(req, TRACE_HEADER, tp);
+	current_trace = self;
+	/* The platform's traffic, not its plumbing (/health, /ready,
+	 * /metrics, /admin/...), makes spans and the stats window. */
+	int observed = !chaos_exempt(req->path);
+	if (observed)
+		window_enter(h->ctx.window);
 	int is_get = strcmp(req->method, "GET") == 0;
+	int own_obs = !h->def->serves_obs_admin && is_get;
 	if (is_get && strcmp(req->path, "/health") == 0) {
 		resp->route = "/health";
 		msg_resp_json(resp, 200, json_pack("{s:s,s:s,s:s}", "status", "ok", "service",
@@ -143,10 +243,18 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 				       json_pack("{s:b,s:b}", "store", store_ok, "engine", eng_ok));
 	} else if (is_get && strcmp(req->path, "/metrics") == 0) {
 		resp->route = "/metrics";
+		metrics_gauge(h->ctx.metrics, "http_requests_in_flight", NULL,
+			      (double)window_in_flight(h->ctx.window));
+		if (h->bus)
+			bus_export_metrics(h->bus);
 		char *text = metrics_render(h->ctx.metrics);
 		msg_resp_set(resp, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
 			     text ? text : "", text ? strlen(text) : 0);
 		free(text);
+	} else if (own_obs && strncmp(req->path, "/admin/traces/", 14) == 0) {
+		host_admin_traces(h, req, resp);
+	} else if (own_obs && strcmp(req->path, "/admin/stats") == 0) {
+		host_admin_stats(h, req, resp);
 	} else if (!h->def->serves_resil_admin && chaos_admin(h->chaos, req, resp)) {
 		/* this instance's /admin/faults and /admin/breakers */
 	} else if (h->bus && bus_handle(h->bus, req, resp)) {
@@ -161,13 +269,21 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 			host_sleep_us(delay > 60000000 ? 60000000 : delay);
 		}
 	}
+	current_trace = (trace_ctx){ { 0 }, { 0 }, 0 };
+	msg_resp_set_header(resp, TRACE_HEADER, tp);
 	const char *route = resp->route ? resp->route : req->route ? req->route : "unmatched";
 	char labels[256];
-	snprintf(labels, sizeof(labels), "service=\"%s\",route=\"%s\",method=\"%s\",status=\"%d\"",
-		 h->def->name, route, req->method, resp->status);
-	metrics_count(h->ctx.metrics, "ecom_http_requests_total", labels, 1);
-	metrics_observe_us(h->ctx.metrics, "ecom_http_request_duration_seconds", labels,
-			   clock_mono_us() - t0);
+	snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", route,
+		 req->method, resp->status);
+	int64_t took = clock_mono_us() - t0;
+	metrics_count(h->ctx.metrics, "http_requests_total", labels, 1);
+	metrics_observe_us(h->ctx.metrics, "http_request_duration_seconds", labels, took);
+	if (observed) {
+		window_leave(h->ctx.window, clock_now(h->ctx.clock), took, resp->status >= 500);
+		if (self.flags & TRACE_FLAG_SAMPLED)
+			host_record_span(h, req, resp, continued ? &parent : NULL, &self, route,
+					 start);
+	}
 }
 
 /* ---- background threads ------------------------------------------------------ */
@@ -389,18 +505,39 @@ int serve_main(int argc, char **argv)
 	ctx->faults = fault_table_new();
 	ctx->wake = host_wake;
 	ctx->wake_ud = &h;
-	metrics_help(ctx->metrics, "ecom_http_requests_total", "HTTP requests served, by route and status.");
-	metrics_help(ctx->metrics, "ecom_http_request_duration_seconds",
-		     "Time to serve an HTTP request, by route and status.");
+	ctx->tracer = tracer_new((size_t)config_int(cfg, "trace.ring_spans", 4096));
+	ctx->trace = host_trace;
+	ctx->window = window_new((int)config_int(cfg, "stats.window_s", 10), clock_now(ctx->clock));
+	log_set_trace_source(ctx->log, host_trace_now, NULL);
+	metrics_help(ctx->metrics, "http_requests_total",
+		     "HTTP requests served, by route, method and status.");
+	metrics_help(ctx->metrics, "http_request_duration_seconds",
+		     "Time to serve an HTTP request, by route, method and status.");
+	metrics_help(ctx->metrics, "http_requests_in_flight",
+		     "HTTP requests of the platform's traffic being served now.");
 
 	int rc = 1;
 	http_server *srv = NULL;
 	pthread_t tick_tid = 0, hb_tid = 0;
 	int tick_started = 0, hb_started = 0;
+	if (!ctx->tracer || !ctx->window) {
+		cli_fail("serve", "out of memory");
+		goto out;
+	}
 	if (!h.token[0])
 		log_warn(ctx->log, "no admin token (ECOM_ADMIN_TOKEN or %s/admin.token): admin routes refuse everyone",
 			 state_dir);
-	if (def->needs_store) {
+	if (def->needs_store == ENGINE_STORE_LOCAL) {
+		/* Derived data of this instance alone: a SQLite file named after
+		 * the instance, whatever the platform store is. */
+		char url[CLI_PATH_MAX];
+		engine_local_store_url(cfg, state_dir, url, sizeof(url));
+		ctx->store = store_open(url, h.instance, state_dir, err, sizeof(err));
+		if (!ctx->store) {
+			cli_fail("serve", "%s", err);
+			goto out;
+		}
+	} else if (def->needs_store) {
 		const char *url = config_get(cfg, "store.url");
 		ctx->store = store_open(url && url[0] ? url : NULL, def->name, state_dir, err,
 					sizeof(err));
@@ -439,6 +576,12 @@ int serve_main(int argc, char **argv)
 	 * requests that share a pool worker with them. */
 	int is_gateway = strcmp(def->name, "gateway") == 0;
 	int per_connection = is_gateway && config_int(cfg, "gateway.thread_per_connection", 1) != 0;
+	/* A simulator waits out the latency it injects on the thread that
+	 * serves the request: a thread per connection, so that one slow
+	 * answer holds up only its own caller. */
+	size_t namelen = strlen(def->name);
+	if (namelen > 4 && strcmp(def->name + namelen - 4, "-sim") == 0)
+		per_connection = 1;
 	if ((strcmp(def->name, "inventory") == 0 || is_gateway) && threads < 8)
 		threads = 8;
 	http_server_opts so = {
@@ -469,6 +612,18 @@ int serve_main(int argc, char **argv)
 		tick_started = 1;
 	if (h.bus && bus_start(h.bus) != 0)
 		log_warn(ctx->log, "cannot start the bus thread: events wait");
+	exporter_opts eo = {
+		.file = config_get(cfg, "otel.export_file"),
+		.endpoint = config_get(cfg, "otel.endpoint"),
+		.flush_ms = config_int(cfg, "otel.flush_ms", 1000),
+		.batch = (size_t)config_int(cfg, "otel.batch_spans", 512),
+		.timeout_ms = 2000,
+	};
+	if ((eo.file && eo.file[0]) || (eo.endpoint && eo.endpoint[0])) {
+		h.exporter = exporter_new(ctx->tracer, &eo, ctx->log, ctx->metrics, err, sizeof(err));
+		if (!h.exporter || exporter_start(h.exporter) != 0)
+			log_warn(ctx->log, "spans are not exported: %s", err[0] ? err : "no thread");
+	}
 	if (gateway_s) {
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
@@ -491,6 +646,7 @@ out:
 	if (tick_started)
 		pthread_join(tick_tid, NULL);
 	bus_free(h.bus);
+	exporter_free(h.exporter); /* after the last spans: a final flush */
 	if (h.eng)
 		def->destroy(h.eng);
 	store_free(ctx->store);
@@ -498,6 +654,8 @@ out:
 	guard_free(ctx->guard);
 	fault_table_free(ctx->faults);
 	metrics_free(ctx->metrics);
+	tracer_free(ctx->tracer);
+	window_free(ctx->window);
 	log_free(ctx->log);
 	rng_free(ctx->rng);
 	clock_free(ctx->clock);

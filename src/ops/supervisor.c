@@ -36,6 +36,10 @@
 /* The secret key the payment service sends to the Stripe simulator when
  * none is configured (the simulator takes any sk_test_ key). */
 #define UP_SIM_STRIPE_KEY "sk_test_ecom_simulator"
+/* The PayPal credentials the payment service sends to the PayPal simulator
+ * when none are configured (the simulator takes any). */
+#define UP_SIM_PAYPAL_ID "ecom-sim-client"
+#define UP_SIM_PAYPAL_SECRET "ecom-sim-secret"
 
 static const char UP_HELP[] =
 	"usage: ecom up [--state DIR] [--port PORT] [--store URL] [--bus URL]\n"
@@ -58,7 +62,12 @@ static const char UP_HELP[] =
 	"The Stripe simulator (ecom sim stripe) starts with the platform, on a free\n"
 	"port written to DIR/stripe-sim.url, and the payment service is pointed at it,\n"
 	"unless --no-sims is given or stripe.base_url is configured (file or\n"
-	"ECOM_STRIPE_BASE_URL), in which case payments go to that URL.\n";
+	"ECOM_STRIPE_BASE_URL), in which case payments go to that URL. The PayPal\n"
+	"simulator (ecom sim paypal, DIR/paypal-sim.url) likewise, unless\n"
+	"paypal.base_url is configured. The simulators send their webhooks\n"
+	"(captures, refunds) to the gateway's /v1/webhooks/stripe and /paypal, signed\n"
+	"with stripe.webhook_secret and paypal.webhook_secret (made and kept in DIR\n"
+	"when not configured).\n";
 
 static const char DOWN_HELP[] =
 	"usage: ecom down [--state DIR]\n"
@@ -102,6 +111,7 @@ typedef struct sup {
 	clock_src *clock;
 	int64_t backoff_min, backoff_max, ready_timeout_s;
 	int dirty;
+	int stripe_hooks, paypal_hooks; /* point the simulator's webhooks at the gateway */
 } sup;
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -429,6 +439,7 @@ static void cleanup_files(sup *s)
 	sup_remove(s, "supervisor.pid");
 	sup_remove(s, "instances.json");
 	sup_remove(s, "stripe-sim.url");
+	sup_remove(s, "paypal-sim.url");
 	for (int i = 0; i < s->n; i++) {
 		char p[CLI_PATH_MAX];
 		addr_file(s, &s->insts[i], p, sizeof(p));
@@ -474,6 +485,45 @@ static int wait_addr(sup *s, inst *in, const sigset_t *set, int64_t deadline)
 	return 0;
 }
 
+/* Once the gateway's address is known: the simulators started before it
+ * send their webhooks to its /v1/webhooks/<provider> (told through their
+ * admin route), and so do their later restarts (the environment). 0, or -1
+ * with up.err written. */
+static int point_webhooks(sup *s, const char *token)
+{
+	for (int i = 0; i < s->n; i++) {
+		inst *in = &s->insts[i];
+		const char *provider = strcmp(in->service, "stripe-sim") == 0 && s->stripe_hooks ? "stripe"
+				       : strcmp(in->service, "paypal-sim") == 0 && s->paypal_hooks
+					       ? "paypal"
+					       : NULL;
+		if (!provider || !in->addr[0])
+			continue;
+		char target[512], env[64], url[512], body[640];
+		snprintf(target, sizeof(target), "%s/v1/webhooks/%s", s->gateway_url, provider);
+		snprintf(env, sizeof(env), "ECOM_%s_SIM_WEBHOOK_URL",
+			 strcmp(provider, "stripe") == 0 ? "STRIPE" : "PAYPAL");
+		setenv(env, target, 1);
+		snprintf(url, sizeof(url), "%s/admin/%s/webhook", in->addr, provider);
+		snprintf(body, sizeof(body), "{\"url\":\"%s\"}", target);
+		int ok = 0;
+		for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+			msg_resp r;
+			msg_resp_init(&r);
+			ok = http_client_simple("PUT", url, body, token, &r, 1000) == 0 && r.status == 200;
+			msg_resp_clear(&r);
+			if (!ok)
+				usleep(100000);
+		}
+		if (!ok) {
+			fail_up(s, "cannot point %s's webhooks at %s", in->id, target);
+			return -1;
+		}
+		log_info(s->log, "%s sends its webhooks to %s", in->id, target);
+	}
+	return 0;
+}
+
 /* The supervisor process. Returns its exit code. */
 static int supervise(sup *s, const char *token)
 {
@@ -512,6 +562,11 @@ static int supervise(sup *s, const char *token)
 			sup_path(s, "stripe-sim.url", p, sizeof(p));
 			state_write_file(p, in->addr, 0600);
 		}
+		if (strcmp(in->service, "paypal-sim") == 0) {
+			setenv("ECOM_PAYPAL_BASE_URL", in->addr, 1);
+			sup_path(s, "paypal-sim.url", p, sizeof(p));
+			state_write_file(p, in->addr, 0600);
+		}
 	}
 	/* Then the gateway: services need its URL to register. */
 	if (spawn(s, gw) != 0) {
@@ -523,6 +578,8 @@ static int supervise(sup *s, const char *token)
 	snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw->addr);
 	sup_path(s, "gateway.url", p, sizeof(p));
 	state_write_file(p, s->gateway_url, 0600);
+	if (point_webhooks(s, token) != 0)
+		goto stop;
 	for (int i = 1; i < s->n; i++)
 		if (!s->insts[i].sim && spawn(s, &s->insts[i]) != 0) {
 			fail_up(s, "cannot start %s", s->insts[i].id);
@@ -681,6 +738,27 @@ int supervisor_up(int argc, char **argv)
 	int stripe_sim = !no_sims && !(stripe_url && stripe_url[0]);
 	if (stripe_sim && !(stripe_key && stripe_key[0]))
 		setenv("ECOM_STRIPE_SECRET_KEY", UP_SIM_STRIPE_KEY, 1);
+	/* The PayPal simulator likewise; any credentials do. */
+	const char *paypal_url = config_get(cfg, "paypal.base_url");
+	int paypal_sim = !no_sims && !(paypal_url && paypal_url[0]);
+	if (paypal_sim) {
+		const char *id = config_get(cfg, "paypal.client_id");
+		const char *secret = config_get(cfg, "paypal.secret");
+		if (!(id && id[0]) || !(secret && secret[0])) {
+			setenv("ECOM_PAYPAL_CLIENT_ID", UP_SIM_PAYPAL_ID, 1);
+			setenv("ECOM_PAYPAL_SECRET", UP_SIM_PAYPAL_SECRET, 1);
+		}
+	}
+	/* Their webhooks go to the gateway unless configured elsewhere, signed
+	 * with a secret made below unless one is configured. */
+	const char *v = config_get(cfg, "stripe_sim.webhook_url");
+	s.stripe_hooks = stripe_sim && !(v && v[0]);
+	v = config_get(cfg, "paypal_sim.webhook_url");
+	s.paypal_hooks = paypal_sim && !(v && v[0]);
+	v = config_get(cfg, "stripe.webhook_secret");
+	int make_stripe_whsec = stripe_sim && !(v && v[0]);
+	v = config_get(cfg, "paypal.webhook_secret");
+	int make_paypal_whsec = paypal_sim && !(v && v[0]);
 	config_free(cfg);
 
 	char self[CLI_PATH_MAX];
@@ -741,6 +819,27 @@ int supervisor_up(int argc, char **argv)
 		if (i == 0)
 			snprintf(token, sizeof(token), "%s", value);
 	}
+	/* The simulators' webhook secrets, shared by simulator and payment
+	 * service through the environment; kept for the next run. */
+	static const struct { const char *file, *env, *prefix; } hooks[] = {
+		{ "stripe.webhook_secret", "ECOM_STRIPE_WEBHOOK_SECRET", "whsec_" },
+		{ "paypal.webhook_secret", "ECOM_PAYPAL_WEBHOOK_SECRET", "" },
+	};
+	for (int i = 0; i < 2; i++) {
+		if (!(i == 0 ? make_stripe_whsec : make_paypal_whsec))
+			continue;
+		char value[256], made[128];
+		if (state_secret(s.state, hooks[i].file, hooks[i].env, value, sizeof(value)) != 0) {
+			new_token(made, sizeof(made));
+			snprintf(value, sizeof(value), "%s%s", hooks[i].prefix, made);
+		}
+		sup_path(&s, hooks[i].file, p, sizeof(p));
+		if (state_write_file(p, value, 0600) != 0) {
+			close(lock);
+			return cli_fail("up", "cannot write %s", p);
+		}
+		setenv(hooks[i].env, value, 1);
+	}
 
 	/* The instance table: the gateway, then each service's replicas. */
 	inst *gw = &s.insts[s.n++];
@@ -751,6 +850,12 @@ int supervisor_up(int argc, char **argv)
 		inst *sim = &s.insts[s.n++];
 		snprintf(sim->service, sizeof(sim->service), "stripe-sim");
 		snprintf(sim->id, sizeof(sim->id), "stripe-sim-1");
+		sim->sim = 1;
+	}
+	if (paypal_sim) {
+		inst *sim = &s.insts[s.n++];
+		snprintf(sim->service, sizeof(sim->service), "paypal-sim");
+		snprintf(sim->id, sizeof(sim->id), "paypal-sim-1");
 		sim->sim = 1;
 	}
 	for (int i = 0; i < nsvc; i++)

@@ -312,15 +312,15 @@ guard *guard_new(const char *caller, const config *cfg, logger *lg, metrics *m, 
 		return NULL;
 	}
 	if (m) {
-		metrics_help(m, "ecom_breaker_state",
+		metrics_help(m, "breaker_state",
 			     "Circuit breaker state of each edge (from caller, to callee): 1 for the "
 			     "current state, 0 for the others.");
-		metrics_help(m, "ecom_breaker_transitions_total",
+		metrics_help(m, "breaker_transitions_total",
 			     "Circuit breaker state changes of each edge, by the state entered.");
-		metrics_help(m, "ecom_resil_refused_total",
+		metrics_help(m, "resil_rejections_total",
 			     "Calls refused before anything was sent, by reason (breaker, bulkhead, "
 			     "deadline).");
-		metrics_help(m, "ecom_resil_retries_total", "Retries of failed calls, per edge.");
+		metrics_help(m, "resil_retries_total", "Retries of failed calls, per edge.");
 	}
 	return g;
 }
@@ -359,7 +359,7 @@ static void set_state_gauges(edge *e, int current)
 	char labels[sizeof(e->labels) + 32];
 	for (int s = 0; s < BREAKER_NSTATES; s++) {
 		snprintf(labels, sizeof(labels), "%s,state=\"%s\"", e->labels, breaker_state_name(s));
-		metrics_gauge(e->g->m, "ecom_breaker_state", labels, s == current ? 1.0 : 0.0);
+		metrics_gauge(e->g->m, "breaker_state", labels, s == current ? 1.0 : 0.0);
 	}
 }
 
@@ -371,7 +371,7 @@ static void on_transition(void *ud, const breaker *b, int from, int to)
 		return;
 	char labels[sizeof(e->labels) + 32];
 	snprintf(labels, sizeof(labels), "%s,state=\"%s\"", e->labels, breaker_state_name(to));
-	metrics_count(e->g->m, "ecom_breaker_transitions_total", labels, 1);
+	metrics_count(e->g->m, "breaker_transitions_total", labels, 1);
 	set_state_gauges(e, to);
 }
 
@@ -449,7 +449,7 @@ static void count_refusal(guard *g, const char *callee, int why)
 	char labels[2 * GUARD_NAME_MAX + 64];
 	snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\",reason=\"%s\"", g->caller,
 		 name_ok(callee) ? callee : "invalid", guard_refusal_name(why));
-	metrics_count(g->m, "ecom_resil_refused_total", labels, 1);
+	metrics_count(g->m, "resil_rejections_total", labels, 1);
 }
 
 static int64_t ceil_s(int64_t us)
@@ -625,7 +625,7 @@ static void count_retry(guard *g, const char *callee)
 		return;
 	char labels[2 * GUARD_NAME_MAX + 32];
 	snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"", g->caller, callee);
-	metrics_count(g->m, "ecom_resil_retries_total", labels, 1);
+	metrics_count(g->m, "resil_retries_total", labels, 1);
 }
 
 int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_send_fn send,

@@ -101,7 +101,7 @@ typedef struct guard_permit {
 /* Asks to call callee at now_us. 0: go ahead (*p filled). ERR_UNAVAILABLE:
  * refused, *why GUARD_BREAKER or GUARD_BULKHEAD, and *retry_after_s (may
  * be NULL) the whole seconds until the breaker may let a call through (at
- * least 1). Counted in ecom_resil_refused_total{from,to,reason}.
+ * least 1). Counted in resil_rejections_total{from,to,reason}.
  * ERR_INVALID for a bad callee name (the call is refused as by the breaker). */
 int guard_enter(guard *g, const char *callee, int64_t now_us, guard_permit *p, int *why,
 		int64_t *retry_after_s);
@@ -169,7 +169,7 @@ typedef struct guard_call_opts {
  * (an Idempotency-Key header stays the same). Returns the last attempt's
  * result; resp holds its answer (also when a retry was then refused by the
  * breaker, which the failures may have opened). Retries are counted in
- * ecom_resil_retries_total{from,to}. */
+ * resil_retries_total{from,to}. */
 int guard_call(guard *g, const char *callee, const guard_call_opts *o, guard_send_fn send,
 	       void *ud, msg_req *req, msg_resp *resp);
 

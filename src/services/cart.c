@@ -85,8 +85,8 @@ static void count_failure(cart_svc *c, const char *reason)
 {
 	char labels[48];
 	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
-	metrics_count(c->ctx->metrics, "ecom_cart_catalog_failures_total", labels, 1);
-	metrics_count(c->ctx->metrics, "ecom_cart_catalog_lookups_total", "result=\"failed\"", 1);
+	metrics_count(c->ctx->metrics, "cart_catalog_failures_total", labels, 1);
+	metrics_count(c->ctx->metrics, "cart_catalog_lookups_total", "result=\"failed\"", 1);
 }
 
 /* Reads a product body of the catalog into out. 0 or ERR_PARSE. */
@@ -163,7 +163,7 @@ static int catalog_lookup(cart_svc *c, const msg_req *in, const char *sku, produ
 		log_warn(c->ctx->log, "catalog lookup of %s failed: %s", sku, err_name(rc));
 	} else if (r.status == 200) {
 		if (parse_product(&r, sku, out) == 0) {
-			metrics_count(c->ctx->metrics, "ecom_cart_catalog_lookups_total",
+			metrics_count(c->ctx->metrics, "cart_catalog_lookups_total",
 				      "result=\"ok\"", 1);
 			result = 0;
 		} else {
@@ -172,7 +172,7 @@ static int catalog_lookup(cart_svc *c, const msg_req *in, const char *sku, produ
 				  sku);
 		}
 	} else if (is_no_such_product(&r, sku)) {
-		metrics_count(c->ctx->metrics, "ecom_cart_catalog_lookups_total",
+		metrics_count(c->ctx->metrics, "cart_catalog_lookups_total",
 			      "result=\"not_found\"", 1);
 		result = ERR_NOT_FOUND;
 	} else {
@@ -674,9 +674,9 @@ static void *cart_create(engine_ctx *ctx, char *err, size_t errlen)
 		cart_destroy(c);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_cart_catalog_lookups_total",
+	metrics_help(ctx->metrics, "cart_catalog_lookups_total",
 		     "Product lookups the cart made in the catalog, by result (ok, not_found, failed).");
-	metrics_help(ctx->metrics, "ecom_cart_catalog_failures_total",
+	metrics_help(ctx->metrics, "cart_catalog_failures_total",
 		     "Catalog lookups that failed, by reason (unreachable, timeout, status, malformed).");
 	static const engine_route routes[] = {
 		{ "GET", "/v1/cart", get_cart },

@@ -1,11 +1,12 @@
-/* catalog: products, listing with filters and page tokens, admin writes. */
+/* catalog: products, listing with filters and page tokens, admin writes
+ * with their events in the outbox, the export the search index rebuilds
+ * from. */
 #include "services/catalog.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static int valid_sku(const char *s)
 	return 1;
 }
 
-static int valid_category(const char *s)
+int catalog_valid_category(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > 64)
@@ -84,7 +85,7 @@ static int product_from_json(json_t *obj, const char *path_sku, product *p, jval
 		p->description = "";
 	if (jval_str(obj, "category", 1, 1, 64, &p->category, e))
 		return ERR_INVALID;
-	if (!valid_category(p->category))
+	if (!catalog_valid_category(p->category))
 		return jval_fail(e, "category", "must be lower-case letters, digits and '-'");
 	if (jval_int(obj, "price_cents", 1, 0, 1000000000000LL, &p->price_cents, NULL, e))
 		return ERR_INVALID;
@@ -148,31 +149,6 @@ static int token_decode(const char *tok, char *sku, size_t len)
 	return valid_sku(sku) ? 0 : ERR_INVALID;
 }
 
-/* ---- query parameters --------------------------------------------------- */
-
-/* Reads an integer query parameter. 0 absent, 1 present, ERR_INVALID with
- * resp filled. */
-static int query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
-		     int64_t max, int64_t *out)
-{
-	char buf[32];
-	int rc = msg_req_query(req, name, buf, sizeof(buf));
-	if (rc == 0)
-		return 0;
-	char msg[96];
-	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
-		 (long long)max);
-	if (rc < 0 || !buf[0])
-		return engine_bad_field(resp, name, msg);
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return engine_bad_field(resp, name, msg);
-	*out = v;
-	return 1;
-}
-
 /* The prologue of every write: the admin token, then a JSON object body. */
 static int admin_json_body(catalog *cat, const msg_req *req, msg_resp *resp, json_t **body)
 {
@@ -186,6 +162,39 @@ static void reply_field_error(msg_resp *resp, const jval_error *e)
 	engine_bad_field(resp, e->field, e->message);
 }
 
+/* Answers {items, next_page_token} from st, a query by sku that asked for
+ * page_size + 1 rows (the one more says there is a next page): row() makes
+ * each item; the sku is column 0. */
+static void reply_page(catalog *cat, store_stmt *st, int64_t page_size,
+		       json_t *(*row)(store_stmt *st), const char *what, msg_resp *resp)
+{
+	json_t *items = json_array();
+	int64_t count = 0;
+	char last[SKU_MAX + 1] = "";
+	int more = 0, rc;
+	while ((rc = store_step(st)) == STORE_ROW) {
+		if (count == page_size) {
+			more = 1;
+			break;
+		}
+		json_array_append_new(items, row(st));
+		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
+		count++;
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		engine_store_error(cat->ctx, resp, rc, what);
+		return;
+	}
+	char next[2 * SKU_MAX + 8];
+	if (more)
+		token_encode(last, next, sizeof(next));
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				more ? json_string(next) : json_null()));
+}
+
 /* ---- handlers ----------------------------------------------------------- */
 
 static void list_products(void *ud, msg_req *req, msg_resp *resp)
@@ -194,21 +203,21 @@ static void list_products(void *ud, msg_req *req, msg_resp *resp)
 	char category[72] = "", token[2 * SKU_MAX + 8] = "", after[SKU_MAX + 1] = "";
 	int64_t min_price = 0, max_price = 0, page_size = cat->page_default;
 	int rc = msg_req_query(req, "category", category, sizeof(category));
-	if (rc < 0 || (rc == 1 && !valid_category(category))) {
+	if (rc < 0 || (rc == 1 && !catalog_valid_category(category))) {
 		engine_bad_field(resp, "category", "must be lower-case letters, digits and '-'");
 		return;
 	}
-	int has_min = query_int(req, resp, "min_price", 0, INT64_MAX / 2, &min_price);
+	int has_min = engine_query_int(req, resp, "min_price", 0, INT64_MAX / 2, &min_price);
 	if (has_min < 0)
 		return;
-	int has_max = query_int(req, resp, "max_price", 0, INT64_MAX / 2, &max_price);
+	int has_max = engine_query_int(req, resp, "max_price", 0, INT64_MAX / 2, &max_price);
 	if (has_max < 0)
 		return;
 	if (has_min && has_max && min_price > max_price) {
 		engine_bad_field(resp, "min_price", "must not be greater than max_price");
 		return;
 	}
-	if (query_int(req, resp, "page_size", 1, cat->page_max, &page_size) < 0)
+	if (engine_query_int(req, resp, "page_size", 1, cat->page_max, &page_size) < 0)
 		return;
 	rc = msg_req_query(req, "page_token", token, sizeof(token));
 	if (rc < 0 || (rc == 1 && token_decode(token, after, sizeof(after)) != 0)) {
@@ -242,34 +251,7 @@ static void list_products(void *ud, msg_req *req, msg_resp *resp)
 		store_bind_int(st, idx++, max_price);
 	store_bind_int(st, idx, page_size + 1);
 
-	json_t *items = json_array();
-	int64_t count = 0;
-	char last[SKU_MAX + 1] = "";
-	int more = 0;
-	while ((rc = store_step(st)) == STORE_ROW) {
-		if (count == page_size) {
-			more = 1;
-			break;
-		}
-		json_array_append_new(items, product_row_json(st));
-		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
-		count++;
-	}
-	store_reset(st);
-	if (rc < 0) {
-		json_decref(items);
-		engine_store_error(cat->ctx, resp, rc, "list products");
-		return;
-	}
-	json_t *out = json_pack("{s:o}", "items", items);
-	if (more) {
-		char next[2 * SKU_MAX + 8];
-		token_encode(last, next, sizeof(next));
-		json_object_set_new(out, "next_page_token", json_string(next));
-	} else {
-		json_object_set_new(out, "next_page_token", json_null());
-	}
-	msg_resp_json(resp, 200, out);
+	reply_page(cat, st, page_size, product_row_json, "list products", resp);
 }
 
 /* Reads one product by sku into resp (200) or 404. */
@@ -305,6 +287,26 @@ static void get_product(void *ud, msg_req *req, msg_resp *resp)
 	reply_product(ud, sku, 200, resp);
 }
 
+/* ---- writes and their events ---------------------------------------------------
+ *
+ * Every write of a product adds, in its transaction, a row to the outbox
+ * (topic "catalog", key the sku) that the bus relays to consumers such as
+ * the search index:
+ *
+ *   {"type": "product_created" | "product_updated" | "product_price_changed",
+ *    "sku", "version", "name", "description", "category", "price_cents",
+ *    "currency"[, "previous_price_cents", "previous_currency"]}
+ *   {"type": "product_deleted", "sku", "version"}
+ *
+ * product_price_changed is an update that changed only the price or the
+ * currency; previous_* come with any update that changed the price. A
+ * write that changes nothing writes nothing. version is the product's
+ * updated_at in microseconds, made to grow with every change of the sku
+ * (one more than the last when the clock has not moved past it), so a
+ * consumer can drop events older than what it has. */
+
+#define OUTBOX_TOPIC "catalog"
+
 static const char *const UPSERT_SQL =
 	"INSERT INTO products (sku, name, description, category, price_cents, currency, "
 	"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -320,12 +322,10 @@ static const char *const INSERT_NEW_SQL =
 	"INSERT INTO products (sku, name, description, category, price_cents, currency, "
 	"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sku) DO NOTHING";
 
-static const char *const UPDATE_SQL =
-	"UPDATE products SET name = ?, description = ?, category = ?, price_cents = ?, "
-	"currency = ?, updated_at = ? WHERE sku = ?";
-
-/* Runs one write of p with sql (one of the INSERT forms). */
-static int write_product(store *s, const char *sql, const product *p, int64_t now)
+/* Runs one write of p with sql (one of the INSERT forms); *changed (may be
+ * NULL) gets the rows written. */
+static int write_product(store *s, const char *sql, const product *p, int64_t version,
+			 int64_t *changed)
 {
 	int err = 0;
 	store_stmt *st = store_prepare(s, sql, &err);
@@ -337,11 +337,173 @@ static int write_product(store *s, const char *sql, const product *p, int64_t no
 	store_bind_text(st, 4, p->category);
 	store_bind_int(st, 5, p->price_cents);
 	store_bind_text(st, 6, p->currency);
-	store_bind_int(st, 7, now);
-	store_bind_int(st, 8, now);
+	store_bind_int(st, 7, version);
+	store_bind_int(st, 8, version);
 	int rc = store_step(st);
+	if (changed)
+		*changed = rc >= 0 ? store_changes(st) : 0;
 	store_reset(st);
 	return rc < 0 ? rc : 0;
+}
+
+/* A product as stored, with owned strings. */
+typedef struct stored {
+	int found;
+	product p;
+	int64_t updated_at;
+} stored;
+
+static void stored_free(stored *o)
+{
+	free((char *)o->p.name);
+	free((char *)o->p.description);
+	free((char *)o->p.category);
+	free((char *)o->p.currency);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Reads sku's row, inside the caller's transaction. lock first takes the
+ * row's write lock (PostgreSQL: a no-op update; SQLite's BEGIN IMMEDIATE
+ * already holds the database), so the row cannot change before the
+ * caller's write. */
+static int stored_load(store *s, const char *sku, int lock, stored *o)
+{
+	memset(o, 0, sizeof(*o));
+	int err = 0;
+	store_stmt *st;
+	if (lock) {
+		st = store_prepare(s, "UPDATE products SET updated_at = updated_at WHERE sku = ?", &err);
+		if (!st)
+			return err;
+		store_bind_text(st, 1, sku);
+		int rc = store_step(st);
+		store_reset(st);
+		if (rc < 0)
+			return rc;
+	}
+	st = store_prepare(s,
+			   "SELECT name, description, category, price_cents, currency, updated_at "
+			   "FROM products WHERE sku = ?",
+			   &err);
+	if (!st)
+		return err;
+	store_bind_text(st, 1, sku);
+	int rc = store_step(st);
+	if (rc == STORE_ROW) {
+		o->found = 1;
+		o->p.sku = sku;
+		o->p.name = strdup(store_col_text(st, 0));
+		o->p.description = strdup(store_col_text(st, 1));
+		o->p.category = strdup(store_col_text(st, 2));
+		o->p.price_cents = store_col_int(st, 3);
+		o->p.currency = strdup(store_col_text(st, 4));
+		o->updated_at = store_col_int(st, 5);
+		if (!o->p.name || !o->p.description || !o->p.category || !o->p.currency)
+			rc = ERR_NOMEM;
+	}
+	store_reset(st);
+	if (rc < 0)
+		stored_free(o);
+	return rc < 0 ? rc : 0;
+}
+
+/* The version of the next change of a row last changed at `last`. */
+static int64_t next_version(int64_t now, int64_t last) { return now > last ? now : last + 1; }
+
+static int price_differs(const product *a, const product *b)
+{
+	return a->price_cents != b->price_cents || strcmp(a->currency, b->currency) != 0;
+}
+
+/* The event type of writing p over old (NULL when there is none), or NULL
+ * when nothing would change. */
+static const char *change_type(const product *p, const stored *old)
+{
+	if (!old || !old->found)
+		return "product_created";
+	const product *o = &old->p;
+	if (strcmp(p->name, o->name) != 0 || strcmp(p->description, o->description) != 0 ||
+	    strcmp(p->category, o->category) != 0)
+		return "product_updated";
+	return price_differs(p, o) ? "product_price_changed" : NULL;
+}
+
+/* Adds the event of a write to the outbox, in the caller's transaction. p
+ * is NULL for a delete; old (may be NULL) is the row before. */
+static int outbox_put(store *s, const char *type, const char *sku, const product *p,
+		      const stored *old, int64_t version, int64_t now)
+{
+	json_t *ev = json_pack("{s:s,s:s,s:I}", "type", type, "sku", sku, "version",
+			       (json_int_t)version);
+	if (ev && p) {
+		json_object_set_new(ev, "name", json_string(p->name));
+		json_object_set_new(ev, "description", json_string(p->description));
+		json_object_set_new(ev, "category", json_string(p->category));
+		json_object_set_new(ev, "price_cents", json_integer((json_int_t)p->price_cents));
+		json_object_set_new(ev, "currency", json_string(p->currency));
+		if (old && old->found && price_differs(p, &old->p)) {
+			json_object_set_new(ev, "previous_price_cents",
+					    json_integer((json_int_t)old->p.price_cents));
+			json_object_set_new(ev, "previous_currency", json_string(old->p.currency));
+		}
+	}
+	char *payload = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	json_decref(ev);
+	if (!payload)
+		return ERR_NOMEM;
+	int err = 0;
+	store_stmt *st = store_prepare(
+		s, "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)", &err);
+	int rc = st ? 0 : err;
+	if (st) {
+		store_bind_text(st, 1, OUTBOX_TOPIC);
+		store_bind_text(st, 2, sku);
+		store_bind_text(st, 3, payload);
+		store_bind_int(st, 4, now);
+		rc = store_step(st);
+		store_reset(st);
+	}
+	free(payload);
+	return rc < 0 ? rc : 0;
+}
+
+/* Upserts p with its event, inside the caller's transaction. *type gets
+ * the event written (NULL: nothing changed). */
+static int upsert_with_event(store *s, const product *p, int64_t now, const char **type)
+{
+	stored old;
+	int rc = stored_load(s, p->sku, 1, &old);
+	if (rc)
+		return rc;
+	*type = change_type(p, &old);
+	int64_t version = next_version(now, old.found ? old.updated_at : 0);
+	if (*type)
+		rc = write_product(s, UPSERT_SQL, p, version, NULL);
+	if (rc == 0 && *type)
+		rc = outbox_put(s, *type, p->sku, p, &old, version, now);
+	stored_free(&old);
+	return rc;
+}
+
+/* Attempts of a write's transaction while the store is busy. */
+#define TXN_TRIES 3
+
+typedef struct one_write {
+	store *s;
+	const product *p;
+	int64_t now;
+	const char *type;
+	int missing; /* update/delete of a sku that does not exist */
+} one_write;
+
+static int create_write(void *ud)
+{
+	one_write *w = ud;
+	store *s = w->s;
+	int rc = write_product(s, INSERT_SQL, w->p, w->now, NULL);
+	if (rc == 0)
+		rc = outbox_put(s, "product_created", w->p->sku, w->p, NULL, w->now, w->now);
+	return rc;
 }
 
 static void create_product(void *ud, msg_req *req, msg_resp *resp)
@@ -357,7 +519,8 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 		json_decref(body);
 		return;
 	}
-	int rc = write_product(cat->ctx->store, INSERT_SQL, &p, clock_now(cat->ctx->clock));
+	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, create_write, &w);
 	if (rc == ERR_CONFLICT)
 		msg_resp_error(resp, 409, "conflict", "a product with this sku exists",
 			       json_pack("{s:s}", "sku", p.sku));
@@ -368,6 +531,23 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 		reply_product(cat, p.sku, 201, resp);
 	}
 	json_decref(body);
+}
+
+static int update_write(void *ud)
+{
+	one_write *w = ud;
+	store *s = w->s;
+	w->missing = 0;
+	stored old;
+	int rc = stored_load(s, w->p->sku, 1, &old);
+	if (rc)
+		return rc;
+	if (!old.found) {
+		w->missing = 1;
+		return ERR_NOT_FOUND;
+	}
+	stored_free(&old);
+	return upsert_with_event(s, w->p, w->now, &w->type);
 }
 
 static void update_product(void *ud, msg_req *req, msg_resp *resp)
@@ -384,31 +564,102 @@ static void update_product(void *ud, msg_req *req, msg_resp *resp)
 		json_decref(body);
 		return;
 	}
-	int err = 0;
-	store_stmt *st = store_prepare(cat->ctx->store, UPDATE_SQL, &err);
-	if (!st) {
-		engine_store_error(cat->ctx, resp, err, "update product");
-		json_decref(body);
-		return;
-	}
-	store_bind_text(st, 1, p.name);
-	store_bind_text(st, 2, p.description);
-	store_bind_text(st, 3, p.category);
-	store_bind_int(st, 4, p.price_cents);
-	store_bind_text(st, 5, p.currency);
-	store_bind_int(st, 6, clock_now(cat->ctx->clock));
-	store_bind_text(st, 7, p.sku);
-	int rc = store_step(st);
-	int64_t changed = rc >= 0 ? store_changes(st) : 0;
-	store_reset(st);
-	if (rc < 0)
-		engine_store_error(cat->ctx, resp, rc, "update product");
-	else if (changed == 0)
+	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, update_write, &w);
+	if (w.missing)
 		msg_resp_error(resp, 404, "not_found", "no such product",
 			       json_pack("{s:s}", "sku", p.sku));
+	else if (rc)
+		engine_store_error(cat->ctx, resp, rc, "update product");
 	else
 		reply_product(cat, p.sku, 200, resp);
 	json_decref(body);
+}
+
+typedef struct delete_write {
+	store *s;
+	const char *sku;
+	int64_t now;
+	int missing;
+	json_t *before; /* the product as it was */
+} delete_write;
+
+static int delete_txn(void *ud)
+{
+	delete_write *w = ud;
+	store *s = w->s;
+	w->missing = 0;
+	json_decref(w->before);
+	w->before = NULL;
+	stored old;
+	int rc = stored_load(s, w->sku, 1, &old);
+	if (rc)
+		return rc;
+	if (!old.found) {
+		w->missing = 1;
+		return ERR_NOT_FOUND;
+	}
+	int64_t version = next_version(w->now, old.updated_at);
+	int err = 0;
+	store_stmt *st = store_prepare(s, "DELETE FROM products WHERE sku = ?", &err);
+	rc = st ? 0 : err;
+	if (st) {
+		store_bind_text(st, 1, w->sku);
+		rc = store_step(st);
+		store_reset(st);
+	}
+	if (rc >= 0)
+		rc = outbox_put(s, "product_deleted", w->sku, NULL, &old, version, w->now);
+	if (rc >= 0) {
+		w->before = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "sku", w->sku, "name", old.p.name,
+				      "description", old.p.description, "category", old.p.category,
+				      "price_cents", (json_int_t)old.p.price_cents, "currency",
+				      old.p.currency);
+		if (!w->before)
+			rc = ERR_NOMEM;
+	}
+	stored_free(&old);
+	return rc < 0 ? rc : 0;
+}
+
+/* DELETE /v1/products/{sku} (admin): 200 with the product as it was. */
+static void delete_product(void *ud, msg_req *req, msg_resp *resp)
+{
+	catalog *cat = ud;
+	const char *sku = msg_req_param(req, 0);
+	if (engine_require_admin(cat->ctx, req, resp))
+		return;
+	delete_write w = { .s = cat->ctx->store, .sku = sku, .now = clock_now(cat->ctx->clock) };
+	int rc = valid_sku(sku) ? store_txn(w.s, TXN_TRIES, delete_txn, &w) : ERR_NOT_FOUND;
+	if (rc == ERR_NOT_FOUND || w.missing) {
+		msg_resp_error(resp, 404, "not_found", "no such product",
+			       valid_sku(sku) ? json_pack("{s:s}", "sku", sku) : NULL);
+		json_decref(w.before);
+	} else if (rc) {
+		engine_store_error(cat->ctx, resp, rc, "delete product");
+		json_decref(w.before);
+	} else {
+		log_info(cat->ctx->log, "product %s deleted", sku);
+		msg_resp_json(resp, 200, w.before);
+	}
+}
+
+typedef struct bulk_write {
+	store *s;
+	const product *ps;
+	size_t n;
+	int64_t now;
+} bulk_write;
+
+static int bulk_txn(void *ud)
+{
+	bulk_write *w = ud;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < w->n; i++) {
+		const char *type;
+		rc = upsert_with_event(w->s, &w->ps[i], w->now, &type);
+	}
+	return rc;
 }
 
 /* POST /v1/products/_bulk {"products":[...]}: upserts up to BULK_MAX products
@@ -446,21 +697,54 @@ static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 			return;
 		}
 	}
-	store *s = cat->ctx->store;
-	int64_t now = clock_now(cat->ctx->clock);
-	int rc = store_begin(s);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = write_product(s, UPSERT_SQL, &ps[i], now);
-	if (rc == 0)
-		rc = store_commit(s);
-	else
-		store_rollback(s);
+	bulk_write w = { cat->ctx->store, ps, n, clock_now(cat->ctx->clock) };
+	int rc = store_txn(w.s, TXN_TRIES, bulk_txn, &w);
 	if (rc)
 		engine_store_error(cat->ctx, resp, rc, "bulk upsert");
 	else
 		msg_resp_json(resp, 200, json_pack("{s:I}", "upserted", (json_int_t)n));
 	free(ps);
 	json_decref(body);
+}
+
+static json_t *export_row_json(store_stmt *st)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:I}", "sku", store_col_text(st, 0), "name",
+			 store_col_text(st, 1), "description", store_col_text(st, 2), "category",
+			 store_col_text(st, 3), "price_cents", (json_int_t)store_col_int(st, 4),
+			 "currency", store_col_text(st, 5), "version",
+			 (json_int_t)store_col_int(st, 6));
+}
+
+/* GET /v1/products/_export?page_size=&page_token= (a service or admin):
+ * every product in sku order, with its version (what the search index
+ * rebuilds from), CATALOG_EXPORT_MAX per page. */
+static void export_products(void *ud, msg_req *req, msg_resp *resp)
+{
+	catalog *cat = ud;
+	if (engine_require_service(cat->ctx, req, resp))
+		return;
+	char token[2 * SKU_MAX + 8] = "", after[SKU_MAX + 1] = "";
+	int64_t page_size = 1000;
+	if (engine_query_int(req, resp, "page_size", 1, CATALOG_EXPORT_MAX, &page_size) < 0)
+		return;
+	int rc = msg_req_query(req, "page_token", token, sizeof(token));
+	if (rc < 0 || (rc == 1 && token_decode(token, after, sizeof(after)) != 0)) {
+		engine_bad_field(resp, "page_token", "is not a page token from this API");
+		return;
+	}
+	int err = 0;
+	store_stmt *st = store_prepare(cat->ctx->store,
+				       "SELECT sku, name, description, category, price_cents, currency, "
+				       "updated_at FROM products WHERE sku > ? ORDER BY sku LIMIT ?",
+				       &err);
+	if (!st) {
+		engine_store_error(cat->ctx, resp, err, "export products");
+		return;
+	}
+	store_bind_text(st, 1, after);
+	store_bind_int(st, 2, page_size + 1);
+	reply_page(cat, st, page_size, export_row_json, "export products", resp);
 }
 
 /* ---- /v2: the same products, price as one object ------------------------------
@@ -547,7 +831,10 @@ int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errle
 				rc = ERR_PARSE;
 				break;
 			}
-			rc = write_product(s, INSERT_NEW_SQL, &p, now);
+			int64_t changed = 0;
+			rc = write_product(s, INSERT_NEW_SQL, &p, now, &changed);
+			if (rc == 0 && changed)
+				rc = outbox_put(s, "product_created", p.sku, &p, NULL, now, now);
 			loaded++;
 		}
 	}
@@ -605,8 +892,10 @@ static void *catalog_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "GET", "/v1/products", list_products },
 		{ "POST", "/v1/products", create_product },
 		{ "POST", "/v1/products/_bulk", bulk_products },
+		{ "GET", "/v1/products/_export", export_products },
 		{ "GET", "/v1/products/{sku}", get_product },
 		{ "PUT", "/v1/products/{sku}", update_product },
+		{ "DELETE", "/v1/products/{sku}", delete_product },
 		{ "GET", "/v2/products", list_products_v2 },
 		{ "GET", "/v2/products/{sku}", get_product_v2 },
 	};

@@ -112,6 +112,61 @@ void chaos_fault_delete(const engine_ctx *ctx, fault_table *t, const char *targe
 
 /* ---- the instance's admin routes -------------------------------------------------- */
 
+/* ---- a simulator's fault routes ----------------------------------------------------- */
+
+/* The route's {target} when the admin asks for one the simulator takes. */
+static const char *sim_target(chaos_sim_faults *f, msg_req *req, msg_resp *resp)
+{
+	if (engine_require_admin(f->ctx, req, resp))
+		return NULL;
+	const char *t = msg_req_param(req, 0);
+	if (!t || !f->valid(t)) {
+		msg_resp_error(resp, 404, "not_found", f->hint,
+			       json_pack("{s:s}", "target", t ? t : ""));
+		return NULL;
+	}
+	return t;
+}
+
+static void sim_faults_list(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	if (engine_require_admin(f->ctx, req, resp) == 0)
+		chaos_faults_list(f->ctx, f->table, resp);
+}
+
+static void sim_fault_get(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_get(f->ctx, f->table, t, resp);
+}
+
+static void sim_fault_put(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_put(f->ctx, f->table, t, req, resp);
+}
+
+static void sim_fault_delete(void *ud, msg_req *req, msg_resp *resp)
+{
+	chaos_sim_faults *f = ud;
+	const char *t = sim_target(f, req, resp);
+	if (t)
+		chaos_fault_delete(f->ctx, f->table, t, resp);
+}
+
+int chaos_sim_fault_routes(struct router *r, chaos_sim_faults *f)
+{
+	int rc = router_add(r, "GET", "/admin/faults", sim_faults_list, f);
+	rc = rc ? rc : router_add(r, "GET", "/admin/faults/{target}", sim_fault_get, f);
+	rc = rc ? rc : router_add(r, "PUT", "/admin/faults/{target}", sim_fault_put, f);
+	return rc ? rc : router_add(r, "DELETE", "/admin/faults/{target}", sim_fault_delete, f);
+}
+
 /* The {target} of a fault route, when it is this instance's own. */
 static const char *own_target(chaos *c, msg_req *req, msg_resp *resp)
 {

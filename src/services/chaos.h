@@ -73,4 +73,19 @@ void chaos_fault_put(const engine_ctx *ctx, fault_table *t, const char *target, 
 void chaos_fault_delete(const engine_ctx *ctx, fault_table *t, const char *target,
 			msg_resp *resp);
 
+/* The fault routes of an outside-world simulator, on its own table t:
+ * GET /admin/faults and GET/PUT/DELETE /admin/faults/{target}, admin token
+ * only, for the targets valid() accepts (others: 404 with the sentence
+ * hint). The caller owns the struct, which outlives the router. */
+typedef struct chaos_sim_faults {
+	const engine_ctx *ctx;
+	fault_table *table;
+	int (*valid)(const char *target);
+	const char *hint;
+} chaos_sim_faults;
+
+struct router;
+/* Adds those four routes to r. 0 or an error. */
+int chaos_sim_fault_routes(struct router *r, chaos_sim_faults *f);
+
 #endif

@@ -9,12 +9,16 @@
 #include "services/inventory.h"
 #include "services/order.h"
 #include "services/payment.h"
+#include "services/search.h"
 #include "services/user.h"
 #include "resil/guard.h"
+#include "sim/paypal_sim.h"
 #include "sim/stripe_sim.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -24,15 +28,17 @@ static const engine_def *const engines[] = {
 	&user_engine,
 	&inventory_engine,
 	&stripe_sim_engine,
+	&paypal_sim_engine,
 	&cart_engine,
 	&payment_engine,
 	&order_engine,
 	&eventlog_engine,
+	&search_engine,
 	NULL,
 };
 
 static const char *const platform_services[] = { "catalog", "inventory", "user", "cart", "payment",
-						"order", NULL };
+						"order", "search", NULL };
 
 const engine_def *engine_find(const char *name)
 {
@@ -125,16 +131,120 @@ int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *
 	return ERR_UNAUTH;
 }
 
-/* guard_send_fn over ctx->call to one target. */
+/* ---- tracing ------------------------------------------------------------------- */
+
+void engine_span_begin(const engine_ctx *ctx, engine_span *es, const trace_ctx *parent,
+		       const char *name, enum span_kind kind)
+{
+	memset(es, 0, sizeof(*es));
+	trace_ctx *cur = ctx->trace ? ctx->trace(ctx->call_ud) : NULL;
+	if (!cur)
+		return;
+	es->on = 1;
+	es->saved = *cur;
+	const trace_ctx *from = parent && trace_valid(parent) ? parent
+				: trace_valid(cur)	       ? cur
+							       : NULL;
+	if (from) {
+		trace_child(from, &es->self, ctx->rng);
+	} else {
+		trace_new_root(&es->self, ctx->rng);
+		es->self.flags = 0; /* background work: not sampled */
+	}
+	span_begin(&es->s, from, &es->self, ctx->service, name, kind, clock_now(ctx->clock));
+	*cur = es->self;
+}
+
+void engine_span_attr(engine_span *es, const char *key, const char *value)
+{
+	if (es->on)
+		span_attr_set(&es->s, key, value);
+}
+
+void engine_span_end(const engine_ctx *ctx, engine_span *es, enum span_status status,
+		     const char *msg)
+{
+	if (!es->on)
+		return;
+	es->s.dur_us = clock_now(ctx->clock) - es->s.start_us;
+	es->s.status = status;
+	if (msg)
+		snprintf(es->s.status_msg, sizeof(es->s.status_msg), "%s", msg);
+	if (ctx->tracer && (es->self.flags & TRACE_FLAG_SAMPLED))
+		tracer_record(ctx->tracer, &es->s);
+	trace_ctx *cur = ctx->trace(ctx->call_ud);
+	if (cur)
+		*cur = es->saved;
+	es->on = 0;
+}
+
+const char *engine_traceparent(const engine_ctx *ctx, char *buf, size_t size)
+{
+	trace_ctx *cur = ctx->trace ? ctx->trace(ctx->call_ud) : NULL;
+	if (!cur || !trace_valid(cur) || size < TRACE_PARENT_SIZE)
+		return NULL;
+	trace_format(cur, buf, size);
+	return buf;
+}
+
+int engine_call_traced(const engine_ctx *ctx, const char *peer, const char *target,
+		       msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	if (!ctx->trace)
+		return ctx->call(ctx->call_ud, target, req, resp, timeout_ms);
+	char name[96];
+	snprintf(name, sizeof(name), "%s %s", req->method, req->path);
+	engine_span es;
+	engine_span_begin(ctx, &es, NULL, name, SPAN_CLIENT);
+	char tp[TRACE_PARENT_SIZE];
+	trace_format(&es.self, tp, sizeof(tp));
+	msg_req_set_header(req, TRACE_HEADER, tp);
+	engine_span_attr(&es, "peer.service", peer);
+	int rc = ctx->call(ctx->call_ud, target, req, resp, timeout_ms);
+	char why[64] = "";
+	if (rc) {
+		snprintf(why, sizeof(why), "no answer: %s", err_name(rc));
+	} else {
+		char st[16];
+		snprintf(st, sizeof(st), "%d", resp->status);
+		engine_span_attr(&es, "http.status_code", st);
+		if (resp->status >= 500)
+			snprintf(why, sizeof(why), "HTTP %d", resp->status);
+	}
+	engine_span_end(ctx, &es, why[0] ? SPAN_ERROR : SPAN_OK, why[0] ? why : NULL);
+	return rc;
+}
+
+/* guard_send_fn over ctx->call to one target, each attempt a CLIENT span. */
 typedef struct send_to {
 	const engine_ctx *ctx;
+	const char *callee;
 	const char *target;
+	int sent; /* attempts made */
 } send_to;
 
 static int send_via_call(void *ud, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
-	const send_to *s = ud;
-	return s->ctx->call(s->ctx->call_ud, s->target, req, resp, timeout_ms);
+	send_to *s = ud;
+	s->sent++;
+	return engine_call_traced(s->ctx, s->callee, s->target, req, resp, timeout_ms);
+}
+
+/* A call the guard refused before sending, as a span of no length, so that
+ * a trace shows why a step did not happen. */
+static void refused_span(const engine_ctx *ctx, const char *callee, const msg_req *req,
+			 const msg_resp *resp)
+{
+	const char *why = engine_call_refusal(resp);
+	if (!ctx->trace || !why)
+		return;
+	char name[96], msg[64];
+	snprintf(name, sizeof(name), "%s %s", req->method, req->path);
+	snprintf(msg, sizeof(msg), "refused: %s", why);
+	engine_span es;
+	engine_span_begin(ctx, &es, NULL, name, SPAN_CLIENT);
+	engine_span_attr(&es, "peer.service", callee);
+	engine_span_end(ctx, &es, SPAN_ERROR, msg);
 }
 
 int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
@@ -153,9 +263,9 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
 		int64_t until = guard_deadline_min(deadline, now + (timeout_ms > 0 ? timeout_ms : 5000) * 1000);
 		int64_t left = guard_deadline_left_ms(until, now);
 		guard_deadline_stamp(req, until, now);
-		return ctx->call(ctx->call_ud, target, req, resp, left);
+		return engine_call_traced(ctx, callee, target, req, resp, left);
 	}
-	send_to s = { ctx, target };
+	send_to s = { ctx, callee, target, 0 };
 	guard_call_opts o = {
 		.clock = ctx->clock,
 		.rng = ctx->rng,
@@ -163,7 +273,10 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
 		.timeout_ms = timeout_ms,
 		.idempotent = guard_idempotent(req),
 	};
-	return guard_call(ctx->guard, callee, &o, send_via_call, &s, req, resp);
+	int rc = guard_call(ctx->guard, callee, &o, send_via_call, &s, req, resp);
+	if (s.sent == 0)
+		refused_span(ctx, callee, req, resp);
+	return rc;
 }
 
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms)
@@ -220,6 +333,35 @@ int engine_bad_field(msg_resp *resp, const char *field, const char *message)
 	return ERR_INVALID;
 }
 
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out)
+{
+	char buf[32];
+	int rc = msg_req_query(req, name, buf, sizeof(buf));
+	if (rc == 0)
+		return 0;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "must be an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	char *end;
+	errno = 0;
+	long long v = rc > 0 && buf[0] ? strtoll(buf, &end, 10) : 0;
+	if (rc < 0 || !buf[0] || errno || *end || v < min || v > max)
+		return engine_bad_field(resp, name, msg);
+	*out = v;
+	return 1;
+}
+
+int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *buf, size_t len)
+{
+	int rc = msg_req_query(req, name, buf, len);
+	if (rc == 0)
+		return 0;
+	if (rc < 0 || !engine_valid_id(buf))
+		return engine_bad_field(resp, name, ENGINE_ID_RULE);
+	return 1;
+}
+
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 {
 	const char *ct = msg_req_header(req, "Content-Type");
@@ -234,6 +376,19 @@ int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out)
 	if (!*out)
 		return engine_bad_field(resp, e.field[0] ? e.field : "body", e.message);
 	return 0;
+}
+
+
+void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len)
+{
+	const char *local = config_get(cfg, "store.local_url");
+	const char *platform = config_get(cfg, "store.url");
+	if (local && local[0])
+		snprintf(buf, len, "%s", local);
+	else if (platform && strncmp(platform, "sqlite:", 7) == 0)
+		snprintf(buf, len, "%s", platform);
+	else
+		snprintf(buf, len, "sqlite:%s/data", state_dir && state_dir[0] ? state_dir : ".");
 }
 
 router *engine_router(const engine_route *table, size_t n, void *ud, char *err, size_t errlen)

@@ -19,6 +19,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/rng.h"
+#include "core/trace.h"
+#include "core/tracer.h"
 #include "net/msg.h"
 #include "net/router.h"
 #include "services/identity.h"
@@ -33,6 +35,7 @@ typedef int (*engine_call_fn)(void *ud, const char *target, const msg_req *req, 
 
 struct guard;
 struct fault_table;
+struct window;
 
 typedef struct engine_ctx {
 	const char *service;     /* "catalog" */
@@ -68,7 +71,25 @@ typedef struct engine_ctx {
 	 * the host has no such hook (ticks come on their own schedule). */
 	void (*wake)(void *ud);
 	void *wake_ud;
+	/* Tracing. tracer: this process's ring of finished spans
+	 * (core/tracer.h; host-owned; NULL: spans are not kept). trace, called
+	 * with call_ud: the calling thread's slot holding the trace context of
+	 * the work it is doing (the host sets it to the server span of the
+	 * request being served, engine_span_begin/end move it, the bus sets it
+	 * around a consume); NULL when the host does not trace. */
+	struct tracer *tracer;
+	trace_ctx *(*trace)(void *call_ud);
+	/* What this process served over the last seconds (core/window.h),
+	 * host-owned, for GET /admin/stats; NULL when not kept. */
+	struct window *window;
 } engine_ctx;
+
+/* engine_def.needs_store: 0 none; 1 the platform store (a database per
+ * service, SQLite or PostgreSQL); ENGINE_STORE_LOCAL a SQLite database of
+ * the instance's own for derived data (the search index), placed by
+ * engine_local_store_url and not migrated from data/schema: the engine
+ * makes its own tables. */
+#define ENGINE_STORE_LOCAL 2
 
 /* An event as a consumer sees it (src/bus/bus.h defines it; an engine that
  * consumes includes that header). */
@@ -107,6 +128,10 @@ typedef struct engine_def {
 	 * back and the message is retried with backoff, then dead-lettered. */
 	const engine_sub *subs;
 	int (*consume)(void *eng, const bus_msg *m);
+	/* 1 when the engine serves GET /admin/traces/{trace_id} and GET
+	 * /admin/stats itself (the gateway, which gathers every instance's);
+	 * 0: the host answers them for this instance. */
+	int serves_obs_admin;
 } engine_def;
 
 /* The engine called name, or NULL. */
@@ -174,6 +199,42 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
  * unavailable" from "payment may have charged". */
 const char *engine_call_refusal(const msg_resp *resp);
 
+/* ---- tracing ---------------------------------------------------------------------- */
+
+/* A span an engine (or the host, or the bus) opens around work it does. */
+typedef struct engine_span {
+	span s;
+	trace_ctx self;  /* its context: what calls made inside it carry */
+	trace_ctx saved; /* the thread's context before it began */
+	int on;          /* begun on a tracing host */
+} engine_span;
+
+/* Begins a span called name, of kind, on the calling thread and makes it
+ * the thread's current context until engine_span_end: the child of parent
+ * when that is valid (a saga resuming its order's trace from the tick),
+ * else of the thread's current context, else the root of a new trace that
+ * is not sampled (background work: its context travels, nothing is
+ * recorded). Does nothing when the host does not trace (ctx->trace NULL). */
+void engine_span_begin(const engine_ctx *ctx, engine_span *es, const trace_ctx *parent,
+		       const char *name, enum span_kind kind);
+/* Adds an attribute (see span_attr_set). */
+void engine_span_attr(engine_span *es, const char *key, const char *value);
+/* Ends it with status (msg: why, for SPAN_ERROR; may be NULL), records it
+ * in ctx->tracer when its trace is sampled, and gives the thread its
+ * previous context back. */
+void engine_span_end(const engine_ctx *ctx, engine_span *es, enum span_status status,
+		     const char *msg);
+/* The thread's current context as a traceparent header value in buf (at
+ * least TRACE_PARENT_SIZE bytes), or NULL when there is none: what an
+ * outbox row or a stored saga keeps so that later work joins the trace. */
+const char *engine_traceparent(const engine_ctx *ctx, char *buf, size_t size);
+
+/* One ctx->call to target as a CLIENT span, the child of the thread's
+ * current context: req carries the span's traceparent; peer (a service or
+ * an instance id) is noted on it. Returns as ctx->call. */
+int engine_call_traced(const engine_ctx *ctx, const char *peer, const char *target,
+		       msg_req *req, msg_resp *resp, int64_t timeout_ms);
+
 /* User authorisation: 0 with *out the user for a signed user identity;
  * otherwise 401 in resp and ERR_UNAUTH. */
 int engine_require_user(const engine_ctx *ctx, const msg_req *req, msg_resp *resp,
@@ -190,12 +251,26 @@ int engine_valid_id(const char *s);
  * ERR_INVALID. */
 int engine_bad_field(msg_resp *resp, const char *field, const char *message);
 
+/* Query parameters of listings: an integer within [min, max], or an id
+ * (engine_valid_id) into buf. 0 when absent, 1 when present (in *out or
+ * buf), ERR_INVALID with 400 in resp naming the parameter. */
+int engine_query_int(const msg_req *req, msg_resp *resp, const char *name, int64_t min,
+		     int64_t max, int64_t *out);
+int engine_query_id(const msg_req *req, msg_resp *resp, const char *name, char *buf, size_t len);
+
 /* The JSON object body of a write. 0 with *out a new reference; otherwise
  * ERR_INVALID with resp filled: 415 unsupported_media_type when a
  * Content-Type other than application/json is given (none is taken as
  * JSON), 400 invalid_argument naming the offending field ("body" when the
  * body itself is malformed or not an object). */
 int engine_json_body(const msg_req *req, msg_resp *resp, json_t **out);
+
+
+/* The store URL of an instance's local database (ENGINE_STORE_LOCAL):
+ * store.local_url when set; else the platform store's when that is SQLite
+ * (sqlite:DIR, sqlite::memory:); else sqlite:<state_dir>/data. The file is
+ * <dir>/<instance id>.db. */
+void engine_local_store_url(const config *cfg, const char *state_dir, char *buf, size_t len);
 
 /* One row of an engine's route table. */
 typedef struct engine_route {

@@ -4,6 +4,7 @@
 #include "bus/bus_admin.h"
 #include "core/err.h"
 #include "core/jval.h"
+#include "core/window.h"
 #include "net/router.h"
 #include "resil/fallback.h"
 #include "resil/guard.h"
@@ -169,7 +170,7 @@ static int rate_limit(gateway *gw, const msg_req *req, const identity *id, msg_r
 		return 0;
 	char labels[64];
 	snprintf(labels, sizeof(labels), "class=\"%s\"", rate_class_names[cls]);
-	metrics_count(gw->ctx->metrics, "ecom_gateway_rate_limited_total", labels, 1);
+	metrics_count(gw->ctx->metrics, "rate_limit_rejections_total", labels, 1);
 	snprintf(v, sizeof(v), "%lld", (long long)r.retry_after_s);
 	msg_resp_error(resp, 429, "rate_limited", "too many requests; slow down",
 		       json_pack("{s:s,s:I}", "class", rate_class_names[cls], "retry_after_s",
@@ -246,7 +247,7 @@ static int serve_stale(gateway *gw, const char *service, const msg_req *req, con
 	msg_resp_set_header(resp, GATEWAY_STALE_HEADER, "1");
 	char labels[96];
 	snprintf(labels, sizeof(labels), "service=\"%s\",reason=\"%s\"", service, reason);
-	metrics_count(gw->ctx->metrics, "ecom_gateway_stale_served_total", labels, 1);
+	metrics_count(gw->ctx->metrics, "gateway_stale_served_total", labels, 1);
 	return 1;
 }
 
@@ -276,7 +277,12 @@ static void refused(const char *service, int why, int64_t retry_after_s, msg_res
 /* Sends req to an instance of service, failing over to another when a
  * connection is refused, within deadline_us. Fills resp with the answer or
  * the gateway's error; returns 1 when the call failed in the breaker's sense
- * (no answer, a timeout, or a 5xx other than 501). */
+ * (no answer, a timeout, or a 5xx other than 501), FORWARD_NONE when no
+ * instance was there to call (503 at once: nothing for a breaker to judge;
+ * counting it would open the breaker while a service is still starting and
+ * keep it open after the service is up). */
+#define FORWARD_NONE 2
+
 static int forward(gateway *gw, const route_entry *route, const char *service, msg_req *req,
 		   int64_t deadline_us, msg_resp *resp)
 {
@@ -301,7 +307,7 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 		guard_deadline_stamp(req, until, now);
 		msg_resp up;
 		msg_resp_init(&up);
-		int rc = ctx->call(ctx->call_ud, addr, req, &up, timeout_ms);
+		int rc = engine_call_traced(ctx, id, addr, req, &up, timeout_ms);
 		registry_release(gw->reg, id);
 		if (rc == 0) {
 			msg_resp_set(resp, up.status, up.content_type[0] ? up.content_type : NULL,
@@ -352,6 +358,99 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
 		       json_pack("{s:s}", "service", service));
 	msg_resp_set_header(resp, "Retry-After", "1");
+	return ntried == 0 ? FORWARD_NONE : 1;
+}
+
+/* Copies query parameter name of req into buf when it is present and made
+ * only of the characters in allowed (so it can go into a URL as it is);
+ * "" otherwise. */
+static void plain_query(const msg_req *req, const char *name, const char *allowed, char *buf,
+			size_t len)
+{
+	if (msg_req_query(req, name, buf, len) != 1 || !buf[0] || buf[strspn(buf, allowed)] != '\0')
+		buf[0] = '\0';
+}
+
+/* The search service could not answer GET /v1/search (nor a stale copy):
+ * the catalog's listing with the request's category and price filters, in
+ * the search answer's shape, said so by X-Ecom-Fallback: catalog-listing
+ * (the listing cannot match the words of q: no scores, no total, no
+ * facets). Suggestions fall back to none. 1 when resp now holds the
+ * fallback; 0 leaves resp as it was. */
+static int search_fallback(gateway *gw, const msg_req *req, int64_t deadline, msg_resp *resp)
+{
+	if (strcmp(req->method, "GET") != 0)
+		return 0;
+	if (strcmp(req->path, "/v1/search/suggest") == 0) {
+		msg_resp_clear(resp);
+		msg_resp_init(resp);
+		msg_resp_json(resp, 200, json_pack("{s:[]}", "suggestions"));
+		msg_resp_set_header(resp, GATEWAY_FALLBACK_HEADER, "none");
+		return 1;
+	}
+	if (strcmp(req->path, "/v1/search") != 0)
+		return 0;
+	const route_entry *route = routes_match(gw->table, "/v1/products");
+	if (!route)
+		return 0;
+	static const char digits[] = "0123456789";
+	char category[72], minp[24], maxp[24], limit[8], q[256] = "";
+	plain_query(req, "category", "abcdefghijklmnopqrstuvwxyz0123456789-", category,
+		    sizeof(category));
+	plain_query(req, "min_price", digits, minp, sizeof(minp));
+	plain_query(req, "max_price", digits, maxp, sizeof(maxp));
+	plain_query(req, "limit", digits, limit, sizeof(limit));
+	if (msg_req_query(req, "q", q, sizeof(q)) != 1)
+		q[0] = '\0';
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/products?page_size=%s%s%s%s%s%s%s", limit[0] ? limit : "20",
+		 category[0] ? "&category=" : "", category, minp[0] ? "&min_price=" : "", minp,
+		 maxp[0] ? "&max_price=" : "", maxp);
+	int64_t now = clock_now(gw->ctx->clock);
+	guard_permit permit;
+	int why;
+	int64_t retry_after;
+	if (guard_enter(gw->guard, "catalog", now, &permit, &why, &retry_after) != 0)
+		return 0;
+	msg_req sub;
+	msg_resp cat;
+	msg_resp_init(&cat);
+	int failed = msg_req_init(&sub, "GET", path) != 0;
+	if (!failed) {
+		if (req->request_id[0])
+			msg_req_set_header(&sub, "X-Request-Id", req->request_id);
+		failed = forward(gw, route, "catalog", &sub, deadline, &cat);
+		msg_req_clear(&sub);
+	}
+	if (failed == FORWARD_NONE || (failed && !cat.status))
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(gw->ctx->clock), failed);
+	json_t *listing = !failed && cat.status == 200 && cat.body
+				  ? json_loadb(cat.body, cat.body_len, 0, NULL)
+				  : NULL;
+	msg_resp_clear(&cat);
+	json_t *items = json_object_get(listing, "items");
+	if (!json_is_array(items)) {
+		json_decref(listing);
+		return 0;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+		json_object_set_new(it, "score", json_null());
+	json_t *next = json_object_get(listing, "next_page_token");
+	json_t *out = json_pack("{s:s,s:O,s:n,s:{},s:O,s:s}", "query", q, "items", items, "total",
+				"facets", "next_page_token", next ? next : json_null(), "ranking",
+				"fallback");
+	json_decref(listing);
+	if (!out)
+		return 0;
+	msg_resp_clear(resp);
+	msg_resp_init(resp);
+	msg_resp_json(resp, 200, out);
+	msg_resp_set_header(resp, GATEWAY_FALLBACK_HEADER, "catalog-listing");
+	metrics_count(gw->ctx->metrics, "gateway_fallback_total", "service=\"search\"", 1);
 	return 1;
 }
 
@@ -390,13 +489,25 @@ static void proxy(gateway *gw, const route_entry *route, const route_target *pfx
 	guard_permit permit;
 	int why;
 	int64_t retry_after;
+	int is_search = strcmp(service, "search") == 0;
 	if (guard_enter(gw->guard, service, start, &permit, &why, &retry_after) != 0) {
-		if (!stale_ok || !serve_stale(gw, service, req, guard_refusal_name(why), resp))
+		if (!stale_ok || !serve_stale(gw, service, req, guard_refusal_name(why), resp)) {
 			refused(service, why, retry_after, resp);
+			if (is_search)
+				search_fallback(gw, req, deadline, resp);
+		}
 		return;
 	}
 	int failed = forward(gw, route, service, req, deadline, resp);
-	guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed == FORWARD_NONE)
+		guard_cancel(&permit);
+	else
+		guard_done(&permit, clock_now(ctx->clock), failed);
+	if (failed && is_search) {
+		if (!(stale_ok && serve_stale(gw, service, req, "failed", resp)))
+			search_fallback(gw, req, deadline, resp);
+		return;
+	}
 	if (!stale_ok)
 		return;
 	if (failed) {
@@ -812,6 +923,185 @@ static void admin_queue_replay(void *ud, msg_req *req, msg_resp *resp)
 	json_decref(reg);
 }
 
+/* ---- admin: traces and stats, gathered from every process ---------------------------- */
+
+/* The trace's spans from this process, every registered instance and the
+ * outside-world simulators, each once (by span id), in start order; the
+ * processes that did not answer into unreachable. New reference. */
+static json_t *gather_trace(gateway *gw, const char *trace_hex, const uint8_t id[16],
+			    json_t *unreachable)
+{
+	json_t *all = tracer_find_json(gw->ctx->tracer, id, TRACER_FIND_MAX);
+	if (!all)
+		all = json_array();
+	char path[64];
+	snprintf(path, sizeof(path), "/admin/traces/%s", trace_hex);
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, NULL, peers, MAX_PEERS);
+	for (int k = 0; k < n || simulated[k - n]; k++) {
+		const char *base = k < n ? peers[k].addr : simulator_url(gw, simulated[k - n]);
+		const char *who = k < n ? peers[k].id : simulated[k - n];
+		if (!base)
+			continue;
+		msg_resp r;
+		int rc = admin_call(gw, base, "GET", path, NULL, &r);
+		if (rc == 0 && r.status == 200)
+			gather(&r, "spans", all);
+		else
+			json_array_append_new(unreachable, peer_error(who, rc, &r));
+		msg_resp_clear(&r);
+	}
+	/* Each span once (two replicas of the gateway's table could list one
+	 * address twice), oldest first. */
+	size_t cnt = json_array_size(all);
+	span *sp = calloc(cnt ? cnt : 1, sizeof(*sp));
+	json_t *out = json_array();
+	size_t m = 0;
+	for (size_t i = 0; sp && i < cnt; i++) {
+		if (span_from_json(json_array_get(all, i), &sp[m]) != 0)
+			continue;
+		int dup = 0;
+		for (size_t j = 0; j < m && !dup; j++)
+			dup = memcmp(sp[j].span_id, sp[m].span_id, 8) == 0;
+		if (!dup)
+			m++;
+	}
+	for (size_t i = 1; i < m; i++) /* insertion sort: a trace is small */
+		for (size_t j = i; j > 0 && sp[j].start_us < sp[j - 1].start_us; j--) {
+			span t = sp[j];
+			sp[j] = sp[j - 1];
+			sp[j - 1] = t;
+		}
+	for (size_t i = 0; i < m; i++)
+		json_array_append_new(out, span_json(&sp[i]));
+	free(sp);
+	json_decref(all);
+	return out;
+}
+
+/* GET /admin/traces/{trace_id}: the trace's spans from every process. */
+static void admin_trace(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	const char *hex = msg_req_param(req, 0);
+	uint8_t id[16];
+	if (trace_id_from_hex(hex, id) != 0) {
+		engine_bad_field(resp, "trace_id", "must be 32 lowercase hex digits");
+		return;
+	}
+	json_t *unreachable = json_array();
+	json_t *spans = gather_trace(gw, hex, id, unreachable);
+	msg_resp_json(resp, 200, json_pack("{s:s,s:o,s:o}", "trace_id", hex, "spans", spans,
+					   "unreachable", unreachable));
+}
+
+/* The order service answers GET /admin/sagas/{order_id} with its own spans
+ * of the order's trace; the gateway puts every process's in their place. */
+static void enrich_saga(gateway *gw, const msg_req *req, msg_resp *resp)
+{
+	if (strcmp(req->method, "GET") != 0 || strncmp(req->path, "/admin/sagas/", 13) != 0 ||
+	    strchr(req->path + 13, '/') || resp->status != 200 || !resp->body)
+		return;
+	json_t *v = json_loadb(resp->body, resp->body_len, 0, NULL);
+	const char *hex = json_string_value(json_object_get(v, "trace_id"));
+	uint8_t id[16];
+	if (hex && trace_id_from_hex(hex, id) == 0) {
+		json_t *unreachable = json_array();
+		json_object_set_new(v, "spans", gather_trace(gw, hex, id, unreachable));
+		json_object_set_new(v, "unreachable", unreachable);
+		char *text = json_dumps(v, JSON_COMPACT);
+		if (text)
+			msg_resp_set(resp, 200, "application/json", text, strlen(text));
+		free(text);
+	}
+	json_decref(v);
+}
+
+/* The per-service figures of stats: acc[service] merged with one process's
+ * window (hists[i] parallel to the services in acc, by insertion order). */
+typedef struct stats_acc {
+	json_t *by_service; /* service -> accumulated object */
+	char names[MAX_PEERS + 8][32];
+	hist *hists[MAX_PEERS + 8];
+	int n;
+} stats_acc;
+
+static void stats_add(stats_acc *a, const char *service, const json_t *one)
+{
+	int i = 0;
+	while (i < a->n && strcmp(a->names[i], service) != 0)
+		i++;
+	if (i == a->n) {
+		if (a->n == MAX_PEERS + 8 || !(a->hists[i] = hist_new()))
+			return;
+		snprintf(a->names[i], sizeof(a->names[i]), "%s", service);
+		json_object_set_new(a->by_service, service, json_pack("{s:s,s:i}", "service", service,
+									"instances", 0));
+		a->n++;
+	}
+	json_t *acc = json_object_get(a->by_service, service);
+	json_object_set_new(acc, "instances",
+			    json_integer(json_integer_value(json_object_get(acc, "instances")) + 1));
+	if (one)
+		window_merge_json(acc, a->hists[i], one);
+}
+
+/* GET /admin/stats: per service, what its instances served over their
+ * windows (rps, p50_ms, p99_ms, error_rate, in_flight), and each
+ * instance's own. */
+static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
+{
+	gateway *gw = ud;
+	stats_acc a = { .by_service = json_object() };
+	json_t *instances = json_array(), *unreachable = json_array();
+	json_t *mine = window_json(gw->ctx->window, clock_now(gw->ctx->clock));
+	if (mine) {
+		json_object_set_new(mine, "service", json_string(gw->ctx->service));
+		json_object_set_new(mine, "instance", json_string(gw->ctx->instance_id ? gw->ctx->instance_id : "gateway"));
+		stats_add(&a, gw->ctx->service, mine);
+		json_array_append_new(instances, mine);
+	}
+	peer peers[MAX_PEERS];
+	int n = peers_of(gw, NULL, peers, MAX_PEERS);
+	for (int k = 0; k < n || simulated[k - n]; k++) {
+		const char *base = k < n ? peers[k].addr : simulator_url(gw, simulated[k - n]);
+		if (!base)
+			continue;
+		msg_resp r;
+		int rc = admin_call(gw, base, "GET", "/admin/stats", NULL, &r);
+		json_t *one = rc == 0 && r.status == 200 && r.body
+				      ? json_loadb(r.body, r.body_len, 0, NULL)
+				      : NULL;
+		const char *svc = json_string_value(json_object_get(one, "service"));
+		if (one && svc) {
+			stats_add(&a, svc, one);
+			json_object_del(one, "latency_buckets");
+			json_array_append_new(instances, one);
+		} else {
+			json_array_append_new(unreachable,
+					      peer_error(k < n ? peers[k].id : simulated[k - n], rc, &r));
+			if (k < n)
+				stats_add(&a, peers[k].service, NULL);
+			json_decref(one);
+		}
+		msg_resp_clear(&r);
+	}
+	if (mine)
+		json_object_del(mine, "latency_buckets");
+	json_t *services = json_array();
+	for (int i = 0; i < a.n; i++) {
+		json_t *acc = json_object_get(a.by_service, a.names[i]);
+		window_finish_json(acc, a.hists[i]);
+		json_object_del(acc, "latency_buckets");
+		json_array_append(services, acc);
+		hist_free(a.hists[i]);
+	}
+	json_decref(a.by_service);
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o,s:o}", "services", services, "instances", instances,
+				"unreachable", unreachable));
+}
+
 /* ---- engine ----------------------------------------------------------------------- */
 
 static void gateway_destroy(void *eng)
@@ -886,6 +1176,8 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 	    router_add(gw->admin, "POST", "/admin/breakers/{service}/{action}", admin_breaker_action,
 		       gw) ||
 	    router_add(gw->admin, "GET", "/admin/faults", admin_faults, gw) ||
+	    router_add(gw->admin, "GET", "/admin/traces/{trace_id}", admin_trace, gw) ||
+	    router_add(gw->admin, "GET", "/admin/stats", admin_stats, gw) ||
 	    router_add(gw->admin, "GET", "/admin/faults/{target}", admin_fault, gw) ||
 	    router_add(gw->admin, "PUT", "/admin/faults/{target}", admin_fault, gw) ||
 	    router_add(gw->admin, "DELETE", "/admin/faults/{target}", admin_fault, gw)) {
@@ -944,9 +1236,11 @@ static void *gateway_create(engine_ctx *ctx, char *err, size_t errlen)
 			return NULL;
 		}
 	}
-	metrics_help(ctx->metrics, "ecom_gateway_rate_limited_total",
-		     "Requests refused with 429, by route class.");
-	metrics_help(ctx->metrics, "ecom_gateway_stale_served_total",
+	metrics_help(ctx->metrics, "rate_limit_rejections_total",
+		     "Requests refused with 429, by class (the gateway's read, write, auth).");
+	metrics_help(ctx->metrics, "gateway_fallback_total",
+		     "Requests answered by a fallback instead of their service, by service.");
+	metrics_help(ctx->metrics, "gateway_stale_served_total",
 		     "Reads answered from the gateway's cache, marked stale, by service and reason.");
 	if (!ctx->service_secret || !ctx->service_secret[0])
 		log_warn(ctx->log, "no service secret: callers' identities are not forwarded");
@@ -1008,6 +1302,7 @@ static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 			msg_req_set_header(req, IDENTITY_HEADER, signed_id);
 	}
 	proxy(gw, route, t, req, resp);
+	enrich_saga(gw, req, resp);
 }
 
 static void gateway_tick(void *eng, int64_t now_us)
@@ -1027,4 +1322,5 @@ const engine_def gateway_engine = {
 	.ready = NULL,
 	.destroy = gateway_destroy,
 	.serves_resil_admin = 1,
+	.serves_obs_admin = 1,
 };

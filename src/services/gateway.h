@@ -23,6 +23,9 @@ extern const engine_def gateway_engine;
 
 /* Set to "1" on an answer served from the gateway's cache. */
 #define GATEWAY_STALE_HEADER "X-Ecom-Stale"
+/* On an answer made by the gateway in place of an unavailable service
+ * ("catalog-listing": search answered from the catalog's listing). */
+#define GATEWAY_FALLBACK_HEADER "X-Ecom-Fallback"
 
 /* The service that owns path ("/v1/products/x" -> "catalog"), or NULL. */
 const char *gateway_route_service(const char *path);

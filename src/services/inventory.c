@@ -251,8 +251,8 @@ static int batch_try(inventory *inv, txn_op **b, size_t n)
 /* Runs the ops of b (n > 0) and sets each one's rc. */
 static void batch_run(inventory *inv, txn_op **b, size_t n)
 {
-	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commits_total", NULL, 1);
-	metrics_count(inv->ctx->metrics, "ecom_inventory_group_commit_ops_total", NULL, n);
+	metrics_count(inv->ctx->metrics, "inventory_group_commits_total", NULL, 1);
+	metrics_count(inv->ctx->metrics, "inventory_group_commit_ops_total", NULL, n);
 	int rc = ERR_RETRY;
 	for (int attempt = 0; n > 1 && retryable(rc) && attempt < TXN_TRIES; attempt++)
 		rc = batch_try(inv, b, n);
@@ -459,9 +459,12 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 		free(b.p);
 		return ERR_NOMEM;
 	}
+	char tp[TRACE_PARENT_SIZE];
 	int rc = sql_run(inv->ctx->store,
-			 "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now)));
+			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
+			 "VALUES (?, ?, ?, ?, ?)",
+			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now),
+				    T(engine_traceparent(inv->ctx, tp, sizeof(tp)))));
 	free(b.p);
 	return rc;
 }
@@ -935,12 +938,12 @@ static int reserve_replay(inventory *inv, reserve_op *op, msg_resp *resp)
 		const char *body = store_col_text(st, 1);
 		if (fp && body && strcmp(fp, op->fingerprint) == 0) {
 			msg_resp_set(resp, 201, "application/json", body, strlen(body));
-			count(inv, "ecom_inventory_reservations_total", "replayed");
+			count(inv, "inventory_reservations_total", "replayed");
 		} else {
 			msg_resp_error(resp, 422, "idempotency_mismatch",
 				       "this reservation_id was used for a different request",
 				       json_pack("{s:s}", "reservation_id", op->id));
-			count(inv, "ecom_inventory_reservations_total", "mismatch");
+			count(inv, "inventory_reservations_total", "mismatch");
 		}
 		rc = 0;
 	} else if (rc == STORE_DONE) {
@@ -979,10 +982,10 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	}
 	if (rc == 0 && !op.exists) {
 		msg_resp_set(resp, 201, "application/json", op.response, strlen(op.response));
-		count(inv, "ecom_inventory_reservations_total", "held");
+		count(inv, "inventory_reservations_total", "held");
 	} else if (rc == TXN_ABORT && op.missing) {
 		no_stock(resp, op.missing);
-		count(inv, "ecom_inventory_reservations_total", "unknown_sku");
+		count(inv, "inventory_reservations_total", "unknown_sku");
 	} else if (rc == TXN_ABORT && op.is_short) {
 		const res_item *it = &op.items[op.short_at];
 		char msg[200];
@@ -992,7 +995,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 			       json_pack("{s:s,s:I,s:I}", "sku", it->sku, "requested",
 					 (json_int_t)it->qty, "available",
 					 (json_int_t)op.available));
-		count(inv, "ecom_inventory_reservations_total", "insufficient");
+		count(inv, "inventory_reservations_total", "insufficient");
 	} else if (rc < 0) {
 		store_failed(inv, resp, rc, "reserve");
 	} /* else: answered by reserve_replay */
@@ -1328,7 +1331,7 @@ static void inventory_tick(void *eng, int64_t now_us)
 		rc = tops[i].rc;
 		if (rc == 0) {
 			expired++;
-			count(inv, "ecom_inventory_reservations_total", "expired");
+			count(inv, "inventory_reservations_total", "expired");
 		} else if (rc < 0) {
 			log_warn(inv->ctx->log, "expiring reservation %s: %s", ids[i], err_name(rc));
 		}
@@ -1449,6 +1452,66 @@ static void admin_invariants(void *ud, msg_req *req, msg_resp *resp)
 	}
 	json_decref(report);
 	store_failed(inv, resp, rc, "check invariants");
+}
+
+/* GET /admin/reservations?status=&order_id=&limit=&page_token=: reservations
+ * in reservation_id order (page_token: the last id of the page before),
+ * with the units they hold, for `ecom audit`. */
+static void admin_reservations(void *ud, msg_req *req, msg_resp *resp)
+{
+	inventory *inv = ud;
+	if (engine_require_admin(inv->ctx, req, resp))
+		return;
+	char status[16] = "", order[ENGINE_ID_MAX + 1] = "", after[ENGINE_ID_MAX + 1] = "";
+	int64_t limit = 100;
+	if (engine_query_int(req, resp, "limit", 1, 500, &limit) < 0 ||
+	    engine_query_id(req, resp, "order_id", order, sizeof(order)) < 0 ||
+	    engine_query_id(req, resp, "page_token", after, sizeof(after)) < 0)
+		return;
+	int q = msg_req_query(req, "status", status, sizeof(status));
+	if (q < 0 || (q > 0 && strcmp(status, "HELD") != 0 && strcmp(status, "COMMITTED") != 0 &&
+		      strcmp(status, "RELEASED") != 0 && strcmp(status, "EXPIRED") != 0)) {
+		engine_bad_field(resp, "status", "must be HELD, COMMITTED, RELEASED or EXPIRED");
+		return;
+	}
+	int rc = 0;
+	store_stmt *st = store_queryf(
+		inv->ctx->store,
+		"SELECT r.reservation_id, r.order_id, r.status, r.created_at, r.expires_at, "
+		"r.updated_at, (SELECT SUM(i.qty) FROM reservation_items i "
+		"WHERE i.reservation_id = r.reservation_id) FROM reservations r "
+		"WHERE r.reservation_id > ? AND r.status = COALESCE(?, r.status) AND "
+		"r.order_id = COALESCE(?, r.order_id) ORDER BY r.reservation_id LIMIT ?",
+		&rc, "ttti", after, status[0] ? status : NULL, order[0] ? order : NULL, limit + 1);
+	if (!st) {
+		store_failed(inv, resp, rc, "list reservations");
+		return;
+	}
+	json_t *items = json_array();
+	char last[ENGINE_ID_MAX + 1] = "";
+	int64_t n = 0;
+	while ((rc = store_step(st)) == STORE_ROW && ++n <= limit) {
+		char created[40], expires[40], updated[40];
+		snprintf(last, sizeof(last), "%s", store_col_text(st, 0));
+		clock_fmt_rfc3339(store_col_int(st, 3), created, sizeof(created));
+		clock_fmt_rfc3339(store_col_int(st, 4), expires, sizeof(expires));
+		clock_fmt_rfc3339(store_col_int(st, 5), updated, sizeof(updated));
+		json_array_append_new(
+			items, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "reservation_id", last,
+					 "order_id", store_col_text(st, 1), "status",
+					 store_col_text(st, 2), "units",
+					 (json_int_t)store_col_int(st, 6), "created_at", created,
+					 "expires_at", expires, "updated_at", updated));
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		store_failed(inv, resp, rc, "list reservations");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				n > limit ? json_string(last) : json_null()));
 }
 
 /* ---- first start ------------------------------------------------------------------- */
@@ -1595,17 +1658,18 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/reservations/{id}/commit", commit_reservation },
 		{ "POST", "/v1/reservations/{id}/release", release_reservation },
 		{ "GET", "/admin/invariants", admin_invariants },
+		{ "GET", "/admin/reservations", admin_reservations },
 	};
 	inv->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), inv, err, errlen);
 	if (!inv->rt) {
 		inventory_destroy(inv);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_inventory_reservations_total",
+	metrics_help(ctx->metrics, "inventory_reservations_total",
 		     "Reservation requests by result (held, replayed, insufficient, expired, ...).");
-	metrics_help(ctx->metrics, "ecom_inventory_group_commits_total",
+	metrics_help(ctx->metrics, "inventory_group_commits_total",
 		     "Write transactions run for requests and expiries (each a group commit).");
-	metrics_help(ctx->metrics, "ecom_inventory_group_commit_ops_total",
+	metrics_help(ctx->metrics, "inventory_group_commit_ops_total",
 		     "Operations run in those transactions (over commits: the mean batch).");
 	char path[1024];
 	catalog_seed_path(ctx, path, sizeof(path));

@@ -121,6 +121,16 @@ static void count(order_svc *o, const char *name, const char *label, const char 
 	metrics_count(o->ctx->metrics, name, labels, 1);
 }
 
+/* A saga ended: counted by outcome, its duration observed. */
+static void saga_finished(order_svc *o, const saga *sg, const char *outcome)
+{
+	char labels[48];
+	snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
+	metrics_count(o->ctx->metrics, "sagas_total", labels, 1);
+	metrics_observe_us(o->ctx->metrics, "saga_duration_seconds", labels,
+			   clock_now(o->ctx->clock) - sg->created_at);
+}
+
 /* The catalog's alphabet for skus. */
 static int valid_sku(const char *s)
 {
@@ -383,7 +393,7 @@ static void remote(order_svc *o, const char *what, const char *method, const cha
 	static const char *const kinds[] = { "ok", "refused", "transient" };
 	char labels[96];
 	snprintf(labels, sizeof(labels), "call=\"%s\",result=\"%s\"", what, kinds[out->kind]);
-	metrics_count(o->ctx->metrics, "ecom_order_calls_total", labels, 1);
+	metrics_count(o->ctx->metrics, "order_calls_total", labels, 1);
 }
 
 /* ---- advancing a saga ----------------------------------------------------------------- */
@@ -439,9 +449,12 @@ static int write_event(order_svc *o, const order_rec *r, const char *type, const
 	json_decref(ev);
 	if (!text)
 		return ERR_NOMEM;
+	char tp[TRACE_PARENT_SIZE];
 	int rc = store_runf(o->ctx->store,
-			    "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)",
-			    NULL, "ttti", "orders", r->order_id, text, now);
+			    "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
+			    "VALUES (?, ?, ?, ?, ?)",
+			    NULL, "tttit", "orders", r->order_id, text, now,
+			    engine_traceparent(o->ctx, tp, sizeof(tp)));
 	free(text);
 	return rc;
 }
@@ -498,6 +511,8 @@ static int apply(order_svc *o, saga *sg, const order_rec *r, const saga_write *w
 		sg->steps[w->begin].attempts++;
 	if (w->to >= 0)
 		sg->state = w->to;
+	if (w->order_to >= 0 && w->order_to != r->status)
+		count(o, "orders_total", "status", status_names[w->order_to]);
 	return 0;
 }
 
@@ -752,7 +767,7 @@ static int do_confirm(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
 	w.finish = 1;
 	rc = apply(o, sg, r, &w);
 	if (rc == 0)
-		count(o, "ecom_order_sagas_total", "outcome", "completed");
+		saga_finished(o, sg, "completed");
 	return rc ? rc : ADV_DONE;
 }
 
@@ -828,7 +843,7 @@ static int do_compensate(order_svc *o, saga *sg, const order_rec *r, int64_t *du
 	w.finish = 1;
 	int rc = apply(o, sg, r, &w);
 	if (rc == 0)
-		count(o, "ecom_order_sagas_total", "outcome", "compensated");
+		saga_finished(o, sg, "compensated");
 	return rc ? rc : ADV_DONE;
 }
 
@@ -870,7 +885,14 @@ static int advance_once(order_svc *o, saga *sg, const order_rec *r, int stop_at_
  * *due: when it wants to be looked at again (ADV_WAIT, ADV_QUEUED). */
 static int advance(order_svc *o, const char *id, int stop_at_queue, int64_t *due)
 {
+	static const char *const results[] = { "continue", "done", "wait", "queued", "lost",
+					       "abort" };
 	store *s = o->ctx->store;
+	/* One span per advance, in the order's trace (the saga keeps its
+	 * traceparent): steps the processor drives from the queue later join
+	 * the trace of the request that placed the order. */
+	engine_span es = { .on = 0 };
+	int begun = 0, from = -1, to = -1, res = ADV_WAIT;
 	for (int i = 0; i < ADVANCE_MAX; i++) {
 		saga sg;
 		order_rec r;
@@ -883,16 +905,36 @@ static int advance(order_svc *o, const char *id, int stop_at_queue, int64_t *due
 		} else {
 			log_error(o->ctx->log, "saga %s cannot be read: %s", id, err_name(rc));
 		}
-		if (rc)
-			return ADV_ABORT;
-		int res = advance_once(o, &sg, &r, stop_at_queue, due);
+		if (rc) {
+			res = ADV_ABORT;
+			goto out;
+		}
+		if (!begun) {
+			trace_ctx tc;
+			int have = trace_parse(sg.traceparent, &tc) == 0;
+			engine_span_begin(o->ctx, &es, have ? &tc : NULL, "saga", SPAN_INTERNAL);
+			engine_span_attr(&es, "order_id", id);
+			begun = 1;
+			from = sg.state;
+		}
+		res = advance_once(o, &sg, &r, stop_at_queue, due);
+		to = sg.state;
 		order_rec_free(&r);
 		if (res != ADV_CONTINUE)
-			return res;
+			goto out;
 	}
 	log_warn(o->ctx->log, "saga %s: still moving after %d moves; later", id, ADVANCE_MAX);
 	*due = clock_now(o->ctx->clock);
-	return ADV_WAIT;
+	res = ADV_WAIT;
+out:
+	if (begun) {
+		snprintf(es.s.name, sizeof(es.s.name), "saga %s -> %s", saga_state_name(from),
+			 saga_state_name(to));
+		engine_span_attr(&es, "result", results[res]);
+		engine_span_end(o->ctx, &es, res == ADV_ABORT ? SPAN_ERROR : SPAN_OK,
+				res == ADV_ABORT ? "the store failed" : NULL);
+	}
+	return res;
 }
 
 /* ---- driving: lease, advance, give back ---------------------------------------------------- */
@@ -1234,12 +1276,12 @@ static int replay(order_svc *o, const char *user, const char *key, const char *f
 		msg_resp_error(resp, 422, "idempotency_mismatch",
 			       "this Idempotency-Key was used for a different order",
 			       json_pack("{s:s}", "order_id", r.order_id));
-		count(o, "ecom_order_orders_total", "result", "mismatch");
+		count(o, "order_requests_total", "result", "mismatch");
 	} else if (r.response_status > 0 && r.response) {
 		msg_resp_set(resp, (int)r.response_status, "application/json", r.response,
 			     strlen(r.response));
 		msg_resp_set_header(resp, "Idempotent-Replayed", "true");
-		count(o, "ecom_order_orders_total", "result", "replayed");
+		count(o, "order_requests_total", "result", "replayed");
 	} else {
 		/* The first request is still at work (or died before it could
 		 * answer): the order as it stands, 202 while its saga runs. */
@@ -1248,7 +1290,7 @@ static int replay(order_svc *o, const char *user, const char *key, const char *f
 		msg_resp_json(resp, have && saga_terminal(sg.state) ? 201 : 202,
 			      order_json(&r, have ? &sg : NULL));
 		msg_resp_set_header(resp, "Idempotent-Replayed", "true");
-		count(o, "ecom_order_orders_total", "result", "replayed");
+		count(o, "order_requests_total", "result", "replayed");
 	}
 	order_rec_free(&r);
 	return 1;
@@ -1286,8 +1328,11 @@ static int create_body(order_svc *o, void *arg)
 		c->lost = 1;
 		return 1; /* roll back: the other request's order stands */
 	}
+	char tp[TRACE_PARENT_SIZE];
 	if (rc == 0)
 		rc = saga_insert(s, c->order_id, c->now + o->ttl_s * US, c->now);
+	if (rc == 0)
+		rc = saga_set_traceparent(s, c->order_id, engine_traceparent(o->ctx, tp, sizeof(tp)));
 	if (rc == 0)
 		rc = saga_enqueue(s, c->order_id, c->now + o->lease_us, &o->lease,
 				  c->now + o->lease_us, c->now);
@@ -1329,7 +1374,7 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 		goto out;
 	}
 	if ((q.items ? price_items(o, q.items, &p, resp) : price_cart(o, id.sub, &p, resp)) != 0) {
-		count(o, "ecom_order_orders_total", "result", "refused");
+		count(o, "order_requests_total", "result", "refused");
 		goto out;
 	}
 	char order_id[ID_MAX + 1];
@@ -1348,7 +1393,8 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 		engine_store_error(o->ctx, resp, rc, "create order");
 		goto out;
 	}
-	count(o, "ecom_order_orders_total", "result", "created");
+	count(o, "order_requests_total", "result", "created");
+	count(o, "orders_total", "status", status_names[ORDER_PENDING]);
 	log_info(o->ctx->log, "order %s placed by %s: %lld %s from the %s", order_id, id.sub,
 		 (long long)p.total, p.currency, p.source);
 	/* The saga runs here as far as it can for the caller's sake (stock and
@@ -1722,15 +1768,173 @@ static void admin_saga(void *ud, msg_req *req, msg_resp *resp)
 	clock_fmt_rfc3339(sg.created_at, created, sizeof(created));
 	clock_fmt_rfc3339(sg.updated_at, updated, sizeof(updated));
 	clock_fmt_rfc3339(sg.expires_at, expires, sizeof(expires));
-	json_t *out = json_pack("{s:s,s:s,s:s?,s:b,s:s,s:s,s:s,s:o,s:o,s:o,s:[]}", "order_id",
-				sg.order_id, "state", saga_state_name(sg.state), "reason",
-				sg.reason[0] ? sg.reason : NULL, "cancel_requested",
+	/* The trace of the order: this instance's spans of it; the gateway
+	 * replaces them with every process's (GET /admin/traces/{id}). */
+	trace_ctx tc;
+	int traced = trace_parse(sg.traceparent, &tc) == 0;
+	char tid[TRACE_ID_HEX];
+	if (traced)
+		trace_id_hex(tc.trace_id, tid);
+	json_t *spans = traced && o->ctx->tracer
+				? tracer_find_json(o->ctx->tracer, tc.trace_id, TRACER_FIND_MAX)
+				: NULL;
+	json_t *out = json_pack("{s:s,s:s,s:s?,s:b,s:s,s:s,s:s,s:o,s:o,s:o,s:s?,s:s?,s:o}",
+				"order_id", sg.order_id, "state", saga_state_name(sg.state),
+				"reason", sg.reason[0] ? sg.reason : NULL, "cancel_requested",
 				sg.cancel_requested, "expires_at", expires, "created_at", created,
 				"updated_at", updated, "steps", saga_steps_json(&sg), "queue",
 				queue_json(o->ctx->store, sg.order_id), "order", order_json(&r, &sg),
-				"spans");
+				"trace_id", traced ? tid : NULL, "traceparent",
+				traced ? sg.traceparent : NULL, "spans", spans ? spans : json_array());
 	order_rec_free(&r);
 	msg_resp_json(resp, 200, out);
+}
+
+/* GET /admin/orders?status=&limit=&page_token=: every order (newest or not)
+ * in order_id order, with its saga's state and queue row, for `ecom audit`.
+ * page_token is the last order_id of the page before, so a page never
+ * shifts when orders are placed meanwhile (new ids land anywhere, and are
+ * seen or not, but nothing is listed twice). */
+static void admin_orders(void *ud, msg_req *req, msg_resp *resp)
+{
+	order_svc *o = ud;
+	if (engine_require_admin(o->ctx, req, resp))
+		return;
+	int64_t limit;
+	char status[32], after[ID_MAX + 1] = "";
+	if (query_limit(req, "limit", 100, ADMIN_PAGE_MAX, &limit, resp))
+		return;
+	int q = msg_req_query(req, "status", status, sizeof(status));
+	if (q < 0 || (q > 0 && order_status_parse(status) < 0)) {
+		engine_bad_field(resp, "status",
+				 "must be PENDING, AWAITING_PAYMENT, CONFIRMED or CANCELLED");
+		return;
+	}
+	int t = msg_req_query(req, "page_token", after, sizeof(after));
+	if (t < 0 || (t > 0 && !engine_valid_id(after))) {
+		engine_bad_field(resp, "page_token", "is not a page token of this listing");
+		return;
+	}
+#define ADMIN_ORDERS                                                                     \
+	"SELECT o.order_id, o.user_id, o.status, o.cancel_reason, o.total_cents, "        \
+	"o.currency, o.created_at, o.updated_at, s.state, s.reason, s.expires_at, "       \
+	"q.due_at, o.items FROM orders o LEFT JOIN saga s ON s.order_id = o.order_id "    \
+	"LEFT JOIN order_queue q ON q.order_id = o.order_id WHERE o.order_id > ? "
+	int rc = 0;
+	store_stmt *st =
+		q > 0 ? store_queryf(o->ctx->store,
+				     ADMIN_ORDERS "AND o.status = ? ORDER BY o.order_id LIMIT ?", &rc,
+				     "tti", after, status, limit + 1)
+		      : store_queryf(o->ctx->store, ADMIN_ORDERS "ORDER BY o.order_id LIMIT ?", &rc,
+				     "ti", after, limit + 1);
+#undef ADMIN_ORDERS
+	if (!st) {
+		engine_store_error(o->ctx, resp, rc, "list orders");
+		return;
+	}
+	json_t *items = json_array();
+	char last[ID_MAX + 1] = "";
+	int64_t n = 0;
+	while ((rc = store_step(st)) == STORE_ROW && ++n <= limit) {
+		char created[40], updated[40], pay_id[ID_MAX + 8], rsv_id[ID_MAX + 8];
+		const char *id = store_col_text(st, 0);
+		snprintf(last, sizeof(last), "%s", id ? id : "");
+		clock_fmt_rfc3339(store_col_int(st, 6), created, sizeof(created));
+		clock_fmt_rfc3339(store_col_int(st, 7), updated, sizeof(updated));
+		derived_id(last, "pay", pay_id, sizeof(pay_id));
+		derived_id(last, "rsv", rsv_id, sizeof(rsv_id));
+		json_t *it = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "order_id", last,
+				       "user_id", store_col_text(st, 1), "status",
+				       store_col_text(st, 2), "total_cents",
+				       (json_int_t)store_col_int(st, 4), "currency",
+				       store_col_text(st, 5), "created_at", created, "updated_at",
+				       updated, "payment_id", pay_id, "reservation_id", rsv_id);
+		if (!store_col_is_null(st, 3))
+			json_object_set_new(it, "cancel_reason", json_string(store_col_text(st, 3)));
+		/* The units ordered, to hold against the stock committed. */
+		json_t *lines = parse_json(store_col_text(st, 12)), *line;
+		json_int_t units = 0;
+		size_t k;
+		json_array_foreach(lines, k, line)
+			units += json_integer_value(json_object_get(line, "qty"));
+		json_decref(lines);
+		json_object_set_new(it, "units", json_integer(units));
+		json_t *sg = json_null();
+		if (!store_col_is_null(st, 8)) {
+			char expires[40];
+			clock_fmt_rfc3339(store_col_int(st, 10), expires, sizeof(expires));
+			sg = json_pack("{s:s,s:s,s:b}", "state", store_col_text(st, 8), "expires_at",
+				       expires, "queued", !store_col_is_null(st, 11));
+			if (!store_col_is_null(st, 9))
+				json_object_set_new(sg, "reason", json_string(store_col_text(st, 9)));
+			if (!store_col_is_null(st, 11)) {
+				char due[40];
+				clock_fmt_rfc3339(store_col_int(st, 11), due, sizeof(due));
+				json_object_set_new(sg, "due_at", json_string(due));
+			}
+		}
+		json_object_set_new(it, "saga", sg);
+		json_array_append_new(items, it);
+	}
+	store_reset(st);
+	if (rc < 0) {
+		json_decref(items);
+		engine_store_error(o->ctx, resp, rc, "list orders");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:o,s:o}", "items", items, "next_page_token",
+				n > limit ? json_string(last) : json_null()));
+}
+
+/* GET /admin/orders/summary: orders by status, the CONFIRMED total per
+ * currency, sagas by state. One statement per figure. */
+static void admin_orders_summary(void *ud, msg_req *req, msg_resp *resp)
+{
+	order_svc *o = ud;
+	if (engine_require_admin(o->ctx, req, resp))
+		return;
+	json_t *by_status = json_object(), *confirmed = json_object(), *by_state = json_object();
+	for (int i = 0; i < ORDER_NSTATUS; i++)
+		json_object_set_new(by_status, status_names[i], json_integer(0));
+	for (int i = 0; i < SAGA_NSTATES; i++)
+		json_object_set_new(by_state, saga_state_name(i), json_integer(0));
+	int64_t total = 0;
+	int rc = 0;
+	store_stmt *st = store_queryf(o->ctx->store,
+				      "SELECT status, currency, COUNT(*), SUM(total_cents) FROM orders "
+				      "GROUP BY status, currency",
+				      &rc, "");
+	while (st && (rc = store_step(st)) == STORE_ROW) {
+		const char *status = store_col_text(st, 0), *cur = store_col_text(st, 1);
+		int64_t n = store_col_int(st, 2);
+		total += n;
+		jval_add_int(by_status, status ? status : "?", n);
+		if (status && cur && strcmp(status, "CONFIRMED") == 0)
+			json_object_set_new(confirmed, cur, json_integer(store_col_int(st, 3)));
+	}
+	store_reset(st);
+	if (st && rc >= 0) {
+		st = store_queryf(o->ctx->store, "SELECT state, COUNT(*) FROM saga GROUP BY state", &rc,
+				  "");
+		while (st && (rc = store_step(st)) == STORE_ROW) {
+			const char *state = store_col_text(st, 0);
+			json_object_set_new(by_state, state ? state : "?",
+					    json_integer(store_col_int(st, 1)));
+		}
+		store_reset(st);
+	}
+	if (!st || rc < 0) {
+		json_decref(by_status);
+		json_decref(confirmed);
+		json_decref(by_state);
+		engine_store_error(o->ctx, resp, rc, "summarise orders");
+		return;
+	}
+	msg_resp_json(resp, 200,
+		      json_pack("{s:I,s:o,s:o,s:o}", "orders", (json_int_t)total, "by_status",
+				by_status, "confirmed_total_cents", confirmed, "sagas_by_state",
+				by_state));
 }
 
 /* ---- the processor ------------------------------------------------------------------ */
@@ -1830,17 +2034,24 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "POST", "/v1/orders/{id}/cancel", cancel_order },
 		{ "GET", "/admin/sagas", admin_sagas },
 		{ "GET", "/admin/sagas/{order_id}", admin_saga },
+		{ "GET", "/admin/orders", admin_orders },
+		{ "GET", "/admin/orders/summary", admin_orders_summary },
 	};
 	o->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), o, err, errlen);
 	if (!o->rt) {
 		order_destroy(o);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_order_orders_total",
+	metrics_help(ctx->metrics, "order_requests_total",
 		     "Order requests by result (created, replayed, mismatch, refused).");
-	metrics_help(ctx->metrics, "ecom_order_sagas_total",
+	metrics_help(ctx->metrics, "orders_total",
+		     "Orders by the status they entered (PENDING when placed, AWAITING_PAYMENT, "
+		     "CONFIRMED, CANCELLED).");
+	metrics_help(ctx->metrics, "sagas_total",
 		     "Checkout sagas finished, by outcome (completed, compensated).");
-	metrics_help(ctx->metrics, "ecom_order_calls_total",
+	metrics_help(ctx->metrics, "saga_duration_seconds",
+		     "Time from an order's placing to the end of its saga, by outcome.");
+	metrics_help(ctx->metrics, "order_calls_total",
 		     "Calls the saga made to other services, by step and result "
 		     "(ok, refused, transient).");
 	return o;

@@ -1,16 +1,19 @@
 /* payment: the payment service. It keeps one row per payment in its own
- * database and moves money through a provider adapter (today Stripe's,
- * src/services/stripe.h; PayPal comes with issue 8): authorise, capture,
- * void, refund. Every call to the provider carries an idempotency key
- * derived from the payment_id ("<payment_id>-authorize", "-capture",
- * "-void", "-refund-<refund_id>"), so a call repeated after a lost answer,
- * a crash or a race has exactly one effect at the provider.
+ * database and moves money through the provider of the payment's method
+ * (card: Stripe, src/services/stripe.h; paypal: PayPal,
+ * src/services/paypal.h; one view of both in src/services/provider.h):
+ * authorise, capture, void, refund. The row records its provider, so
+ * capture, void and refund go where the authorisation went. Every call to
+ * the provider carries an idempotency key derived from the payment_id
+ * ("<payment_id>-authorize", "-capture", "-void", "-refund-<refund_id>"),
+ * so a call repeated after a lost answer, a crash or a race has exactly
+ * one effect at the provider.
  *
  * Routes (all for services or the admin: engine_require_service; a user
  * gets 403, no identity 401):
  *
  *   POST /v1/payments  {payment_id, order_id, amount_cents, currency,
- *                       method: "card", token}
+ *                       method: "card" or "paypal", token}
  *       201 payment, status AUTHORIZED or DECLINED (with decline_code).
  *       Idempotent on payment_id: the same request again gets the first
  *       answer again (same status, same bytes), another request with that
@@ -22,7 +25,7 @@
  *       final outcome. When the provider refuses the request itself (an
  *       unknown token, a bad API key) the payment is FAILED and the answer
  *       422 provider_rejected (details {payment_id, status, provider_code}),
- *       also when repeated. method "paypal" is 400 until issue 8.
+ *       also when repeated. Another method is 400 naming the two.
  *   GET  /v1/payments/{id}             200 payment with its refunds; 404
  *   POST /v1/payments/{id}/capture     200 payment CAPTURED
  *   POST /v1/payments/{id}/void        200 payment VOIDED
@@ -41,9 +44,17 @@
  *       failure is 503 with the payment unchanged; repeat the request. A
  *       PENDING payment's authorisation is resolved first (sent again).
  *
- * payment: {payment_id, order_id, status, provider: "stripe", method,
- *           amount_cents, currency, captured_cents, refunded_cents,
- *           provider_ref (the PaymentIntent id, or null), decline_code
+ *   POST /v1/webhooks/stripe, /v1/webhooks/paypal   the providers' events,
+ *       for anyone whose signature is good (src/services/webhook.h): 200
+ *       {received, event_id, type, outcome, payment_id?}; each event id is
+ *       applied once (table webhook_events); captures and refunds made at
+ *       the provider are recorded. 401 bad signature, 400 not an event,
+ *       413 too large, 503 no secret configured.
+ *
+ * payment: {payment_id, order_id, status, provider: "stripe" or "paypal",
+ *           method, amount_cents, currency, captured_cents, refunded_cents,
+ *           provider_ref (the PaymentIntent id, PayPal's authorisation, or
+ *           null), capture_ref (PayPal's capture, when known), decline_code
  *           (DECLINED only), failure_code (FAILED only), created_at,
  *           updated_at}; GET adds refunds: [{refund_id, amount_cents,
  *           provider_ref, created_at}].
@@ -62,7 +73,7 @@ extern const engine_def payment_engine;
 /* A payment's life:
  *
  *   PENDING -> AUTHORIZED | DECLINED | FAILED
- *   AUTHORIZED -> CAPTURED | VOIDED
+ *   AUTHORIZED -> CAPTURED | VOIDED | DECLINED (the capture was declined)
  *   CAPTURED -> REFUNDED
  *
  * PENDING: the provider's answer to the authorisation is not known yet.

@@ -90,6 +90,12 @@ int saga_insert(store *s, const char *order_id, int64_t expires_at, int64_t now)
 			  NULL, "ttiii", order_id, state_names[SAGA_STARTED], expires_at, now, now);
 }
 
+int saga_set_traceparent(store *s, const char *order_id, const char *traceparent)
+{
+	return store_runf(s, "UPDATE saga SET traceparent = ? WHERE order_id = ?", NULL, "tt",
+			  traceparent, order_id);
+}
+
 static int load_steps(store *s, saga *out)
 {
 	int rc = 0;
@@ -123,7 +129,7 @@ int saga_load(store *s, const char *order_id, saga *out)
 	int rc = 0;
 	store_stmt *st = store_queryf(s,
 				      "SELECT state, reason, cancel_requested, expires_at, created_at, "
-				      "updated_at FROM saga WHERE order_id = ?",
+				      "updated_at, traceparent FROM saga WHERE order_id = ?",
 				      &rc, "t", order_id);
 	if (!st)
 		return rc ? rc : ERR_STORE;
@@ -136,6 +142,8 @@ int saga_load(store *s, const char *order_id, saga *out)
 		out->expires_at = store_col_int(st, 3);
 		out->created_at = store_col_int(st, 4);
 		out->updated_at = store_col_int(st, 5);
+		const char *tp = store_col_text(st, 6);
+		snprintf(out->traceparent, sizeof(out->traceparent), "%s", tp ? tp : "");
 	}
 	store_reset(st);
 	if (rc < 0)

@@ -82,11 +82,16 @@ typedef struct saga {
 	int64_t expires_at; /* the reservation lasts at least until then */
 	int64_t created_at;
 	int64_t updated_at;
+	char traceparent[64]; /* the order's trace context ("" when none) */
 	saga_step steps[SAGA_NSTEPS];
 } saga;
 
 /* Inserts the saga of order_id in STARTED. */
 int saga_insert(store *s, const char *order_id, int64_t expires_at, int64_t now);
+/* Keeps traceparent (the W3C trace context of the request that placed the
+ * order; NULL: none) with the saga, so its later steps continue that
+ * trace. */
+int saga_set_traceparent(store *s, const char *order_id, const char *traceparent);
 /* Reads the saga and its steps. 0, ERR_NOT_FOUND, or a store error. */
 int saga_load(store *s, const char *order_id, saga *out);
 /* Moves the saga from -> to, with reason (NULL keeps it) when it enters

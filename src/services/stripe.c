@@ -221,7 +221,8 @@ static int call(stripe_client *cl, const char *method, const char *path, const c
 		return refuse(out, "cannot build the request");
 	}
 	int64_t timeout = cl->timeout_ms > 0 ? cl->timeout_ms : STRIPE_DEFAULT_TIMEOUT_MS;
-	rc = cl->ctx->call(cl->ctx->call_ud, cl->base_url, &req, &resp, timeout);
+	/* A CLIENT span of the trace being served; the simulator continues it. */
+	rc = engine_call_traced(cl->ctx, "stripe", cl->base_url, &req, &resp, timeout);
 	if (rc != 0) {
 		out->outcome = STRIPE_FAILED;
 		snprintf(out->message, sizeof(out->message), "no answer from Stripe (%s)",

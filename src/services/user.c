@@ -227,7 +227,7 @@ static int login_limited(user_svc *u, const msg_req *req, const char *email, msg
 	}
 	if (rc != ERR_BUSY)
 		return 0;
-	metrics_count(u->ctx->metrics, "ecom_login_rate_limited_total", NULL, 1);
+	metrics_count(u->ctx->metrics, "rate_limit_rejections_total", "class=\"login\"", 1);
 	char v[32];
 	snprintf(v, sizeof(v), "%lld", (long long)r.retry_after_s);
 	msg_resp_error(resp, 429, "rate_limited", "too many login attempts; try again later",
@@ -406,6 +406,106 @@ static void add_address(void *ud, msg_req *req, msg_resp *resp)
 	json_decref(body);
 }
 
+/* ---- synthetic users ---------------------------------------------------------------- */
+
+#define BULK_MAX 1000
+
+/* 1 for an email under the .test top-level domain (RFC 2606: never a real
+ * mailbox), the only kind the bulk route creates. */
+static int synthetic_email(const char *email)
+{
+	size_t n = strlen(email);
+	return n > 5 && strcmp(email + n - 5, ".test") == 0;
+}
+
+typedef struct bulk_user {
+	char email[EMAIL_MAX + 1];
+	const char *name, *hash;
+} bulk_user;
+
+/* POST /v1/users/_bulk {"users": [{email, name, password_hash}]}: up to
+ * 1000 synthetic users in one transaction, for `ecom seed --users`. Admin
+ * only. The passwords come hashed (an argon2id string, at whatever cost the
+ * seeder chose: signing a million users up at the interactive cost would
+ * take hours), and the emails must be under the .test domain, so the
+ * route cannot plant real accounts. An email that exists is left as it is.
+ * 200 {created, existing}. */
+static void bulk_users(void *ud, msg_req *req, msg_resp *resp)
+{
+	user_svc *u = ud;
+	if (engine_require_admin(u->ctx, req, resp))
+		return;
+	json_t *body;
+	if (engine_json_body(req, resp, &body))
+		return;
+	json_t *arr = json_object_get(body, "users");
+	size_t n = json_array_size(arr);
+	bulk_user *us = json_is_array(arr) && n >= 1 && n <= BULK_MAX ? calloc(n, sizeof(*us)) : NULL;
+	if (!us) {
+		engine_bad_field(resp, "users", "must be an array of 1 to 1000 users");
+		json_decref(body);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(arr, i);
+		const char *email = NULL;
+		jval_error e = { { 0 }, { 0 } };
+		char field[64];
+		if (!json_is_object(it) || jval_str(it, "email", 1, 3, 320, &email, &e) ||
+		    jval_str(it, "name", 1, 1, 200, &us[i].name, &e) ||
+		    jval_str(it, "password_hash", 1, 1, crypto_pwhash_STRBYTES - 1, &us[i].hash, &e)) {
+			if (json_is_object(it))
+				snprintf(field, sizeof(field), "users[%zu].%s", i, e.field);
+			else
+				snprintf(field, sizeof(field), "users[%zu]", i);
+			engine_bad_field(resp, field, json_is_object(it) ? e.message : "must be an object");
+			goto out;
+		}
+		if (user_normalize_email(email, us[i].email, sizeof(us[i].email)) != 0 ||
+		    !synthetic_email(us[i].email)) {
+			snprintf(field, sizeof(field), "users[%zu].email", i);
+			engine_bad_field(resp, field,
+					 "must be an email address under the .test domain (synthetic "
+					 "users only)");
+			goto out;
+		}
+		/* needs_rehash reads the string's parameters: -1 when it is no
+		 * argon2id hash at all. */
+		if (strncmp(us[i].hash, "$argon2id$", 10) != 0 ||
+		    crypto_pwhash_str_needs_rehash(us[i].hash, u->opslimit, u->memlimit) < 0) {
+			snprintf(field, sizeof(field), "users[%zu].password_hash", i);
+			engine_bad_field(resp, field, "must be an argon2id hash string ($argon2id$...)");
+			goto out;
+		}
+	}
+	store *st = u->ctx->store;
+	int64_t now = clock_now(u->ctx->clock), created = 0;
+	int rc = store_begin(st);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char user_id[IDS_MAX];
+		ids_new(u->ctx->rng, "usr", user_id, sizeof(user_id));
+		int64_t changed = 0;
+		rc = store_runf(st,
+				"INSERT INTO users (user_id, email, name, password_hash, created_at, "
+				"updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+				&changed, "ttttii", user_id, us[i].email, us[i].name, us[i].hash, now,
+				now);
+		created += changed;
+	}
+	if (rc == 0)
+		rc = store_commit(st);
+	else
+		store_rollback(st);
+	if (rc)
+		engine_store_error(u->ctx, resp, rc, "bulk users");
+	else
+		msg_resp_json(resp, 200, json_pack("{s:I,s:I}", "created", (json_int_t)created,
+						   "existing", (json_int_t)((int64_t)n - created)));
+out:
+	free(us);
+	json_decref(body);
+}
+
 /* ---- engine ------------------------------------------------------------------------ */
 
 static void user_destroy(void *eng)
@@ -453,8 +553,9 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		user_destroy(u);
 		return NULL;
 	}
-	metrics_help(ctx->metrics, "ecom_login_rate_limited_total",
-		     "Login attempts refused with 429 (per email or per address).");
+	metrics_help(ctx->metrics, "rate_limit_rejections_total",
+		     "Requests refused with 429, by class (login: attempts per email or per "
+		     "address).");
 	/* Its password is never known, so it never verifies. */
 	char random_pw[40];
 	snprintf(random_pw, sizeof(random_pw), "%016llx%016llx",
@@ -471,6 +572,7 @@ static void *user_create(engine_ctx *ctx, char *err, size_t errlen)
 		{ "GET", "/v1/users/me", get_me },
 		{ "PATCH", "/v1/users/me", patch_me },
 		{ "POST", "/v1/users/me/addresses", add_address },
+		{ "POST", "/v1/users/_bulk", bulk_users },
 	};
 	u->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), u, err, errlen);
 	if (!u->rt) {

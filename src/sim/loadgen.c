@@ -842,6 +842,8 @@ int loadgen_run(const scenario *s, const loadgen_opts *o, report *r, char *err, 
 		return rc;
 	}
 	lg.t0 = clock_mono_us();
+	if (o->on_start)
+		o->on_start(o->on_start_ud, lg.t0);
 	lg.end = lg.t0 + scenario_duration_us(s);
 	lg.last_tick = lg.t0;
 	lg.next_tick = lg.t0 + 1000000;

@@ -60,6 +60,11 @@ typedef struct loadgen_opts {
 	 * at most 2 s, the summary marked interrupted; while users sign in, the
 	 * run does not start. NULL: never. */
 	volatile sig_atomic_t *interrupted;
+	/* Called once on the calling thread as the arrivals start, with that
+	 * moment's clock_mono_us() (t=0 of the run and of its schedule), after
+	 * the users signed in. NULL: none. */
+	void (*on_start)(void *ud, int64_t t0_mono_us);
+	void *on_start_ud;
 	/* Called about once a second while the run goes on (NULL: nobody
 	 * watches); on_progress must not block. */
 	loadgen_progress_fn on_progress;

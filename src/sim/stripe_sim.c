@@ -8,6 +8,8 @@
 #include "net/router.h"
 #include "resil/fault.h"
 #include "services/chaos.h"
+#include "services/webhook.h"
+#include "sim/webhook_queue.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@
 #define INTENT_BYTES_MAX ((size_t)512 << 20)
 #define IDEM_BYTES_MAX ((size_t)128 << 20)
 #define DOC_URL "https://stripe.com/docs/error-codes/"
+#define WEBHOOKS_PENDING_MAX 10000
 
 /* ---- test cards ----------------------------------------------------------------- */
 
@@ -155,6 +158,7 @@ typedef struct stripe_sim {
 	engine_ctx *ctx;
 	router *admin;
 	fault_table *faults;
+	chaos_sim_faults fault_admin;
 	pthread_mutex_t mu;
 	htab intents;
 	size_t intent_bytes;
@@ -164,6 +168,8 @@ typedef struct stripe_sim {
 	size_t max_intents, max_idems;
 	int64_t idem_ttl_us;
 	char api_key[MAX_API_KEY + 1]; /* "" accepts any sk_test_ key */
+	webhook_queue *hooks;          /* events for the merchant's endpoint */
+	char webhook_secret[256];      /* stripe.webhook_secret; "": none sent */
 	stats st;
 	/* Counted before the mutex is taken, atomically. */
 	uint64_t requests, auth_failures, fault_failures, fault_outages;
@@ -700,6 +706,55 @@ static int op_get(stripe_sim *s, const char *id, const form *f, msg_resp *resp)
 	return 0;
 }
 
+/* ---- webhooks -------------------------------------------------------------------- */
+
+/* The charge of a captured intent with its latest refund (borrowed), as
+ * charge.refunded carries it. */
+static json_t *charge_json(const intent *pi, json_t *refund)
+{
+	json_t *refunds = json_pack("{s:s,s:[O],s:b,s:i}", "object", "list", "data", refund,
+				    "has_more", 0, "total_count", 1);
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:s,s:s,s:b,s:s,s:o}", "id", pi->charge, "object",
+			 "charge", "amount", (json_int_t)pi->amount, "amount_captured",
+			 (json_int_t)pi->amount_received, "amount_refunded",
+			 (json_int_t)pi->refunded, "captured", 1, "currency", pi->currency,
+			 "payment_intent", pi->id, "refunded", pi->refunded >= pi->amount_received,
+			 "status", "succeeded", "refunds", refunds);
+}
+
+/* Queues the event type about object (stolen), when webhooks are on; under
+ * mu. */
+static void push_event(stripe_sim *s, const char *type, json_t *object)
+{
+	if (!s->webhook_secret[0] || !object) {
+		json_decref(object);
+		return;
+	}
+	char id[ID_MAX];
+	new_id(s, "evt_", id);
+	int64_t now = clock_now(s->ctx->clock);
+	json_t *ev = json_pack("{s:s,s:s,s:s,s:I,s:b,s:i,s:{s:n,s:n},s:s,s:{s:o}}", "id", id,
+			       "object", "event", "api_version", "2024-06-20", "created",
+			       (json_int_t)(now / 1000000), "livemode", 0, "pending_webhooks", 1,
+			       "request", "id", "idempotency_key", "type", type, "data", "object",
+			       object);
+	char *body = ev ? jval_dump(ev) : NULL;
+	json_decref(ev);
+	if (body && webhook_queue_push(s->hooks, body, now) && s->ctx->wake)
+		s->ctx->wake(s->ctx->wake_ud);
+	free(body);
+}
+
+/* Stripe-Signature for one delivery attempt, timestamped now. */
+static int sign_delivery(void *ud, int64_t now_us, const char *body, size_t len, msg_req *req)
+{
+	stripe_sim *s = ud;
+	char sig[WEBHOOK_SIG_MAX + 32];
+	if (webhook_stripe_sign(s->webhook_secret, now_us / 1000000, body, len, sig, sizeof(sig)))
+		return ERR_INVALID;
+	return msg_req_add_header(req, WEBHOOK_STRIPE_HEADER, sig);
+}
+
 static int op_capture(stripe_sim *s, const char *id, const form *f, msg_resp *resp)
 {
 	static const char *const allowed[] = { "amount_to_capture", NULL };
@@ -736,6 +791,7 @@ static int op_capture(stripe_sim *s, const char *id, const form *f, msg_resp *re
 	s->st.captured_amount += pi->amount_received;
 	log_info(s->ctx->log, "payment intent %s: captured %lld", pi->id,
 		 (long long)pi->amount_received);
+	push_event(s, "payment_intent.succeeded", intent_json(pi));
 	msg_resp_json(resp, 200, intent_json(pi));
 	return 1;
 }
@@ -842,6 +898,7 @@ static int op_refund(stripe_sim *s, const char *id, const form *f, msg_resp *res
 	json_object_set_new(o, "payment_intent", json_string(pi->id));
 	json_object_set_new(o, "reason", opt_str(reason));
 	json_object_set_new(o, "status", json_string("succeeded"));
+	push_event(s, "charge.refunded", charge_json(pi, o));
 	msg_resp_json(resp, 200, o);
 	return 1;
 }
@@ -1037,7 +1094,7 @@ static int valid_idem_key(const char *k)
 
 /* ---- the /v1 pipeline ----------------------------------------------------------- */
 
-static void set_delay(msg_resp *resp, int64_t delay_us)
+void stripe_sim_set_delay(msg_resp *resp, int64_t delay_us)
 {
 	if (delay_us <= 0)
 		return;
@@ -1186,52 +1243,50 @@ out:
 	const char *ver = msg_req_header(req, "Stripe-Version");
 	if (ver && strlen(ver) < 32)
 		msg_resp_set_header(resp, "Stripe-Version", ver);
-	set_delay(resp, delay);
+	stripe_sim_set_delay(resp, delay);
 }
 
 /* ---- operators' routes (API.md shapes, admin token) ----------------------------- */
 
-static int admin_target(stripe_sim *s, msg_req *req, msg_resp *resp)
+static int valid_target(const char *t) { return strcmp(t, FAULT_TARGET) == 0; }
+
+static void admin_webhook(void *ud, msg_req *req, msg_resp *resp)
 {
-	if (engine_require_admin(s->ctx, req, resp))
-		return ERR_UNAUTH;
-	const char *t = msg_req_param(req, 0);
-	if (!t || strcmp(t, FAULT_TARGET) != 0) {
-		msg_resp_error(resp, 404, "not_found", "this simulator takes faults for stripe only",
-			       json_pack("{s:s}", "target", t ? t : ""));
-		return ERR_NOT_FOUND;
+	stripe_sim *s = ud;
+	webhook_queue_admin(s->ctx, s->hooks, req, resp);
+}
+
+/* POST /admin/stripe/refund {payment_intent, amount_cents?}: a refund made
+ * in Stripe's dashboard, answered as POST /v1/refunds would be (and its
+ * charge.refunded sent). */
+static void admin_refund(void *ud, msg_req *req, msg_resp *resp)
+{
+	stripe_sim *s = ud;
+	json_t *body = NULL;
+	if (engine_require_admin(s->ctx, req, resp) || engine_json_body(req, resp, &body))
+		return;
+	jval_error e = { { 0 }, { 0 } };
+	const char *pi = NULL;
+	int64_t amount = 0;
+	if (jval_str(body, "payment_intent", 1, 1, ID_MAX, &pi, &e) ||
+	    jval_int(body, "amount_cents", 0, 1, MAX_AMOUNT, &amount, NULL, &e)) {
+		engine_bad_field(resp, e.field, e.message);
+		json_decref(body);
+		return;
 	}
-	return 0;
-}
-
-/* The fault routes are chaos's (src/services/chaos.c), on this engine's
- * own table, consulted before every /v1 request. */
-static void admin_faults_list(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (engine_require_admin(s->ctx, req, resp) == 0)
-		chaos_faults_list(s->ctx, s->faults, resp);
-}
-
-static void admin_fault_get(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_get(s->ctx, s->faults, FAULT_TARGET, resp);
-}
-
-static void admin_fault_put(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_put(s->ctx, s->faults, FAULT_TARGET, req, resp);
-}
-
-static void admin_fault_delete(void *ud, msg_req *req, msg_resp *resp)
-{
-	stripe_sim *s = ud;
-	if (admin_target(s, req, resp) == 0)
-		chaos_fault_delete(s->ctx, s->faults, FAULT_TARGET, resp);
+	form f;
+	form_init(&f);
+	char amt[24];
+	snprintf(amt, sizeof(amt), "%lld", (long long)amount);
+	if (form_add(&f, "payment_intent", pi) || (amount && form_add(&f, "amount", amt))) {
+		msg_resp_error(resp, 500, "internal", "out of memory", NULL);
+	} else {
+		pthread_mutex_lock(&s->mu);
+		op_refund(s, NULL, &f, resp);
+		pthread_mutex_unlock(&s->mu);
+	}
+	form_clear(&f);
+	json_decref(body);
 }
 
 static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
@@ -1271,6 +1326,7 @@ static void admin_stats(void *ud, msg_req *req, msg_resp *resp)
 			    json_pack("{s:I,s:I}", "failed", (json_int_t)fault_failures,
 				      "outages", (json_int_t)fault_outages));
 	json_object_set_new(o, "refused_full", json_integer((json_int_t)st.full));
+	json_object_set_new(o, "webhooks", webhook_queue_stats(s->hooks));
 	json_object_set_new(o, "limits",
 			    json_pack("{s:I,s:I,s:I}", "max_intents", (json_int_t)max_i,
 				      "max_idempotency_keys", (json_int_t)max_k,
@@ -1325,16 +1381,11 @@ static void sim_destroy(void *eng)
 	while (s->oldest)
 		idem_drop_oldest(s);
 	free(s->idems.b);
+	webhook_queue_free(s->hooks);
 	router_free(s->admin);
 	fault_table_free(s->faults);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
-}
-
-static int64_t cfg_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max)
-{
-	int64_t v = c ? config_int(c, key, def) : def;
-	return v < min || v > max ? def : v;
 }
 
 static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
@@ -1350,11 +1401,11 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 	}
 	s->ctx = ctx;
 	pthread_mutex_init(&s->mu, NULL);
-	s->max_intents = (size_t)cfg_int(ctx->config, "stripe_sim.max_intents",
+	s->max_intents = (size_t)config_int_range(ctx->config, "stripe_sim.max_intents",
 					 STRIPE_SIM_MAX_INTENTS, 1, 100000000);
-	s->max_idems = (size_t)cfg_int(ctx->config, "stripe_sim.max_idempotency_keys",
+	s->max_idems = (size_t)config_int_range(ctx->config, "stripe_sim.max_idempotency_keys",
 				       STRIPE_SIM_MAX_IDEMPOTENCY_KEYS, 1, 100000000);
-	s->idem_ttl_us = cfg_int(ctx->config, "stripe_sim.idempotency_ttl_s",
+	s->idem_ttl_us = config_int_range(ctx->config, "stripe_sim.idempotency_ttl_s",
 				 STRIPE_SIM_IDEMPOTENCY_TTL_S, 1, 30 * 86400) *
 			 1000000;
 	const char *key = ctx->config ? config_get(ctx->config, "stripe_sim.api_key") : NULL;
@@ -1368,15 +1419,32 @@ static void *sim_create(engine_ctx *ctx, char *err, size_t errlen)
 		}
 		snprintf(s->api_key, sizeof(s->api_key), "%s", key);
 	}
+	const char *whs = ctx->config ? config_get(ctx->config, "stripe.webhook_secret") : NULL;
+	if (whs && strlen(whs) >= sizeof(s->webhook_secret)) {
+		snprintf(err, errlen, "stripe.webhook_secret is longer than 255 characters");
+		sim_destroy(s);
+		return NULL;
+	}
+	snprintf(s->webhook_secret, sizeof(s->webhook_secret), "%s", whs ? whs : "");
+	s->hooks = webhook_queue_new(WEBHOOKS_PENDING_MAX);
 	s->faults = fault_table_new();
 	s->admin = router_new();
-	if (!s->faults || !s->admin || ht_init(&s->intents, 1024) || ht_init(&s->idems, 1024) ||
-	    router_add(s->admin, "GET", "/admin/faults", admin_faults_list, s) ||
-	    router_add(s->admin, "GET", "/admin/faults/{target}", admin_fault_get, s) ||
-	    router_add(s->admin, "PUT", "/admin/faults/{target}", admin_fault_put, s) ||
-	    router_add(s->admin, "DELETE", "/admin/faults/{target}", admin_fault_delete, s) ||
-	    router_add(s->admin, "GET", "/admin/stripe/stats", admin_stats, s)) {
+	s->fault_admin = (chaos_sim_faults){ .ctx = ctx, .table = s->faults, .valid = valid_target,
+					     .hint = "this simulator takes faults for stripe only" };
+	if (!s->faults || !s->admin || !s->hooks || ht_init(&s->intents, 1024) ||
+	    ht_init(&s->idems, 1024) ||
+	    chaos_sim_fault_routes(s->admin, &s->fault_admin) ||
+	    router_add(s->admin, "GET", "/admin/stripe/stats", admin_stats, s) ||
+	    router_add(s->admin, "GET", "/admin/stripe/webhook", admin_webhook, s) ||
+	    router_add(s->admin, "PUT", "/admin/stripe/webhook", admin_webhook, s) ||
+	    router_add(s->admin, "POST", "/admin/stripe/refund", admin_refund, s)) {
 		snprintf(err, errlen, "stripe-sim: out of memory");
+		sim_destroy(s);
+		return NULL;
+	}
+	const char *url = ctx->config ? config_get(ctx->config, "stripe_sim.webhook_url") : NULL;
+	if (webhook_queue_set_target(s->hooks, url) != 0) {
+		snprintf(err, errlen, "stripe_sim.webhook_url must be http://HOST:PORT/PATH");
 		sim_destroy(s);
 		return NULL;
 	}
@@ -1398,6 +1466,7 @@ static void sim_tick(void *eng, int64_t now_us)
 	pthread_mutex_lock(&s->mu);
 	idem_trim(s, now_us);
 	pthread_mutex_unlock(&s->mu);
+	webhook_queue_deliver(s->hooks, s->ctx, sign_delivery, s, now_us);
 }
 
 const engine_def stripe_sim_engine = {

@@ -58,6 +58,9 @@ extern const engine_def stripe_sim_engine;
 /* The delay a response asks its host to wait before sending it, from
  * STRIPE_SIM_DELAY_HEADER: microseconds, 0 when absent or malformed. */
 int64_t stripe_sim_delay_us(const msg_resp *resp);
+/* Sets that header on resp (nothing for delay_us <= 0): for simulators,
+ * which return the latency they inject instead of sleeping. */
+void stripe_sim_set_delay(msg_resp *resp, int64_t delay_us);
 
 /* Replaces the limits of a running simulator (eng from
  * stripe_sim_engine.create); 0 keeps a limit as it is. Lowering the number of

@@ -225,6 +225,13 @@ int itest_req_service(const char *method, const char *path, const char *body, js
 int itest_req_key(const char *method, const char *path, const char *body, const char *token,
 		  const char *key, json_t **out, msg_resp *keep)
 {
+	const char *h[] = { "Idempotency-Key", key, NULL };
+	return itest_req_headers(method, path, body, token, key ? h : NULL, out, keep);
+}
+
+int itest_req_headers(const char *method, const char *path, const char *body, const char *token,
+		      const char *const *headers, json_t **out, msg_resp *keep)
+{
 	if (out)
 		*out = NULL;
 	msg_req req;
@@ -235,8 +242,8 @@ int itest_req_key(const char *method, const char *path, const char *body, const 
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 		msg_req_add_header(&req, "Authorization", auth);
 	}
-	if (key)
-		msg_req_add_header(&req, "Idempotency-Key", key);
+	for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+		msg_req_add_header(&req, headers[i], headers[i + 1]);
 	if (body) {
 		msg_req_add_header(&req, "Content-Type", "application/json");
 		msg_req_set_body(&req, body, strlen(body));
@@ -270,10 +277,10 @@ int itest_signup_login(const char *email, char *token, size_t len, char *user_id
 	return t ? 0 : -1;
 }
 
-int itest_sim_url(char *buf, size_t len)
+int itest_state_file(const char *name, char *buf, size_t len)
 {
 	char p[512];
-	snprintf(p, sizeof(p), "%s/stripe-sim.url", IT.state);
+	snprintf(p, sizeof(p), "%s/%s", IT.state, name);
 	FILE *f = fopen(p, "r");
 	if (!f)
 		return -1;
@@ -282,13 +289,30 @@ int itest_sim_url(char *buf, size_t len)
 	if (!got)
 		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int itest_sim_url_of(const char *sim, char *buf, size_t len)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "%s.url", sim);
+	if (itest_state_file(name, buf, len) != 0)
+		return -1;
 	return strncmp(buf, "http://127.0.0.1:", 17) == 0 ? 0 : -1;
 }
 
+int itest_sim_url(char *buf, size_t len) { return itest_sim_url_of("stripe-sim", buf, len); }
+
 json_t *itest_sim_admin(const char *method, const char *path, const char *body)
 {
+	return itest_sim_admin_of("stripe-sim", method, path, body);
+}
+
+json_t *itest_sim_admin_of(const char *sim, const char *method, const char *path,
+			   const char *body)
+{
 	char url[600], base[256];
-	if (itest_sim_url(base, sizeof(base)) != 0)
+	if (itest_sim_url_of(sim, base, sizeof(base)) != 0)
 		return NULL;
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	msg_resp r;
@@ -397,4 +421,23 @@ void itest_teardown(void)
 	else
 		itest_rm_tree(IT.state);
 	http_client_global_cleanup();
+}
+
+void itest_cheap_passwords(void)
+{
+	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
+	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
+}
+
+int itest_write_temp(char *tmpl, const char *text)
+{
+	int fd = mkstemp(tmpl);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
 }

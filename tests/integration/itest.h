@@ -52,6 +52,9 @@ int itest_req_service(const char *method, const char *path, const char *body, js
  * 15 s deadline). */
 int itest_req_key(const char *method, const char *path, const char *body, const char *token,
 		  const char *key, json_t **out, msg_resp *keep);
+/* As itest_req_key, with the headers given (name, value, ..., NULL). */
+int itest_req_headers(const char *method, const char *path, const char *body, const char *token,
+		      const char *const *headers, json_t **out, msg_resp *keep);
 /* Signs up email (password "correct horse 1") and logs in: the access
  * token into token, the user id into user_id (when not NULL). 0 or -1. */
 int itest_signup_login(const char *email, char *token, size_t len, char *user_id, size_t idlen);
@@ -62,6 +65,13 @@ int itest_signup_login(const char *email, char *token, size_t len, char *user_id
 int itest_sim_url(char *buf, size_t len);
 json_t *itest_sim_admin(const char *method, const char *path, const char *body);
 long long itest_sim_stat(const char *name);
+/* The same for the simulator sim ("stripe-sim", "paypal-sim"): its URL
+ * (STATE/<sim>.url) and an admin request to it. */
+int itest_sim_url_of(const char *sim, char *buf, size_t len);
+json_t *itest_sim_admin_of(const char *sim, const char *method, const char *path,
+			   const char *body);
+/* The first line of STATE/name into buf. 0 or -1. */
+int itest_state_file(const char *name, char *buf, size_t len);
 /* The error code of an API error body. */
 const char *itest_err_code(json_t *v);
 /* Starts `ecom up --port 0` with extra args (NULL-ended) in a new temporary
@@ -74,5 +84,11 @@ int itest_restart(const char *first, ...);
  * (kept when ECOM_ITEST_KEEP=1). */
 void itest_teardown(void);
 void itest_rm_tree(const char *dir);
+/* argon2id at libsodium's minimum cost for the platform started next (its
+ * environment): for tests whose load signs many users up and in. */
+void itest_cheap_passwords(void);
+/* Writes text into a new file made from the mkstemp template tmpl (which
+ * gets its name). 0 or -1. */
+int itest_write_temp(char *tmpl, const char *text);
 
 #endif

@@ -320,7 +320,7 @@ static void test_login_limit(void **unused)
 	json_decref(doc);
 	msg_resp_init(&r);
 	assert_int_equal(http_client_simple("GET", addr, NULL, NULL, &r, 5000), 0);
-	assert_non_null(strstr(r.body, "ecom_login_rate_limited_total 2"));
+	assert_non_null(strstr(r.body, "rate_limit_rejections_total{class=\"login\"} 2"));
 	msg_resp_clear(&r);
 }
 

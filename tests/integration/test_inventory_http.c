@@ -216,7 +216,7 @@ static long long instance_counter(const char *base, const char *series)
 
 static void test_hot_sku_never_oversold(void **unused)
 {
-	const char *series = "ecom_inventory_reservations_total{result=\"held\"}";
+	const char *series = "inventory_reservations_total{result=\"held\"}";
 	char addrs[4][256];
 	assert_int_equal(inventory_addrs(addrs, 4), 2);
 	long long before = instance_counter(addrs[0], series) + instance_counter(addrs[1], series);

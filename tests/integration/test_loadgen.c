@@ -47,15 +47,10 @@ static const char SCENARIO[] =
 static int setup(void **unused)
 {
 	/* Cheap password hashes: the pool signs users up and in. */
-	setenv("ECOM_USER_PWHASH_OPSLIMIT", "1", 1);
-	setenv("ECOM_USER_PWHASH_MEMLIMIT_KIB", "8192", 1);
-	int fd = mkstemp(scn_path);
-	if (fd < 0)
+	itest_cheap_passwords();
+	if (itest_write_temp(scn_path, SCENARIO) != 0)
 		return -1;
-	FILE *f = fdopen(fd, "w");
-	fputs(SCENARIO, f);
-	fclose(f);
-	fd = mkstemp(out_path);
+	int fd = mkstemp(out_path);
 	if (fd < 0)
 		return -1;
 	close(fd);
@@ -140,9 +135,9 @@ static void catalog_addr(char *buf, size_t len)
 	assert_true(buf[0] != '\0');
 }
 
-#define GW_PUT "ecom_http_requests_total{service=\"gateway\",route=\"/v1/cart\",method=\"PUT\",status=\"200\"}"
-#define GW_GET "ecom_http_requests_total{service=\"gateway\",route=\"/v1/cart\",method=\"GET\",status=\"200\"}"
-#define CAT_SKU "ecom_http_requests_total{service=\"catalog\",route=\"/v1/products/{sku}\",method=\"GET\",status=\"200\"}"
+#define GW_PUT "http_requests_total{route=\"/v1/cart\",method=\"PUT\",status=\"200\"}"
+#define GW_GET "http_requests_total{route=\"/v1/cart\",method=\"GET\",status=\"200\"}"
+#define CAT_SKU "http_requests_total{route=\"/v1/products/{sku}\",method=\"GET\",status=\"200\"}"
 
 static void test_counts_match_the_platform(void **unused)
 {

@@ -245,6 +245,7 @@ static void test_configured_stripe_is_not_simulated(void **unused)
 	setenv("ECOM_STRIPE_SECRET_KEY", "sk_test_configured", 1);
 	assert_int_equal(itest_restart(NULL), 0);
 	assert_false(has_instance("stripe-sim"));
+	assert_true(has_instance("paypal-sim")); /* PayPal's is still simulated */
 	assert_true(has_instance("payment"));
 	char p[512];
 	struct stat sb;
@@ -274,6 +275,7 @@ static void test_configured_stripe_is_not_simulated(void **unused)
 	setenv("ECOM_STRIPE_SECRET_KEY", "", 1);
 	assert_int_equal(itest_restart("--no-sims", NULL), 0);
 	assert_false(has_instance("stripe-sim"));
+	assert_false(has_instance("paypal-sim"));
 	assert_int_equal(stat(p, &sb), -1);
 	assert_int_equal(pay("ord-7", 100, "tok_visa", &v), 503);
 	json_decref(v);

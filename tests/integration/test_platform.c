@@ -336,7 +336,7 @@ static void test_admin_services(void **unused)
 
 static void test_metrics_count_requests(void **unused)
 {
-	const char *series = "ecom_http_requests_total{service=\"gateway\",route=\"/v1/products\","
+	const char *series = "http_requests_total{route=\"/v1/products\","
 			     "method=\"GET\",status=\"404\"}";
 	long long before = metric(series);
 	for (int k = 0; k < 25; k++)
@@ -344,8 +344,8 @@ static void test_metrics_count_requests(void **unused)
 	assert_int_equal(metric(series) - before, 25);
 	msg_resp r;
 	assert_int_equal(itest_req("GET", "/metrics", NULL, NULL, NULL, &r), 200);
-	assert_non_null(strstr(r.body, "# TYPE ecom_http_request_duration_seconds histogram"));
-	assert_non_null(strstr(r.body, "ecom_http_request_duration_seconds_bucket{service=\"gateway\""));
+	assert_non_null(strstr(r.body, "# TYPE http_request_duration_seconds histogram"));
+	assert_non_null(strstr(r.body, "http_request_duration_seconds_bucket{route=\"/v1/products\""));
 	msg_resp_clear(&r);
 }
 

@@ -1,4 +1,4 @@
-/* simfix: the Stripe simulator on loopback, for tests. */
+/* simfix: a provider's simulator on loopback, for tests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +24,7 @@ static void copy_header(char *dst, size_t len, const msg_req *req, const char *n
 static void handler(void *ud, msg_req *req, msg_resp *resp)
 {
 	simfix *s = ud;
-	if (strncmp(req->path, "/v1/", 4) == 0) {
+	if (strncmp(req->path, "/admin/", 7) != 0) {
 		pthread_mutex_lock(&s->mu);
 		if (s->nseen < SIMFIX_MAX_SEEN) {
 			simfix_seen *r = &s->seen[s->nseen++];
@@ -34,11 +34,12 @@ static void handler(void *ud, msg_req *req, msg_resp *resp)
 			copy_header(r->auth, sizeof(r->auth), req, "Authorization");
 			copy_header(r->idem, sizeof(r->idem), req, "Idempotency-Key");
 			copy_header(r->version, sizeof(r->version), req, "Stripe-Version");
+			copy_header(r->request_id, sizeof(r->request_id), req, "PayPal-Request-Id");
 			r->body = strndup(req->body ? req->body : "", req->body_len);
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
-	stripe_sim_engine.handle(s->sim, req, resp);
+	s->def->handle(s->sim, req, resp);
 	int64_t d = stripe_sim_delay_us(resp);
 	if (d > 0)
 		usleep((useconds_t)d);
@@ -54,23 +55,37 @@ int simfix_call(void *ud, const char *target, const msg_req *req, msg_resp *resp
 
 simfix *simfix_new(const char *admin)
 {
+	return simfix_start(&stripe_sim_engine, "stripe", admin, NULL);
+}
+
+simfix *simfix_start(const engine_def *def, const char *provider, const char *admin,
+		     const char *const *settings)
+{
 	simfix *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->def = def;
+	s->provider = provider;
 	pthread_mutex_init(&s->mu, NULL);
 	s->clock = clock_real_new();
 	s->rng = rng_new(99);
 	s->logf = fopen("/dev/null", "w");
-	s->log = s->logf ? log_new("stripe-sim", s->logf, s->clock, LOG_DEBUG) : NULL;
+	s->log = s->logf ? log_new(def->name, s->logf, s->clock, LOG_DEBUG) : NULL;
 	s->metrics = metrics_new();
 	s->config = config_new();
 	if (!s->clock || !s->rng || !s->log || !s->metrics || !s->config) {
 		simfix_free(s);
 		return NULL;
 	}
+	for (int i = 0; settings && settings[i] && settings[i + 1]; i += 2)
+		if (config_set(s->config, settings[i], settings[i + 1]) != 0) {
+			fprintf(stderr, "simfix: bad configuration %s\n", settings[i]);
+			simfix_free(s);
+			return NULL;
+		}
 	s->ctx = (engine_ctx){
-		.service = "stripe-sim",
-		.instance_id = "stripe-sim-1",
+		.service = def->name,
+		.instance_id = def->name,
 		.clock = s->clock,
 		.rng = s->rng,
 		.log = s->log,
@@ -79,9 +94,9 @@ simfix *simfix_new(const char *admin)
 		.admin_token = admin,
 	};
 	char err[256] = "";
-	s->sim = stripe_sim_engine.create(&s->ctx, err, sizeof(err));
+	s->sim = def->create(&s->ctx, err, sizeof(err));
 	if (!s->sim) {
-		fprintf(stderr, "stripe-sim: %s\n", err);
+		fprintf(stderr, "%s: %s\n", def->name, err);
 		simfix_free(s);
 		return NULL;
 	}
@@ -102,7 +117,7 @@ void simfix_free(simfix *s)
 		return;
 	http_server_stop(s->srv);
 	if (s->sim)
-		stripe_sim_engine.destroy(s->sim);
+		s->def->destroy(s->sim);
 	for (int i = 0; i < s->nseen; i++)
 		free(s->seen[i].body);
 	config_free(s->config);
@@ -144,7 +159,7 @@ json_t *simfix_admin(simfix *s, const char *method, const char *path, const char
 		assert_int_equal(msg_req_set_body(&req, body, strlen(body)), 0);
 	}
 	msg_resp_init(&resp);
-	stripe_sim_engine.handle(s->sim, &req, &resp);
+	s->def->handle(s->sim, &req, &resp);
 	if (resp.status != 200)
 		fail_msg("%s %s: %d %.*s", method, path, resp.status, (int)resp.body_len, resp.body);
 	json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
@@ -156,7 +171,9 @@ json_t *simfix_admin(simfix *s, const char *method, const char *path, const char
 
 int64_t simfix_stat(simfix *s, const char *name)
 {
-	json_t *st = simfix_admin(s, "GET", "/admin/stripe/stats", NULL);
+	char path[64];
+	snprintf(path, sizeof(path), "/admin/%s/stats", s->provider);
+	json_t *st = simfix_admin(s, "GET", path, NULL);
 	json_t *v = json_object_get(st, name);
 	if (!json_is_integer(v))
 		fail_msg("no counter %s in the simulator's stats", name);
@@ -167,5 +184,18 @@ int64_t simfix_stat(simfix *s, const char *name)
 
 void simfix_fault(simfix *s, const char *json)
 {
-	json_decref(simfix_admin(s, json ? "PUT" : "DELETE", "/admin/faults/stripe", json));
+	simfix_fault_on(s, s->provider, json);
+}
+
+void simfix_fault_on(simfix *s, const char *target, const char *json)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/admin/faults/%s", target);
+	json_decref(simfix_admin(s, json ? "PUT" : "DELETE", path, json));
+}
+
+void simfix_tick(simfix *s)
+{
+	if (s->def->tick)
+		s->def->tick(s->sim, clock_now(s->clock));
 }

@@ -1,12 +1,13 @@
-/* simfix: the Stripe simulator (stripe_sim_engine) served on a loopback
- * http_server, as the daemon host serves it, for tests of code that talks
- * to Stripe over real HTTP (the adapter, the payment engine). The handler
- * records each /v1 request as it arrived (to check it against Stripe's
- * documented shape), hands it to the engine and sleeps for the simulator's
- * X-Sim-Delay-Us, so an injected latency is a real one. The simulator has
- * its own real clock, rng, logger (to /dev/null), metrics and config, which
- * a test may borrow for the client side. Failures fail the running cmocka
- * test (test code only); include after cmocka.h. */
+/* simfix: a payment provider's simulator (stripe_sim_engine, or
+ * paypal_sim_engine) served on a loopback http_server, as the daemon host
+ * serves it, for tests of code that talks to the provider over real HTTP
+ * (the adapters, the payment engine). The handler records each API request
+ * (every path but /admin/...) as it arrived (to check it against the
+ * provider's documented shape), hands it to the engine and sleeps for the
+ * simulator's X-Sim-Delay-Us, so an injected latency is a real one. The
+ * simulator has its own real clock, rng, logger (to /dev/null), metrics
+ * and config, which a test may borrow for the client side. Failures fail
+ * the running cmocka test (test code only); include after cmocka.h. */
 #ifndef ECOM_TEST_SIMFIX_H
 #define ECOM_TEST_SIMFIX_H
 
@@ -35,10 +36,13 @@ typedef struct simfix_seen {
 	char auth[160];
 	char idem[300];
 	char version[32];
+	char request_id[128]; /* PayPal-Request-Id */
 	char *body;
 } simfix_seen;
 
 typedef struct simfix {
+	const engine_def *def;
+	const char *provider; /* "stripe", "paypal": its admin routes' name */
 	clock_src *clock;
 	rng *rng;
 	FILE *logf;
@@ -58,7 +62,14 @@ typedef struct simfix {
  * a free loopback port. Owned: simfix_free(). NULL (with a line on stderr)
  * when it cannot start, for use in setups. */
 simfix *simfix_new(const char *admin);
+/* The same for the simulator def, whose admin routes are named provider,
+ * its configuration given as key, value, ..., NULL (config may be NULL). */
+simfix *simfix_start(const engine_def *def, const char *provider, const char *admin,
+		     const char *const *settings);
 void simfix_free(simfix *s);
+/* Runs the simulator's tick now (its webhooks are delivered then, through
+ * s->ctx.call, which a test sets). */
+void simfix_tick(simfix *s);
 
 /* An engine_call_fn over libcurl (http_client_do, connect timeout 200 ms),
  * as the daemon's; ud is unused. */
@@ -73,9 +84,11 @@ const simfix_seen *simfix_last(simfix *s);
 /* An admin request straight to the engine; fails the test unless it is
  * 200. Returns the parsed answer (new reference). */
 json_t *simfix_admin(simfix *s, const char *method, const char *path, const char *body);
-/* The integer counter name of GET /admin/stripe/stats. */
+/* The integer counter name of GET /admin/<provider>/stats. */
 int64_t simfix_stat(simfix *s, const char *name);
-/* PUT /admin/faults/stripe with json, or DELETE it when json is NULL. */
+/* PUT /admin/faults/<provider> with json, or DELETE it when json is NULL. */
 void simfix_fault(simfix *s, const char *json);
+/* The same for another target ("paypal.capture"). */
+void simfix_fault_on(simfix *s, const char *target, const char *json);
 
 #endif

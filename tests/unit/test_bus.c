@@ -273,7 +273,7 @@ static void test_delivers_in_order_once(void **state)
 	assert_int_equal(jint(row, "dead_letters"), 0);
 	assert_int_equal(jint(row, "applied"), events(x));
 	json_decref(row);
-	assert_int_equal(metrics_counter_value(x->c->metrics, "ecom_bus_messages_total",
+	assert_int_equal(metrics_counter_value(x->c->metrics, "bus_messages_total",
 					       "topic=\"inventory\",consumer=\"busprobe\","
 					       "outcome=\"applied\""),
 			 events(x));

@@ -368,7 +368,7 @@ static void test_add_update_remove_clear(void **state)
 	assert_cart(get_cart(f, "usr_a"), NULL, 0, 0, NULL);
 	/* The catalog is asked only to price an item put in the cart. */
 	assert_int_equal(cat_hits(), 5);
-	assert_int_equal(counter(f, "ecom_cart_catalog_lookups_total", "result=\"ok\""), 5);
+	assert_int_equal(counter(f, "cart_catalog_lookups_total", "result=\"ok\""), 5);
 	/* Wrong methods and routes. */
 	expect_error(f, "POST", "/v1/cart", user(f, "usr_a"), "{}", 405, "method_not_allowed",
 		     NULL);
@@ -447,7 +447,7 @@ static void test_unknown_sku(void **state)
 						  "sku")),
 		"NOPE-404");
 	assert_error(v, "not_found", NULL);
-	assert_int_equal(counter(f, "ecom_cart_catalog_lookups_total", "result=\"not_found\""), 1);
+	assert_int_equal(counter(f, "cart_catalog_lookups_total", "result=\"not_found\""), 1);
 	assert_cart(get_cart(f, "usr_a"), (const char *[]){ "BOOK-001:1:1299" }, 1, 1299, "USD");
 }
 
@@ -484,13 +484,13 @@ static void test_catalog_down(void **state)
 	/* Not even the quantity of an item already there changes: it would be
 	 * priced again. */
 	expect_unavailable(f, "BOOK-001");
-	assert_int_equal(counter(f, "ecom_cart_catalog_failures_total", "reason=\"status\""), 2);
+	assert_int_equal(counter(f, "cart_catalog_failures_total", "reason=\"status\""), 2);
 
 	/* A 404 that names no product (the gateway has no route) is no answer
 	 * about the sku. */
 	cat_mode(CAT_NO_ROUTE);
 	expect_unavailable(f, "MUG-002");
-	assert_int_equal(counter(f, "ecom_cart_catalog_failures_total", "reason=\"status\""), 3);
+	assert_int_equal(counter(f, "cart_catalog_failures_total", "reason=\"status\""), 3);
 
 	/* Too slow: given up after cart.catalog_timeout_ms. */
 	cat_mode(CAT_SLOW);
@@ -500,7 +500,7 @@ static void test_catalog_down(void **state)
 	gettimeofday(&t1, NULL);
 	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
 	assert_true(ms < 2 * TIMEOUT_MS + 100);
-	assert_int_equal(counter(f, "ecom_cart_catalog_failures_total", "reason=\"timeout\""), 1);
+	assert_int_equal(counter(f, "cart_catalog_failures_total", "reason=\"timeout\""), 1);
 
 	/* Nobody listening: the gateway is down. */
 	cat_mode(CAT_OK);
@@ -509,9 +509,9 @@ static void test_catalog_down(void **state)
 	/* No gateway known at all. */
 	f->ctx.gateway_url = NULL;
 	expect_unavailable(f, "MUG-002");
-	assert_int_equal(counter(f, "ecom_cart_catalog_failures_total", "reason=\"unreachable\""),
+	assert_int_equal(counter(f, "cart_catalog_failures_total", "reason=\"unreachable\""),
 			 2);
-	assert_int_equal(counter(f, "ecom_cart_catalog_lookups_total", "result=\"failed\""), 6);
+	assert_int_equal(counter(f, "cart_catalog_lookups_total", "result=\"failed\""), 6);
 
 	/* Back up: works again; removing never needed the catalog. */
 	f->ctx.gateway_url = cat.url;
@@ -801,9 +801,9 @@ static void test_metrics_rendered(void **state)
 	json_decref(put(f, "usr_a", "NOPE", 1, 404));
 	char *text = metrics_render(f->metrics);
 	assert_non_null(text);
-	assert_non_null(strstr(text, "# HELP ecom_cart_catalog_lookups_total"));
-	assert_non_null(strstr(text, "ecom_cart_catalog_lookups_total{result=\"ok\"} 1"));
-	assert_non_null(strstr(text, "ecom_cart_catalog_lookups_total{result=\"not_found\"} 1"));
+	assert_non_null(strstr(text, "# HELP cart_catalog_lookups_total"));
+	assert_non_null(strstr(text, "cart_catalog_lookups_total{result=\"ok\"} 1"));
+	assert_non_null(strstr(text, "cart_catalog_lookups_total{result=\"not_found\"} 1"));
 	free(text);
 }
 

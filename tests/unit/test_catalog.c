@@ -672,12 +672,13 @@ static void test_method_not_allowed(void **state)
 	assert_error(v, "method_not_allowed", NULL);
 	msg_resp_clear(&resp);
 
-	efix_do(f, NULL, "DELETE", "/v1/products/BK-1", NULL, ADMIN, NULL, NULL, &resp);
+	efix_do(f, NULL, "PATCH", "/v1/products/BK-1", NULL, ADMIN, NULL, "{}", &resp);
 	assert_int_equal(resp.status, 405);
 	allow = msg_resp_header(&resp, "Allow");
 	assert_non_null(allow);
 	assert_non_null(strstr(allow, "GET"));
 	assert_non_null(strstr(allow, "PUT"));
+	assert_non_null(strstr(allow, "DELETE"));
 	msg_resp_clear(&resp);
 	assert_int_equal(store_count(f), NSEED);
 }
@@ -798,6 +799,200 @@ static void test_shipped_catalog(void **state)
 	efix_free(f);
 }
 
+/* ---- events in the outbox ----------------------------------------------------- */
+
+/* The outbox rows after id `after`, as [{type, key, payload...}] in order. */
+static json_t *outbox_after(efix *f, int64_t after)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(
+		f->store, "SELECT id, topic, key, payload FROM outbox WHERE id > ? ORDER BY id", &err);
+	assert_non_null(st);
+	store_bind_int(st, 1, after);
+	json_t *rows = json_array();
+	while (store_step(st) == STORE_ROW) {
+		assert_string_equal(store_col_text(st, 1), "catalog");
+		json_t *ev = json_loads(store_col_text(st, 3), 0, NULL);
+		assert_non_null(ev);
+		assert_string_equal(store_col_text(st, 2),
+				    json_string_value(json_object_get(ev, "sku")));
+		json_object_set_new(ev, "_id", json_integer(store_col_int(st, 0)));
+		json_array_append_new(rows, ev);
+	}
+	store_reset(st);
+	return rows;
+}
+
+static int64_t last_outbox_id(efix *f)
+{
+	json_t *rows = outbox_after(f, 0);
+	size_t n = json_array_size(rows);
+	int64_t id = n ? json_integer_value(json_object_get(json_array_get(rows, n - 1), "_id")) : 0;
+	json_decref(rows);
+	return id;
+}
+
+static const char *ev_type(json_t *rows, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(rows, i), "type"));
+}
+
+static json_int_t ev_int(json_t *rows, size_t i, const char *key)
+{
+	return json_integer_value(json_object_get(json_array_get(rows, i), key));
+}
+
+static void test_loader_writes_created_events(void **state)
+{
+	efix *f = *state;
+	json_t *rows = outbox_after(f, 0);
+	assert_int_equal(json_array_size(rows), NSEED);
+	for (size_t i = 0; i < NSEED; i++) {
+		assert_string_equal(ev_type(rows, i), "product_created");
+		assert_int_equal(ev_int(rows, i, "version"), T0);
+	}
+	json_t *bk2 = NULL;
+	size_t i;
+	json_t *ev;
+	json_array_foreach(rows, i, ev)
+		if (strcmp(json_string_value(json_object_get(ev, "sku")), "BK-2") == 0)
+			bk2 = ev;
+	assert_non_null(bk2);
+	assert_string_equal(json_string_value(json_object_get(bk2, "name")), "Book Two");
+	assert_string_equal(json_string_value(json_object_get(bk2, "description")), "");
+	assert_string_equal(json_string_value(json_object_get(bk2, "category")), "books");
+	assert_int_equal(json_integer_value(json_object_get(bk2, "price_cents")), 999);
+	assert_string_equal(json_string_value(json_object_get(bk2, "currency")), "USD");
+	json_decref(rows);
+}
+
+static void test_write_events(void **state)
+{
+	efix *f = *state;
+	int64_t mark = last_outbox_id(f);
+	int status = 0;
+	clock_advance(f->clock, 1000);
+	json_decref(call(f, "POST", "/v1/products", ADMIN,
+			 "{\"sku\":\"EV-1\",\"name\":\"Lamp\",\"description\":\"Warm light\","
+			 "\"category\":\"home\",\"price_cents\":1000}",
+			 &status));
+	assert_int_equal(status, 201);
+	/* the same clock reading: the version still grows */
+	json_decref(call(f, "PUT", "/v1/products/EV-1", ADMIN,
+			 "{\"name\":\"Lamp\",\"description\":\"Warm light\",\"category\":\"home\","
+			 "\"price_cents\":1200}",
+			 &status));
+	assert_int_equal(status, 200);
+	/* nothing changed: no event */
+	json_decref(call(f, "PUT", "/v1/products/EV-1", ADMIN,
+			 "{\"name\":\"Lamp\",\"description\":\"Warm light\",\"category\":\"home\","
+			 "\"price_cents\":1200}",
+			 &status));
+	assert_int_equal(status, 200);
+	clock_advance(f->clock, 1000);
+	json_decref(call(f, "PUT", "/v1/products/EV-1", ADMIN,
+			 "{\"name\":\"Desk Lamp\",\"description\":\"Warm light\",\"category\":\"home\","
+			 "\"price_cents\":1300}",
+			 &status));
+	assert_int_equal(status, 200);
+	json_t *gone = call(f, "DELETE", "/v1/products/EV-1", ADMIN, NULL, &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(json_string_value(json_object_get(gone, "name")), "Desk Lamp");
+	json_decref(gone);
+	json_decref(call(f, "DELETE", "/v1/products/EV-1", ADMIN, NULL, &status));
+	assert_int_equal(status, 404);
+	json_decref(call(f, "DELETE", "/v1/products/BK-1", NULL, NULL, &status));
+	assert_int_equal(status, 401);
+
+	json_t *rows = outbox_after(f, mark);
+	assert_int_equal(json_array_size(rows), 4);
+	assert_string_equal(ev_type(rows, 0), "product_created");
+	assert_string_equal(ev_type(rows, 1), "product_price_changed");
+	assert_int_equal(ev_int(rows, 1, "price_cents"), 1200);
+	assert_int_equal(ev_int(rows, 1, "previous_price_cents"), 1000);
+	assert_string_equal(ev_type(rows, 2), "product_updated");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "name")),
+			    "Desk Lamp");
+	assert_int_equal(ev_int(rows, 2, "previous_price_cents"), 1200);
+	assert_string_equal(ev_type(rows, 3), "product_deleted");
+	assert_null(json_object_get(json_array_get(rows, 3), "name"));
+	assert_int_equal(ev_int(rows, 0, "version"), T0 + 1000);
+	assert_int_equal(ev_int(rows, 1, "version"), T0 + 1001);
+	assert_int_equal(ev_int(rows, 2, "version"), T0 + 2000);
+	assert_int_equal(ev_int(rows, 3, "version"), T0 + 2001);
+	json_decref(rows);
+	assert_int_equal(store_count(f), NSEED);
+}
+
+static void test_bulk_events_and_failed_writes(void **state)
+{
+	efix *f = *state;
+	int64_t mark = last_outbox_id(f);
+	int status = 0;
+	json_decref(call(f, "POST", "/v1/products/_bulk", ADMIN,
+			 "{\"products\":["
+			 "{\"sku\":\"BK-1\",\"name\":\"Book One\",\"description\":\"A novel\","
+			 "\"category\":\"books\",\"price_cents\":1500,\"currency\":\"USD\"},"
+			 "{\"sku\":\"BK-2\",\"name\":\"Book Two\",\"category\":\"books\",\"price_cents\":5},"
+			 "{\"sku\":\"NEW-1\",\"name\":\"New\",\"category\":\"books\",\"price_cents\":5}]}",
+			 &status));
+	assert_int_equal(status, 200);
+	json_t *rows = outbox_after(f, mark);
+	assert_int_equal(json_array_size(rows), 2); /* BK-1 unchanged */
+	assert_string_equal(ev_type(rows, 0), "product_price_changed");
+	assert_string_equal(ev_type(rows, 1), "product_created");
+	json_decref(rows);
+
+	/* a refused write leaves no event */
+	mark = last_outbox_id(f);
+	json_decref(call(f, "POST", "/v1/products", ADMIN,
+			 "{\"sku\":\"BK-1\",\"name\":\"Dup\",\"category\":\"books\",\"price_cents\":1}",
+			 &status));
+	assert_int_equal(status, 409);
+	json_decref(call(f, "PUT", "/v1/products/NOPE", ADMIN,
+			 "{\"name\":\"x\",\"category\":\"books\",\"price_cents\":1}", &status));
+	assert_int_equal(status, 404);
+	assert_int_equal(last_outbox_id(f), mark);
+}
+
+static void test_export(void **state)
+{
+	efix *f = *state;
+	int status = 0;
+	json_decref(call(f, "GET", "/v1/products/_export", NULL, NULL, &status));
+	assert_int_equal(status, 401);
+	char ident[IDENTITY_MAX];
+	efix_sign(f, IDENTITY_USER, "u1", NULL, ident);
+	json_decref(efix_call(f, "GET", "/v1/products/_export", ident, NULL, NULL, &status));
+	assert_int_equal(status, 403);
+	efix_sign(f, IDENTITY_SERVICE, "search", NULL, ident);
+	char path[256] = "/v1/products/_export?page_size=2";
+	size_t seen = 0;
+	for (int page = 0; page < 10; page++) {
+		json_t *v = efix_call(f, "GET", path, ident, NULL, NULL, &status);
+		assert_int_equal(status, 200);
+		size_t i;
+		json_t *it;
+		json_array_foreach(json_object_get(v, "items"), i, it) {
+			assert_string_equal(json_string_value(json_object_get(it, "sku")),
+					    SORTED[seen++]);
+			assert_int_equal(json_integer_value(json_object_get(it, "version")), T0);
+		}
+		json_t *next = json_object_get(v, "next_page_token");
+		if (json_is_null(next)) {
+			json_decref(v);
+			break;
+		}
+		snprintf(path, sizeof(path), "/v1/products/_export?page_size=2&page_token=%s",
+			 json_string_value(next));
+		json_decref(v);
+	}
+	assert_int_equal(seen, NSEED);
+	json_decref(efix_call(f, "GET", "/v1/products/_export?page_size=5001", ident, NULL, NULL,
+			      &status));
+	assert_int_equal(status, 400);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -821,6 +1016,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loader_runs_once, setup, efix_teardown),
 		cmocka_unit_test(test_loader_errors),
 		cmocka_unit_test(test_shipped_catalog),
+		cmocka_unit_test_setup_teardown(test_loader_writes_created_events, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_write_events, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_events_and_failed_writes, setup,
+						efix_teardown),
+		cmocka_unit_test_setup_teardown(test_export, setup, efix_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,32 +242,71 @@ static void test_log_lines(void **state)
 	int n = read_lines(f, o, 8);
 	assert_int_equal(n, 3);
 
-	assert_string_equal(json_string_value(json_object_get(o[0], "ts")), "2026-11-25T23:24:15.123Z");
+	assert_string_equal(json_string_value(json_object_get(o[0], "timestamp")),
+			    "2026-11-25T23:24:15.123456Z");
 	assert_string_equal(json_string_value(json_object_get(o[0], "level")), "info");
 	assert_string_equal(json_string_value(json_object_get(o[0], "service")), "catalog");
-	assert_string_equal(json_string_value(json_object_get(o[0], "msg")), "started on port 8080");
+	assert_string_equal(json_string_value(json_object_get(o[0], "message")), "started on port 8080");
 	assert_null(json_object_get(o[0], "trace_id"));
 	assert_int_equal(json_object_size(o[0]), 4);
 
 	assert_string_equal(json_string_value(json_object_get(o[1], "level")), "warn");
 	assert_string_equal(json_string_value(json_object_get(o[1], "trace_id")),
 			    "4bf92f3577b34da6a3ce929d0e0e4736");
-	assert_string_equal(json_string_value(json_object_get(o[1], "msg")),
+	assert_string_equal(json_string_value(json_object_get(o[1], "message")),
 			    "quote \" backslash \\ nl\n tab\t ctl\x01 bad\xef\xbf\xbd utf8 \xc3\xa9");
 
 	assert_string_equal(json_string_value(json_object_get(o[2], "level")), "error");
-	assert_string_equal(json_string_value(json_object_get(o[2], "msg")), big);
+	assert_string_equal(json_string_value(json_object_get(o[2], "message")), big);
 
 	for (int i = 0; i < n; i++)
 		json_decref(o[i]);
-	/* Field order is fixed: ts first. */
+	/* Field order is fixed: the timestamp first. */
 	rewind(f);
 	char first[16] = "";
 	assert_non_null(fgets(first, sizeof(first), f));
-	assert_memory_equal(first, "{\"ts\":\"", 7);
+	assert_memory_equal(first, "{\"timestamp\":\"", 14);
 
 	log_free(lg);
 	log_free(NULL);
+	clock_free(clk);
+	fclose(f);
+}
+
+static const trace_ctx *current_of(void *ud) { return ud; }
+
+/* Lines written while a trace is current carry its ids; an explicit trace
+ * id wins (and has no span id); without a current trace there are none. */
+static void test_log_trace_source(void **state)
+{
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	clock_src *clk = clock_virtual_new(1795649055123456LL);
+	logger *lg = log_new("order", f, clk, LOG_INFO);
+	trace_ctx cur;
+	assert_int_equal(trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &cur),
+			 0);
+	log_set_trace_source(lg, current_of, &cur);
+	log_info(lg, "in a request");
+	log_msg(lg, LOG_INFO, "0af7651916cd43dd8448eb211c80319c", "explicit");
+	trace_ctx none = { { 0 }, { 0 }, 0 };
+	log_set_trace_source(lg, current_of, &none);
+	log_info(lg, "outside");
+	fflush(f);
+	rewind(f);
+	json_t *o[4];
+	assert_int_equal(read_lines(f, o, 4), 3);
+	assert_string_equal(json_string_value(json_object_get(o[0], "trace_id")),
+			    "4bf92f3577b34da6a3ce929d0e0e4736");
+	assert_string_equal(json_string_value(json_object_get(o[0], "span_id")), "00f067aa0ba902b7");
+	assert_string_equal(json_string_value(json_object_get(o[1], "trace_id")),
+			    "0af7651916cd43dd8448eb211c80319c");
+	assert_null(json_object_get(o[1], "span_id"));
+	assert_null(json_object_get(o[2], "trace_id"));
+	assert_null(json_object_get(o[2], "span_id"));
+	for (int i = 0; i < 3; i++)
+		json_decref(o[i]);
+	log_free(lg);
 	clock_free(clk);
 	fclose(f);
 }
@@ -314,7 +353,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),      cmocka_unit_test(test_set_and_int),
 		cmocka_unit_test(test_file_override), cmocka_unit_test(test_env_override),
 		cmocka_unit_test(test_bad_file),      cmocka_unit_test(test_write_doc),
-		cmocka_unit_test(test_log_lines),     cmocka_unit_test(test_log_level_parse),
+		cmocka_unit_test(test_log_lines), cmocka_unit_test(test_log_trace_source),     cmocka_unit_test(test_log_level_parse),
 		cmocka_unit_test(test_doc_in_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

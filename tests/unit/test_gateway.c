@@ -1057,10 +1057,31 @@ static void test_breaker_opens_refuses_and_closes(void **state)
 	for (int i = 0; i < 3; i++) {
 		char labels[128];
 		snprintf(labels, sizeof labels, "from=\"gateway\",to=\"catalog\",state=\"%s\"", entered[i]);
-		assert_int_equal(metrics_counter_value(f->metrics, "ecom_breaker_transitions_total",
+		assert_int_equal(metrics_counter_value(f->metrics, "breaker_transitions_total",
 						       labels),
 				 1);
 	}
+}
+
+/* No instance of the service: 503 at once, and nothing for the breaker to
+ * judge (a service still starting must not find its breaker open). */
+static void test_no_instance_is_not_a_breaker_failure(void **state)
+{
+	fixture *f = *state;
+	msg_resp r;
+	for (int i = 0; i < 10; i++) {
+		gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r);
+		assert_error(&r, 503, "unavailable", "service", "catalog");
+		msg_resp_clear(&r);
+	}
+	json_t *b = own_breaker(f, "catalog");
+	assert_non_null(b);
+	assert_string_equal(thelp_jstr(b, "state"), "CLOSED");
+	assert_int_equal(json_integer_value(json_object_get(b, "calls")), 0);
+	json_decref(b);
+	/* Once an instance registers it is called at once. */
+	register_instance(f, "catalog", "catalog-a", up_a.addr);
+	assert_ptr_equal(get_ok(f, "/v1/products/p"), &up_a);
 }
 
 static void test_stale_reads_while_refused_or_failing(void **state)
@@ -1098,7 +1119,7 @@ static void test_stale_reads_while_refused_or_failing(void **state)
 	assert_error(&r, 503, "unavailable", "reason", "breaker");
 	msg_resp_clear(&r);
 	assert_int_equal(atomic_load(&up_a.hits), hits);
-	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+	assert_int_equal(metrics_counter_value(f->metrics, "gateway_stale_served_total",
 					       "service=\"catalog\",reason=\"breaker\""),
 			 1);
 
@@ -1110,7 +1131,7 @@ static void test_stale_reads_while_refused_or_failing(void **state)
 	assert_int_equal(gw_do(f, "GET", "/v1/products/p", NULL, NULL, &r), 200);
 	assert_string_equal(header(&r, GATEWAY_STALE_HEADER), "1");
 	msg_resp_clear(&r);
-	assert_int_equal(metrics_counter_value(f->metrics, "ecom_gateway_stale_served_total",
+	assert_int_equal(metrics_counter_value(f->metrics, "gateway_stale_served_total",
 					       "service=\"catalog\",reason=\"failed\""),
 			 1);
 	/* A 500 from the service is a failure too; a 404 is an answer. */
@@ -1393,6 +1414,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_instance_and_unknown_routes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_expiry, setup_short_ttl, teardown),
+		cmocka_unit_test_setup_teardown(test_no_instance_is_not_a_breaker_failure, setup_resil,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_breaker_opens_refuses_and_closes, setup_resil,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_reads_while_refused_or_failing, setup_resil,

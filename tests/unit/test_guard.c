@@ -370,21 +370,21 @@ static void test_breaker_refuses_and_recovers(void **state)
 	assert_string_equal(state_of(f, "catalog"), "CLOSED");
 
 	/* Every transition is counted and the state gauge follows. */
-	assert_int_equal(metrics_counter_value(f->m, "ecom_breaker_transitions_total",
+	assert_int_equal(metrics_counter_value(f->m, "breaker_transitions_total",
 					       "from=\"gateway\",to=\"catalog\",state=\"OPEN\""),
 			 1);
-	assert_int_equal(metrics_counter_value(f->m, "ecom_breaker_transitions_total",
+	assert_int_equal(metrics_counter_value(f->m, "breaker_transitions_total",
 					       "from=\"gateway\",to=\"catalog\",state=\"HALF_OPEN\""),
 			 1);
-	assert_int_equal(metrics_counter_value(f->m, "ecom_breaker_transitions_total",
+	assert_int_equal(metrics_counter_value(f->m, "breaker_transitions_total",
 					       "from=\"gateway\",to=\"catalog\",state=\"CLOSED\""),
 			 1);
-	assert_int_equal(metrics_counter_value(f->m, "ecom_resil_refused_total",
+	assert_int_equal(metrics_counter_value(f->m, "resil_rejections_total",
 					       "from=\"gateway\",to=\"catalog\",reason=\"breaker\""),
 			 2);
 	char *text = metrics_render(f->m);
-	assert_non_null(strstr(text, "ecom_breaker_state{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1"));
-	assert_non_null(strstr(text, "ecom_breaker_state{from=\"gateway\",to=\"catalog\",state=\"OPEN\"} 0"));
+	assert_non_null(strstr(text, "breaker_state{from=\"gateway\",to=\"catalog\",state=\"CLOSED\"} 1"));
+	assert_non_null(strstr(text, "breaker_state{from=\"gateway\",to=\"catalog\",state=\"OPEN\"} 0"));
 	free(text);
 	fx_free(f);
 }
@@ -419,7 +419,7 @@ static void test_bulkhead_refuses_at_once(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "in_flight")), 0);
 	assert_int_equal(json_integer_value(json_object_get(o, "calls")), 2);
 	json_decref(o);
-	assert_int_equal(metrics_counter_value(f->m, "ecom_resil_refused_total",
+	assert_int_equal(metrics_counter_value(f->m, "resil_rejections_total",
 					       "from=\"order\",to=\"payment\",reason=\"bulkhead\""),
 			 1);
 	fx_free(f);
@@ -535,7 +535,7 @@ static void test_retries_idempotent_calls_with_the_same_key(void **state)
 	/* No caller deadline: each attempt gets the timeout, and says so. */
 	assert_int_equal(s.timeout_ms[0], 2000);
 	assert_string_equal(s.deadline_hdr[0], "2000");
-	assert_int_equal(metrics_counter_value(f->m, "ecom_resil_retries_total",
+	assert_int_equal(metrics_counter_value(f->m, "resil_retries_total",
 					       "from=\"order\",to=\"payment\""),
 			 2);
 
@@ -604,7 +604,7 @@ static void test_deadline_bounds_every_attempt(void **state)
 	assert_string_equal(msg_resp_header(&r, GUARD_REFUSED_HEADER), "deadline");
 	msg_resp_clear(&r);
 	assert_int_equal(none.calls, 0);
-	assert_int_equal(metrics_counter_value(f->m, "ecom_resil_refused_total",
+	assert_int_equal(metrics_counter_value(f->m, "resil_rejections_total",
 					       "from=\"order\",to=\"payment\",reason=\"deadline\""),
 			 1);
 

@@ -19,6 +19,7 @@
 #include "core/ids.h"
 #include "core/rng.h"
 #include "net/http_client.h"
+#include "core/trace.h"
 #include "net/http_server.h"
 
 #define BODY_LIMIT 1024
@@ -294,6 +295,9 @@ static void test_body_limit(void **state)
 	assert_int_equal(http_client_simple("POST", url, body, NULL, &resp, 2000), 0);
 	assert_error_code(&resp, 413, "payload_too_large");
 	assert_non_null(msg_resp_header(&resp, "X-Request-Id"));
+	/* refused before any handler, yet with a trace context */
+	trace_ctx tc;
+	assert_int_equal(trace_parse(msg_resp_header(&resp, "traceparent"), &tc), 0);
 
 	/* far more, several times in a row; the server keeps serving */
 	body[4 * BODY_LIMIT] = '\0';
@@ -427,6 +431,7 @@ static void test_header_limit(void **state)
 	assert_non_null(strstr(buf, "\"code\":\"request_header_fields_too_large\""));
 	assert_non_null(strcasestr(buf, "Content-Type: application/json"));
 	assert_non_null(strcasestr(buf, "X-Request-Id: req_"));
+	assert_non_null(strcasestr(buf, "traceparent: 00-"));
 	assert_non_null(strcasestr(buf, "Connection: close"));
 	assert_still_serving(f->base);
 

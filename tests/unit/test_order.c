@@ -1,5 +1,5 @@
 /* Tests for services/order and services/saga: the real order, catalog,
- * cart, inventory, payment and stripe-sim engines in one process, on one
+ * cart, inventory, payment, stripe-sim and paypal-sim engines in one process, on one
  * virtual clock, each on its own SQLite file. An engine's outbound call
  * (ctx->call) goes to the engine that the gateway's default route table
  * names for the path (stripe.base_url to the simulator), as a copy of the
@@ -26,7 +26,10 @@
  * ending COMPLETED with one charge and consistent stock; a second
  * instance taking over a dead one's saga once its lease ran out; and an
  * instance whose lease was taken while it waited on a call writing nothing
- * more. */
+ * more. PayPal (the paypal-sim engine at paypal.base_url): a PayPal order
+ * confirmed, declined at authorisation and at capture, a capture whose
+ * reply is lost asked again under the same request id (captured once), and
+ * a PayPal capture refunded when the commit comes too late. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +45,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "net/msg.h"
+#include "ops/audit.h"
 #include "services/identity.h"
 #include "services/inventory.h"
 #include "services/order.h"
@@ -56,6 +60,7 @@
 #define ADMIN_AUTH "Bearer " EFIX_ADMIN
 #define GW_URL "http://gateway.test"
 #define STRIPE_URL "http://stripe.test"
+#define PAYPAL_URL "http://paypal.test"
 #define TTL_S 120
 #define MARGIN_S 20
 
@@ -69,9 +74,9 @@ static const char SEED[] =
 
 /* ---- the platform in one process ------------------------------------------- */
 
-enum svc { S_STRIPE, S_CATALOG, S_INVENTORY, S_CART, S_PAYMENT, S_ORDER, NSVC };
-static const char *const SVC[NSVC] = { "stripe-sim", "catalog", "inventory",
-				       "cart",       "payment", "order" };
+enum svc { S_STRIPE, S_PAYPAL, S_CATALOG, S_INVENTORY, S_CART, S_PAYMENT, S_ORDER, NSVC };
+static const char *const SVC[NSVC] = { "stripe-sim", "paypal-sim", "catalog", "inventory",
+				       "cart",       "payment",    "order" };
 
 enum fault { F_NONE, F_DOWN, F_503, F_LOST };
 
@@ -128,6 +133,8 @@ static int plat_call(void *ud, const char *target, const msg_req *req, msg_resp 
 	int to = -1;
 	if (strcmp(target, STRIPE_URL) == 0) {
 		to = S_STRIPE;
+	} else if (strcmp(target, PAYPAL_URL) == 0) {
+		to = S_PAYPAL;
 	} else if (strcmp(target, GW_URL) == 0) {
 		const route_entry *e = routes_match(p->table, req->path);
 		if (!e) {
@@ -230,6 +237,9 @@ static plat *plat_new(int confirm_inline)
 	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "stripe.base_url", STRIPE_URL), 0);
 	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "stripe.secret_key", "sk_test_order"),
 			 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.base_url", PAYPAL_URL), 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.client_id", "order-test"), 0);
+	assert_int_equal(config_set(p->f[S_PAYMENT]->config, "paypal.secret", "order-secret"), 0);
 	config_order(p->f[S_ORDER], confirm_inline);
 	for (int i = 0; i < NSVC; i++)
 		p->f[i]->eng = efix_create_engine(p->f[i]);
@@ -437,6 +447,14 @@ static void set_stock(plat *p, const char *sku, int on_hand)
 static long long stripe_stat(plat *p, const char *name)
 {
 	json_t *v = req_as(p, S_STRIPE, "GET", "/admin/stripe/stats", AS_ADMIN, NULL, NULL, 200);
+	long long n = jint(v, name);
+	json_decref(v);
+	return n;
+}
+
+static long long paypal_stat(plat *p, const char *name)
+{
+	json_t *v = req_as(p, S_PAYPAL, "GET", "/admin/paypal/stats", AS_ADMIN, NULL, NULL, 200);
 	long long n = jint(v, name);
 	json_decref(v);
 	return n;
@@ -958,6 +976,104 @@ static void test_commit_after_expiry_refunds(void **state)
 	assert_settled(p, "usr_lee", id, "CANCELLED");
 }
 
+/* ---- PayPal ---------------------------------------------------------------------------- */
+
+#define PAYPAL_ITEMS(token, items) \
+	"{\"payment\":{\"method\":\"paypal\",\"token\":\"" token "\"},\"items\":" items "}"
+
+static void test_paypal_checkout(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_pat", "k-pp",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"BOOK-1\",\"qty\":2}]"), 201);
+	assert_string_equal(jstr(json_object_get(o, "payment"), "method"), "paypal");
+	char id[64];
+	take_id(o, id, sizeof(id));
+	settle(p, SEC);
+	o = expect_order(p, "usr_pat", id, "CONFIRMED", NULL);
+	char pay[32];
+	assert_string_equal(payment_status(p, o, pay, sizeof(pay)), "CAPTURED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "authorizations"), 1);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_int_equal(paypal_stat(p, "captured_amount"), 2 * 1299);
+	assert_int_equal(stripe_stat(p, "intents"), 0);
+	assert_settled(p, "usr_pat", id, "CONFIRMED");
+
+	/* declined by PayPal: cancelled, the stock released */
+	o = place(p, "usr_pat", "k-pp-d",
+		  PAYPAL_ITEMS("paypal_declined", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201);
+	assert_string_equal(jstr(o, "status"), "CANCELLED");
+	assert_string_equal(jstr(o, "cancel_reason"), "payment_declined");
+	assert_non_null(strstr(jstr(step_of(o, "authorize"), "detail"), "instrument_declined"));
+	take_id(o, id, sizeof(id));
+	assert_settled(p, "usr_pat", id, "CANCELLED");
+	/* declined at capture: the saga compensates, nothing captured */
+	o = place(p, "usr_pat", "k-pp-cd",
+		  PAYPAL_ITEMS("paypal_capture_declined", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201);
+	take_id(o, id, sizeof(id));
+	settle(p, SEC);
+	o = expect_order(p, "usr_pat", id, "CANCELLED", "payment_declined");
+	assert_step(o, "capture", "FAILED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_settled(p, "usr_pat", id, "CANCELLED");
+}
+
+/* The capture reaches PayPal, its reply is lost: the saga asks again with
+ * the same PayPal-Request-Id and PayPal answers with the first capture. */
+static void test_paypal_capture_reply_lost(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_quin", "k-pp-l",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"RARE-3\",\"qty\":1}]"), 201);
+	char id[64];
+	take_id(o, id, sizeof(id));
+	set_fault(p, S_PAYPAL, F_LOST);
+	for (int i = 0; i < 3; i++) {
+		tick_all(p);
+		clock_advance(p->clock, 5 * SEC);
+	}
+	o = expect_order(p, "usr_quin", id, "PENDING", NULL);
+	assert_step(o, "capture", "PENDING");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	set_fault(p, S_PAYPAL, F_NONE);
+	settle(p, SEC);
+	o = expect_order(p, "usr_quin", id, "CONFIRMED", NULL);
+	assert_true(jint(step_of(o, "capture"), "attempts") >= 2);
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_true(paypal_stat(p, "replays") >= 1);
+	assert_settled(p, "usr_quin", id, "CONFIRMED");
+}
+
+/* Cancelled after the capture (the commit found the reservation expired):
+ * the PayPal capture is refunded as the compensation. */
+static void test_paypal_refund_compensation(void **state)
+{
+	plat *p = *state;
+	json_t *o = place(p, "usr_ray", "k-pp-x",
+			  PAYPAL_ITEMS("paypal_ok", "[{\"sku\":\"BOOK-1\",\"qty\":1}]"), 201);
+	char id[64];
+	take_id(o, id, sizeof(id));
+	set_fault(p, S_INVENTORY, F_DOWN);
+	tick_all(p);
+	clock_advance(p->clock, (TTL_S + 1) * SEC);
+	set_fault(p, S_INVENTORY, F_NONE);
+	settle(p, SEC);
+	o = expect_order(p, "usr_ray", id, "CANCELLED", "expired");
+	assert_step(o, "capture", "SUCCEEDED");
+	assert_step(o, "refund", "SUCCEEDED");
+	char pay[32];
+	assert_string_equal(payment_status(p, o, pay, sizeof(pay)), "REFUNDED");
+	json_decref(o);
+	assert_int_equal(paypal_stat(p, "captures"), 1);
+	assert_int_equal(paypal_stat(p, "refunds"), 1);
+	assert_int_equal(paypal_stat(p, "refunded_amount"), 1299);
+	assert_settled(p, "usr_ray", id, "CANCELLED");
+}
+
 /* ---- cancelling ------------------------------------------------------------------------- */
 
 static void test_cancel(void **state)
@@ -1369,6 +1485,194 @@ static void test_lease_lost_midway(void **state)
 	assert_int_equal(stripe_stat(p, "captures"), 1);
 }
 
+/* ---- the audit (ops/audit) over these engines ----------------------------------------- */
+
+/* The audit's reads as the gateway routes them (the table's rewrite
+ * included), with the admin token, and its /admin/services. A service the
+ * table names but that is not here answers 503; a path it does not route,
+ * 404. */
+static int plat_admin_get(void *ud, const char *path, msg_resp *resp)
+{
+	plat *p = ud;
+	if (strcmp(path, "/admin/services") == 0) {
+		/* The gateway's registry: the services here. */
+		json_t *list = json_array();
+		for (int i = 0; i < NSVC; i++)
+			json_array_append_new(list, json_pack("{s:s,s:[{s:s}]}", "name", SVC[i],
+							      "instances", "id", SVC[i]));
+		msg_resp_json(resp, 200, json_pack("{s:o}", "services", list));
+		return 0;
+	}
+	msg_req req;
+	assert_int_equal(msg_req_init(&req, "GET", path), 0);
+	const route_entry *e = routes_match(p->table, req.path);
+	int to = e ? svc_index(e->targets[0].service) : -1;
+	if (to < 0) {
+		msg_resp_error(resp, e ? 503 : 404, e ? "unavailable" : "not_found", "not here",
+			       NULL);
+		msg_req_clear(&req);
+		return 0;
+	}
+	char up[512], target[1024];
+	assert_int_equal(routes_rewrite(e, &e->targets[0], req.path, up, sizeof(up)), 0);
+	snprintf(target, sizeof(target), "%s%s%s", up, req.query ? "?" : "",
+		 req.query ? req.query : "");
+	msg_req_clear(&req);
+	assert_int_equal(msg_req_init(&req, "GET", target), 0);
+	assert_int_equal(msg_req_add_header(&req, "Authorization", ADMIN_AUTH), 0);
+	p->f[to]->def->handle(p->f[to]->eng, &req, resp);
+	msg_req_clear(&req);
+	return 0;
+}
+
+static void audit_now(plat *p, audit_report *r)
+{
+	audit_opts o = { .now_us = clock_now(p->clock) };
+	audit_collect(plat_admin_get, p, &o, r);
+}
+
+/* 1 when invariant c of r lists id among its offenders. */
+static int offends(const audit_report *r, audit_id c, const char *id)
+{
+	for (int i = 0; i < r->checks[c].nlisted; i++)
+		if (strcmp(r->checks[c].found[i].id, id) == 0)
+			return 1;
+	return 0;
+}
+
+static void run_sql(plat *p, int svc, const char *sql, const char *a)
+{
+	assert_int_equal(store_runf(p->f[svc]->store, sql, NULL, a ? "t" : "", a), 0);
+}
+
+/* Orders of every kind, then the audit: everything holds (the awaiting
+ * order in flight, the notifications skipped: no such service here). The
+ * admin listings page and filter. Then one corruption per invariant, each
+ * found with its id. */
+static void test_audit(void **state)
+{
+	plat *p = *state;
+	char ok[64], declined[64], cancelled[64], waiting[64], path[160];
+	take_id(place(p, "usr_aud", "k-a1", ITEMS("tok_visa", "[{\"sku\":\"BOOK-1\",\"qty\":2}]"),
+		      201),
+		ok, sizeof(ok));
+	take_id(place(p, "usr_aud", "k-a2",
+		      ITEMS("tok_chargeDeclined", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201),
+		declined, sizeof(declined));
+	take_id(place(p, "usr_aud", "k-a3", ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
+		      201),
+		cancelled, sizeof(cancelled));
+	snprintf(path, sizeof(path), "/v1/orders/%s/cancel", cancelled);
+	json_decref(req_as(p, S_ORDER, "POST", path, AS_USER, "usr_aud", NULL, 200));
+	settle(p, SEC);
+	set_fault(p, S_PAYMENT, F_DOWN);
+	take_id(place(p, "usr_aud", "k-a4", ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":3}]"),
+		      202),
+		waiting, sizeof(waiting));
+	json_decref(expect_order(p, "usr_aud", ok, "CONFIRMED", NULL));
+
+	audit_report r;
+	audit_now(p, &r);
+	for (int i = 0; i < AUDIT_NCHECKS; i++)
+		if (i != AUDIT_NOTIFICATIONS && r.checks[i].result != AUDIT_PASS)
+			fail_msg("%s: %s", audit_name((audit_id)i), r.checks[i].summary);
+	assert_int_equal(r.checks[AUDIT_NOTIFICATIONS].result, AUDIT_SKIP);
+	assert_int_equal(audit_failures(&r), 0);
+	assert_int_equal(r.orders, 4);
+	assert_int_equal(r.payments, 3); /* the cancelled order's was voided; the waiting one has none yet */
+	assert_non_null(strstr(r.checks[AUDIT_ORDERS_SETTLED].summary, "1 in flight"));
+
+	/* The listings behind it: pages in id order, filters, bad queries. */
+	json_t *v = req_as(p, S_ORDER, "GET", "/admin/orders?limit=3", AS_ADMIN, NULL, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 3);
+	char tok[80];
+	snprintf(tok, sizeof(tok), "%s", jstr(v, "next_page_token"));
+	json_decref(v);
+	snprintf(path, sizeof(path), "/admin/orders?limit=3&page_token=%s", tok);
+	v = req_as(p, S_ORDER, "GET", path, AS_ADMIN, NULL, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 1);
+	assert_true(json_is_null(json_object_get(v, "next_page_token")));
+	assert_true(strcmp(jstr(json_array_get(json_object_get(v, "items"), 0), "order_id"), tok) > 0);
+	json_decref(v);
+	v = req_as(p, S_ORDER, "GET", "/admin/orders?status=AWAITING_PAYMENT", AS_ADMIN, NULL, NULL,
+		   200);
+	json_t *it = json_array_get(json_object_get(v, "items"), 0);
+	assert_string_equal(jstr(it, "order_id"), waiting);
+	assert_int_equal(jint(it, "units"), 3);
+	assert_true(json_is_true(json_object_get(json_object_get(it, "saga"), "queued")));
+	json_decref(v);
+	v = req_as(p, S_ORDER, "GET", "/admin/orders/summary", AS_ADMIN, NULL, NULL, 200);
+	assert_int_equal(jint(v, "orders"), 4);
+	assert_int_equal(jint(json_object_get(v, "by_status"), "CANCELLED"), 2);
+	assert_int_equal(jint(json_object_get(v, "confirmed_total_cents"), "USD"), 2 * 1299);
+	json_decref(v);
+	v = req_as(p, S_PAYMENT, "GET", "/admin/payments?status=CAPTURED", AS_ADMIN, NULL, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 1);
+	json_decref(v);
+	v = req_as(p, S_PAYMENT, "GET", "/admin/payments/summary", AS_ADMIN, NULL, NULL, 200);
+	assert_int_equal(jint(json_object_get(json_object_get(v, "currencies"), "USD"),
+			      "captured_cents"),
+			 2 * 1299);
+	json_decref(v);
+	v = req_as(p, S_INVENTORY, "GET", "/admin/reservations?status=HELD", AS_ADMIN, NULL, NULL,
+		   200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 1);
+	assert_string_equal(jstr(json_array_get(json_object_get(v, "items"), 0), "order_id"),
+			    waiting);
+	json_decref(v);
+	static const char *const bad[][2] = {
+		{ "order", "/admin/orders?status=LOST" },  { "order", "/admin/orders?limit=0" },
+		{ "order", "/admin/orders?page_token=a%20b" }, { "payment", "/admin/payments?limit=501" },
+		{ "payment", "/admin/payments?status=LOST" }, { "inventory", "/admin/reservations?status=GONE" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int status;
+		v = req_full(p, svc_index(bad[i][0]), "GET", bad[i][1], AS_ADMIN, NULL, NULL, NULL,
+			     &status, NULL, NULL);
+		assert_int_equal(status, 400);
+		json_decref(v);
+	}
+	int status;
+	v = req_full(p, S_PAYMENT, "GET", "/admin/payments", AS_USER, "usr_aud", NULL, NULL, &status,
+		     NULL, NULL);
+	assert_int_equal(status, 403);
+	json_decref(v);
+
+	/* One corruption per invariant. */
+	char rsv[64], pay[64];
+	snprintf(rsv, sizeof(rsv), "rsv_%s", strchr(ok, '_') + 1);
+	snprintf(pay, sizeof(pay), "pay_%s", strchr(ok, '_') + 1);
+	run_sql(p, S_ORDER, "DELETE FROM order_queue WHERE order_id = ?", waiting);
+	run_sql(p, S_INVENTORY, "UPDATE reservations SET status = 'RELEASED' WHERE reservation_id = ?",
+		rsv);
+	run_sql(p, S_INVENTORY, "UPDATE stock SET reserved = reserved + 1 WHERE sku = ?", "RARE-3");
+	run_sql(p, S_PAYMENT, "UPDATE payments SET captured_cents = captured_cents - 100 "
+			      "WHERE payment_id = ?",
+		pay);
+	run_sql(p, S_PAYMENT,
+		"INSERT INTO payments (payment_id, order_id, status, provider, method, token, "
+		"amount_cents, currency, captured_cents, fingerprint, created_at, updated_at) "
+		"VALUES ('pay_fake01', ?, 'CAPTURED', 'stripe', 'card', 'tok_visa', 999, 'USD', 999, "
+		"'x', 0, 0)",
+		"ord_nowhere");
+	audit_now(p, &r);
+	assert_int_equal(audit_failures(&r), 5);
+	assert_true(offends(&r, AUDIT_ORDERS_SETTLED, waiting));
+	assert_true(offends(&r, AUDIT_NO_OVERSELL, ok));
+	assert_true(offends(&r, AUDIT_RESERVED_STOCK, "RARE-3"));
+	assert_true(offends(&r, AUDIT_MONEY, ok));
+	assert_true(offends(&r, AUDIT_MONEY, "pay_fake01"));
+	assert_true(offends(&r, AUDIT_PAYMENTS_HAVE_ORDERS, "pay_fake01"));
+	assert_false(offends(&r, AUDIT_ORDERS_SETTLED, declined));
+	json_t *j = audit_json(&r);
+	assert_false(json_is_true(json_object_get(j, "ok")));
+	assert_int_equal(json_array_size(json_object_get(j, "checks")), AUDIT_NCHECKS);
+	json_decref(j);
+	char line[512];
+	audit_line(&r, line, sizeof(line));
+	assert_non_null(strstr(line, "✗ payments_have_orders"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1386,12 +1690,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ttl_expiry, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_after_expiry_refunds, setup_queued,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_checkout, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_capture_reply_lost, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_paypal_refund_compensation, setup_queued,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_list_get_admin, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_state_machines, setup_queued, teardown),
 		cmocka_unit_test(test_crash_at_every_call),
 		cmocka_unit_test_setup_teardown(test_lease_takeover, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_lost_midway, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_audit, setup_queued, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

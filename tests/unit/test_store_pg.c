@@ -1261,7 +1261,7 @@ static void test_catalog_sql(void **state)
 	char err[512];
 	if (store_migrate(s, root, err, sizeof(err)) != 0)
 		fail_msg("migrate: %s", err);
-	assert_int_equal(store_version(s), 1);
+	assert_int_equal(store_version(s), 2);
 	clock_src *clk = clock_virtual_new(1764112255000000LL);
 	rng *r = rng_new(1);
 	FILE *devnull = fopen("/dev/null", "w");
@@ -1328,6 +1328,15 @@ static void test_catalog_sql(void **state)
 	assert_int_equal(json_integer_value(json_object_get(v, "price_cents")), 1750);
 	json_decref(v);
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM products"), 5);
+	/* each change wrote its event in its transaction: 3 loaded, GD-1,
+	 * BK-1, TOY-1, B-1; the refused writes none */
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM outbox WHERE topic = 'catalog'"), 7);
+	assert_int_equal(req(eng, "DELETE", "/v1/products/GD-1", NULL, NULL), 200);
+	assert_int_equal(req(eng, "DELETE", "/v1/products/GD-1", NULL, NULL), 404);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM outbox WHERE key = 'GD-1' AND "
+				      "payload LIKE '%product_deleted%'"),
+			 1);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM products"), 4);
 
 	/* The database goes away: requests get 503, then recover. */
 	proxy_set(PROXY_CLOSED);

@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "net/msg.h"
+#include "ops/seed.h"
 #include "services/identity.h"
 #include "services/token.h"
 #include "services/user.h"
@@ -636,6 +637,63 @@ static void test_create_refuses_bad_config(void **state)
 	efix_free(f);
 }
 
+/* ---- synthetic users: POST /v1/users/_bulk ----------------------------------------------- */
+
+static void test_bulk_users(void **state)
+{
+	efix *f = *state;
+	char auth[64];
+	snprintf(auth, sizeof(auth), "Bearer %s", ADMIN);
+	rng *r = rng_new(5);
+	char u1[512], u2[512], body[1200];
+	assert_true(seed_user(r, 5, 0, u1, sizeof(u1)) > 0);
+	assert_true(seed_user(r, 5, 1, u2, sizeof(u2)) > 0);
+	rng_free(r);
+	snprintf(body, sizeof(body), "{\"users\":[%s,%s]}", u1, u2);
+	int status;
+	json_t *v = efix_call(f, "POST", "/v1/users/_bulk", NULL, auth, body, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_integer_value(json_object_get(v, "created")), 2);
+	json_decref(v);
+	/* Again: both kept as they are. */
+	v = efix_call(f, "POST", "/v1/users/_bulk", NULL, auth, body, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_integer_value(json_object_get(v, "created")), 0);
+	assert_int_equal(json_integer_value(json_object_get(v, "existing")), 2);
+	json_decref(v);
+	/* They log in with the seed's password. */
+	char lb[256];
+	login_body(lb, sizeof(lb), "syn-5-2@synthetic.ecom.test", "synthetic-5");
+	v = call(f, "POST", "/v1/auth/login", NULL, lb, &status);
+	assert_int_equal(status, 200);
+	assert_non_null(jstr(v, "access_token"));
+	json_decref(v);
+	login_body(lb, sizeof(lb), "syn-5-2@synthetic.ecom.test", "synthetic-6");
+	json_decref(call(f, "POST", "/v1/auth/login", NULL, lb, &status));
+	assert_int_equal(status, 401);
+
+	/* Admin only; synthetic (.test) emails only; real hashes only. */
+	char ident[IDENTITY_MAX];
+	efix_sign(f, IDENTITY_USER, "usr_x", NULL, ident);
+	expect_error(f, "POST", "/v1/users/_bulk", ident, body, 403, "forbidden", NULL);
+	expect_error(f, "POST", "/v1/users/_bulk", NULL, body, 401, "unauthenticated", NULL);
+	static const char *const bad[][2] = {
+		{ "{\"users\":[]}", "users" },
+		{ "{\"users\":[{\"email\":\"a@example.com\",\"name\":\"A\","
+		  "\"password_hash\":\"$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA\"}]}",
+		  "users[0].email" },
+		{ "{\"users\":[{\"email\":\"a@x.test\",\"name\":\"A\","
+		  "\"password_hash\":\"plain text\"}]}",
+		  "users[0].password_hash" },
+		{ "{\"users\":[{\"email\":\"a@x.test\",\"password_hash\":\"x\"}]}",
+		  "users[0].name" },
+		{ "{\"users\":[7]}", "users[0]" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_error(efix_expect(f, "POST", "/v1/users/_bulk", NULL, auth, bad[i][0], 400),
+			     "invalid_argument", bad[i][1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -648,6 +706,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_me_needs_signed_identity, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_patch_name, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_addresses, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_users, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_address_validation, setup, efix_teardown),
 		cmocka_unit_test(test_create_refuses_bad_config),
 	};

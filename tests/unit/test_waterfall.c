@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/trace.h"
 #include "core/tracer.h"
+#include "ops/traces.h"
 #include "ops/waterfall.h"
 
 static span sp(const trace_ctx *parent, trace_ctx *self, rng *r, const char *svc,
@@ -131,11 +132,57 @@ static void test_orphans_and_cycles(void **state)
 	rng_free(r);
 }
 
+/* ecom trace's page for a known order: the summary, the steps in the
+ * order they came, then the spans; plain text unless asked for colour. */
+static void test_trace_page(void **state)
+{
+	rng *r = rng_new(3);
+	trace_ctx a, b;
+	span s[2];
+	s[0] = sp(NULL, &a, r, "gateway", "POST /v1/orders", 0, 40, SPAN_OK);
+	s[1] = sp(&a, &b, r, "order", "saga STARTED -> CONFIRMING", 5, 30, SPAN_ERROR);
+	json_t *spans = json_array();
+	json_array_append_new(spans, span_json(&s[1])); /* any order */
+	json_array_append_new(spans, span_json(&s[0]));
+	json_t *v = json_pack(
+		"{s:s,s:s,s:n,s:s,s:{s:s},s:[{s:s,s:s,s:i,s:s},{s:s,s:s,s:i,s:s,s:s},"
+		"{s:s,s:s,s:i,s:s}],s:o}",
+		"order_id", "ord_1", "state", "CONFIRMING", "reason", "trace_id",
+		"4bf92f3577b34da6a3ce929d0e0e4736", "order", "status", "PENDING", "steps", "name",
+		"reserve", "status", "SUCCEEDED", "attempts", 1, "at", "t1", "name", "authorize",
+		"status", "SUCCEEDED", "attempts", 2, "at", "t2", "detail", "payment: 503",
+		"name", "enqueue", "status", "SUCCEEDED", "attempts", 1, "at", "t3", "spans",
+		spans);
+	assert_non_null(v);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_int_equal(traces_print(f, v, 0, 100), 2);
+	fclose(f);
+	assert_null(strchr(out, '\033'));
+	assert_non_null(strstr(out, "order ord_1  PENDING  saga CONFIRMING\n"));
+	const char *r1 = strstr(out, "reserve"), *r2 = strstr(out, "authorize"),
+		   *r3 = strstr(out, "enqueue"), *sp_ = strstr(out, "spans (2):");
+	assert_true(r1 && r2 && r3 && sp_ && r1 < r2 && r2 < r3 && r3 < sp_);
+	assert_non_null(strstr(out, "attempts 2"));
+	assert_non_null(strstr(out, "payment: 503"));
+	assert_true(line_of(out, "gateway  POST /v1/orders") < line_of(out, "  order  saga"));
+	free(out);
+	f = open_memstream(&out, &len);
+	traces_print(f, v, 1, 100);
+	fclose(f);
+	assert_non_null(strstr(out, "\033[31merror"));
+	free(out);
+	json_decref(v);
+	rng_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tree_order_and_bars),
 		cmocka_unit_test(test_orphans_and_cycles),
+		cmocka_unit_test(test_trace_page),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
