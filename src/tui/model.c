@@ -479,7 +479,8 @@ int model_breaker_is_open(const char *state)
 
 void model_meters_compute(const model_service *svcs, size_t nsvcs, const model_breaker *b,
 			  size_t nb, const model_queue *q, size_t nq, const model_saga *sagas,
-			  size_t nsagas, int sagas_known, int64_t now_us, model_meters *m)
+			  size_t nsagas, size_t sagas_limit, int sagas_known, int64_t now_us,
+			  model_meters *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->rps = m->error_pct = m->p99_ms = NAN;
@@ -544,7 +545,7 @@ void model_meters_compute(const model_service *svcs, size_t nsvcs, const model_b
 			older++;
 	}
 	m->orders_per_min = recent;
-	m->orders_capped = nsagas > 0 && older == 0 && recent == (int)nsagas;
+	m->orders_capped = sagas_limit > 0 && nsagas >= sagas_limit && older == 0;
 }
 
 /* ---- the fault line ------------------------------------------------------------------------- */

@@ -94,7 +94,7 @@ typedef struct model_meters {
 	double rps, error_pct, p99_ms;
 	int open_breakers;   /* OPEN, HALF_OPEN or FORCED_OPEN */
 	int orders_per_min;  /* orders created in the last minute; -1 unknown */
-	int orders_capped;   /* 1 when the list held no older order (a lower bound) */
+	int orders_capped;   /* 1 when the list was full and held no older order (a lower bound) */
 	long long queue_lag, queue_lag_ms, dead_letters;
 } model_meters;
 
@@ -136,9 +136,12 @@ int model_parse_time(const char *s, int64_t *us);
 /* An age as "4s", "12m", "3h", "2d" ("-" for an unknown time). */
 void model_fmt_age(int64_t now_us, int64_t then_us, char *buf, size_t len);
 
+/* sagas: the newest nsagas orders, from a list of at most sagas_limit
+ * (sagas_known 0 when it could not be read). */
 void model_meters_compute(const model_service *svcs, size_t nsvcs, const model_breaker *b,
 			  size_t nb, const model_queue *q, size_t nq, const model_saga *sagas,
-			  size_t nsagas, int sagas_known, int64_t now_us, model_meters *m);
+			  size_t nsagas, size_t sagas_limit, int sagas_known, int64_t now_us,
+			  model_meters *m);
 /* 1 for the states an operator should look at (not CLOSED, not DISABLED). */
 int model_breaker_is_open(const char *state);
 

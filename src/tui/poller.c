@@ -506,8 +506,8 @@ static void fetch_cycle(poller *p, const poller_want *w)
 		if (w->detail_id[0])
 			fetch_detail(p, s, w->detail_id);
 		model_meters_compute(s->svcs, s->nsvcs, s->breakers, s->nbreakers, s->queues,
-				     s->nqueues, s->sagas, s->nsagas, s->pt.sagas.state == PART_OK, now,
-				     &s->meters);
+				     s->nqueues, s->sagas, s->nsagas, SAGAS_LIMIT,
+				     s->pt.sagas.state == PART_OK, now, &s->meters);
 	}
 	if (w->logs)
 		fetch_logs(p, s);

@@ -447,7 +447,7 @@ static void test_meters(void **unused)
 	json_decref(v);
 
 	model_meters m;
-	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 1, T_NEWEST + 30000000, &m);
+	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 200, 1, T_NEWEST + 30000000, &m);
 	assert_int_equal(m.services_total, 6);
 	assert_int_equal(m.services_up, 5);
 	assert_true(isnan(m.rps) && isnan(m.error_pct) && isnan(m.p99_ms)); /* no stats */
@@ -456,13 +456,17 @@ static void test_meters(void **unused)
 	assert_int_equal(m.queue_lag_ms, 2500);
 	assert_int_equal(m.dead_letters, 4);
 	assert_int_equal(m.orders_per_min, 3);
-	assert_int_equal(m.orders_capped, 1); /* every listed order is recent */
+	assert_int_equal(m.orders_capped, 0); /* the list was not full: all there is */
+	/* A full list of recent orders: a lower bound. */
+	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 3, 1, T_NEWEST + 30000000, &m);
+	assert_int_equal(m.orders_per_min, 3);
+	assert_int_equal(m.orders_capped, 1);
 	/* Two minutes later none is recent. */
-	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 1, T_NEWEST + 120000000, &m);
+	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 3, 1, T_NEWEST + 120000000, &m);
 	assert_int_equal(m.orders_per_min, 0);
 	assert_int_equal(m.orders_capped, 0);
 	/* The sagas could not be read: unknown. */
-	model_meters_compute(s, ns, b, nb, q, 2, NULL, 0, 0, T_NEWEST, &m);
+	model_meters_compute(s, ns, b, nb, q, 2, NULL, 0, 200, 0, T_NEWEST, &m);
 	assert_int_equal(m.orders_per_min, -1);
 
 	/* With stats: the gateway's figures are what clients see. */
@@ -471,7 +475,7 @@ static void test_meters(void **unused)
 		  "\"p99_ms\":120,\"error_rate\":0.5}]}");
 	assert_int_equal(model_merge_stats(v, &s, &ns), 0);
 	json_decref(v);
-	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 1, T_NEWEST, &m);
+	model_meters_compute(s, ns, b, nb, q, 2, sg, nsg, 200, 1, T_NEWEST, &m);
 	assert_int_equal(m.services_total, 7);
 	assert_int_equal(m.services_up, 6); /* the gateway answers for itself */
 	assert_true(fabs(m.rps - 100) < 1e-9);
@@ -492,7 +496,7 @@ static void test_meters(void **unused)
 		two[i].error_rate = i ? 0.5 : 0;
 		two[i].p99_ms = 5 + 10 * i;
 	}
-	model_meters_compute(two, 2, NULL, 0, NULL, 0, NULL, 0, 1, T_NEWEST, &m);
+	model_meters_compute(two, 2, NULL, 0, NULL, 0, NULL, 0, 200, 1, T_NEWEST, &m);
 	assert_true(fabs(m.rps - 30) < 1e-9);
 	assert_true(fabs(m.error_pct - 100.0 * 10 / 30) < 1e-9);
 	assert_true(fabs(m.p99_ms - 15) < 1e-9);
