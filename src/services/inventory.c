@@ -542,11 +542,15 @@ static void no_reservation(msg_resp *resp, const char *id)
 	msg_resp_error(resp, 404, "not_found", msg, json_pack("{s:s}", "reservation_id", id));
 }
 
-static json_t *stock_json(const char *sku, int64_t on_hand, int64_t reserved)
+/* A stock row as the API shows it; low_stock says whether available is at
+ * or below inventory.low_stock_threshold (what the console highlights). */
+static json_t *stock_json(const inventory *inv, const char *sku, int64_t on_hand,
+			  int64_t reserved)
 {
-	return json_pack("{s:s,s:I,s:I,s:I}", "sku", sku, "on_hand", (json_int_t)on_hand,
+	return json_pack("{s:s,s:I,s:I,s:I,s:b}", "sku", sku, "on_hand", (json_int_t)on_hand,
 			 "reserved", (json_int_t)reserved, "available",
-			 (json_int_t)(on_hand - reserved));
+			 (json_int_t)(on_hand - reserved), "low_stock",
+			 on_hand - reserved <= inv->low_threshold);
 }
 
 static void count(inventory *inv, const char *name, const char *result)
@@ -569,7 +573,7 @@ static void get_stock(void *ud, msg_req *req, msg_resp *resp)
 	int64_t on_hand = 0, reserved = 0;
 	int rc = stock_read(inv->ctx->store, sku, &on_hand, &reserved);
 	if (rc == STORE_ROW)
-		msg_resp_json(resp, 200, stock_json(sku, on_hand, reserved));
+		msg_resp_json(resp, 200, stock_json(inv, sku, on_hand, reserved));
 	else if (rc == STORE_DONE)
 		no_stock(resp, sku);
 	else
@@ -663,7 +667,7 @@ static void set_stock(void *ud, msg_req *req, msg_resp *resp)
 		if (op.on_hand != op.old_on_hand)
 			log_info(inv->ctx->log, "stock of %s set: on_hand %lld -> %lld", sku,
 				 (long long)op.old_on_hand, (long long)op.on_hand);
-		msg_resp_json(resp, 200, stock_json(sku, op.on_hand, op.reserved));
+		msg_resp_json(resp, 200, stock_json(inv, sku, op.on_hand, op.reserved));
 	}
 }
 
@@ -728,7 +732,7 @@ static void get_ledger(void *ud, msg_req *req, msg_resp *resp)
 		store_failed(inv, resp, rc, "read ledger");
 		return;
 	}
-	json_t *out = stock_json(sku, on_hand, reserved);
+	json_t *out = stock_json(inv, sku, on_hand, reserved);
 	json_object_set_new(out, "entries", entries);
 	msg_resp_json(resp, 200, out);
 }

@@ -350,6 +350,9 @@ int model_parse_stock(const json_t *v, model_stock *st)
 	st->on_hand = get_int(v, "on_hand", 0);
 	st->reserved = get_int(v, "reserved", 0);
 	st->available = get_int(v, "available", st->on_hand - st->reserved);
+	/* An inventory without the field: its threshold's default, 5. */
+	json_t *low = json_object_get(v, "low_stock");
+	st->low = json_is_boolean(low) ? json_is_true(low) : st->available <= 5;
 	st->known = 1;
 	return 0;
 }

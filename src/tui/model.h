@@ -79,6 +79,7 @@ typedef struct model_stock {
 	char sku[MODEL_NAME], name[96];
 	int known; /* 0 until GET /v1/inventory/{sku} answered */
 	long long on_hand, reserved, available;
+	int low; /* the service's low_stock (at or below its threshold) */
 } model_stock;
 
 typedef struct model_logline {

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* inventory.low_stock_threshold's default: at or below it, a sku is low. */
-#define LOW_STOCK 5
 
 static const table_col cols[] = {
 	{ "SKU", 14, 0 }, { "NAME", 30, 0 }, { "ON HAND", 8, 1 }, { "RESERVED", 8, 1 },
@@ -42,7 +40,7 @@ static void rows(console *c, const snapshot *s)
 		table_set(r, 4, (double)m->available, "%lld", m->available);
 		if (m->available <= 0)
 			r->tone = TONE_BAD;
-		else if (m->available <= LOW_STOCK)
+		else if (m->low)
 			r->tone = TONE_WARN;
 	}
 	table_apply(t);
@@ -52,10 +50,10 @@ static void draw(console *c, const snapshot *s, int top, int height)
 {
 	int low = 0;
 	for (size_t i = 0; i < s->nstock; i++)
-		low += s->stock[i].known && s->stock[i].available <= LOW_STOCK;
-	screen_printf(top, 1, COLS - 1, A_NORMAL, 1, "search: %s   %zu skus shown (at most %d), %d low (<= %d available)",
+		low += s->stock[i].known && s->stock[i].low;
+	screen_printf(top, 1, COLS - 1, A_NORMAL, 1, "search: %s   %zu skus shown (at most %d), %d low",
 		      c->want.stock_filter[0] ? c->want.stock_filter : "(all)", s->nstock,
-		      POLLER_STOCK_MAX, low, LOW_STOCK);
+		      POLLER_STOCK_MAX, low);
 	if (s->pt.stock.state == PART_ERR || s->pt.stock.state == PART_NONE)
 		console_draw_na(top, 1, COLS - 1, &s->pt.stock, "stock");
 	if (s->pt.stock.state == PART_OK && s->nstock == 0) {
@@ -147,7 +145,7 @@ const view view_inventory = {
 	.keys_ro = "/ search  s sort  Enter details",
 	.help = "/      search by sku or name (a sku the catalog does not list is read too)\n"
 		"e      set on hand for the row, or every tagged row (with confirmation)\n"
-		"Low stock: yellow at 5 or fewer available, red at none",
+		"Low stock: yellow at or below inventory.low_stock_threshold, red at none",
 	.rows = rows,
 	.draw = draw,
 	.key = key,

@@ -171,14 +171,20 @@ static pid_t console_pid(void)
 }
 
 /* The console, started from the pane's shell (flags: "" or more). */
-static void start_console(const char *flags)
+/* Starts the console with env (assignments, "" for none) and flags. */
+static void start_console_env(const char *env, const char *flags)
 {
 	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "ECOM_DATA=%s %s console --state %s%s; echo console-exit=$?",
-		 tmux_dir, IT.bin, IT.state, flags);
+	snprintf(cmd, sizeof(cmd), "%s ECOM_DATA=%s %s console --state %s%s; echo console-exit=$?",
+		 env, tmux_dir, IT.bin, IT.state, flags);
 	type(cmd);
 	key("Enter");
 	expect_screen("1 Overview");
+}
+
+static void start_console(const char *flags)
+{
+	start_console_env("", flags);
 }
 
 static json_t *admin_get(const char *path)
@@ -525,6 +531,65 @@ static void test_q_gives_the_terminal_back(void **unused)
 	assert_int_equal(console_pid(), 0);
 }
 
+/* What the pane's colours are, from capture-pane -e's SGR sequences:
+ * 256 when any is an indexed colour (38;5;N or 48;5;N), 16 when any is one
+ * of the basic colours, 0 when there is none. */
+static int pane_colours(void)
+{
+	static char esc[131072];
+	if (tmux(esc, sizeof(esc), "capture-pane", "-p", "-e", "-t", "c", NULL) != 0)
+		return -1;
+	int found = 0;
+	for (const char *p = esc; (p = strstr(p, "\033[")) != NULL;) {
+		p += 2;
+		int params[32], n = 0;
+		while (n < 32) {
+			char *end;
+			long v = strtol(p, &end, 10);
+			params[n++] = end == p ? 0 : (int)v;
+			p = end;
+			if (*p != ';')
+				break;
+			p++;
+		}
+		if (*p != 'm')
+			continue;
+		for (int i = 0; i < n; i++) {
+			if ((params[i] == 38 || params[i] == 48) && i + 1 < n && params[i + 1] == 5)
+				return 256;
+			if ((params[i] >= 30 && params[i] <= 37) || (params[i] >= 40 && params[i] <= 47) ||
+			    (params[i] >= 90 && params[i] <= 97) || (params[i] >= 100 && params[i] <= 107))
+				found = 16;
+		}
+	}
+	return found;
+}
+
+/* One console per terminal kind, quit each time: 256 colours where the
+ * terminal has them, the basic ones on an 8-colour terminal, none with
+ * NO_COLOR (and still a whole frame). */
+static void colours_for(const char *env, int want)
+{
+	type("clear");
+	key("Enter");
+	usleep(300000);
+	start_console_env(env, "");
+	expect_screen("? help  q quit");
+	usleep(500000);
+	int got = pane_colours();
+	key("q");
+	expect_screen("console-exit=0");
+	if (got != want)
+		fail_msg("with '%s' the console drew %d colours, expected %d", env, got, want);
+}
+
+static void test_colours_degrade(void **unused)
+{
+	colours_for("TERM=screen-256color", 256);
+	colours_for("TERM=screen", 16);
+	colours_for("TERM=screen-256color NO_COLOR=1", 0);
+}
+
 static void test_sigterm_restores_the_terminal(void **unused)
 {
 	start_console(" --read-only");
@@ -558,6 +623,7 @@ int main(void)
 		cmocka_unit_test(test_80x24_keeps_the_footer),
 		cmocka_unit_test(test_platform_down_shows_the_banner),
 		cmocka_unit_test(test_q_gives_the_terminal_back),
+		cmocka_unit_test(test_colours_degrade),
 		cmocka_unit_test(test_sigterm_restores_the_terminal),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

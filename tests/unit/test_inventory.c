@@ -98,6 +98,7 @@ static json_t *expect_ok(efix *f, const char *method, const char *path, const ch
 
 typedef struct figures {
 	int64_t on_hand, reserved, available;
+	int low_stock;
 } figures;
 
 static figures stock_of(efix *f, const char *sku)
@@ -111,8 +112,10 @@ static figures stock_of(efix *f, const char *sku)
 	assert_string_equal(json_string_value(json_object_get(v, "sku")), sku);
 	figures g = { json_integer_value(json_object_get(v, "on_hand")),
 		      json_integer_value(json_object_get(v, "reserved")),
-		      json_integer_value(json_object_get(v, "available")) };
-	assert_int_equal(json_object_size(v), 4);
+		      json_integer_value(json_object_get(v, "available")),
+		      json_is_true(json_object_get(v, "low_stock")) };
+	assert_true(json_is_boolean(json_object_get(v, "low_stock")));
+	assert_int_equal(json_object_size(v), 5);
 	assert_int_equal(g.available, g.on_hand - g.reserved);
 	json_decref(v);
 	return g;
@@ -839,7 +842,12 @@ static void test_low_stock_event(void **state)
 	inventory_engine.destroy(f->eng);
 	assert_int_equal(config_set(f->config, "inventory.low_stock_threshold", "50"), 0);
 	f->eng = efix_create_engine(f);
+	int64_t toy = stock_of(f, "TOY-1").available;
+	assert_true(toy > 50 && toy - 50 <= 50);
+	assert_false(stock_of(f, "TOY-1").low_stock);
 	assert_int_equal(reserve(f, "l5", "[{\"sku\":\"TOY-1\",\"qty\":50}]", 60, NULL), 201);
+	/* GET shows the same threshold */
+	assert_true(stock_of(f, "TOY-1").low_stock);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
 				"%\"low_stock\"%"),
 			 lows + 3);

@@ -381,6 +381,12 @@ static void test_products_and_stock(void **unused)
 	assert_int_equal(st.on_hand, 100);
 	assert_int_equal(st.reserved, 0);
 	assert_int_equal(st.available, 100);
+	assert_false(st.low);
+	v = parse("{\"sku\":\"ELEC-007\",\"on_hand\":100,\"reserved\":0,\"available\":100,"
+		  "\"low_stock\":true}");
+	assert_int_equal(model_parse_stock(v, &st), 0);
+	json_decref(v);
+	assert_true(st.low); /* the service's threshold, not the console's */
 	model_stock none = { 0 };
 	v = parse("{\"error\":{\"code\":\"not_found\",\"message\":\"no stock for this sku\"}}");
 	assert_int_equal(model_parse_stock(v, &none), ERR_PARSE);
