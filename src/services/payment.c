@@ -853,9 +853,15 @@ static int refund_record(payment_svc *p, refund_op *op)
 	op->known = 0;
 	op->after = before;
 	int64_t had = 0;
+	/* A refund recorded already: the payment is answered as it is now. On
+	 * PostgreSQL (READ COMMITTED) each statement sees what committed
+	 * before it, so the refund row found here may be newer than the
+	 * payment row read above: read the row again. */
 	if ((rc = refund_find(p, op->id, op->refund_id, &had)) != STORE_DONE) {
-		op->known = rc == STORE_ROW;
-		return rc == STORE_ROW ? 0 : rc;
+		if (rc != STORE_ROW)
+			return rc;
+		op->known = 1;
+		return row_get(p, op->id, &op->after);
 	}
 	char existing[ID_MAX + 1] = "";
 	if (op->provider_ref && op->provider_ref[0] &&
@@ -864,14 +870,17 @@ static int refund_record(payment_svc *p, refund_op *op)
 		if (rc != STORE_ROW)
 			return rc;
 		op->known = 1;
-		if (strcmp(existing, op->provider_ref) != 0 || strcmp(op->refund_id, existing) == 0)
-			return 0;
-		log_info(p->ctx->log, "payment %s: refund %s is the %s a webhook brought", op->id,
-			 op->refund_id, existing);
-		return store_runf(p->ctx->store,
-				  "UPDATE payment_refunds SET refund_id = ? WHERE payment_id = ? AND "
-				  "refund_id = ?",
-				  NULL, "ttt", op->refund_id, op->id, existing);
+		if (strcmp(existing, op->provider_ref) == 0 && strcmp(op->refund_id, existing) != 0) {
+			log_info(p->ctx->log, "payment %s: refund %s is the %s a webhook brought",
+				 op->id, op->refund_id, existing);
+			rc = store_runf(p->ctx->store,
+					"UPDATE payment_refunds SET refund_id = ? WHERE payment_id = ? "
+					"AND refund_id = ?",
+					NULL, "ttt", op->refund_id, op->id, existing);
+			if (rc)
+				return rc;
+		}
+		return row_get(p, op->id, &op->after);
 	}
 	if (before.status != PAYMENT_CAPTURED || before.refunded + op->amount > before.captured) {
 		log_warn(p->ctx->log,
