@@ -295,6 +295,34 @@ int itest_state_file(const char *name, char *buf, size_t len)
 	return 0;
 }
 
+void itest_print_log_tail(const char *name, int n)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/log/%s", IT.state, name);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return;
+	/* a ring of the last n line starts */
+	long starts[256];
+	if (n > 256)
+		n = 256;
+	int seen = 0;
+	long at = 0;
+	int c, bol = 1;
+	while ((c = fgetc(f)) != EOF) {
+		if (bol)
+			starts[seen++ % n] = at;
+		bol = c == '\n';
+		at++;
+	}
+	if (seen > 0 && fseek(f, starts[seen > n ? seen % n : 0], SEEK_SET) == 0) {
+		fprintf(stderr, "---- the last lines of %s\n", p);
+		while ((c = fgetc(f)) != EOF)
+			fputc(c, stderr);
+	}
+	fclose(f);
+}
+
 int itest_sim_url_of(const char *sim, char *buf, size_t len)
 {
 	char name[64];

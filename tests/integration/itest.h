@@ -72,6 +72,9 @@ json_t *itest_sim_admin_of(const char *sim, const char *method, const char *path
 			   const char *body);
 /* The first line of STATE/name into buf. 0 or -1. */
 int itest_state_file(const char *name, char *buf, size_t len);
+/* Prints the last n lines of STATE/log/name to stderr (a failing test's
+ * post-mortem); nothing when the file is missing. */
+void itest_print_log_tail(const char *name, int n);
 /* Starts `ecom sim kafka --port P` (P a free loopback port) as an operator
  * would, its output to /dev/null, and waits for the bus URL it writes
  * (kafka://127.0.0.1:P) into bus_url. Returns its pid (the caller stops

@@ -374,8 +374,11 @@ static void test_kill_one_replica(void **unused)
 				 k, k, 100 + k);
 			msg_resp r;
 			int status = itest_req("POST", "/v1/products", body, ITEST_TOKEN, NULL, &r);
-			if (status != 201)
+			if (status != 201) {
+				itest_print_log_tail("gateway-1.log", 30);
+				itest_print_log_tail("catalog-2.log", 30);
 				fail_msg("POST after the kill: %d %.300s", status, r.body ? r.body : "");
+			}
 			msg_resp_clear(&r);
 		}
 	}
