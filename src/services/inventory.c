@@ -112,17 +112,29 @@ static store_stmt *sql_open(store *s, const char *sql, int *err, const sqlarg *a
 	return st;
 }
 
+/* Statements this thread ran that may have written (changed a row, or
+ * failed: on PostgreSQL a failed statement ends the transaction). A group
+ * commit reads it around each body to tell a refusal that wrote nothing
+ * (the batch goes on) from one that wrote (it cannot, without savepoints).
+ * Every write of a body goes through sql_run. */
+static _Thread_local uint64_t tl_writes;
+
 /* Runs a statement that returns no rows; *changes (may be NULL) gets the rows
  * it changed. */
 static int sql_run(store *s, const char *sql, int64_t *changes, const sqlarg *a, size_t n)
 {
 	int rc = 0;
 	store_stmt *st = sql_open(s, sql, &rc, a, n);
-	if (!st)
+	if (!st) {
+		tl_writes++;
 		return rc ? rc : ERR_STORE;
+	}
 	rc = store_step(st);
-	if (rc >= 0 && changes)
-		*changes = store_changes(st);
+	int64_t changed = rc >= 0 ? store_changes(st) : 0;
+	if (rc < 0 || changed > 0)
+		tl_writes++;
+	if (changes)
+		*changes = changed;
 	store_reset(st);
 	return rc < 0 ? rc : 0;
 }
@@ -197,15 +209,21 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
  * transaction each, queued at the database's write lock, concurrent write
  * requests share one: the first thread that finds no transaction running
  * becomes the leader, takes every queued operation (up to BATCH_MAX) and
- * runs each in its own savepoint inside one transaction, so one that fails
- * or is refused (ROLLBACK TO its savepoint) leaves the others' work intact;
- * then it commits once, and every waiter wakes to its own result, which is
- * final and durable (as the store is configured) only after that commit. A
- * commit costs the same for one operation as for sixty: on SQLite the pages
- * the batch dirtied are appended to the WAL once (a hot stock row or the
- * tail of the ledger once, not once per reservation); on PostgreSQL the WAL
- * is flushed once. A lone request runs alone, as before, with no
- * savepoints and no waiting. */
+ * runs them one after another inside one transaction; then it commits once,
+ * and every waiter wakes to its own result, which is final and durable (as
+ * the store is configured) only after that commit. A commit costs the same
+ * for one operation as for sixty: on SQLite the pages the batch dirtied are
+ * appended to the WAL once (a hot stock row or the tail of the ledger once,
+ * not once per reservation); on PostgreSQL the WAL is flushed once. A lone
+ * request runs alone, with no waiting.
+ *
+ * No savepoints: bodies check what can refuse them (a taken id, the stock
+ * of every item, a reservation's state) before they write, so a refusal
+ * (TXN_ABORT) leaves nothing to undo and the batch goes on. A body that
+ * fails after writing (a store error, a race lost on PostgreSQL, a refusal
+ * found late) cannot be undone alone: the transaction is rolled back, the
+ * batch runs again without that operation, and the operation then runs in
+ * a transaction of its own, where a rollback undoes exactly its work. */
 struct txn_op {
 	int (*body)(inventory *, void *);
 	void *arg;
@@ -216,34 +234,31 @@ struct txn_op {
 
 static int retryable(int rc) { return rc == ERR_RETRY || rc == ERR_BUSY; }
 
-static int txn_sql(store *s, const char *sql) { return sql_run(s, sql, NULL, NULL, 0); }
+/* batch_try's "the op at *bad failed after writing". */
+#define BATCH_DIRTY 2
 
-/* One transaction for every op of b, each in a savepoint; ops[i].rc is what
- * its body returned. Returns 0 once committed; otherwise the transaction
- * is rolled back whole (a savepoint statement or the commit failed, or the
- * database ended the transaction under a body) and every rc is void. */
-static int batch_try(inventory *inv, txn_op **b, size_t n)
+/* One transaction for the n ops of b; ops[i].rc is what its body returned.
+ * Returns 0 once committed. BATCH_DIRTY (*bad its index) when a body
+ * returned non-zero after writing, or an error when begin or the commit
+ * failed; then the transaction is rolled back whole and every rc is void. */
+static int batch_try(inventory *inv, txn_op **b, size_t n, size_t *bad)
 {
 	store *s = inv->ctx->store;
 	int rc = store_begin(s);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = txn_sql(s, "SAVEPOINT inventory_op");
-		if (rc)
-			break;
+		uint64_t w0 = tl_writes;
 		b[i]->rc = b[i]->body(inv, b[i]->arg);
-		if (b[i]->rc == 0) {
-			rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
-		} else {
-			rc = txn_sql(s, "ROLLBACK TO SAVEPOINT inventory_op");
-			if (rc == 0)
-				rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
+		if (b[i]->rc < 0 || (b[i]->rc != 0 && tl_writes != w0)) {
+			*bad = i;
+			rc = BATCH_DIRTY;
 		}
 	}
 	if (rc == 0)
 		rc = store_commit(s);
 	if (rc) {
 		store_rollback(s);
-		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n, err_name(rc));
+		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n,
+			  rc == BATCH_DIRTY ? "an operation failed after writing" : err_name(rc));
 	}
 	return rc;
 }
@@ -253,13 +268,30 @@ static void batch_run(inventory *inv, txn_op **b, size_t n)
 {
 	metrics_count(inv->ctx->metrics, "inventory_group_commits_total", NULL, 1);
 	metrics_count(inv->ctx->metrics, "inventory_group_commit_ops_total", NULL, n);
+	/* b[0, m) run together; b[m, n) (taken out, in the order they failed)
+	 * run alone afterwards. */
+	size_t m = n;
 	int rc = ERR_RETRY;
-	for (int attempt = 0; n > 1 && retryable(rc) && attempt < TXN_TRIES; attempt++)
-		rc = batch_try(inv, b, n);
-	/* Alone, after a failure that was not its own (each then gets its own
-	 * answer, also the error), or again after losing a race. */
+	for (int attempt = 0; m > 1 && attempt < TXN_TRIES;) {
+		size_t bad = 0;
+		rc = batch_try(inv, b, m, &bad);
+		if (rc == BATCH_DIRTY) {
+			txn_op *out = b[bad];
+			memmove(&b[bad], &b[bad + 1], (n - bad - 1) * sizeof(*b));
+			b[n - 1] = out;
+			m--;
+			rc = ERR_RETRY;
+			continue;
+		}
+		if (!retryable(rc))
+			break;
+		attempt++;
+	}
+	/* Alone: each op taken out, every op after a failure that was not its
+	 * own (each then gets its own answer, also the error), or the last one
+	 * left. */
 	for (size_t i = 0; i < n; i++)
-		if (n == 1 || rc != 0 || retryable(b[i]->rc))
+		if (m <= 1 || rc != 0 || i >= m)
 			b[i]->rc = run_txn(inv, b[i]->body, b[i]->arg);
 }
 
@@ -591,18 +623,28 @@ static int set_body(inventory *inv, void *arg)
 	set_op *op = arg;
 	store *s = inv->ctx->store;
 	op->below = 0;
-	int rc = sql_run(s,
-			 "INSERT INTO stock (sku, on_hand, reserved, updated_at) VALUES (?, 0, 0, ?) "
-			 "ON CONFLICT (sku) DO NOTHING",
-			 NULL, ARGS(T(op->sku), I(op->now)));
-	if (rc)
+	/* Refused before anything is written (see batch_try). */
+	int rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
+	if (rc < 0)
 		return rc;
-	rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_RETRY;
-	if (op->on_hand < op->reserved) {
+	if (rc == STORE_ROW && op->on_hand < op->reserved) {
 		op->below = 1;
 		return TXN_ABORT;
+	}
+	if (rc == STORE_DONE) {
+		rc = sql_run(s,
+			     "INSERT INTO stock (sku, on_hand, reserved, updated_at) "
+			     "VALUES (?, 0, 0, ?) ON CONFLICT (sku) DO NOTHING",
+			     NULL, ARGS(T(op->sku), I(op->now)));
+		if (rc)
+			return rc;
+		rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
+		if (rc != STORE_ROW)
+			return rc < 0 ? rc : ERR_RETRY;
+		if (op->on_hand < op->reserved) {
+			op->below = 1;
+			return TXN_ABORT;
+		}
 	}
 	if (op->on_hand == op->old_on_hand)
 		return 0;
@@ -738,6 +780,7 @@ static void get_ledger(void *ud, msg_req *req, msg_resp *resp)
 typedef struct res_item {
 	const char *sku;
 	int64_t qty;
+	int64_t on_hand, reserved; /* scratch of reserve_body: the row as read */
 } res_item;
 
 typedef struct reserve_op {
@@ -763,25 +806,68 @@ static int item_cmp(const void *a, const void *b)
 	return strcmp(((const res_item *)a)->sku, ((const res_item *)b)->sku);
 }
 
-/* Item i did not fit: finds out whether a sku is unknown (404 beats 409) or
- * how many units were available, inside the transaction so the figure is the
- * one the update saw. */
-static int reserve_short(inventory *inv, reserve_op *op, size_t i)
+/* Whether reservation id exists: STORE_ROW, STORE_DONE or an error. */
+static int reservation_exists(store *s, const char *id)
 {
-	for (size_t j = i; j < op->n; j++) {
-		int64_t on_hand = 0, reserved = 0;
-		int rc = stock_read(inv->ctx->store, op->items[j].sku, &on_hand, &reserved);
+	int rc = 0;
+	store_stmt *st = sql_open(s, "SELECT 1 FROM reservations WHERE reservation_id = ?", &rc,
+				  ARGS(T(id)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	store_reset(st);
+	return rc;
+}
+
+/* Reads the stock of every item (into its scratch figures) and decides,
+ * before anything is written, whether the reservation can be held: TXN_ABORT
+ * with the reason set when it cannot (a taken id beats an unknown sku, which
+ * beats a short one), 0 when it can, or an error. */
+static int reserve_check(inventory *inv, reserve_op *op)
+{
+	store *s = inv->ctx->store;
+	for (size_t i = 0; i < op->n && !op->missing; i++) {
+		res_item *it = &op->items[i];
+		int rc = stock_read(s, it->sku, &it->on_hand, &it->reserved);
 		if (rc < 0)
 			return rc;
 		if (rc == STORE_DONE) {
-			op->missing = op->items[j].sku;
-			return TXN_ABORT;
+			op->missing = it->sku;
+		} else if (!op->is_short && it->on_hand - it->reserved < it->qty) {
+			op->is_short = 1;
+			op->short_at = i;
+			op->available = it->on_hand - it->reserved;
 		}
-		if (j == i)
-			op->available = on_hand - reserved;
 	}
-	op->is_short = 1;
-	op->short_at = i;
+	if (!op->missing && !op->is_short)
+		return 0;
+	int rc = reservation_exists(s, op->id);
+	if (rc < 0)
+		return rc;
+	if (rc == STORE_ROW) {
+		op->exists = 1;
+		op->missing = NULL;
+		op->is_short = 0;
+	}
+	return TXN_ABORT;
+}
+
+/* Item i did not fit after all, found by its update (on PostgreSQL another
+ * transaction took the units since they were read): what the refusal
+ * says, read again inside this transaction. */
+static int reserve_short(inventory *inv, reserve_op *op, size_t i)
+{
+	res_item *it = &op->items[i];
+	int rc = stock_read(inv->ctx->store, it->sku, &it->on_hand, &it->reserved);
+	if (rc < 0)
+		return rc;
+	if (rc == STORE_DONE) {
+		op->missing = it->sku;
+	} else {
+		op->is_short = 1;
+		op->short_at = i;
+		op->available = it->on_hand - it->reserved;
+	}
 	return TXN_ABORT;
 }
 
@@ -791,17 +877,21 @@ static int reserve_body(inventory *inv, void *arg)
 	store *s = inv->ctx->store;
 	op->exists = op->is_short = 0;
 	op->missing = NULL;
-	/* Claim the id first: a concurrent duplicate waits here (PostgreSQL) or
-	 * at BEGIN (SQLite), then finds the row and answers as a replay. */
+	int rc = reserve_check(inv, op);
+	if (rc)
+		return rc;
+	/* Claim the id: a concurrent duplicate waits here (PostgreSQL) or at
+	 * BEGIN (SQLite), then finds the row and answers as a replay; so does
+	 * a duplicate earlier in the same group commit. */
 	int64_t changed = 0;
-	int rc = sql_run(s,
-			 "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
-			 "response, ttl_s, created_at, expires_at, updated_at) "
-			 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
-			 &changed,
-			 ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
-			      T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
-			      I(op->expires_at), I(op->now)));
+	rc = sql_run(s,
+		     "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
+		     "response, ttl_s, created_at, expires_at, updated_at) "
+		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
+		     &changed,
+		     ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
+			  T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
+			  I(op->expires_at), I(op->now)));
 	if (rc == ERR_CONFLICT || (rc == 0 && changed == 0)) {
 		op->exists = 1;
 		return TXN_ABORT;
@@ -810,17 +900,32 @@ static int reserve_body(inventory *inv, void *arg)
 		return rc;
 	/* In sku order, so two transactions lock rows in the same order. */
 	for (size_t i = 0; i < op->n; i++) {
-		const res_item *it = &op->items[i];
-		int64_t on_hand = 0, reserved = 0;
-		rc = stock_update(s,
-				  "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
-				  "WHERE sku = ? AND on_hand - reserved >= ?",
-				  it->sku, &on_hand, &reserved,
-				  ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
-		if (rc < 0)
+		res_item *it = &op->items[i];
+		/* Only while the row is as read: then its new figures are known
+		 * without reading it back. On SQLite always (BEGIN IMMEDIATE
+		 * keeps other writers out); on PostgreSQL another transaction may
+		 * have changed it, and the update relative to what is there now
+		 * decides. */
+		rc = sql_run(s,
+			     "UPDATE stock SET reserved = ?, updated_at = ? "
+			     "WHERE sku = ? AND on_hand = ? AND reserved = ?",
+			     &changed,
+			     ARGS(I(it->reserved + it->qty), I(op->now), T(it->sku), I(it->on_hand),
+				  I(it->reserved)));
+		if (rc)
 			return rc;
-		if (rc != STORE_ROW)
-			return reserve_short(inv, op, i);
+		int64_t on_hand = it->on_hand, reserved = it->reserved + it->qty;
+		if (changed != 1) {
+			rc = stock_update(s,
+					  "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
+					  "WHERE sku = ? AND on_hand - reserved >= ?",
+					  it->sku, &on_hand, &reserved,
+					  ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
+			if (rc < 0)
+				return rc;
+			if (rc != STORE_ROW)
+				return reserve_short(inv, op, i);
+		}
 		rc = sql_run(s,
 			     "INSERT INTO reservation_items (reservation_id, sku, qty) VALUES (?, ?, ?)",
 			     NULL, ARGS(T(op->id), T(it->sku), I(it->qty)));
