@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +43,21 @@ typedef struct inventory {
 	engine_ctx *ctx;
 	router *rt;
 	int64_t low_threshold;
+	/* The connection every batch runs on, whichever thread leads. */
+	store_conn *writer;
 	/* Group commit: operations waiting for a transaction, and whether a
 	 * thread is running one now (the leader). */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;        /* a batch finished */
 	pthread_cond_t linger_cv; /* an op joined the queue while a leader lingers */
 	txn_op *head, *tail;
 	size_t queued;   /* ops in the queue */
-	int leading;     /* a thread is running a batch (or lingering first) */
-	int lingering;
-	size_t writers;  /* threads inside txn_run_all */
+	int leading;     /* a thread leads: runs a batch, lingers first, or is
+			  * woken to lead the next */
+	size_t lingering; /* while a leader lingers: the ops it waits for */
+	int held;        /* inventory_hold: no batch starts */
+	atomic_size_t writers; /* threads inside txn_run_all */
 	size_t peak;     /* most writers at once since the last batch began */
+	size_t last;     /* ops in the last batch */
 } inventory;
 
 /* ---- the reservation state machine --------------------------------------- */
@@ -224,12 +230,24 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
  * found late) cannot be undone alone: the transaction is rolled back, the
  * batch runs again without that operation, and the operation then runs in
  * a transaction of its own, where a rollback undoes exactly its work. */
+typedef struct txn_waiter txn_waiter;
+
 struct txn_op {
 	int (*body)(inventory *, void *);
 	void *arg;
-	int rc;   /* as run_txn returns it, once done */
-	int done; /* under inv->mu */
+	int rc; /* as run_txn returns it, once done */
+	txn_waiter *w;
 	txn_op *next;
+};
+
+/* A thread in txn_run_all, on its stack. It sleeps on its own semaphore
+ * and is woken (posted) once: when its last op is done, or when it is to
+ * lead the next batch; never by a batch it has no op in. pending is
+ * changed under inv->mu, and read by its thread after the post without it
+ * (the post orders the two). */
+struct txn_waiter {
+	sem_t sem;
+	size_t pending; /* its ops not done yet */
 };
 
 static int retryable(int rc) { return rc == ERR_RETRY || rc == ERR_BUSY; }
@@ -276,6 +294,8 @@ static void batch_run(inventory *inv, txn_op **b, size_t n)
 		size_t bad = 0;
 		rc = batch_try(inv, b, m, &bad);
 		if (rc == BATCH_DIRTY) {
+			metrics_count(inv->ctx->metrics, "inventory_group_commit_splits_total", NULL,
+				      1);
 			txn_op *out = b[bad];
 			memmove(&b[bad], &b[bad + 1], (n - bad - 1) * sizeof(*b));
 			b[n - 1] = out;
@@ -314,20 +334,67 @@ static void linger(inventory *inv, size_t expect)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
-	inv->lingering = 1;
+	inv->lingering = expect;
 	while (inv->queued < expect &&
 	       pthread_cond_timedwait(&inv->linger_cv, &inv->mu, &until) == 0)
 		;
 	inv->lingering = 0;
 }
 
+/* Takes the next batch off the queue into batch (at most BATCH_MAX ops);
+ * returns how many. Under inv->mu. */
+static size_t batch_take(inventory *inv, txn_op **batch)
+{
+	size_t k = 0;
+	while (inv->head && k < BATCH_MAX) {
+		batch[k++] = inv->head;
+		inv->head = inv->head->next;
+	}
+	if (!inv->head)
+		inv->tail = NULL;
+	inv->queued -= k;
+	inv->peak = atomic_load(&inv->writers);
+	inv->last = k;
+	return k;
+}
+
+/* After a batch, under inv->mu: collects in wake the threads whose last op
+ * it held, and the thread of the first op still queued, which leads next;
+ * returns how many (at most k + 1). When that thread is self it leads
+ * again without a post (*again set); with nothing queued the lead is let
+ * go. The caller posts them after unlocking, so none wakes only to wait
+ * for the mutex. */
+static size_t batch_done(inventory *inv, txn_op **batch, size_t k, txn_waiter *self,
+			 txn_waiter **wake, int *again)
+{
+	size_t nw = 0;
+	*again = 0;
+	for (size_t i = 0; i < k; i++) {
+		txn_waiter *w = batch[i]->w;
+		if (--w->pending == 0 && w != self)
+			wake[nw++] = w;
+	}
+	if (!inv->head || inv->held)
+		inv->leading = 0;
+	else if (inv->head->w == self)
+		*again = 1;
+	else
+		wake[nw++] = inv->head->w;
+	return nw;
+}
+
 /* Runs the n ops (their body and arg set) in group commits with whatever
- * other threads submit meanwhile, and returns when every one has its rc. */
+ * other threads submit meanwhile, and returns when every one has its rc.
+ * The thread that finds no leader leads; a leader runs one batch, then
+ * hands the lead to the thread of the oldest op still waiting, so a thread
+ * sleeps until its answer is ready or its turn to lead comes. */
 static void txn_run_all(inventory *inv, txn_op *ops, size_t n)
 {
+	txn_waiter self = { .pending = n };
+	sem_init(&self.sem, 0, 0);
 	pthread_mutex_lock(&inv->mu);
 	for (size_t i = 0; i < n; i++) {
-		ops[i].done = 0;
+		ops[i].w = &self;
 		ops[i].next = NULL;
 		if (inv->tail)
 			inv->tail->next = &ops[i];
@@ -336,42 +403,72 @@ static void txn_run_all(inventory *inv, txn_op *ops, size_t n)
 		inv->tail = &ops[i];
 	}
 	inv->queued += n;
-	if (++inv->writers > inv->peak)
-		inv->peak = inv->writers;
-	if (inv->lingering)
+	size_t writers = atomic_fetch_add(&inv->writers, 1) + 1;
+	if (writers > inv->peak)
+		inv->peak = writers;
+	/* Only the op it waits for wakes a lingering leader. */
+	if (inv->lingering && inv->queued >= inv->lingering)
 		pthread_cond_signal(&inv->linger_cv);
-	size_t first = 0; /* ops before it are done */
-	for (;;) {
-		while (first < n && ops[first].done)
-			first++;
-		if (first == n)
-			break;
-		if (inv->leading) {
-			pthread_cond_wait(&inv->cv, &inv->mu);
-			continue;
-		}
+	int lead = !inv->leading && !inv->held;
+	if (lead)
 		inv->leading = 1;
-		linger(inv, inv->peak);
-		txn_op *batch[BATCH_MAX];
-		size_t k = 0;
-		while (inv->head && k < BATCH_MAX) {
-			batch[k++] = inv->head;
-			inv->head = inv->head->next;
-		}
-		if (!inv->head)
-			inv->tail = NULL;
-		inv->queued -= k;
-		inv->peak = inv->writers;
+	else
 		pthread_mutex_unlock(&inv->mu);
+	for (;;) {
+		if (!lead) {
+			while (sem_wait(&self.sem) != 0)
+				;
+			/* Done, or handed the lead (an op of its own still queued). */
+			if (self.pending == 0)
+				break;
+			pthread_mutex_lock(&inv->mu);
+		}
+		linger(inv, inv->peak > inv->last ? inv->peak : inv->last);
+		txn_op *batch[BATCH_MAX];
+		size_t k = batch_take(inv, batch);
+		pthread_mutex_unlock(&inv->mu);
+		store_conn *own = NULL;
+		if (inv->writer)
+			own = store_conn_enter(inv->ctx->store, inv->writer);
 		batch_run(inv, batch, k);
+		if (inv->writer)
+			store_conn_leave(inv->ctx->store, own);
+		txn_waiter *wake[BATCH_MAX + 1];
 		pthread_mutex_lock(&inv->mu);
-		for (size_t i = 0; i < k; i++)
-			batch[i]->done = 1;
-		inv->leading = 0;
-		pthread_cond_broadcast(&inv->cv);
+		size_t nw = batch_done(inv, batch, k, &self, wake, &lead);
+		if (!lead)
+			pthread_mutex_unlock(&inv->mu);
+		for (size_t i = 0; i < nw; i++)
+			sem_post(&wake[i]->sem);
+		if (!lead && self.pending == 0)
+			break;
 	}
-	inv->writers--;
+	atomic_fetch_sub(&inv->writers, 1);
+	sem_destroy(&self.sem);
+}
+
+void inventory_hold(void *eng, int on)
+{
+	inventory *inv = eng;
+	pthread_mutex_lock(&inv->mu);
+	inv->held = on;
+	txn_waiter *next = NULL;
+	if (!on && inv->head && !inv->leading) {
+		inv->leading = 1;
+		next = inv->head->w;
+	}
 	pthread_mutex_unlock(&inv->mu);
+	if (next)
+		sem_post(&next->sem);
+}
+
+size_t inventory_queued(void *eng)
+{
+	inventory *inv = eng;
+	pthread_mutex_lock(&inv->mu);
+	size_t n = inv->queued;
+	pthread_mutex_unlock(&inv->mu);
+	return n;
 }
 
 /* run_txn for a request: the same answer, in a shared transaction. */
@@ -1732,7 +1829,6 @@ static void inventory_destroy(void *eng)
 	if (!inv)
 		return;
 	router_free(inv->rt);
-	pthread_cond_destroy(&inv->cv);
 	pthread_cond_destroy(&inv->linger_cv);
 	pthread_mutex_destroy(&inv->mu);
 	free(inv);
@@ -1746,7 +1842,6 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&inv->mu, NULL);
-	pthread_cond_init(&inv->cv, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1754,6 +1849,8 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	inv->ctx = ctx;
 	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
+	/* Without it (out of memory) each leader writes on its own. */
+	inv->writer = store_conn_new(ctx->store);
 	static const engine_route routes[] = {
 		{ "GET", "/v1/inventory/{sku}", get_stock },
 		{ "PUT", "/v1/inventory/{sku}", set_stock },
@@ -1776,6 +1873,9 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Write transactions run for requests and expiries (each a group commit).");
 	metrics_help(ctx->metrics, "inventory_group_commit_ops_total",
 		     "Operations run in those transactions (over commits: the mean batch).");
+	metrics_help(ctx->metrics, "inventory_group_commit_splits_total",
+		     "Operations taken out of a group commit to run alone: they failed after "
+		     "writing.");
 	char path[1024];
 	catalog_seed_path(ctx, path, sizeof(path));
 	int n = inventory_load_file(ctx, path,
