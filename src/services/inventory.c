@@ -571,7 +571,7 @@ static void sb_kint(sbuf *b, const char *key, int64_t v)
  * "available", ["threshold",] "reason", "reference"}. */
 static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
 		      int64_t reserved, int with_threshold, const char *reason,
-		      const char *reference, int64_t now)
+		      const char *reference, int64_t now, const char *tp)
 {
 	sbuf b = { .p = NULL };
 	sb_kstr(&b, "{\"type\":", type);
@@ -588,12 +588,10 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 		free(b.p);
 		return ERR_NOMEM;
 	}
-	char tp[TRACE_PARENT_SIZE];
 	int rc = sql_run(inv->ctx->store,
 			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
 			 "VALUES (?, ?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now),
-				    T(engine_traceparent(inv->ctx, tp, sizeof(tp)))));
+			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now), T(tp)));
 	free(b.p);
 	return rc;
 }
@@ -601,10 +599,12 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 /* Records a change just made to sku's row (d_on_hand, d_reserved), which
  * left it at on_hand and reserved, in the ledger and the outbox, inside the
  * caller's transaction: a stock_changed event always, a low_stock event
- * when available crossed down to the threshold. */
+ * when available crossed down to the threshold. tp is the W3C trace
+ * context of the request that made the change (NULL when none), taken on
+ * its own thread: a group commit runs it on the leader's. */
 static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_t reserved,
 			int64_t d_on_hand, int64_t d_reserved, const char *reason,
-			const char *reference, int64_t now)
+			const char *reference, int64_t now, const char *tp)
 {
 	store *s = inv->ctx->store;
 	int rc = sql_run(s,
@@ -616,10 +616,10 @@ static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_
 		return rc;
 	int64_t available = on_hand - reserved;
 	int64_t before = (on_hand - d_on_hand) - (reserved - d_reserved);
-	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now);
+	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now, tp);
 	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
 		return rc;
-	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now);
+	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now, tp);
 }
 
 /* ---- validation and replies --------------------------------------------------- */
@@ -713,6 +713,8 @@ typedef struct set_op {
 	int64_t old_on_hand; /* out */
 	int64_t reserved;    /* out */
 	int below;           /* out: on_hand would fall under reserved */
+	const char *tp;      /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } set_op;
 
 static int set_body(inventory *inv, void *arg)
@@ -757,7 +759,7 @@ static int set_body(inventory *inv, void *arg)
 	if (rc != STORE_ROW)
 		return rc < 0 ? rc : ERR_RETRY;
 	return after_change(inv, op->sku, on_hand, op->reserved, op->on_hand - op->old_on_hand, 0,
-			    "set", op->reference, op->now);
+			    "set", op->reference, op->now, op->tp);
 }
 
 static void set_stock(void *ud, msg_req *req, msg_resp *resp)
@@ -775,6 +777,7 @@ static void set_stock(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_json_body(req, resp, &body))
 		return;
 	set_op op = { .sku = sku, .reference = "admin", .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	jval_error e = { { 0 }, { 0 } };
 	const char *body_sku = NULL;
 	if (jval_str(body, "sku", 0, 1, SKU_MAX, &body_sku, &e) ||
@@ -896,6 +899,8 @@ typedef struct reserve_op {
 	size_t short_at;     /* the item that did not fit, when is_short */
 	int is_short;
 	int64_t available;
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } reserve_op;
 
 static int item_cmp(const void *a, const void *b)
@@ -1029,7 +1034,7 @@ static int reserve_body(inventory *inv, void *arg)
 		if (rc)
 			return rc;
 		rc = after_change(inv, it->sku, on_hand, reserved, 0, it->qty, "reserve", op->id,
-				  op->now);
+				  op->now, op->tp);
 		if (rc)
 			return rc;
 	}
@@ -1164,6 +1169,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_json_body(req, resp, &body))
 		return;
 	reserve_op op = { .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	if (reserve_parse(body, &op, resp))
 		goto done;
 	op.expires_at = op.now + op.ttl_s * 1000000LL;
@@ -1281,7 +1287,7 @@ static int items_of(store *s, const char *id, held_item **items, size_t *n)
 
 /* Applies the end of a HELD reservation to the stock: a commit takes the
  * units off on_hand and reserved, a release or an expiry off reserved. */
-static int settle_items(inventory *inv, const char *id, int to, int64_t now)
+static int settle_items(inventory *inv, const char *id, int to, int64_t now, const char *tp)
 {
 	store *s = inv->ctx->store;
 	held_item *items;
@@ -1314,7 +1320,7 @@ static int settle_items(inventory *inv, const char *id, int to, int64_t now)
 		}
 		if (rc == STORE_ROW)
 			rc = after_change(inv, items[i].sku, on_hand, reserved,
-					  to == INVENTORY_COMMITTED ? -q : 0, -q, reason, id, now);
+					  to == INVENTORY_COMMITTED ? -q : 0, -q, reason, id, now, tp);
 	}
 	free(items);
 	return rc;
@@ -1328,6 +1334,8 @@ typedef struct finish_op {
 	int64_t now;
 	int found; /* out */
 	int state; /* out: the reservation's state afterwards */
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } finish_op;
 
 static int finish_body(inventory *inv, void *arg)
@@ -1374,7 +1382,7 @@ static int finish_body(inventory *inv, void *arg)
 	}
 	rc = set_state(inv, op->id, INVENTORY_HELD, to, op->now);
 	if (rc == 0)
-		rc = settle_items(inv, op->id, to, op->now);
+		rc = settle_items(inv, op->id, to, op->now, op->tp);
 	if (rc == 0)
 		op->state = to;
 	return rc;
@@ -1390,6 +1398,7 @@ static void finish(inventory *inv, msg_req *req, msg_resp *resp, enum finish_act
 		return;
 	}
 	finish_op op = { .id = id, .action = action, .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	int rc = txn_do(inv, finish_body, &op);
 	if (rc < 0) {
 		store_failed(inv, resp, rc, action == FINISH_COMMIT ? "commit" : "release");
@@ -1525,6 +1534,7 @@ static void inventory_tick(void *eng, int64_t now_us)
 	}
 	for (size_t i = 0; i < n; i++) {
 		fops[i] = (finish_op){ .id = ids[i], .action = FINISH_EXPIRE, .now = now_us };
+		fops[i].tp = engine_traceparent(inv->ctx, fops[i].tp_buf, sizeof(fops[i].tp_buf));
 		tops[i] = (txn_op){ .body = finish_body, .arg = &fops[i] };
 	}
 	if (n)
@@ -1723,6 +1733,8 @@ typedef struct load_op {
 	int64_t on_hand;
 	int64_t now;
 	int loaded; /* out */
+	const char *tp;
+	char tp_buf[TRACE_PARENT_SIZE];
 } load_op;
 
 static int load_body(inventory *inv, void *arg)
@@ -1754,7 +1766,7 @@ static int load_body(inventory *inv, void *arg)
 			return rc;
 		if (changed == 1) {
 			rc = after_change(inv, sku, op->on_hand, 0, op->on_hand, 0, "initial",
-					  "initial", op->now);
+					  "initial", op->now, op->tp);
 			if (rc)
 				return rc;
 			op->loaded++;
@@ -1809,6 +1821,7 @@ int inventory_load_file(engine_ctx *ctx, const char *path, int64_t on_hand, char
 	inventory tmp = { .ctx = ctx,
 			  .low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5) };
 	load_op op = { .arr = arr, .on_hand = on_hand, .now = clock_now(ctx->clock) };
+	op.tp = engine_traceparent(ctx, op.tp_buf, sizeof(op.tp_buf));
 	rc = run_txn(&tmp, load_body, &op);
 	json_decref(arr);
 	if (rc == TXN_ABORT)

@@ -4,7 +4,8 @@
  * long random run checked by the invariant checker, the checker catching a
  * corrupted row, threads racing for the last units, and group commits
  * formed on purpose (refusals, duplicate ids and a failure after writing
- * inside one batch). Each test gets its
+ * inside one batch, each event with its own request's trace context). Each
+ * test gets its
  * own in-memory store (a file store for the threads), a virtual clock and a
  * four-product seed file. */
 #include <setjmp.h>
@@ -1092,13 +1093,25 @@ static void test_threads_never_oversell(void **state)
 typedef struct poster {
 	efix *f;
 	char body[512];
+	const char *traceparent; /* the request's trace context, or NULL */
 	int status;
 	char *raw; /* the answer's body, malloc'd */
 } poster;
 
+/* The calling thread's trace context, as the daemon host keeps it. */
+static _Thread_local trace_ctx tl_trace;
+
+static trace_ctx *thread_trace(void *ud)
+{
+	(void)ud;
+	return &tl_trace;
+}
+
 static void *post_one(void *arg)
 {
 	poster *p = arg;
+	if (p->traceparent)
+		assert_int_equal(trace_parse(p->traceparent, &tl_trace), 0);
 	msg_resp resp;
 	efix_do(p->f, NULL, "POST", "/v1/reservations", NULL, ADMIN, NULL, p->body, &resp);
 	p->status = resp.status;
@@ -1271,6 +1284,43 @@ static void test_batch_failure_after_writing(void **state)
 	posters_free(ps, 3);
 }
 
+/* Each event of a batch carries the trace context of the request that
+ * caused it, not that of the thread that happened to lead the batch. */
+static void test_batch_traceparent(void **state)
+{
+	efix *f = *state;
+	f->ctx.trace = thread_trace;
+	static const char *const tps[3] = {
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01",
+		"00-2cf7651916cd43dd8448eb211c80319c-d7ad6b7169203331-01",
+	};
+	poster ps[3];
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "r-t%d", i);
+		poster_set(&ps[i], f, id, "[{\"sku\":\"KT-1\",\"qty\":1}]");
+		ps[i].traceparent = tps[i];
+	}
+	run_batch(f, ps, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ps[i].status, 201);
+		char like[64];
+		snprintf(like, sizeof(like), "%%\"reference\":\"r-t%d\"%%", i);
+		int err = 0;
+		store_stmt *st = store_prepare(
+			f->store, "SELECT traceparent FROM outbox WHERE payload LIKE ?", &err);
+		assert_non_null(st);
+		assert_int_equal(store_bind_text(st, 1, like), 0);
+		assert_int_equal(store_step(st), STORE_ROW);
+		assert_string_equal(store_col_text(st, 0), tps[i]);
+		assert_int_equal(store_step(st), STORE_DONE);
+		store_reset(st);
+	}
+	f->ctx.trace = NULL;
+	posters_free(ps, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1294,6 +1344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_duplicate_ids, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_failure_after_writing, setup,
 						efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_traceparent, setup, efix_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
