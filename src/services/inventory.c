@@ -39,12 +39,53 @@
 
 typedef struct txn_op txn_op;
 
+/* Deferred writes (see the section of that name). */
+#define PEND_SKUS 256 /* stock rows kept per transaction before a flush */
+#define PEND_SIZES 5 /* multi-row INSERTs of 1, 2, 4, 8 and 16 rows */
+#define PEND_CHUNK (1 << (PEND_SIZES - 1))
+
+typedef struct pend_stock {
+	const char *sku;  /* borrowed from the op, which outlives the transaction */
+	int64_t on_hand;
+	int64_t reserved; /* as the database holds it */
+	int64_t held;     /* reserved, with this transaction's reservations */
+	int64_t at;       /* updated_at to write */
+} pend_stock;
+
+/* An item held back (its reservation_items row and its ledger entry), or
+ * an event (its outbox row). Strings are borrowed from the op, except an
+ * event's payload. */
+typedef struct pend_row {
+	const char *sku;
+	const char *id;
+	int64_t qty;
+	int64_t at;
+	char *payload;
+	const char *tp;
+} pend_row;
+
+typedef struct pend_rows {
+	pend_row *v;
+	size_t n, cap;
+} pend_rows;
+
+typedef struct pend {
+	pend_stock stock[PEND_SKUS];
+	size_t nstock;
+	pend_rows items, events;
+} pend;
+
 typedef struct inventory {
 	engine_ctx *ctx;
 	router *rt;
 	int64_t low_threshold;
 	/* The connection every batch runs on, whichever thread leads. */
 	store_conn *writer;
+	/* Reservations hold their writes back to the end of the transaction
+	 * (SQLite only). pend is touched only by the thread running bodies. */
+	int defer;
+	int batching; /* a group commit of several ops is running */
+	pend pend;
 	/* Group commit: operations waiting for a transaction, and whether a
 	 * thread is running one now (the leader). */
 	pthread_mutex_t mu;
@@ -182,6 +223,9 @@ static int stock_update(store *s, const char *sql, const char *sku, int64_t *on_
 	return rc == STORE_DONE ? ERR_INTERNAL : rc;
 }
 
+static int pend_flush(inventory *inv);
+static void pend_clear(inventory *inv);
+
 /* Runs body in one transaction on this thread's connection: commits when it
  * returns 0, rolls back otherwise. A "busy" or "serialize again" from the
  * database (or from body itself, when a conditional update lost a race)
@@ -197,9 +241,13 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
 		if (rc == 0) {
 			rc = body(inv, arg);
 			if (rc == 0)
+				rc = pend_flush(inv);
+			if (rc == 0)
 				rc = store_commit(s);
-			if (rc != 0)
+			if (rc != 0) {
+				pend_clear(inv);
 				store_rollback(s);
+			}
 		}
 		if (rc != ERR_RETRY && rc != ERR_BUSY)
 			return rc;
@@ -263,6 +311,7 @@ static int batch_try(inventory *inv, txn_op **b, size_t n, size_t *bad)
 {
 	store *s = inv->ctx->store;
 	int rc = store_begin(s);
+	inv->batching = 1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		uint64_t w0 = tl_writes;
 		b[i]->rc = b[i]->body(inv, b[i]->arg);
@@ -272,8 +321,12 @@ static int batch_try(inventory *inv, txn_op **b, size_t n, size_t *bad)
 		}
 	}
 	if (rc == 0)
+		rc = pend_flush(inv);
+	inv->batching = 0;
+	if (rc == 0)
 		rc = store_commit(s);
 	if (rc) {
+		pend_clear(inv);
 		store_rollback(s);
 		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n,
 			  rc == BATCH_DIRTY ? "an operation failed after writing" : err_name(rc));
@@ -310,6 +363,8 @@ static void batch_run(inventory *inv, txn_op **b, size_t n)
 	/* Alone: each op taken out, every op after a failure that was not its
 	 * own (each then gets its own answer, also the error), or the last one
 	 * left. */
+	if (m > 1 && rc != 0)
+		metrics_count(inv->ctx->metrics, "inventory_group_commit_failures_total", NULL, 1);
 	for (size_t i = 0; i < n; i++)
 		if (m <= 1 || rc != 0 || i >= m)
 			b[i]->rc = run_txn(inv, b[i]->body, b[i]->arg);
@@ -569,9 +624,9 @@ static void sb_kint(sbuf *b, const char *key, int64_t v)
 
 /* One event of a stock change: {"type", "sku", "on_hand", "reserved",
  * "available", ["threshold",] "reason", "reference"}. */
-static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
-		      int64_t reserved, int with_threshold, const char *reason,
-		      const char *reference, int64_t now, const char *tp)
+static char *event_json(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+			int64_t reserved, int with_threshold, const char *reason,
+			const char *reference)
 {
 	sbuf b = { .p = NULL };
 	sb_kstr(&b, "{\"type\":", type);
@@ -586,13 +641,24 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 	sb_raw(&b, "}");
 	if (b.oom) {
 		free(b.p);
-		return ERR_NOMEM;
+		return NULL;
 	}
+	return b.p;
+}
+
+static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+		      int64_t reserved, int with_threshold, const char *reason,
+		      const char *reference, int64_t now, const char *tp)
+{
+	char *payload =
+		event_json(inv, type, sku, on_hand, reserved, with_threshold, reason, reference);
+	if (!payload)
+		return ERR_NOMEM;
 	int rc = sql_run(inv->ctx->store,
 			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
 			 "VALUES (?, ?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now), T(tp)));
-	free(b.p);
+			 NULL, ARGS(T("inventory"), T(sku), T(payload), I(now), T(tp)));
+	free(payload);
 	return rc;
 }
 
@@ -620,6 +686,214 @@ static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_
 	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
 		return rc;
 	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now, tp);
+}
+
+/* ---- deferred writes ------------------------------------------------------------ */
+
+/* On SQLite a write transaction keeps every other writer out from BEGIN
+ * IMMEDIATE to its end, so what it read stays true until it writes it.
+ * Reservations use that: the stock rows a transaction reads are kept here
+ * with the units its reservations have taken so far, and their writes (the
+ * stock rows, reservation_items, the ledger, the outbox) are held back and
+ * written just before the commit, in a few statements for the whole batch:
+ * a hot sku is read once and updated once per group commit instead of once
+ * per reservation, and the other rows go in with multi-row INSERTs. The
+ * reservation row itself is written at once: it claims the id. Only in
+ * group commits of several operations (batching): alone, a reservation
+ * writes at once, as there is nothing to share. Every other
+ * body first writes what is held back (pend_settle), so it finds the
+ * database as the transaction has made it. On PostgreSQL, where another
+ * replica may change a row between a read and a write, reservations write
+ * at once (defer is 0). */
+
+static void pend_clear(inventory *inv)
+{
+	pend *p = &inv->pend;
+	for (size_t i = 0; i < p->events.n; i++)
+		free(p->events.v[i].payload);
+	p->nstock = p->items.n = p->events.n = 0;
+}
+
+static pend_row *pend_add(pend_rows *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		pend_row *grown = realloc(r->v, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		r->v = grown;
+		r->cap = cap;
+	}
+	return &r->v[r->n++];
+}
+
+enum pend_kind { PEND_ITEMS, PEND_LEDGER, PEND_EVENTS, PEND_KINDS };
+
+/* The multi-row INSERTs: [kind][log2 of the rows], made once. */
+#define PEND_SQL_MAX 1024
+static char pend_sql[PEND_KINDS][PEND_SIZES][PEND_SQL_MAX];
+static pthread_once_t pend_sql_once = PTHREAD_ONCE_INIT;
+static const size_t pend_nargs[PEND_KINDS] = { 3, 4, 4 };
+
+static void pend_sql_make(void)
+{
+	static const char *const head[PEND_KINDS] = {
+		"INSERT INTO reservation_items (reservation_id, sku, qty) VALUES ",
+		"INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
+		"VALUES ",
+		"INSERT INTO outbox (topic, key, payload, created_at, traceparent) VALUES ",
+	};
+	static const char *const row[PEND_KINDS] = { "(?, ?, ?)", "(?, 0, ?, 'reserve', ?, ?)",
+						     "('inventory', ?, ?, ?, ?)" };
+	for (int kind = 0; kind < PEND_KINDS; kind++)
+		for (int z = 0; z < PEND_SIZES; z++) {
+			char *sql = pend_sql[kind][z];
+			size_t len = (size_t)snprintf(sql, PEND_SQL_MAX, "%s", head[kind]);
+			for (int i = 0; i < 1 << z && len < PEND_SQL_MAX; i++)
+				len += (size_t)snprintf(sql + len, PEND_SQL_MAX - len, "%s%s",
+							i ? ", " : "", row[kind]);
+		}
+}
+
+/* Inserts rows v[0, n) of one kind, PEND_CHUNK (then halves of it) to a
+ * statement, in order. */
+static int pend_insert(store *s, enum pend_kind kind, const pend_row *v, size_t n)
+{
+	pthread_once(&pend_sql_once, pend_sql_make);
+	sqlarg a[PEND_CHUNK * 4];
+	for (size_t at = 0; at < n;) {
+		int z = PEND_SIZES - 1;
+		while ((size_t)1 << z > n - at)
+			z--;
+		size_t k = (size_t)1 << z;
+		for (size_t i = 0; i < k; i++) {
+			const pend_row *r = &v[at + i];
+			sqlarg *x = &a[i * pend_nargs[kind]];
+			if (kind == PEND_ITEMS) {
+				x[0] = T(r->id);
+				x[1] = T(r->sku);
+				x[2] = I(r->qty);
+			} else if (kind == PEND_LEDGER) {
+				x[0] = T(r->sku);
+				x[1] = I(r->qty);
+				x[2] = T(r->id);
+				x[3] = I(r->at);
+			} else {
+				x[0] = T(r->sku);
+				x[1] = T(r->payload);
+				x[2] = I(r->at);
+				x[3] = T(r->tp);
+			}
+		}
+		int rc = sql_run(s, pend_sql[kind][z], NULL, a, k * pend_nargs[kind]);
+		if (rc)
+			return rc;
+		at += k;
+	}
+	return 0;
+}
+
+/* Writes what the transaction's reservations hold back, and forgets it. */
+static int pend_flush(inventory *inv)
+{
+	pend *p = &inv->pend;
+	if (!p->nstock && !p->items.n && !p->events.n)
+		return 0;
+	store *s = inv->ctx->store;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < p->nstock; i++) {
+		const pend_stock *ps = &p->stock[i];
+		if (ps->held == ps->reserved)
+			continue;
+		/* Only while the row is as read, which on SQLite it is. */
+		int64_t changed = 0;
+		rc = sql_run(s,
+			     "UPDATE stock SET reserved = ?, updated_at = ? "
+			     "WHERE sku = ? AND on_hand = ? AND reserved = ?",
+			     &changed,
+			     ARGS(I(ps->held), I(ps->at), T(ps->sku), I(ps->on_hand), I(ps->reserved)));
+		if (rc == 0 && changed != 1) {
+			log_error(inv->ctx->log, "stock of %s changed under its transaction", ps->sku);
+			rc = ERR_INTERNAL;
+		}
+	}
+	if (rc == 0)
+		rc = pend_insert(s, PEND_ITEMS, p->items.v, p->items.n);
+	if (rc == 0)
+		rc = pend_insert(s, PEND_LEDGER, p->items.v, p->items.n);
+	if (rc == 0)
+		rc = pend_insert(s, PEND_EVENTS, p->events.v, p->events.n);
+	pend_clear(inv);
+	return rc;
+}
+
+/* pend_flush before a body that reads or writes the database itself. The
+ * writes are earlier reservations', not the caller's own (batch_try). */
+static int pend_settle(inventory *inv)
+{
+	uint64_t w = tl_writes;
+	int rc = pend_flush(inv);
+	if (rc == 0)
+		tl_writes = w;
+	return rc;
+}
+
+/* The stock row of sku as this transaction has it: kept (*kept, when
+ * deferring), or read. STORE_ROW, STORE_DONE or an error. There must be
+ * room for one more kept row. */
+static int stock_get(inventory *inv, const char *sku, int64_t *on_hand, int64_t *reserved,
+		     pend_stock **kept)
+{
+	pend *p = &inv->pend;
+	int defer = inv->defer && inv->batching;
+	*kept = NULL;
+	if (defer)
+		for (size_t i = 0; i < p->nstock; i++)
+			if (strcmp(p->stock[i].sku, sku) == 0) {
+				*kept = &p->stock[i];
+				*on_hand = p->stock[i].on_hand;
+				*reserved = p->stock[i].held;
+				return STORE_ROW;
+			}
+	int rc = stock_read(inv->ctx->store, sku, on_hand, reserved);
+	if (rc == STORE_ROW && defer && p->nstock < PEND_SKUS) {
+		*kept = &p->stock[p->nstock++];
+		**kept = (pend_stock){ .sku = sku, .on_hand = *on_hand, .reserved = *reserved,
+				       .held = *reserved };
+	}
+	return rc;
+}
+
+/* Holds back a reservation's item: qty more units of ps reserved at now,
+ * with its items row, its ledger entry and its events. */
+static int pend_reserve(inventory *inv, pend_stock *ps, const char *id, int64_t qty,
+			int64_t now, const char *tp)
+{
+	pend *p = &inv->pend;
+	tl_writes++;
+	int64_t before = ps->on_hand - ps->held;
+	ps->held += qty;
+	ps->at = now;
+	int64_t available = ps->on_hand - ps->held;
+	pend_row *r = pend_add(&p->items);
+	if (!r)
+		return ERR_NOMEM;
+	*r = (pend_row){ .sku = ps->sku, .id = id, .qty = qty, .at = now };
+	for (int low = 0; low < 2; low++) {
+		if (low && !(before > inv->low_threshold && available <= inv->low_threshold))
+			break;
+		r = pend_add(&p->events);
+		if (!r)
+			return ERR_NOMEM;
+		*r = (pend_row){ .sku = ps->sku, .at = now, .tp = tp };
+		r->payload = event_json(inv, low ? "low_stock" : "stock_changed", ps->sku,
+					ps->on_hand, ps->held, low, "reserve", id);
+		if (!r->payload) {
+			p->events.n--;
+			return ERR_NOMEM;
+		}
+	}
+	return 0;
 }
 
 /* ---- validation and replies --------------------------------------------------- */
@@ -722,8 +996,11 @@ static int set_body(inventory *inv, void *arg)
 	set_op *op = arg;
 	store *s = inv->ctx->store;
 	op->below = 0;
+	int rc = pend_settle(inv);
+	if (rc)
+		return rc;
 	/* Refused before anything is written (see batch_try). */
-	int rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
+	rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
 	if (rc < 0)
 		return rc;
 	if (rc == STORE_ROW && op->on_hand < op->reserved) {
@@ -881,6 +1158,7 @@ typedef struct res_item {
 	const char *sku;
 	int64_t qty;
 	int64_t on_hand, reserved; /* scratch of reserve_body: the row as read */
+	pend_stock *kept;          /* and where it is kept, when deferring */
 } res_item;
 
 typedef struct reserve_op {
@@ -930,7 +1208,7 @@ static int reserve_check(inventory *inv, reserve_op *op)
 	store *s = inv->ctx->store;
 	for (size_t i = 0; i < op->n && !op->missing; i++) {
 		res_item *it = &op->items[i];
-		int rc = stock_read(s, it->sku, &it->on_hand, &it->reserved);
+		int rc = stock_get(inv, it->sku, &it->on_hand, &it->reserved, &it->kept);
 		if (rc < 0)
 			return rc;
 		if (rc == STORE_DONE) {
@@ -979,7 +1257,11 @@ static int reserve_body(inventory *inv, void *arg)
 	store *s = inv->ctx->store;
 	op->exists = op->is_short = 0;
 	op->missing = NULL;
-	int rc = reserve_check(inv, op);
+	/* Room to keep every item's stock row. */
+	int rc = inv->defer && inv->pend.nstock + op->n > PEND_SKUS ? pend_settle(inv) : 0;
+	if (rc)
+		return rc;
+	rc = reserve_check(inv, op);
 	if (rc)
 		return rc;
 	/* Claim the id: a concurrent duplicate waits here (PostgreSQL) or at
@@ -1003,6 +1285,12 @@ static int reserve_body(inventory *inv, void *arg)
 	/* In sku order, so two transactions lock rows in the same order. */
 	for (size_t i = 0; i < op->n; i++) {
 		res_item *it = &op->items[i];
+		if (it->kept) {
+			rc = pend_reserve(inv, it->kept, op->id, it->qty, op->now, op->tp);
+			if (rc)
+				return rc;
+			continue;
+		}
 		/* Only while the row is as read: then its new figures are known
 		 * without reading it back. On SQLite always (BEGIN IMMEDIATE
 		 * keeps other writers out); on PostgreSQL another transaction may
@@ -1341,7 +1629,9 @@ typedef struct finish_op {
 static int finish_body(inventory *inv, void *arg)
 {
 	finish_op *op = arg;
-	int rc = 0;
+	int rc = pend_settle(inv);
+	if (rc)
+		return rc;
 	store_stmt *st = sql_open(
 		inv->ctx->store,
 		"SELECT status, expires_at FROM reservations WHERE reservation_id = ?", &rc,
@@ -1742,7 +2032,9 @@ static int load_body(inventory *inv, void *arg)
 	load_op *op = arg;
 	store *s = inv->ctx->store;
 	op->loaded = 0;
-	int rc = 0;
+	int rc = pend_settle(inv);
+	if (rc)
+		return rc;
 	store_stmt *st = store_prepare(s, "SELECT COUNT(*) FROM stock", &rc);
 	if (!st)
 		return rc ? rc : ERR_STORE;
@@ -1842,6 +2134,9 @@ static void inventory_destroy(void *eng)
 	if (!inv)
 		return;
 	router_free(inv->rt);
+	pend_clear(inv);
+	free(inv->pend.items.v);
+	free(inv->pend.events.v);
 	pthread_cond_destroy(&inv->linger_cv);
 	pthread_mutex_destroy(&inv->mu);
 	free(inv);
@@ -1864,6 +2159,7 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
 	/* Without it (out of memory) each leader writes on its own. */
 	inv->writer = store_conn_new(ctx->store);
+	inv->defer = strcmp(store_driver(ctx->store), "sqlite") == 0;
 	static const engine_route routes[] = {
 		{ "GET", "/v1/inventory/{sku}", get_stock },
 		{ "PUT", "/v1/inventory/{sku}", set_stock },
@@ -1889,6 +2185,9 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	metrics_help(ctx->metrics, "inventory_group_commit_splits_total",
 		     "Operations taken out of a group commit to run alone: they failed after "
 		     "writing.");
+	metrics_help(ctx->metrics, "inventory_group_commit_failures_total",
+		     "Group commits whose transaction failed as a whole: their operations ran "
+		     "alone.");
 	char path[1024];
 	catalog_seed_path(ctx, path, sizeof(path));
 	int n = inventory_load_file(ctx, path,

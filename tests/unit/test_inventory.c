@@ -1092,6 +1092,7 @@ static void test_threads_never_oversell(void **state)
 
 typedef struct poster {
 	efix *f;
+	char path[128]; /* "" for POST /v1/reservations with body */
 	char body[512];
 	const char *traceparent; /* the request's trace context, or NULL */
 	int status;
@@ -1113,7 +1114,8 @@ static void *post_one(void *arg)
 	if (p->traceparent)
 		assert_int_equal(trace_parse(p->traceparent, &tl_trace), 0);
 	msg_resp resp;
-	efix_do(p->f, NULL, "POST", "/v1/reservations", NULL, ADMIN, NULL, p->body, &resp);
+	efix_do(p->f, NULL, "POST", p->path[0] ? p->path : "/v1/reservations", NULL, ADMIN, NULL,
+		p->path[0] ? NULL : p->body, &resp);
 	p->status = resp.status;
 	p->raw = strndup(resp.body ? resp.body : "", resp.body_len);
 	msg_resp_clear(&resp);
@@ -1129,14 +1131,22 @@ static void poster_set(poster *p, efix *f, const char *id, const char *items)
 		 id, id, items);
 }
 
+/* A commit or a release (action) of reservation id. */
+static void poster_finish(poster *p, efix *f, const char *id, const char *action)
+{
+	*p = (poster){ .f = f };
+	snprintf(p->path, sizeof(p->path), "/v1/reservations/%s/%s", id, action);
+}
+
 static uint64_t counter(efix *f, const char *name)
 {
 	return metrics_counter_value(f->metrics, name, "");
 }
 
-/* Runs the n requests of ps as one group commit: the engine is held while
- * a thread per request queues it (waiting at most 10 s for all n), then
- * released, and must run them as one batch. */
+/* Runs the n requests of ps as one group commit, in their order: the
+ * engine is held while a thread per request queues it, one after the other
+ * (waiting at most 10 s for each), then released, and must run them as one
+ * batch. */
 static void run_batch(efix *f, poster *ps, size_t n)
 {
 	uint64_t commits = counter(f, "inventory_group_commits_total");
@@ -1144,12 +1154,14 @@ static void run_batch(efix *f, poster *ps, size_t n)
 	pthread_t th[16];
 	assert_true(n <= 16);
 	inventory_hold(f->eng, 1);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(pthread_create(&th[i], NULL, post_one, &ps[i]), 0);
-	for (int waited = 0; inventory_queued(f->eng) < n; waited++) {
-		if (waited > 10000)
-			fail_msg("only %zu of %zu requests queued", inventory_queued(f->eng), n);
-		usleep(1000);
+		for (int waited = 0; inventory_queued(f->eng) < i + 1; waited++) {
+			if (waited > 10000)
+				fail_msg("only %zu of %zu requests queued", inventory_queued(f->eng),
+					 n);
+			usleep(1000);
+		}
 	}
 	inventory_hold(f->eng, 0);
 	for (size_t i = 0; i < n; i++)
@@ -1188,9 +1200,11 @@ static void test_batch_refusals(void **state)
 	poster_set(&ps[4], f, "r-e",
 		   "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"TOY-1\",\"qty\":1}]");
 	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
 	run_batch(f, ps, 5);
 	/* refused before writing: nobody had to be taken out of the batch */
 	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures);
 	assert_int_equal(ps[0].status, 201);
 	assert_int_equal(ps[1].status, 409);
 	assert_non_null(strstr(ps[1].raw, "insufficient_stock"));
@@ -1215,8 +1229,8 @@ static void test_batch_refusals(void **state)
 }
 
 /* One reservation_id twice in one batch with the same request, and once
- * more with other items: the first to run holds it, the same request gets
- * the same 201 body, the other 422; the units are reserved once. */
+ * more with other items: the first holds it, the same request gets the
+ * same 201 body, the other 422; the units are reserved once. */
 static void test_batch_duplicate_ids(void **state)
 {
 	efix *f = *state;
@@ -1228,36 +1242,31 @@ static void test_batch_duplicate_ids(void **state)
 	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
 	run_batch(f, ps, 3);
 	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
-	int64_t reserved = stock_of(f, "KT-1").reserved;
-	if (ps[2].status == 201) { /* the other request ran first */
-		assert_int_equal(reserved, 2);
-		assert_int_equal(ps[0].status, 422);
-		assert_int_equal(ps[1].status, 422);
-		assert_non_null(strstr(ps[0].raw, "idempotency_mismatch"));
-	} else {
-		assert_int_equal(reserved, 1);
-		assert_int_equal(ps[0].status, 201);
-		assert_int_equal(ps[1].status, 201);
-		assert_string_equal(ps[0].raw, ps[1].raw);
-		assert_int_equal(ps[2].status, 422);
-		assert_non_null(strstr(ps[2].raw, "idempotency_mismatch"));
-	}
+	assert_int_equal(stock_of(f, "KT-1").reserved, 1);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 201);
+	assert_string_equal(ps[0].raw, ps[1].raw);
+	assert_int_equal(ps[2].status, 422);
+	assert_non_null(strstr(ps[2].raw, "idempotency_mismatch"));
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 1);
 	assert_int_equal(ledger_rows_of(f, "r-dup"), 1);
 	assert_invariants(f);
 	posters_free(ps, 3);
 }
 
-/* A reservation that fails after it wrote (here: the database refuses its
- * ledger entry) cannot be rolled back alone inside the shared transaction:
- * the batch runs again without it, then it runs alone and fails alone. */
+/* A reservation whose statement fails inside the shared transaction
+ * (here the database refuses its row) cannot be rolled back alone there:
+ * the batch runs again without it, then it runs alone and fails alone. A
+ * failure in the writes held back to the end of the batch (here its ledger
+ * entry) fails the whole transaction: then every op runs alone, and again
+ * only the faulty one fails. */
 static void test_batch_failure_after_writing(void **state)
 {
 	efix *f = *state;
 	set_stock(f, "KT-1", 10);
 	assert_int_equal(store_exec(f->store,
-				    "CREATE TRIGGER boom BEFORE INSERT ON stock_ledger "
-				    "WHEN NEW.reference = 'r-boom' "
+				    "CREATE TRIGGER boom BEFORE INSERT ON reservations "
+				    "WHEN NEW.reservation_id = 'r-boom' "
 				    "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
 			 0);
 	poster ps[3];
@@ -1282,6 +1291,79 @@ static void test_batch_failure_after_writing(void **state)
 	assert_int_equal(stock_of(f, "KT-1").reserved, 5);
 	assert_invariants(f);
 	posters_free(ps, 3);
+
+	assert_int_equal(store_exec(f->store,
+				    "CREATE TRIGGER boom2 BEFORE INSERT ON stock_ledger "
+				    "WHEN NEW.reference = 'r-boom2' "
+				    "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+			 0);
+	poster_set(&ps[0], f, "r-ok3", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	poster_set(&ps[1], f, "r-boom2", "[{\"sku\":\"KT-1\",\"qty\":3}]");
+	poster_set(&ps[2], f, "r-ok4", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
+	run_batch(f, ps, 3);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures + 1);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 500);
+	assert_int_equal(ps[2].status, 201);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 7);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?",
+				"r-boom2"),
+			 0);
+	assert_invariants(f);
+	posters_free(ps, 3);
+}
+
+/* Reservations of one sku held back in a batch (read once, written at the
+ * end), a low-stock crossing among them, and a release and a commit in the
+ * same batch, which find the database as the batch made it so far (the
+ * release undoes a reservation of the same batch), then another
+ * reservation reading the stock after them. */
+static void test_batch_mixed(void **state)
+{
+	efix *f = *state;
+	set_stock(f, "KT-1", 10);
+	assert_int_equal(reserve(f, "r-old", "[{\"sku\":\"KT-1\",\"qty\":1}]", 600, NULL), 201);
+	int64_t low0 = db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+			      "%\"low_stock\"%");
+	poster ps[5];
+	poster_set(&ps[0], f, "r-m1", "[{\"sku\":\"KT-1\",\"qty\":3}]"); /* 9 -> 6 */
+	poster_set(&ps[1], f, "r-m2", "[{\"sku\":\"KT-1\",\"qty\":2}]"); /* 6 -> 4: low */
+	poster_finish(&ps[2], f, "r-m1", "release");                          /* 4 -> 7 */
+	poster_finish(&ps[3], f, "r-old", "commit");                          /* on_hand 9 */
+	poster_set(&ps[4], f, "r-m3", "[{\"sku\":\"KT-1\",\"qty\":1}]"); /* 7 -> 6 */
+	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
+	run_batch(f, ps, 5);
+	/* one transaction for all five, nobody taken out */
+	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 201);
+	assert_int_equal(ps[2].status, 200);
+	assert_non_null(strstr(ps[2].raw, "RELEASED"));
+	assert_int_equal(ps[3].status, 200);
+	assert_non_null(strstr(ps[3].raw, "COMMITTED"));
+	assert_int_equal(ps[4].status, 201);
+	figures g = stock_of(f, "KT-1");
+	assert_int_equal(g.on_hand, 9);
+	assert_int_equal(g.reserved, 3);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%") - low0,
+			 1);
+	/* the event of each reservation tells the figures it left */
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"reserved\":6,\"available\":4,\"reason\":\"reserve\","
+				"\"reference\":\"r-m2\"%"),
+			 1);
+	assert_int_equal(ledger_rows_of(f, "r-m1"), 2);
+	assert_int_equal(ledger_rows_of(f, "r-m3"), 1);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items WHERE "
+				   "reservation_id = ?",
+				"r-m3"),
+			 1);
+	assert_invariants(f);
+	posters_free(ps, 5);
 }
 
 /* Each event of a batch carries the trace context of the request that
@@ -1344,6 +1426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_duplicate_ids, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_failure_after_writing, setup,
 						efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_mixed, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_traceparent, setup, efix_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
