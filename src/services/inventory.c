@@ -370,11 +370,13 @@ static void batch_run(inventory *inv, txn_op **b, size_t n)
 			b[i]->rc = run_txn(inv, b[i]->body, b[i]->arg);
 }
 
-/* A leader waits, up to LINGER_US, until as many ops are queued as there
- * were writers in the engine during the last batch: those threads are
- * coming back with their next request (building the answer to the last
- * one, reading the next) and joining now makes one commit of what would be
- * several. A lone writer (and the single-threaded simulator) never waits;
+/* A leader waits, up to LINGER_US, until expect ops are queued: as many as
+ * the last batch held, or as there were writers in the engine during it if
+ * more (a thread whose answer is out no longer counts as a writer): those
+ * threads are coming back with their next request (building the answer to
+ * the last one, reading the next) and joining now makes one commit of what
+ * would be several. A lone writer (and the single-threaded simulator) never
+ * waits;
  * the clock read here only bounds a wait, it is no figure of the engine. */
 static void linger(inventory *inv, size_t expect)
 {
