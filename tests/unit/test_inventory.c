@@ -1181,6 +1181,11 @@ static int64_t ledger_rows_of(efix *f, const char *reference)
 	return db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reference = ?", reference);
 }
 
+static int64_t reservations_with_id(efix *f, const char *id)
+{
+	return db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?", id);
+}
+
 /* One batch with reservations refused for every reason (short on one item,
  * short on the second item of two, an unknown sku) among ones that fit:
  * the refused write nothing, the others are held, and each gets its own
@@ -1280,9 +1285,7 @@ static void test_batch_failure_after_writing(void **state)
 	assert_int_equal(ps[1].status, 500);
 	assert_int_equal(ps[2].status, 201);
 	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
-	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?",
-				"r-boom"),
-			 0);
+	assert_int_equal(reservations_with_id(f, "r-boom"), 0);
 	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 2);
 	assert_invariants(f);
 	/* without the fault it goes through, as a request of its own */
@@ -1307,9 +1310,7 @@ static void test_batch_failure_after_writing(void **state)
 	assert_int_equal(ps[1].status, 500);
 	assert_int_equal(ps[2].status, 201);
 	assert_int_equal(stock_of(f, "KT-1").reserved, 7);
-	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?",
-				"r-boom2"),
-			 0);
+	assert_int_equal(reservations_with_id(f, "r-boom2"), 0);
 	assert_invariants(f);
 	posters_free(ps, 3);
 }
