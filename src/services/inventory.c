@@ -1815,9 +1815,9 @@ static void inventory_tick(void *eng, int64_t now_us)
 	if (rc < 0)
 		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
 	int expired = 0;
-	/* Each in its own savepoint of a group commit (or its own transaction):
-	 * one bad row does not hold the rest. A replica that got there first
-	 * leaves nothing to do (TXN_ABORT). */
+	/* Each an operation of a group commit (64 to a transaction): one bad
+	 * row is taken out and runs alone, and does not hold the rest. A
+	 * replica that got there first leaves nothing to do (TXN_ABORT). */
 	finish_op *fops = n ? calloc(n, sizeof(*fops)) : NULL;
 	txn_op *tops = n ? calloc(n, sizeof(*tops)) : NULL;
 	if (n && (!fops || !tops)) {
