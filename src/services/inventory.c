@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,21 +39,66 @@
 
 typedef struct txn_op txn_op;
 
+/* Deferred writes (see the section of that name). */
+#define PEND_SKUS 256 /* stock rows kept per transaction before a flush */
+#define PEND_SIZES 5 /* multi-row INSERTs of 1, 2, 4, 8 and 16 rows */
+#define PEND_CHUNK (1 << (PEND_SIZES - 1))
+
+typedef struct pend_stock {
+	const char *sku;  /* borrowed from the op, which outlives the transaction */
+	int64_t on_hand;
+	int64_t reserved; /* as the database holds it */
+	int64_t held;     /* reserved, with this transaction's reservations */
+	int64_t at;       /* updated_at to write */
+} pend_stock;
+
+/* An item held back (its reservation_items row and its ledger entry), or
+ * an event (its outbox row). Strings are borrowed from the op, except an
+ * event's payload. */
+typedef struct pend_row {
+	const char *sku;
+	const char *id;
+	int64_t qty;
+	int64_t at;
+	char *payload;
+	const char *tp;
+} pend_row;
+
+typedef struct pend_rows {
+	pend_row *v;
+	size_t n, cap;
+} pend_rows;
+
+typedef struct pend {
+	pend_stock stock[PEND_SKUS];
+	size_t nstock;
+	pend_rows items, events;
+} pend;
+
 typedef struct inventory {
 	engine_ctx *ctx;
 	router *rt;
 	int64_t low_threshold;
+	/* The connection every batch runs on, whichever thread leads. */
+	store_conn *writer;
+	/* Reservations hold their writes back to the end of the transaction
+	 * (SQLite only). pend is touched only by the thread running bodies. */
+	int defer;
+	int batching; /* a group commit of several ops is running */
+	pend pend;
 	/* Group commit: operations waiting for a transaction, and whether a
 	 * thread is running one now (the leader). */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;        /* a batch finished */
 	pthread_cond_t linger_cv; /* an op joined the queue while a leader lingers */
 	txn_op *head, *tail;
 	size_t queued;   /* ops in the queue */
-	int leading;     /* a thread is running a batch (or lingering first) */
-	int lingering;
-	size_t writers;  /* threads inside txn_run_all */
+	int leading;     /* a thread leads: runs a batch, lingers first, or is
+			  * woken to lead the next */
+	size_t lingering; /* while a leader lingers: the ops it waits for */
+	int held;        /* inventory_hold: no batch starts */
+	atomic_size_t writers; /* threads inside txn_run_all */
 	size_t peak;     /* most writers at once since the last batch began */
+	size_t last;     /* ops in the last batch */
 } inventory;
 
 /* ---- the reservation state machine --------------------------------------- */
@@ -112,17 +159,29 @@ static store_stmt *sql_open(store *s, const char *sql, int *err, const sqlarg *a
 	return st;
 }
 
+/* Statements this thread ran that may have written (changed a row, or
+ * failed: on PostgreSQL a failed statement ends the transaction). A group
+ * commit reads it around each body to tell a refusal that wrote nothing
+ * (the batch goes on) from one that wrote (it cannot, without savepoints).
+ * Every write of a body goes through sql_run. */
+static _Thread_local uint64_t tl_writes;
+
 /* Runs a statement that returns no rows; *changes (may be NULL) gets the rows
  * it changed. */
 static int sql_run(store *s, const char *sql, int64_t *changes, const sqlarg *a, size_t n)
 {
 	int rc = 0;
 	store_stmt *st = sql_open(s, sql, &rc, a, n);
-	if (!st)
+	if (!st) {
+		tl_writes++;
 		return rc ? rc : ERR_STORE;
+	}
 	rc = store_step(st);
-	if (rc >= 0 && changes)
-		*changes = store_changes(st);
+	int64_t changed = rc >= 0 ? store_changes(st) : 0;
+	if (rc < 0 || changed > 0)
+		tl_writes++;
+	if (changes)
+		*changes = changed;
 	store_reset(st);
 	return rc < 0 ? rc : 0;
 }
@@ -164,6 +223,9 @@ static int stock_update(store *s, const char *sql, const char *sku, int64_t *on_
 	return rc == STORE_DONE ? ERR_INTERNAL : rc;
 }
 
+static int pend_flush(inventory *inv);
+static void pend_clear(inventory *inv);
+
 /* Runs body in one transaction on this thread's connection: commits when it
  * returns 0, rolls back otherwise. A "busy" or "serialize again" from the
  * database (or from body itself, when a conditional update lost a race)
@@ -179,9 +241,13 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
 		if (rc == 0) {
 			rc = body(inv, arg);
 			if (rc == 0)
+				rc = pend_flush(inv);
+			if (rc == 0)
 				rc = store_commit(s);
-			if (rc != 0)
+			if (rc != 0) {
+				pend_clear(inv);
 				store_rollback(s);
+			}
 		}
 		if (rc != ERR_RETRY && rc != ERR_BUSY)
 			return rc;
@@ -197,53 +263,73 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
  * transaction each, queued at the database's write lock, concurrent write
  * requests share one: the first thread that finds no transaction running
  * becomes the leader, takes every queued operation (up to BATCH_MAX) and
- * runs each in its own savepoint inside one transaction, so one that fails
- * or is refused (ROLLBACK TO its savepoint) leaves the others' work intact;
- * then it commits once, and every waiter wakes to its own result, which is
- * final and durable (as the store is configured) only after that commit. A
- * commit costs the same for one operation as for sixty: on SQLite the pages
- * the batch dirtied are appended to the WAL once (a hot stock row or the
- * tail of the ledger once, not once per reservation); on PostgreSQL the WAL
- * is flushed once. A lone request runs alone, as before, with no
- * savepoints and no waiting. */
+ * runs them one after another inside one transaction; then it commits once,
+ * and every waiter wakes to its own result, which is final and durable (as
+ * the store is configured) only after that commit. A commit costs the same
+ * for one operation as for sixty: on SQLite the pages the batch dirtied are
+ * appended to the WAL once (a hot stock row or the tail of the ledger once,
+ * not once per reservation); on PostgreSQL the WAL is flushed once. A lone
+ * request runs alone, with no waiting.
+ *
+ * No savepoints: bodies check what can refuse them (a taken id, the stock
+ * of every item, a reservation's state) before they write, so a refusal
+ * (TXN_ABORT) leaves nothing to undo and the batch goes on. A body that
+ * fails after writing (a store error, a race lost on PostgreSQL, a refusal
+ * found late) cannot be undone alone: the transaction is rolled back, the
+ * batch runs again without that operation, and the operation then runs in
+ * a transaction of its own, where a rollback undoes exactly its work. */
+typedef struct txn_waiter txn_waiter;
+
 struct txn_op {
 	int (*body)(inventory *, void *);
 	void *arg;
-	int rc;   /* as run_txn returns it, once done */
-	int done; /* under inv->mu */
+	int rc; /* as run_txn returns it, once done */
+	txn_waiter *w;
 	txn_op *next;
+};
+
+/* A thread in txn_run_all, on its stack. It sleeps on its own semaphore
+ * and is woken (posted) once: when its last op is done, or when it is to
+ * lead the next batch; never by a batch it has no op in. pending is
+ * changed under inv->mu, and read by its thread after the post without it
+ * (the post orders the two). */
+struct txn_waiter {
+	sem_t sem;
+	size_t pending; /* its ops not done yet */
 };
 
 static int retryable(int rc) { return rc == ERR_RETRY || rc == ERR_BUSY; }
 
-static int txn_sql(store *s, const char *sql) { return sql_run(s, sql, NULL, NULL, 0); }
+/* batch_try's "the op at *bad failed after writing". */
+#define BATCH_DIRTY 2
 
-/* One transaction for every op of b, each in a savepoint; ops[i].rc is what
- * its body returned. Returns 0 once committed; otherwise the transaction
- * is rolled back whole (a savepoint statement or the commit failed, or the
- * database ended the transaction under a body) and every rc is void. */
-static int batch_try(inventory *inv, txn_op **b, size_t n)
+/* One transaction for the n ops of b; ops[i].rc is what its body returned.
+ * Returns 0 once committed. BATCH_DIRTY (*bad its index) when a body
+ * returned non-zero after writing, or an error when begin or the commit
+ * failed; then the transaction is rolled back whole and every rc is void. */
+static int batch_try(inventory *inv, txn_op **b, size_t n, size_t *bad)
 {
 	store *s = inv->ctx->store;
 	int rc = store_begin(s);
+	inv->batching = 1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = txn_sql(s, "SAVEPOINT inventory_op");
-		if (rc)
-			break;
+		uint64_t w0 = tl_writes;
 		b[i]->rc = b[i]->body(inv, b[i]->arg);
-		if (b[i]->rc == 0) {
-			rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
-		} else {
-			rc = txn_sql(s, "ROLLBACK TO SAVEPOINT inventory_op");
-			if (rc == 0)
-				rc = txn_sql(s, "RELEASE SAVEPOINT inventory_op");
+		if (b[i]->rc < 0 || (b[i]->rc != 0 && tl_writes != w0)) {
+			*bad = i;
+			rc = BATCH_DIRTY;
 		}
 	}
 	if (rc == 0)
+		rc = pend_flush(inv);
+	inv->batching = 0;
+	if (rc == 0)
 		rc = store_commit(s);
 	if (rc) {
+		pend_clear(inv);
 		store_rollback(s);
-		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n, err_name(rc));
+		log_debug(inv->ctx->log, "group commit of %zu operations: %s", n,
+			  rc == BATCH_DIRTY ? "an operation failed after writing" : err_name(rc));
 	}
 	return rc;
 }
@@ -253,21 +339,44 @@ static void batch_run(inventory *inv, txn_op **b, size_t n)
 {
 	metrics_count(inv->ctx->metrics, "inventory_group_commits_total", NULL, 1);
 	metrics_count(inv->ctx->metrics, "inventory_group_commit_ops_total", NULL, n);
+	/* b[0, m) run together; b[m, n) (taken out, in the order they failed)
+	 * run alone afterwards. */
+	size_t m = n;
 	int rc = ERR_RETRY;
-	for (int attempt = 0; n > 1 && retryable(rc) && attempt < TXN_TRIES; attempt++)
-		rc = batch_try(inv, b, n);
-	/* Alone, after a failure that was not its own (each then gets its own
-	 * answer, also the error), or again after losing a race. */
+	for (int attempt = 0; m > 1 && attempt < TXN_TRIES;) {
+		size_t bad = 0;
+		rc = batch_try(inv, b, m, &bad);
+		if (rc == BATCH_DIRTY) {
+			metrics_count(inv->ctx->metrics, "inventory_group_commit_splits_total", NULL,
+				      1);
+			txn_op *out = b[bad];
+			memmove(&b[bad], &b[bad + 1], (n - bad - 1) * sizeof(*b));
+			b[n - 1] = out;
+			m--;
+			rc = ERR_RETRY;
+			continue;
+		}
+		if (!retryable(rc))
+			break;
+		attempt++;
+	}
+	/* Alone: each op taken out, every op after a failure that was not its
+	 * own (each then gets its own answer, also the error), or the last one
+	 * left. */
+	if (m > 1 && rc != 0)
+		metrics_count(inv->ctx->metrics, "inventory_group_commit_failures_total", NULL, 1);
 	for (size_t i = 0; i < n; i++)
-		if (n == 1 || rc != 0 || retryable(b[i]->rc))
+		if (m <= 1 || rc != 0 || i >= m)
 			b[i]->rc = run_txn(inv, b[i]->body, b[i]->arg);
 }
 
-/* A leader waits, up to LINGER_US, until as many ops are queued as there
- * were writers in the engine during the last batch: those threads are
- * coming back with their next request (building the answer to the last
- * one, reading the next) and joining now makes one commit of what would be
- * several. A lone writer (and the single-threaded simulator) never waits;
+/* A leader waits, up to LINGER_US, until expect ops are queued: as many as
+ * the last batch held, or as there were writers in the engine during it if
+ * more (a thread whose answer is out no longer counts as a writer): those
+ * threads are coming back with their next request (building the answer to
+ * the last one, reading the next) and joining now makes one commit of what
+ * would be several. A lone writer (and the single-threaded simulator) never
+ * waits;
  * the clock read here only bounds a wait, it is no figure of the engine. */
 static void linger(inventory *inv, size_t expect)
 {
@@ -282,20 +391,67 @@ static void linger(inventory *inv, size_t expect)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
-	inv->lingering = 1;
+	inv->lingering = expect;
 	while (inv->queued < expect &&
 	       pthread_cond_timedwait(&inv->linger_cv, &inv->mu, &until) == 0)
 		;
 	inv->lingering = 0;
 }
 
+/* Takes the next batch off the queue into batch (at most BATCH_MAX ops);
+ * returns how many. Under inv->mu. */
+static size_t batch_take(inventory *inv, txn_op **batch)
+{
+	size_t k = 0;
+	while (inv->head && k < BATCH_MAX) {
+		batch[k++] = inv->head;
+		inv->head = inv->head->next;
+	}
+	if (!inv->head)
+		inv->tail = NULL;
+	inv->queued -= k;
+	inv->peak = atomic_load(&inv->writers);
+	inv->last = k;
+	return k;
+}
+
+/* After a batch, under inv->mu: collects in wake the threads whose last op
+ * it held, and the thread of the first op still queued, which leads next;
+ * returns how many (at most k + 1). When that thread is self it leads
+ * again without a post (*again set); with nothing queued the lead is let
+ * go. The caller posts them after unlocking, so none wakes only to wait
+ * for the mutex. */
+static size_t batch_done(inventory *inv, txn_op **batch, size_t k, txn_waiter *self,
+			 txn_waiter **wake, int *again)
+{
+	size_t nw = 0;
+	*again = 0;
+	for (size_t i = 0; i < k; i++) {
+		txn_waiter *w = batch[i]->w;
+		if (--w->pending == 0 && w != self)
+			wake[nw++] = w;
+	}
+	if (!inv->head || inv->held)
+		inv->leading = 0;
+	else if (inv->head->w == self)
+		*again = 1;
+	else
+		wake[nw++] = inv->head->w;
+	return nw;
+}
+
 /* Runs the n ops (their body and arg set) in group commits with whatever
- * other threads submit meanwhile, and returns when every one has its rc. */
+ * other threads submit meanwhile, and returns when every one has its rc.
+ * The thread that finds no leader leads; a leader runs one batch, then
+ * hands the lead to the thread of the oldest op still waiting, so a thread
+ * sleeps until its answer is ready or its turn to lead comes. */
 static void txn_run_all(inventory *inv, txn_op *ops, size_t n)
 {
+	txn_waiter self = { .pending = n };
+	sem_init(&self.sem, 0, 0);
 	pthread_mutex_lock(&inv->mu);
 	for (size_t i = 0; i < n; i++) {
-		ops[i].done = 0;
+		ops[i].w = &self;
 		ops[i].next = NULL;
 		if (inv->tail)
 			inv->tail->next = &ops[i];
@@ -304,42 +460,72 @@ static void txn_run_all(inventory *inv, txn_op *ops, size_t n)
 		inv->tail = &ops[i];
 	}
 	inv->queued += n;
-	if (++inv->writers > inv->peak)
-		inv->peak = inv->writers;
-	if (inv->lingering)
+	size_t writers = atomic_fetch_add(&inv->writers, 1) + 1;
+	if (writers > inv->peak)
+		inv->peak = writers;
+	/* Only the op it waits for wakes a lingering leader. */
+	if (inv->lingering && inv->queued >= inv->lingering)
 		pthread_cond_signal(&inv->linger_cv);
-	size_t first = 0; /* ops before it are done */
-	for (;;) {
-		while (first < n && ops[first].done)
-			first++;
-		if (first == n)
-			break;
-		if (inv->leading) {
-			pthread_cond_wait(&inv->cv, &inv->mu);
-			continue;
-		}
+	int lead = !inv->leading && !inv->held;
+	if (lead)
 		inv->leading = 1;
-		linger(inv, inv->peak);
-		txn_op *batch[BATCH_MAX];
-		size_t k = 0;
-		while (inv->head && k < BATCH_MAX) {
-			batch[k++] = inv->head;
-			inv->head = inv->head->next;
-		}
-		if (!inv->head)
-			inv->tail = NULL;
-		inv->queued -= k;
-		inv->peak = inv->writers;
+	else
 		pthread_mutex_unlock(&inv->mu);
+	for (;;) {
+		if (!lead) {
+			while (sem_wait(&self.sem) != 0)
+				;
+			/* Done, or handed the lead (an op of its own still queued). */
+			if (self.pending == 0)
+				break;
+			pthread_mutex_lock(&inv->mu);
+		}
+		linger(inv, inv->peak > inv->last ? inv->peak : inv->last);
+		txn_op *batch[BATCH_MAX];
+		size_t k = batch_take(inv, batch);
+		pthread_mutex_unlock(&inv->mu);
+		store_conn *own = NULL;
+		if (inv->writer)
+			own = store_conn_enter(inv->ctx->store, inv->writer);
 		batch_run(inv, batch, k);
+		if (inv->writer)
+			store_conn_leave(inv->ctx->store, own);
+		txn_waiter *wake[BATCH_MAX + 1];
 		pthread_mutex_lock(&inv->mu);
-		for (size_t i = 0; i < k; i++)
-			batch[i]->done = 1;
-		inv->leading = 0;
-		pthread_cond_broadcast(&inv->cv);
+		size_t nw = batch_done(inv, batch, k, &self, wake, &lead);
+		if (!lead)
+			pthread_mutex_unlock(&inv->mu);
+		for (size_t i = 0; i < nw; i++)
+			sem_post(&wake[i]->sem);
+		if (!lead && self.pending == 0)
+			break;
 	}
-	inv->writers--;
+	atomic_fetch_sub(&inv->writers, 1);
+	sem_destroy(&self.sem);
+}
+
+void inventory_hold(void *eng, int on)
+{
+	inventory *inv = eng;
+	pthread_mutex_lock(&inv->mu);
+	inv->held = on;
+	txn_waiter *next = NULL;
+	if (!on && inv->head && !inv->leading) {
+		inv->leading = 1;
+		next = inv->head->w;
+	}
 	pthread_mutex_unlock(&inv->mu);
+	if (next)
+		sem_post(&next->sem);
+}
+
+size_t inventory_queued(void *eng)
+{
+	inventory *inv = eng;
+	pthread_mutex_lock(&inv->mu);
+	size_t n = inv->queued;
+	pthread_mutex_unlock(&inv->mu);
+	return n;
 }
 
 /* run_txn for a request: the same answer, in a shared transaction. */
@@ -440,9 +626,9 @@ static void sb_kint(sbuf *b, const char *key, int64_t v)
 
 /* One event of a stock change: {"type", "sku", "on_hand", "reserved",
  * "available", ["threshold",] "reason", "reference"}. */
-static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
-		      int64_t reserved, int with_threshold, const char *reason,
-		      const char *reference, int64_t now)
+static char *event_json(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+			int64_t reserved, int with_threshold, const char *reason,
+			const char *reference)
 {
 	sbuf b = { .p = NULL };
 	sb_kstr(&b, "{\"type\":", type);
@@ -457,25 +643,36 @@ static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t
 	sb_raw(&b, "}");
 	if (b.oom) {
 		free(b.p);
-		return ERR_NOMEM;
+		return NULL;
 	}
-	char tp[TRACE_PARENT_SIZE];
+	return b.p;
+}
+
+static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+		      int64_t reserved, int with_threshold, const char *reason,
+		      const char *reference, int64_t now, const char *tp)
+{
+	char *payload =
+		event_json(inv, type, sku, on_hand, reserved, with_threshold, reason, reference);
+	if (!payload)
+		return ERR_NOMEM;
 	int rc = sql_run(inv->ctx->store,
 			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
 			 "VALUES (?, ?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(b.p), I(now),
-				    T(engine_traceparent(inv->ctx, tp, sizeof(tp)))));
-	free(b.p);
+			 NULL, ARGS(T("inventory"), T(sku), T(payload), I(now), T(tp)));
+	free(payload);
 	return rc;
 }
 
 /* Records a change just made to sku's row (d_on_hand, d_reserved), which
  * left it at on_hand and reserved, in the ledger and the outbox, inside the
  * caller's transaction: a stock_changed event always, a low_stock event
- * when available crossed down to the threshold. */
+ * when available crossed down to the threshold. tp is the W3C trace
+ * context of the request that made the change (NULL when none), taken on
+ * its own thread: a group commit runs it on the leader's. */
 static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_t reserved,
 			int64_t d_on_hand, int64_t d_reserved, const char *reason,
-			const char *reference, int64_t now)
+			const char *reference, int64_t now, const char *tp)
 {
 	store *s = inv->ctx->store;
 	int rc = sql_run(s,
@@ -487,10 +684,218 @@ static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_
 		return rc;
 	int64_t available = on_hand - reserved;
 	int64_t before = (on_hand - d_on_hand) - (reserved - d_reserved);
-	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now);
+	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now, tp);
 	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
 		return rc;
-	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now);
+	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now, tp);
+}
+
+/* ---- deferred writes ------------------------------------------------------------ */
+
+/* On SQLite a write transaction keeps every other writer out from BEGIN
+ * IMMEDIATE to its end, so what it read stays true until it writes it.
+ * Reservations use that: the stock rows a transaction reads are kept here
+ * with the units its reservations have taken so far, and their writes (the
+ * stock rows, reservation_items, the ledger, the outbox) are held back and
+ * written just before the commit, in a few statements for the whole batch:
+ * a hot sku is read once and updated once per group commit instead of once
+ * per reservation, and the other rows go in with multi-row INSERTs. The
+ * reservation row itself is written at once: it claims the id. Only in
+ * group commits of several operations (batching): alone, a reservation
+ * writes at once, as there is nothing to share. Every other
+ * body first writes what is held back (pend_settle), so it finds the
+ * database as the transaction has made it. On PostgreSQL, where another
+ * replica may change a row between a read and a write, reservations write
+ * at once (defer is 0). */
+
+static void pend_clear(inventory *inv)
+{
+	pend *p = &inv->pend;
+	for (size_t i = 0; i < p->events.n; i++)
+		free(p->events.v[i].payload);
+	p->nstock = p->items.n = p->events.n = 0;
+}
+
+static pend_row *pend_add(pend_rows *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		pend_row *grown = realloc(r->v, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		r->v = grown;
+		r->cap = cap;
+	}
+	return &r->v[r->n++];
+}
+
+enum pend_kind { PEND_ITEMS, PEND_LEDGER, PEND_EVENTS, PEND_KINDS };
+
+/* The multi-row INSERTs: [kind][log2 of the rows], made once. */
+#define PEND_SQL_MAX 1024
+static char pend_sql[PEND_KINDS][PEND_SIZES][PEND_SQL_MAX];
+static pthread_once_t pend_sql_once = PTHREAD_ONCE_INIT;
+static const size_t pend_nargs[PEND_KINDS] = { 3, 4, 4 };
+
+static void pend_sql_make(void)
+{
+	static const char *const head[PEND_KINDS] = {
+		"INSERT INTO reservation_items (reservation_id, sku, qty) VALUES ",
+		"INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
+		"VALUES ",
+		"INSERT INTO outbox (topic, key, payload, created_at, traceparent) VALUES ",
+	};
+	static const char *const row[PEND_KINDS] = { "(?, ?, ?)", "(?, 0, ?, 'reserve', ?, ?)",
+						     "('inventory', ?, ?, ?, ?)" };
+	for (int kind = 0; kind < PEND_KINDS; kind++)
+		for (int z = 0; z < PEND_SIZES; z++) {
+			char *sql = pend_sql[kind][z];
+			size_t len = (size_t)snprintf(sql, PEND_SQL_MAX, "%s", head[kind]);
+			for (int i = 0; i < 1 << z && len < PEND_SQL_MAX; i++)
+				len += (size_t)snprintf(sql + len, PEND_SQL_MAX - len, "%s%s",
+							i ? ", " : "", row[kind]);
+		}
+}
+
+/* Inserts rows v[0, n) of one kind, PEND_CHUNK (then halves of it) to a
+ * statement, in order. */
+static int pend_insert(store *s, enum pend_kind kind, const pend_row *v, size_t n)
+{
+	pthread_once(&pend_sql_once, pend_sql_make);
+	sqlarg a[PEND_CHUNK * 4];
+	for (size_t at = 0; at < n;) {
+		int z = PEND_SIZES - 1;
+		while ((size_t)1 << z > n - at)
+			z--;
+		size_t k = (size_t)1 << z;
+		for (size_t i = 0; i < k; i++) {
+			const pend_row *r = &v[at + i];
+			sqlarg *x = &a[i * pend_nargs[kind]];
+			if (kind == PEND_ITEMS) {
+				x[0] = T(r->id);
+				x[1] = T(r->sku);
+				x[2] = I(r->qty);
+			} else if (kind == PEND_LEDGER) {
+				x[0] = T(r->sku);
+				x[1] = I(r->qty);
+				x[2] = T(r->id);
+				x[3] = I(r->at);
+			} else {
+				x[0] = T(r->sku);
+				x[1] = T(r->payload);
+				x[2] = I(r->at);
+				x[3] = T(r->tp);
+			}
+		}
+		int rc = sql_run(s, pend_sql[kind][z], NULL, a, k * pend_nargs[kind]);
+		if (rc)
+			return rc;
+		at += k;
+	}
+	return 0;
+}
+
+/* Writes what the transaction's reservations hold back, and forgets it. */
+static int pend_flush(inventory *inv)
+{
+	pend *p = &inv->pend;
+	if (!p->nstock && !p->items.n && !p->events.n)
+		return 0;
+	store *s = inv->ctx->store;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < p->nstock; i++) {
+		const pend_stock *ps = &p->stock[i];
+		if (ps->held == ps->reserved)
+			continue;
+		/* Only while the row is as read, which on SQLite it is. */
+		int64_t changed = 0;
+		rc = sql_run(s,
+			     "UPDATE stock SET reserved = ?, updated_at = ? "
+			     "WHERE sku = ? AND on_hand = ? AND reserved = ?",
+			     &changed,
+			     ARGS(I(ps->held), I(ps->at), T(ps->sku), I(ps->on_hand), I(ps->reserved)));
+		if (rc == 0 && changed != 1) {
+			log_error(inv->ctx->log, "stock of %s changed under its transaction", ps->sku);
+			rc = ERR_INTERNAL;
+		}
+	}
+	if (rc == 0)
+		rc = pend_insert(s, PEND_ITEMS, p->items.v, p->items.n);
+	if (rc == 0)
+		rc = pend_insert(s, PEND_LEDGER, p->items.v, p->items.n);
+	if (rc == 0)
+		rc = pend_insert(s, PEND_EVENTS, p->events.v, p->events.n);
+	pend_clear(inv);
+	return rc;
+}
+
+/* pend_flush before a body that reads or writes the database itself. The
+ * writes are earlier reservations', not the caller's own (batch_try). */
+static int pend_settle(inventory *inv)
+{
+	uint64_t w = tl_writes;
+	int rc = pend_flush(inv);
+	if (rc == 0)
+		tl_writes = w;
+	return rc;
+}
+
+/* The stock row of sku as this transaction has it: kept (*kept, when
+ * deferring), or read. STORE_ROW, STORE_DONE or an error. There must be
+ * room for one more kept row. */
+static int stock_get(inventory *inv, const char *sku, int64_t *on_hand, int64_t *reserved,
+		     pend_stock **kept)
+{
+	pend *p = &inv->pend;
+	int defer = inv->defer && inv->batching;
+	*kept = NULL;
+	if (defer)
+		for (size_t i = 0; i < p->nstock; i++)
+			if (strcmp(p->stock[i].sku, sku) == 0) {
+				*kept = &p->stock[i];
+				*on_hand = p->stock[i].on_hand;
+				*reserved = p->stock[i].held;
+				return STORE_ROW;
+			}
+	int rc = stock_read(inv->ctx->store, sku, on_hand, reserved);
+	if (rc == STORE_ROW && defer && p->nstock < PEND_SKUS) {
+		*kept = &p->stock[p->nstock++];
+		**kept = (pend_stock){ .sku = sku, .on_hand = *on_hand, .reserved = *reserved,
+				       .held = *reserved };
+	}
+	return rc;
+}
+
+/* Holds back a reservation's item: qty more units of ps reserved at now,
+ * with its items row, its ledger entry and its events. */
+static int pend_reserve(inventory *inv, pend_stock *ps, const char *id, int64_t qty,
+			int64_t now, const char *tp)
+{
+	pend *p = &inv->pend;
+	tl_writes++;
+	int64_t before = ps->on_hand - ps->held;
+	ps->held += qty;
+	ps->at = now;
+	int64_t available = ps->on_hand - ps->held;
+	pend_row *r = pend_add(&p->items);
+	if (!r)
+		return ERR_NOMEM;
+	*r = (pend_row){ .sku = ps->sku, .id = id, .qty = qty, .at = now };
+	for (int low = 0; low < 2; low++) {
+		if (low && !(before > inv->low_threshold && available <= inv->low_threshold))
+			break;
+		r = pend_add(&p->events);
+		if (!r)
+			return ERR_NOMEM;
+		*r = (pend_row){ .sku = ps->sku, .at = now, .tp = tp };
+		r->payload = event_json(inv, low ? "low_stock" : "stock_changed", ps->sku,
+					ps->on_hand, ps->held, low, "reserve", id);
+		if (!r->payload) {
+			p->events.n--;
+			return ERR_NOMEM;
+		}
+	}
+	return 0;
 }
 
 /* ---- validation and replies --------------------------------------------------- */
@@ -588,6 +993,8 @@ typedef struct set_op {
 	int64_t old_on_hand; /* out */
 	int64_t reserved;    /* out */
 	int below;           /* out: on_hand would fall under reserved */
+	const char *tp;      /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } set_op;
 
 static int set_body(inventory *inv, void *arg)
@@ -595,18 +1002,31 @@ static int set_body(inventory *inv, void *arg)
 	set_op *op = arg;
 	store *s = inv->ctx->store;
 	op->below = 0;
-	int rc = sql_run(s,
-			 "INSERT INTO stock (sku, on_hand, reserved, updated_at) VALUES (?, 0, 0, ?) "
-			 "ON CONFLICT (sku) DO NOTHING",
-			 NULL, ARGS(T(op->sku), I(op->now)));
+	int rc = pend_settle(inv);
 	if (rc)
 		return rc;
+	/* Refused before anything is written (see batch_try). */
 	rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
-	if (rc != STORE_ROW)
-		return rc < 0 ? rc : ERR_RETRY;
-	if (op->on_hand < op->reserved) {
+	if (rc < 0)
+		return rc;
+	if (rc == STORE_ROW && op->on_hand < op->reserved) {
 		op->below = 1;
 		return TXN_ABORT;
+	}
+	if (rc == STORE_DONE) {
+		rc = sql_run(s,
+			     "INSERT INTO stock (sku, on_hand, reserved, updated_at) "
+			     "VALUES (?, 0, 0, ?) ON CONFLICT (sku) DO NOTHING",
+			     NULL, ARGS(T(op->sku), I(op->now)));
+		if (rc)
+			return rc;
+		rc = stock_read(s, op->sku, &op->old_on_hand, &op->reserved);
+		if (rc != STORE_ROW)
+			return rc < 0 ? rc : ERR_RETRY;
+		if (op->on_hand < op->reserved) {
+			op->below = 1;
+			return TXN_ABORT;
+		}
 	}
 	if (op->on_hand == op->old_on_hand)
 		return 0;
@@ -622,7 +1042,7 @@ static int set_body(inventory *inv, void *arg)
 	if (rc != STORE_ROW)
 		return rc < 0 ? rc : ERR_RETRY;
 	return after_change(inv, op->sku, on_hand, op->reserved, op->on_hand - op->old_on_hand, 0,
-			    "set", op->reference, op->now);
+			    "set", op->reference, op->now, op->tp);
 }
 
 static void set_stock(void *ud, msg_req *req, msg_resp *resp)
@@ -640,6 +1060,7 @@ static void set_stock(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_json_body(req, resp, &body))
 		return;
 	set_op op = { .sku = sku, .reference = "admin", .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	jval_error e = { { 0 }, { 0 } };
 	const char *body_sku = NULL;
 	if (jval_str(body, "sku", 0, 1, SKU_MAX, &body_sku, &e) ||
@@ -742,6 +1163,8 @@ static void get_ledger(void *ud, msg_req *req, msg_resp *resp)
 typedef struct res_item {
 	const char *sku;
 	int64_t qty;
+	int64_t on_hand, reserved; /* scratch of reserve_body: the row as read */
+	pend_stock *kept;          /* and where it is kept, when deferring */
 } res_item;
 
 typedef struct reserve_op {
@@ -760,6 +1183,8 @@ typedef struct reserve_op {
 	size_t short_at;     /* the item that did not fit, when is_short */
 	int is_short;
 	int64_t available;
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } reserve_op;
 
 static int item_cmp(const void *a, const void *b)
@@ -767,25 +1192,68 @@ static int item_cmp(const void *a, const void *b)
 	return strcmp(((const res_item *)a)->sku, ((const res_item *)b)->sku);
 }
 
-/* Item i did not fit: finds out whether a sku is unknown (404 beats 409) or
- * how many units were available, inside the transaction so the figure is the
- * one the update saw. */
-static int reserve_short(inventory *inv, reserve_op *op, size_t i)
+/* Whether reservation id exists: STORE_ROW, STORE_DONE or an error. */
+static int reservation_exists(store *s, const char *id)
 {
-	for (size_t j = i; j < op->n; j++) {
-		int64_t on_hand = 0, reserved = 0;
-		int rc = stock_read(inv->ctx->store, op->items[j].sku, &on_hand, &reserved);
+	int rc = 0;
+	store_stmt *st = sql_open(s, "SELECT 1 FROM reservations WHERE reservation_id = ?", &rc,
+				  ARGS(T(id)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	store_reset(st);
+	return rc;
+}
+
+/* Reads the stock of every item (into its scratch figures) and decides,
+ * before anything is written, whether the reservation can be held: TXN_ABORT
+ * with the reason set when it cannot (a taken id beats an unknown sku, which
+ * beats a short one), 0 when it can, or an error. */
+static int reserve_check(inventory *inv, reserve_op *op)
+{
+	store *s = inv->ctx->store;
+	for (size_t i = 0; i < op->n && !op->missing; i++) {
+		res_item *it = &op->items[i];
+		int rc = stock_get(inv, it->sku, &it->on_hand, &it->reserved, &it->kept);
 		if (rc < 0)
 			return rc;
 		if (rc == STORE_DONE) {
-			op->missing = op->items[j].sku;
-			return TXN_ABORT;
+			op->missing = it->sku;
+		} else if (!op->is_short && it->on_hand - it->reserved < it->qty) {
+			op->is_short = 1;
+			op->short_at = i;
+			op->available = it->on_hand - it->reserved;
 		}
-		if (j == i)
-			op->available = on_hand - reserved;
 	}
-	op->is_short = 1;
-	op->short_at = i;
+	if (!op->missing && !op->is_short)
+		return 0;
+	int rc = reservation_exists(s, op->id);
+	if (rc < 0)
+		return rc;
+	if (rc == STORE_ROW) {
+		op->exists = 1;
+		op->missing = NULL;
+		op->is_short = 0;
+	}
+	return TXN_ABORT;
+}
+
+/* Item i did not fit after all, found by its update (on PostgreSQL another
+ * transaction took the units since they were read): what the refusal
+ * says, read again inside this transaction. */
+static int reserve_short(inventory *inv, reserve_op *op, size_t i)
+{
+	res_item *it = &op->items[i];
+	int rc = stock_read(inv->ctx->store, it->sku, &it->on_hand, &it->reserved);
+	if (rc < 0)
+		return rc;
+	if (rc == STORE_DONE) {
+		op->missing = it->sku;
+	} else {
+		op->is_short = 1;
+		op->short_at = i;
+		op->available = it->on_hand - it->reserved;
+	}
 	return TXN_ABORT;
 }
 
@@ -795,17 +1263,25 @@ static int reserve_body(inventory *inv, void *arg)
 	store *s = inv->ctx->store;
 	op->exists = op->is_short = 0;
 	op->missing = NULL;
-	/* Claim the id first: a concurrent duplicate waits here (PostgreSQL) or
-	 * at BEGIN (SQLite), then finds the row and answers as a replay. */
+	/* Room to keep every item's stock row. */
+	int rc = inv->defer && inv->pend.nstock + op->n > PEND_SKUS ? pend_settle(inv) : 0;
+	if (rc)
+		return rc;
+	rc = reserve_check(inv, op);
+	if (rc)
+		return rc;
+	/* Claim the id: a concurrent duplicate waits here (PostgreSQL) or at
+	 * BEGIN (SQLite), then finds the row and answers as a replay; so does
+	 * a duplicate earlier in the same group commit. */
 	int64_t changed = 0;
-	int rc = sql_run(s,
-			 "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
-			 "response, ttl_s, created_at, expires_at, updated_at) "
-			 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
-			 &changed,
-			 ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
-			      T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
-			      I(op->expires_at), I(op->now)));
+	rc = sql_run(s,
+		     "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
+		     "response, ttl_s, created_at, expires_at, updated_at) "
+		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
+		     &changed,
+		     ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
+			  T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
+			  I(op->expires_at), I(op->now)));
 	if (rc == ERR_CONFLICT || (rc == 0 && changed == 0)) {
 		op->exists = 1;
 		return TXN_ABORT;
@@ -814,24 +1290,45 @@ static int reserve_body(inventory *inv, void *arg)
 		return rc;
 	/* In sku order, so two transactions lock rows in the same order. */
 	for (size_t i = 0; i < op->n; i++) {
-		const res_item *it = &op->items[i];
-		int64_t on_hand = 0, reserved = 0;
-		rc = stock_update(s,
-				  "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
-				  "WHERE sku = ? AND on_hand - reserved >= ?",
-				  it->sku, &on_hand, &reserved,
-				  ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
-		if (rc < 0)
+		res_item *it = &op->items[i];
+		if (it->kept) {
+			rc = pend_reserve(inv, it->kept, op->id, it->qty, op->now, op->tp);
+			if (rc)
+				return rc;
+			continue;
+		}
+		/* Only while the row is as read: then its new figures are known
+		 * without reading it back. On SQLite always (BEGIN IMMEDIATE
+		 * keeps other writers out); on PostgreSQL another transaction may
+		 * have changed it, and the update relative to what is there now
+		 * decides. */
+		rc = sql_run(s,
+			     "UPDATE stock SET reserved = ?, updated_at = ? "
+			     "WHERE sku = ? AND on_hand = ? AND reserved = ?",
+			     &changed,
+			     ARGS(I(it->reserved + it->qty), I(op->now), T(it->sku), I(it->on_hand),
+				  I(it->reserved)));
+		if (rc)
 			return rc;
-		if (rc != STORE_ROW)
-			return reserve_short(inv, op, i);
+		int64_t on_hand = it->on_hand, reserved = it->reserved + it->qty;
+		if (changed != 1) {
+			rc = stock_update(s,
+					  "UPDATE stock SET reserved = reserved + ?, updated_at = ? "
+					  "WHERE sku = ? AND on_hand - reserved >= ?",
+					  it->sku, &on_hand, &reserved,
+					  ARGS(I(it->qty), I(op->now), T(it->sku), I(it->qty)));
+			if (rc < 0)
+				return rc;
+			if (rc != STORE_ROW)
+				return reserve_short(inv, op, i);
+		}
 		rc = sql_run(s,
 			     "INSERT INTO reservation_items (reservation_id, sku, qty) VALUES (?, ?, ?)",
 			     NULL, ARGS(T(op->id), T(it->sku), I(it->qty)));
 		if (rc)
 			return rc;
 		rc = after_change(inv, it->sku, on_hand, reserved, 0, it->qty, "reserve", op->id,
-				  op->now);
+				  op->now, op->tp);
 		if (rc)
 			return rc;
 	}
@@ -966,6 +1463,7 @@ static void reserve(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_json_body(req, resp, &body))
 		return;
 	reserve_op op = { .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	if (reserve_parse(body, &op, resp))
 		goto done;
 	op.expires_at = op.now + op.ttl_s * 1000000LL;
@@ -1083,7 +1581,7 @@ static int items_of(store *s, const char *id, held_item **items, size_t *n)
 
 /* Applies the end of a HELD reservation to the stock: a commit takes the
  * units off on_hand and reserved, a release or an expiry off reserved. */
-static int settle_items(inventory *inv, const char *id, int to, int64_t now)
+static int settle_items(inventory *inv, const char *id, int to, int64_t now, const char *tp)
 {
 	store *s = inv->ctx->store;
 	held_item *items;
@@ -1116,7 +1614,7 @@ static int settle_items(inventory *inv, const char *id, int to, int64_t now)
 		}
 		if (rc == STORE_ROW)
 			rc = after_change(inv, items[i].sku, on_hand, reserved,
-					  to == INVENTORY_COMMITTED ? -q : 0, -q, reason, id, now);
+					  to == INVENTORY_COMMITTED ? -q : 0, -q, reason, id, now, tp);
 	}
 	free(items);
 	return rc;
@@ -1130,12 +1628,16 @@ typedef struct finish_op {
 	int64_t now;
 	int found; /* out */
 	int state; /* out: the reservation's state afterwards */
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } finish_op;
 
 static int finish_body(inventory *inv, void *arg)
 {
 	finish_op *op = arg;
-	int rc = 0;
+	int rc = pend_settle(inv);
+	if (rc)
+		return rc;
 	store_stmt *st = sql_open(
 		inv->ctx->store,
 		"SELECT status, expires_at FROM reservations WHERE reservation_id = ?", &rc,
@@ -1176,7 +1678,7 @@ static int finish_body(inventory *inv, void *arg)
 	}
 	rc = set_state(inv, op->id, INVENTORY_HELD, to, op->now);
 	if (rc == 0)
-		rc = settle_items(inv, op->id, to, op->now);
+		rc = settle_items(inv, op->id, to, op->now, op->tp);
 	if (rc == 0)
 		op->state = to;
 	return rc;
@@ -1192,6 +1694,7 @@ static void finish(inventory *inv, msg_req *req, msg_resp *resp, enum finish_act
 		return;
 	}
 	finish_op op = { .id = id, .action = action, .now = clock_now(inv->ctx->clock) };
+	op.tp = engine_traceparent(inv->ctx, op.tp_buf, sizeof(op.tp_buf));
 	int rc = txn_do(inv, finish_body, &op);
 	if (rc < 0) {
 		store_failed(inv, resp, rc, action == FINISH_COMMIT ? "commit" : "release");
@@ -1316,9 +1819,9 @@ static void inventory_tick(void *eng, int64_t now_us)
 	if (rc < 0)
 		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
 	int expired = 0;
-	/* Each in its own savepoint of a group commit (or its own transaction):
-	 * one bad row does not hold the rest. A replica that got there first
-	 * leaves nothing to do (TXN_ABORT). */
+	/* Each an operation of a group commit (64 to a transaction): one bad
+	 * row is taken out and runs alone, and does not hold the rest. A
+	 * replica that got there first leaves nothing to do (TXN_ABORT). */
 	finish_op *fops = n ? calloc(n, sizeof(*fops)) : NULL;
 	txn_op *tops = n ? calloc(n, sizeof(*tops)) : NULL;
 	if (n && (!fops || !tops)) {
@@ -1327,6 +1830,7 @@ static void inventory_tick(void *eng, int64_t now_us)
 	}
 	for (size_t i = 0; i < n; i++) {
 		fops[i] = (finish_op){ .id = ids[i], .action = FINISH_EXPIRE, .now = now_us };
+		fops[i].tp = engine_traceparent(inv->ctx, fops[i].tp_buf, sizeof(fops[i].tp_buf));
 		tops[i] = (txn_op){ .body = finish_body, .arg = &fops[i] };
 	}
 	if (n)
@@ -1525,6 +2029,8 @@ typedef struct load_op {
 	int64_t on_hand;
 	int64_t now;
 	int loaded; /* out */
+	const char *tp;
+	char tp_buf[TRACE_PARENT_SIZE];
 } load_op;
 
 static int load_body(inventory *inv, void *arg)
@@ -1532,7 +2038,9 @@ static int load_body(inventory *inv, void *arg)
 	load_op *op = arg;
 	store *s = inv->ctx->store;
 	op->loaded = 0;
-	int rc = 0;
+	int rc = pend_settle(inv);
+	if (rc)
+		return rc;
 	store_stmt *st = store_prepare(s, "SELECT COUNT(*) FROM stock", &rc);
 	if (!st)
 		return rc ? rc : ERR_STORE;
@@ -1556,7 +2064,7 @@ static int load_body(inventory *inv, void *arg)
 			return rc;
 		if (changed == 1) {
 			rc = after_change(inv, sku, op->on_hand, 0, op->on_hand, 0, "initial",
-					  "initial", op->now);
+					  "initial", op->now, op->tp);
 			if (rc)
 				return rc;
 			op->loaded++;
@@ -1611,6 +2119,7 @@ int inventory_load_file(engine_ctx *ctx, const char *path, int64_t on_hand, char
 	inventory tmp = { .ctx = ctx,
 			  .low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5) };
 	load_op op = { .arr = arr, .on_hand = on_hand, .now = clock_now(ctx->clock) };
+	op.tp = engine_traceparent(ctx, op.tp_buf, sizeof(op.tp_buf));
 	rc = run_txn(&tmp, load_body, &op);
 	json_decref(arr);
 	if (rc == TXN_ABORT)
@@ -1631,7 +2140,9 @@ static void inventory_destroy(void *eng)
 	if (!inv)
 		return;
 	router_free(inv->rt);
-	pthread_cond_destroy(&inv->cv);
+	pend_clear(inv);
+	free(inv->pend.items.v);
+	free(inv->pend.events.v);
 	pthread_cond_destroy(&inv->linger_cv);
 	pthread_mutex_destroy(&inv->mu);
 	free(inv);
@@ -1645,7 +2156,6 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&inv->mu, NULL);
-	pthread_cond_init(&inv->cv, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1653,6 +2163,9 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	inv->ctx = ctx;
 	inv->low_threshold = config_int(ctx->config, "inventory.low_stock_threshold", 5);
+	/* Without it (out of memory) each leader writes on its own. */
+	inv->writer = store_conn_new(ctx->store);
+	inv->defer = strcmp(store_driver(ctx->store), "sqlite") == 0;
 	static const engine_route routes[] = {
 		{ "GET", "/v1/inventory/{sku}", get_stock },
 		{ "PUT", "/v1/inventory/{sku}", set_stock },
@@ -1675,6 +2188,12 @@ static void *inventory_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Write transactions run for requests and expiries (each a group commit).");
 	metrics_help(ctx->metrics, "inventory_group_commit_ops_total",
 		     "Operations run in those transactions (over commits: the mean batch).");
+	metrics_help(ctx->metrics, "inventory_group_commit_splits_total",
+		     "Operations taken out of a group commit to run alone: they failed after "
+		     "writing.");
+	metrics_help(ctx->metrics, "inventory_group_commit_failures_total",
+		     "Group commits whose transaction failed as a whole: their operations ran "
+		     "alone.");
 	char path[1024];
 	catalog_seed_path(ctx, path, sizeof(path));
 	int n = inventory_load_file(ctx, path,

@@ -54,4 +54,10 @@ int inventory_check_invariants(store *s, json_t **report);
 int inventory_load_file(engine_ctx *ctx, const char *path, int64_t on_hand, char *err,
 			size_t errlen);
 
+/* For tests of group commits: while held (on != 0), write operations of
+ * the engine eng queue up and none runs; releasing lets the queued ones run
+ * as one batch (up to 64). inventory_queued says how many are waiting. */
+void inventory_hold(void *eng, int on);
+size_t inventory_queued(void *eng);
+
 #endif

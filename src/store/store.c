@@ -244,6 +244,31 @@ static struct store_conn *conn_get(store *s)
 	return c;
 }
 
+store_conn *store_conn_new(store *s)
+{
+	struct store_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->s = s;
+	pthread_mutex_lock(&s->mu);
+	c->next = s->conns;
+	s->conns = c;
+	pthread_mutex_unlock(&s->mu);
+	return c;
+}
+
+store_conn *store_conn_enter(store *s, store_conn *c)
+{
+	struct store_conn *own = pthread_getspecific(s->key);
+	pthread_setspecific(s->key, c);
+	return own;
+}
+
+void store_conn_leave(store *s, store_conn *own)
+{
+	pthread_setspecific(s->key, own);
+}
+
 /* Makes sure c has a live driver connection, reconnecting after a loss. */
 static int conn_open(struct store_conn *c)
 {

@@ -102,6 +102,21 @@ int store_rollback(store *s);
  * what it acts on inside the transaction and sets its outputs afresh. */
 int store_txn(store *s, int tries, int (*body)(void *arg), void *arg);
 
+/* A connection that belongs to no thread, for work that runs one piece at
+ * a time on whichever thread: a group commit's leader writes on one
+ * connection whoever leads, so its page cache (which SQLite empties when
+ * another connection committed since it last read) and its prepared
+ * statements stay warm. Owned by the store, freed by store_free; opened on
+ * first use. NULL when out of memory. */
+typedef struct store_conn store_conn;
+store_conn *store_conn_new(store *s);
+/* Makes c this thread's connection for every call on s until
+ * store_conn_leave(s, the value returned), which gives the thread its own
+ * back. The caller makes sure one thread at a time is inside (a mutex or a
+ * hand-off); a transaction must not be left open across threads. */
+store_conn *store_conn_enter(store *s, store_conn *c);
+void store_conn_leave(store *s, store_conn *own);
+
 /* The last error message on this thread's connection ("" when none). */
 const char *store_errmsg(store *s);
 

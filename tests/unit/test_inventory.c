@@ -2,7 +2,10 @@
  * sets, the ledger, reservations (all or nothing, validation, idempotent
  * replays), commit/release/expiry and their state machine, the outbox, a
  * long random run checked by the invariant checker, the checker catching a
- * corrupted row, and threads racing for the last units. Each test gets its
+ * corrupted row, threads racing for the last units, and group commits
+ * formed on purpose (refusals, duplicate ids and a failure after writing
+ * inside one batch, each event with its own request's trace context). Each
+ * test gets its
  * own in-memory store (a file store for the threads), a virtual clock and a
  * four-product seed file. */
 #include <setjmp.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -1092,6 +1096,322 @@ static void test_threads_never_oversell(void **state)
 	efix_free(f);
 }
 
+/* ---- group commits ---------------------------------------------------------------------- */
+
+typedef struct poster {
+	efix *f;
+	char path[128]; /* "" for POST /v1/reservations with body */
+	char body[512];
+	const char *traceparent; /* the request's trace context, or NULL */
+	int status;
+	char *raw; /* the answer's body, malloc'd */
+} poster;
+
+/* The calling thread's trace context, as the daemon host keeps it. */
+static _Thread_local trace_ctx tl_trace;
+
+static trace_ctx *thread_trace(void *ud)
+{
+	(void)ud;
+	return &tl_trace;
+}
+
+static void *post_one(void *arg)
+{
+	poster *p = arg;
+	if (p->traceparent)
+		assert_int_equal(trace_parse(p->traceparent, &tl_trace), 0);
+	msg_resp resp;
+	efix_do(p->f, NULL, "POST", p->path[0] ? p->path : "/v1/reservations", NULL, ADMIN, NULL,
+		p->path[0] ? NULL : p->body, &resp);
+	p->status = resp.status;
+	p->raw = strndup(resp.body ? resp.body : "", resp.body_len);
+	msg_resp_clear(&resp);
+	return NULL;
+}
+
+static void poster_set(poster *p, efix *f, const char *id, const char *items)
+{
+	*p = (poster){ .f = f };
+	snprintf(p->body, sizeof(p->body),
+		 "{\"reservation_id\":\"%s\",\"order_id\":\"ord-%s\",\"items\":%s,"
+		 "\"ttl_s\":600}",
+		 id, id, items);
+}
+
+/* A commit or a release (action) of reservation id. */
+static void poster_finish(poster *p, efix *f, const char *id, const char *action)
+{
+	*p = (poster){ .f = f };
+	snprintf(p->path, sizeof(p->path), "/v1/reservations/%s/%s", id, action);
+}
+
+static uint64_t counter(efix *f, const char *name)
+{
+	return metrics_counter_value(f->metrics, name, "");
+}
+
+/* Runs the n requests of ps as one group commit, in their order: the
+ * engine is held while a thread per request queues it, one after the other
+ * (waiting at most 10 s for each), then released, and must run them as one
+ * batch. */
+static void run_batch(efix *f, poster *ps, size_t n)
+{
+	uint64_t commits = counter(f, "inventory_group_commits_total");
+	uint64_t ops = counter(f, "inventory_group_commit_ops_total");
+	pthread_t th[16];
+	assert_true(n <= 16);
+	inventory_hold(f->eng, 1);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(pthread_create(&th[i], NULL, post_one, &ps[i]), 0);
+		for (int waited = 0; inventory_queued(f->eng) < i + 1; waited++) {
+			if (waited > 10000)
+				fail_msg("only %zu of %zu requests queued", inventory_queued(f->eng),
+					 n);
+			usleep(1000);
+		}
+	}
+	inventory_hold(f->eng, 0);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(counter(f, "inventory_group_commits_total"), commits + 1);
+	assert_int_equal(counter(f, "inventory_group_commit_ops_total"), ops + n);
+}
+
+static void posters_free(poster *ps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ps[i].raw);
+}
+
+static int64_t ledger_rows_of(efix *f, const char *reference)
+{
+	return db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE reference = ?", reference);
+}
+
+static int64_t reservations_with_id(efix *f, const char *id)
+{
+	return db_int(f, "SELECT COUNT(*) FROM reservations WHERE reservation_id = ?", id);
+}
+
+/* One batch with reservations refused for every reason (short on one item,
+ * short on the second item of two, an unknown sku) among ones that fit:
+ * the refused write nothing, the others are held, and each gets its own
+ * answer. */
+static void test_batch_refusals(void **state)
+{
+	efix *f = *state;
+	set_stock(f, "KT-1", 5);
+	set_stock(f, "BK-1", 10);
+	int64_t outbox0 = outbox_rows(f);
+	poster ps[5];
+	poster_set(&ps[0], f, "r-a", "[{\"sku\":\"KT-1\",\"qty\":2}]");
+	poster_set(&ps[1], f, "r-b", "[{\"sku\":\"KT-1\",\"qty\":6}]");
+	poster_set(&ps[2], f, "r-c", "[{\"sku\":\"NOPE-1\",\"qty\":1}]");
+	poster_set(&ps[3], f, "r-d",
+		   "[{\"sku\":\"BK-1\",\"qty\":3},{\"sku\":\"TOY-1\",\"qty\":1000}]");
+	poster_set(&ps[4], f, "r-e",
+		   "[{\"sku\":\"BK-1\",\"qty\":1},{\"sku\":\"TOY-1\",\"qty\":1}]");
+	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
+	run_batch(f, ps, 5);
+	/* refused before writing: nobody had to be taken out of the batch */
+	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 409);
+	assert_non_null(strstr(ps[1].raw, "insufficient_stock"));
+	assert_int_equal(ps[2].status, 404);
+	assert_non_null(strstr(ps[2].raw, "NOPE-1"));
+	assert_int_equal(ps[3].status, 409);
+	assert_non_null(strstr(ps[3].raw, "TOY-1"));
+	assert_int_equal(ps[4].status, 201);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
+	assert_int_equal(stock_of(f, "BK-1").reserved, 1);
+	assert_int_equal(stock_of(f, "TOY-1").reserved, 1);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 2);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items", NULL), 3);
+	assert_int_equal(ledger_rows_of(f, "r-b") + ledger_rows_of(f, "r-c") +
+				 ledger_rows_of(f, "r-d"),
+			 0);
+	assert_int_equal(ledger_rows_of(f, "r-a") + ledger_rows_of(f, "r-e"), 3);
+	/* a stock_changed event per item held, nothing for the refused */
+	assert_int_equal(outbox_rows(f) - outbox0, 3);
+	assert_invariants(f);
+	posters_free(ps, 5);
+}
+
+/* One reservation_id twice in one batch with the same request, and once
+ * more with other items: the first holds it, the same request gets the
+ * same 201 body, the other 422; the units are reserved once. */
+static void test_batch_duplicate_ids(void **state)
+{
+	efix *f = *state;
+	set_stock(f, "KT-1", 10);
+	poster ps[3];
+	poster_set(&ps[0], f, "r-dup", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	poster_set(&ps[1], f, "r-dup", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	poster_set(&ps[2], f, "r-dup", "[{\"sku\":\"KT-1\",\"qty\":2}]");
+	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	run_batch(f, ps, 3);
+	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 1);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 201);
+	assert_string_equal(ps[0].raw, ps[1].raw);
+	assert_int_equal(ps[2].status, 422);
+	assert_non_null(strstr(ps[2].raw, "idempotency_mismatch"));
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 1);
+	assert_int_equal(ledger_rows_of(f, "r-dup"), 1);
+	assert_invariants(f);
+	posters_free(ps, 3);
+}
+
+/* A reservation whose statement fails inside the shared transaction
+ * (here the database refuses its row) cannot be rolled back alone there:
+ * the batch runs again without it, then it runs alone and fails alone. A
+ * failure in the writes held back to the end of the batch (here its ledger
+ * entry) fails the whole transaction: then every op runs alone, and again
+ * only the faulty one fails. */
+static void test_batch_failure_after_writing(void **state)
+{
+	efix *f = *state;
+	set_stock(f, "KT-1", 10);
+	assert_int_equal(store_exec(f->store,
+				    "CREATE TRIGGER boom BEFORE INSERT ON reservations "
+				    "WHEN NEW.reservation_id = 'r-boom' "
+				    "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+			 0);
+	poster ps[3];
+	poster_set(&ps[0], f, "r-ok1", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	poster_set(&ps[1], f, "r-boom", "[{\"sku\":\"KT-1\",\"qty\":3}]");
+	poster_set(&ps[2], f, "r-ok2", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	run_batch(f, ps, 3);
+	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits + 1);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 500);
+	assert_int_equal(ps[2].status, 201);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
+	assert_int_equal(reservations_with_id(f, "r-boom"), 0);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservations", NULL), 2);
+	assert_invariants(f);
+	/* without the fault it goes through, as a request of its own */
+	assert_int_equal(store_exec(f->store, "DROP TRIGGER boom"), 0);
+	assert_int_equal(reserve(f, "r-boom", "[{\"sku\":\"KT-1\",\"qty\":3}]", 600, NULL), 201);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 5);
+	assert_invariants(f);
+	posters_free(ps, 3);
+
+	assert_int_equal(store_exec(f->store,
+				    "CREATE TRIGGER boom2 BEFORE INSERT ON stock_ledger "
+				    "WHEN NEW.reference = 'r-boom2' "
+				    "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+			 0);
+	poster_set(&ps[0], f, "r-ok3", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	poster_set(&ps[1], f, "r-boom2", "[{\"sku\":\"KT-1\",\"qty\":3}]");
+	poster_set(&ps[2], f, "r-ok4", "[{\"sku\":\"KT-1\",\"qty\":1}]");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
+	run_batch(f, ps, 3);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures + 1);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 500);
+	assert_int_equal(ps[2].status, 201);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 7);
+	assert_int_equal(reservations_with_id(f, "r-boom2"), 0);
+	assert_invariants(f);
+	posters_free(ps, 3);
+}
+
+/* Reservations of one sku held back in a batch (read once, written at the
+ * end), a low-stock crossing among them, and a release and a commit in the
+ * same batch, which find the database as the batch made it so far (the
+ * release undoes a reservation of the same batch), then another
+ * reservation reading the stock after them. */
+static void test_batch_mixed(void **state)
+{
+	efix *f = *state;
+	set_stock(f, "KT-1", 10);
+	assert_int_equal(reserve(f, "r-old", "[{\"sku\":\"KT-1\",\"qty\":1}]", 600, NULL), 201);
+	int64_t low0 = db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+			      "%\"low_stock\"%");
+	poster ps[5];
+	poster_set(&ps[0], f, "r-m1", "[{\"sku\":\"KT-1\",\"qty\":3}]"); /* 9 -> 6 */
+	poster_set(&ps[1], f, "r-m2", "[{\"sku\":\"KT-1\",\"qty\":2}]"); /* 6 -> 4: low */
+	poster_finish(&ps[2], f, "r-m1", "release");                          /* 4 -> 7 */
+	poster_finish(&ps[3], f, "r-old", "commit");                          /* on_hand 9 */
+	poster_set(&ps[4], f, "r-m3", "[{\"sku\":\"KT-1\",\"qty\":1}]"); /* 7 -> 6 */
+	uint64_t splits = counter(f, "inventory_group_commit_splits_total");
+	uint64_t failures = counter(f, "inventory_group_commit_failures_total");
+	run_batch(f, ps, 5);
+	/* one transaction for all five, nobody taken out */
+	assert_int_equal(counter(f, "inventory_group_commit_splits_total"), splits);
+	assert_int_equal(counter(f, "inventory_group_commit_failures_total"), failures);
+	assert_int_equal(ps[0].status, 201);
+	assert_int_equal(ps[1].status, 201);
+	assert_int_equal(ps[2].status, 200);
+	assert_non_null(strstr(ps[2].raw, "RELEASED"));
+	assert_int_equal(ps[3].status, 200);
+	assert_non_null(strstr(ps[3].raw, "COMMITTED"));
+	assert_int_equal(ps[4].status, 201);
+	figures g = stock_of(f, "KT-1");
+	assert_int_equal(g.on_hand, 9);
+	assert_int_equal(g.reserved, 3);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"low_stock\"%") - low0,
+			 1);
+	/* the event of each reservation tells the figures it left */
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM outbox WHERE payload LIKE ?",
+				"%\"reserved\":6,\"available\":4,\"reason\":\"reserve\","
+				"\"reference\":\"r-m2\"%"),
+			 1);
+	assert_int_equal(ledger_rows_of(f, "r-m1"), 2);
+	assert_int_equal(ledger_rows_of(f, "r-m3"), 1);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items WHERE "
+				   "reservation_id = ?",
+				"r-m3"),
+			 1);
+	assert_invariants(f);
+	posters_free(ps, 5);
+}
+
+/* Each event of a batch carries the trace context of the request that
+ * caused it, not that of the thread that happened to lead the batch. */
+static void test_batch_traceparent(void **state)
+{
+	efix *f = *state;
+	f->ctx.trace = thread_trace;
+	static const char *const tps[3] = {
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01",
+		"00-2cf7651916cd43dd8448eb211c80319c-d7ad6b7169203331-01",
+	};
+	poster ps[3];
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "r-t%d", i);
+		poster_set(&ps[i], f, id, "[{\"sku\":\"KT-1\",\"qty\":1}]");
+		ps[i].traceparent = tps[i];
+	}
+	run_batch(f, ps, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ps[i].status, 201);
+		char like[64];
+		snprintf(like, sizeof(like), "%%\"reference\":\"r-t%d\"%%", i);
+		int err = 0;
+		store_stmt *st = store_prepare(
+			f->store, "SELECT traceparent FROM outbox WHERE payload LIKE ?", &err);
+		assert_non_null(st);
+		assert_int_equal(store_bind_text(st, 1, like), 0);
+		assert_int_equal(store_step(st), STORE_ROW);
+		assert_string_equal(store_col_text(st, 0), tps[i]);
+		assert_int_equal(store_step(st), STORE_DONE);
+		store_reset(st);
+	}
+	f->ctx.trace = NULL;
+	posters_free(ps, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1111,6 +1431,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checker_detects_corruption, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_random_operations, setup, efix_teardown),
 		cmocka_unit_test(test_threads_never_oversell),
+		cmocka_unit_test_setup_teardown(test_batch_refusals, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_duplicate_ids, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_failure_after_writing, setup,
+						efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_mixed, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_traceparent, setup, efix_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

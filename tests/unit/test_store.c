@@ -835,6 +835,48 @@ static void test_postgres_bad_urls(void **state)
 	assert_null(strchr(err, '\n'));
 }
 
+/* ---- a connection handed between threads ----------------------------- */
+
+/* A TEMP table lives on one connection only: seen through the shared
+ * connection from any thread that enters it, never through a thread's
+ * own. */
+struct shared_arg {
+	store *s;
+	store_conn *c;
+	int64_t seen_shared, seen_own;
+};
+
+static void *enter_and_count(void *p)
+{
+	struct shared_arg *a = p;
+	a->seen_own = query_int(a->s, "SELECT COUNT(*) FROM sqlite_temp_master");
+	store_conn *own = store_conn_enter(a->s, a->c);
+	a->seen_shared = query_int(a->s, "SELECT COUNT(*) FROM sqlite_temp_master");
+	store_conn_leave(a->s, own);
+	return NULL;
+}
+
+static void test_shared_connection(void **state)
+{
+	store *s = open_dir(tdir("db_shared"));
+	store_conn *c = store_conn_new(s);
+	assert_non_null(c);
+	store_conn *own = store_conn_enter(s, c);
+	assert_null(own); /* this thread had not used the store yet */
+	assert_int_equal(store_exec(s, "CREATE TEMP TABLE t (x INTEGER)"), 0);
+	store_conn_leave(s, own);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM sqlite_temp_master"), 0);
+	struct shared_arg a = { .s = s, .c = c, .seen_shared = -1, .seen_own = -1 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, enter_and_count, &a), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(a.seen_shared, 1);
+	assert_int_equal(a.seen_own, 0);
+	/* back on its own connection, this thread still does not see it */
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM sqlite_temp_master"), 0);
+	store_free(s); /* frees the shared connection too */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -856,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_unwritable_dir),
 		cmocka_unit_test(test_mask_url),
 		cmocka_unit_test(test_postgres_bad_urls),
+		cmocka_unit_test(test_shared_connection),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
