@@ -170,6 +170,15 @@ static int64_t cpu_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Product i of the synthetic catalog (seed_product's text, parsed), or
+ * NULL. */
+static json_t *product_at(rng *r, int64_t i)
+{
+	char buf[1024];
+	int n = seed_product(r, i, buf, sizeof(buf));
+	return n < 0 ? NULL : json_loadb(buf, (size_t)n, 0, NULL);
+}
+
 static int build(bench *b)
 {
 	search_index_opts o = { .rank_window = 300, .name_weight = 3, .desc_weight = 1, .k1 = 1.2,
@@ -201,7 +210,11 @@ static int build(bench *b)
 	for (int64_t i = 0; rc == 0 && i < b->products;) {
 		rc = store_begin(b->store);
 		for (int k = 0; rc == 0 && k < 1000 && i < b->products; k++, i++) {
-			json_t *p = seed_product(r, i);
+			json_t *p = product_at(r, i);
+			if (!p) {
+				rc = ERR_NOMEM;
+				break;
+			}
 			search_doc d = {
 				.sku = json_string_value(json_object_get(p, "sku")),
 				.name = json_string_value(json_object_get(p, "name")),
@@ -393,7 +406,9 @@ static int write_tsv(bench *b, const char *path)
 		return 1;
 	rng *r = rng_new(b->seed);
 	for (int64_t i = 0; i < b->products; i++) {
-		json_t *p = seed_product(r, i);
+		json_t *p = product_at(r, i);
+		if (!p)
+			break;
 		/* seed_product's strings hold no tab, newline or backslash */
 		fprintf(f, "%s\t%s\t%s\t%s\t%" PRId64 "\t%s\n",
 			json_string_value(json_object_get(p, "sku")),
