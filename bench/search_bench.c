@@ -2,7 +2,8 @@
  *
  *   bench/search_bench [--products N] [--queries Q] [--seed S] [--dir DIR]
  *                      [--threads T] [--pg URL] [--pg-queries P] [--pg-seconds S]
- *                      [--tsv FILE] [--only CLASS] [--window W]
+ *                      [--tsv FILE] [--only CLASS] [--window W] [--dump FILE]
+ *                      [--no-threads]
  *
  * 1. Builds a search index of N products (default 1,000,000) in
  *    DIR/search-bench.db: the products `ecom seed --products N --seed S`
@@ -22,6 +23,11 @@
  *    search, each paired with ours run right before it, and the same
  *    subset on T threads, each side stopped after --pg-seconds (default
  *    60) so the run stays bounded.
+ *
+ * An index of N products already in DIR is reused (only the queries run):
+ * keep DIR between runs to measure query changes without rebuilding.
+ * --dump FILE writes what each query answered (total, facets, items), to
+ * compare two versions' answers; --no-threads skips the 2-thread run.
  *
  * Loopback only, every loop bounded by counts or seconds. */
 #include "core/clock.h"
@@ -267,7 +273,12 @@ static int build(bench *b)
 
 /* ---- queries --------------------------------------------------------------- */
 
-static int run_one(bench *b, const bquery *q, int64_t *total)
+/* One query through the handler. *us and *cpu (may be NULL) get the
+ * handler's wall and CPU time alone (not the reading of the answer, which
+ * is the client's work); *total its total; with dump, one line of what it
+ * answered (total, ranking, query, facets, skus and scores of the items). */
+static int run_one(bench *b, const bquery *q, int64_t *total, int64_t *us, int64_t *cpu,
+		   FILE *dump)
 {
 	char path[400];
 	snprintf(path, sizeof(path), "/v1/search?%s", q->params);
@@ -275,12 +286,35 @@ static int run_one(bench *b, const bquery *q, int64_t *total)
 	msg_resp resp;
 	msg_req_init(&req, "GET", path);
 	msg_resp_init(&resp);
+	int64_t s = clock_mono_us(), c0 = cpu ? cpu_us() : 0;
 	search_engine.handle(b->eng, &req, &resp);
+	if (us)
+		*us = clock_mono_us() - s;
+	if (cpu)
+		*cpu = cpu_us() - c0;
 	int status = resp.status;
-	if (total && status == 200) {
+	if ((total || dump) && status == 200) {
 		json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
-		*total = json_integer_value(json_object_get(v, "total"));
+		if (total)
+			*total = json_integer_value(json_object_get(v, "total"));
+		if (dump) {
+			fprintf(dump, "%s | %" PRId64 " %s [%s] ", q->params,
+				(int64_t)json_integer_value(json_object_get(v, "total")),
+				json_string_value(json_object_get(v, "ranking")),
+				json_string_value(json_object_get(v, "query")));
+			char *f = json_dumps(json_object_get(v, "facets"), JSON_SORT_KEYS | JSON_COMPACT);
+			fprintf(dump, "%s", f ? f : "-");
+			free(f);
+			size_t i;
+			json_t *it;
+			json_array_foreach(json_object_get(v, "items"), i, it)
+				fprintf(dump, " %s:%.6f", json_string_value(json_object_get(it, "sku")),
+					json_real_value(json_object_get(it, "score")));
+			fputc('\n', dump);
+		}
 		json_decref(v);
+	} else if (dump) {
+		fprintf(dump, "%s | status %d\n", q->params, status);
 	}
 	msg_req_clear(&req);
 	msg_resp_clear(&resp);
@@ -314,7 +348,7 @@ static void *work(void *arg)
 		if (w->deadline > 0 && now_s() > w->deadline)
 			break;
 		int ok = w->pg ? run_pg(w->pgs, &w->b->qs[i], NULL) == 0
-			       : run_one(w->b, &w->b->qs[i], NULL) == 200;
+			       : run_one(w->b, &w->b->qs[i], NULL, NULL, NULL, NULL) == 200;
 		w->errors += !ok;
 		w->done++;
 	}
@@ -433,12 +467,15 @@ int main(int argc, char **argv)
 		{ "pg-seconds", required_argument, NULL, 'S' },
 		{ "tsv", required_argument, NULL, 'T' },      { "only", required_argument, NULL, 'o' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "dump", required_argument, NULL, 'D' },
+		{ "no-threads", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bench b = { .dir = "/tmp/search-bench", .products = 1000000, .seed = 1 };
 	int nq = 10000, threads = 2, pg_queries = 1000, only = -1;
 	double pg_seconds = 60;
-	const char *pg_url = NULL, *tsv = NULL, *window = NULL;
+	const char *pg_url = NULL, *tsv = NULL, *window = NULL, *dump_path = NULL;
+	int no_threads = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -453,6 +490,8 @@ int main(int argc, char **argv)
 		case 'T': tsv = optarg; break;
 		case 'o': only = atoi(optarg); break;
 		case 'w': window = optarg; break;
+		case 'D': dump_path = optarg; break;
+		case 'N': no_threads = 1; break;
 		default: fprintf(stderr, "search_bench: bad option\n"); return 2;
 		}
 	}
@@ -504,22 +543,25 @@ int main(int argc, char **argv)
 
 	/* warm the page cache the way a running instance would be */
 	for (int i = 0; i < nq && i < 200; i++)
-		run_one(&b, &b.qs[i], NULL);
+		run_one(&b, &b.qs[i], NULL, NULL, NULL, NULL);
 	hist *all = hist_new(), *cpu = hist_new(), *cls[Q_NCLASS], *cls_cpu[Q_NCLASS];
 	int64_t matched[Q_NCLASS] = { 0 }, counted[Q_NCLASS] = { 0 };
 	for (int k = 0; k < Q_NCLASS; k++) {
 		cls[k] = hist_new();
 		cls_cpu[k] = hist_new();
 	}
+	FILE *dump = dump_path ? fopen(dump_path, "w") : NULL;
+	if (dump_path && !dump) {
+		fprintf(stderr, "search_bench: cannot write %s\n", dump_path);
+		return 1;
+	}
 	int failed = 0;
 	double t0 = now_s();
 	for (int i = 0; i < nq; i++) {
-		int64_t total = 0;
-		int64_t s = clock_mono_us(), c0 = cpu_us();
-		int status = run_one(&b, &b.qs[i], &total);
-		int64_t us = clock_mono_us() - s;
-		hist_record(cpu, cpu_us() - c0);
-		hist_record(cls_cpu[b.qs[i].cls], cpu_us() - c0);
+		int64_t total = 0, us = 0, cus = 0;
+		int status = run_one(&b, &b.qs[i], &total, &us, &cus, dump);
+		hist_record(cpu, cus);
+		hist_record(cls_cpu[b.qs[i].cls], cus);
 		failed += status != 200;
 		hist_record(all, us);
 		hist_record(cls[b.qs[i].cls], us);
@@ -527,6 +569,8 @@ int main(int argc, char **argv)
 		counted[b.qs[i].cls]++;
 	}
 	double dt = now_s() - t0;
+	if (dump)
+		fclose(dump);
 	printf("ecom search, %d queries one at a time (%.0f/s)%s:\n", nq, (double)nq / dt,
 	       failed ? " SOME FAILED" : "");
 	for (int k = 0; k < Q_NCLASS; k++) {
@@ -541,8 +585,10 @@ int main(int argc, char **argv)
 		report(QNAMES[k], cls_cpu[k]);
 	report("all", cpu);
 	int done = 0;
-	double qps = throughput(&b, nq, threads, 0, NULL, 0, &done);
-	printf("ecom search, %d threads: %.0f queries/s (%d queries)\n", threads, qps, done);
+	if (!no_threads) {
+		double qps = throughput(&b, nq, threads, 0, NULL, 0, &done);
+		printf("ecom search, %d threads: %.0f queries/s (%d queries)\n", threads, qps, done);
+	}
 
 	int rc = failed ? 1 : 0;
 	if (pg_url) {
@@ -557,10 +603,10 @@ int main(int argc, char **argv)
 		double pt0 = now_s();
 		for (int i = 0; i < n && now_s() - pt0 < pg_seconds; i++) {
 			int64_t a = 0, bt = 0;
+			int64_t us = 0;
+			run_one(&b, &b.qs[i], &a, &us, NULL, NULL);
+			hist_record(ours, us);
 			int64_t s = clock_mono_us();
-			run_one(&b, &b.qs[i], &a);
-			hist_record(ours, clock_mono_us() - s);
-			s = clock_mono_us();
 			pg_failed += run_pg(pgs, &b.qs[i], &bt) != 0;
 			hist_record(theirs, clock_mono_us() - s);
 			mismatched += a != bt;
