@@ -3,7 +3,7 @@
  *   bench/search_bench [--products N] [--queries Q] [--seed S] [--dir DIR]
  *                      [--threads T] [--pg URL] [--pg-queries P] [--pg-seconds S]
  *                      [--tsv FILE] [--only CLASS] [--window W] [--dump FILE]
- *                      [--no-threads]
+ *                      [--no-threads] [--set KEY=VALUE]...
  *
  * 1. Builds a search index of N products (default 1,000,000) in
  *    DIR/search-bench.db: the products `ecom seed --products N --seed S`
@@ -16,7 +16,9 @@
  *    other, through the search engine's request handler (parsing, ranking,
  *    facets, JSON: all but the socket), and reports p50/p99/max per class of
  *    query and overall; then the same queries on T threads (default 2) for
- *    throughput.
+ *    throughput. As in a running instance, the engine's tick runs every
+ *    100 ms on a thread of its own meanwhile (it reads the posting lists
+ *    of common words that searches asked for).
  * 3. With --pg URL (a database holding the same rows in `products` with a
  *    weighted tsvector and a GIN index; see search_bench.sh): the first P
  *    (default 1,000) of the same queries against PostgreSQL's full-text
@@ -27,7 +29,8 @@
  * An index of N products already in DIR is reused (only the queries run):
  * keep DIR between runs to measure query changes without rebuilding.
  * --dump FILE writes what each query answered (total, facets, items), to
- * compare two versions' answers; --no-threads skips the 2-thread run.
+ * compare two versions' answers; --no-threads skips the 2-thread run;
+ * --set gives the search engine a configuration value.
  *
  * Loopback only, every loop bounded by counts or seconds. */
 #include "core/clock.h"
@@ -378,6 +381,37 @@ static double throughput(bench *b, int n, int t, int pg, store *pgs, double seco
 	return (double)*done / dt;
 }
 
+/* The host's tick thread: the engine's tick every 100 ms (engine.tick_ms),
+ * which reads the posting lists searches asked for. */
+typedef struct ticker {
+	bench *b;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+} ticker;
+
+static void *tick_loop(void *arg)
+{
+	ticker *t = arg;
+	pthread_mutex_lock(&t->mu);
+	while (!t->stop) {
+		pthread_mutex_unlock(&t->mu);
+		search_engine.tick(t->b->eng, clock_now(t->b->clock));
+		pthread_mutex_lock(&t->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (!t->stop)
+			pthread_cond_timedwait(&t->cv, &t->mu, &until);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
 /* ---- PostgreSQL -------------------------------------------------------------- */
 
 /* The same search in PostgreSQL: every word (AND), ranked by ts_rank over
@@ -469,13 +503,15 @@ int main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' },
 		{ "dump", required_argument, NULL, 'D' },
 		{ "no-threads", no_argument, NULL, 'N' },
+		{ "set", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bench b = { .dir = "/tmp/search-bench", .products = 1000000, .seed = 1 };
 	int nq = 10000, threads = 2, pg_queries = 1000, only = -1;
 	double pg_seconds = 60;
 	const char *pg_url = NULL, *tsv = NULL, *window = NULL, *dump_path = NULL;
-	int no_threads = 0;
+	int no_threads = 0, nsets = 0;
+	const char *sets[16];
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -492,6 +528,10 @@ int main(int argc, char **argv)
 		case 'w': window = optarg; break;
 		case 'D': dump_path = optarg; break;
 		case 'N': no_threads = 1; break;
+		case 'C':
+			if (nsets < 16)
+				sets[nsets++] = optarg;
+			break;
 		default: fprintf(stderr, "search_bench: bad option\n"); return 2;
 		}
 	}
@@ -522,6 +562,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "search_bench: bad --window\n");
 		return 2;
 	}
+	for (int i = 0; i < nsets; i++) {
+		char key[128];
+		const char *eq = strchr(sets[i], '=');
+		if (!eq || (size_t)(eq - sets[i]) >= sizeof(key)) {
+			fprintf(stderr, "search_bench: --set KEY=VALUE\n");
+			return 2;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - sets[i]), sets[i]);
+		if (config_set(b.config, key, eq + 1) != 0) {
+			fprintf(stderr, "search_bench: bad --set %s\n", sets[i]);
+			return 2;
+		}
+	}
 	b.ctx = (engine_ctx){ .service = "search", .instance_id = "search-bench", .clock = b.clock,
 			      .rng = b.rng, .store = b.store, .log = b.log, .metrics = b.metrics,
 			      .config = b.config, .admin_token = "bench" };
@@ -541,6 +594,11 @@ int main(int argc, char **argv)
 		nq = b.nq = k;
 	}
 
+	ticker tk = { .b = &b, .stop = 0 };
+	pthread_mutex_init(&tk.mu, NULL);
+	pthread_cond_init(&tk.cv, NULL);
+	pthread_t tick_tid;
+	pthread_create(&tick_tid, NULL, tick_loop, &tk);
 	/* warm the page cache the way a running instance would be */
 	for (int i = 0; i < nq && i < 200; i++)
 		run_one(&b, &b.qs[i], NULL, NULL, NULL, NULL);
@@ -627,6 +685,11 @@ int main(int argc, char **argv)
 		store_free(pgs);
 		rc |= pg_failed ? 1 : 0;
 	}
+	pthread_mutex_lock(&tk.mu);
+	tk.stop = 1;
+	pthread_cond_signal(&tk.cv);
+	pthread_mutex_unlock(&tk.mu);
+	pthread_join(tick_tid, NULL);
 	for (int k = 0; k < Q_NCLASS; k++) {
 		hist_free(cls[k]);
 		hist_free(cls_cpu[k]);

@@ -1,6 +1,7 @@
 /* search_index: documents, FTS5 tables, word statistics, ranking. */
 #include "services/search_index.h"
 #include "core/err.h"
+#include "services/postings.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -10,16 +11,21 @@
 
 /* A document's id (its rowid in docs and both FTS5 tables):
  *
- *   category id (22 bits) | price bucket (10 bits) | sequence (31 bits)
+ *   category id (16 bits) | price bucket (16 bits) | sequence (31 bits)
  *
  * so that a category is one range of ids and a price range within it is
  * one range too, which FTS5 seeks to instead of reading every match; a
- * facet count is id >> CAT_SHIFT. Price buckets are about 3% wide. */
-#define CAT_SHIFT 41
+ * facet count is id >> CAT_SHIFT. Price buckets are a cent wide up to
+ * 1,024 cents and about 0.1% wide above: a filter's bound seldom falls
+ * inside a bucket that holds prices on both sides of it, and when it does
+ * the bucket holds few products (format 3 had 3% buckets, whose edges
+ * cost a price lookup per match of up to 1-2% of a word's products). */
+#define CAT_SHIFT 47
 #define PB_SHIFT 31
-#define PB_COUNT 1024
+#define PB_BITS 16
+#define PB_COUNT (1 << PB_BITS)
 #define SEQ_MAX ((1LL << PB_SHIFT) - 1)
-#define CAT_MAX ((1LL << 22) - 1)
+#define CAT_MAX ((1LL << (63 - CAT_SHIFT)) - 1)
 #define ID_OF(cat, pb, seq) \
 	(((int64_t)(cat) << CAT_SHIFT) | ((int64_t)(pb) << PB_SHIFT) | (int64_t)(seq))
 #define CAT_OF(id) ((int64_t)(id) >> CAT_SHIFT)
@@ -32,6 +38,11 @@
 #define TYPO_CANDIDATES 40
 /* Completions checked against the index per suggest request. */
 #define SUGGEST_CHECKS 20
+/* Words are hashed into this many revision slots (term_revs): a write
+ * bumps the slots of the words whose documents it changed. */
+#define REV_SLOTS 65536
+/* Words waiting for search_index_warm to read their posting lists. */
+#define WANTED_MAX 64
 
 struct search_index {
 	store *s;
@@ -40,6 +51,9 @@ struct search_index {
 	pthread_mutex_t mu;  /* guards cats */
 	char **cats;        /* category name by id, filled from the table */
 	int64_t ncats;
+	postings *pc;       /* posting lists of common words */
+	char *wanted[WANTED_MAX]; /* words whose lists searches asked for (guarded by mu) */
+	int nwanted;
 };
 
 /* ---- statements ------------------------------------------------------- */
@@ -121,14 +135,16 @@ static const char SCHEMA[] =
 	" PRIMARY KEY (tri, term)) WITHOUT ROWID;"
 	"CREATE TABLE tombstones (sku TEXT PRIMARY KEY, version INTEGER NOT NULL,"
 	" at INTEGER NOT NULL);"
+	"CREATE TABLE term_revs (slot INTEGER PRIMARY KEY, rev INTEGER NOT NULL);"
 	"INSERT INTO meta (k, v) VALUES ('n_docs', 0), ('sum_name', 0), ('sum_desc', 0),"
-	" ('next_seq', 1), ('gen', 0), ('built', 0);";
+	" ('next_seq', 1), ('gen', 0), ('built', 0), ('rev', 0);";
 
 static const char DROP[] =
 	"DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS fts_name; DROP TABLE IF EXISTS docs;"
 	"DROP TABLE IF EXISTS prices;"
 	"DROP TABLE IF EXISTS term_cats; DROP TABLE IF EXISTS trigrams;"
 	"DROP TABLE IF EXISTS tombstones; DROP TABLE IF EXISTS categories;"
+	"DROP TABLE IF EXISTS term_revs;"
 	"DROP TABLE IF EXISTS meta;";
 
 static int create_schema(search_index *ix, int drop)
@@ -154,12 +170,15 @@ search_index *search_index_open(store *s, const search_index_opts *o, int *fresh
 	ix->o = *o;
 	if (ix->o.rank_window < 1)
 		ix->o.rank_window = 1;
+	if (ix->o.posting_cache_min_df < 1)
+		ix->o.posting_cache_min_df = 1;
 	if (pthread_key_create(&ix->tuned, NULL) != 0) {
 		snprintf(err, errlen, "out of thread-specific keys");
 		free(ix);
 		return NULL;
 	}
 	pthread_mutex_init(&ix->mu, NULL);
+	ix->pc = postings_new(o->posting_cache_ids);
 	*fresh = 0;
 	int64_t format = 0;
 	int rc = store_exec(s, "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY,"
@@ -170,8 +189,8 @@ search_index *search_index_open(store *s, const search_index_opts *o, int *fresh
 		rc = create_schema(ix, 1);
 		*fresh = 1;
 	}
-	if (rc < 0) {
-		snprintf(err, errlen, "search index: %s", store_errmsg(s));
+	if (rc < 0 || !ix->pc) {
+		snprintf(err, errlen, "search index: %s", rc < 0 ? store_errmsg(s) : "out of memory");
 		search_index_free(ix);
 		return NULL;
 	}
@@ -185,6 +204,9 @@ void search_index_free(search_index *ix)
 	for (int64_t i = 0; i < ix->ncats; i++)
 		free(ix->cats[i]);
 	free(ix->cats);
+	for (int i = 0; i < ix->nwanted; i++)
+		free(ix->wanted[i]);
+	postings_free(ix->pc);
 	pthread_mutex_destroy(&ix->mu);
 	pthread_key_delete(ix->tuned);
 	free(ix);
@@ -238,26 +260,33 @@ int search_index_count(search_index *ix, int64_t *n) { return search_index_meta_
  *
  * Bucket b holds the prices in [bound[b], bound[b + 1]); bound[0] is the
  * lowest price there is, bound[1] = 1, then each bound is the last plus a
- * 32nd of it (at least 1): integer steps, so every build of ecom puts a
- * price in the same bucket. The last bucket holds everything above. */
+ * PB_RATIO-th of it (at least 1): integer steps, so every build of ecom
+ * puts a price in the same bucket. The last bucket (pb_n - 1, where the
+ * next step would pass INT64_MAX) holds everything above. */
 
+#define PB_RATIO 1024
 static int64_t pb_bound[PB_COUNT];
+static int pb_n;
 static pthread_once_t pb_once = PTHREAD_ONCE_INIT;
 
 static void pb_init(void)
 {
 	pb_bound[0] = INT64_MIN;
 	pb_bound[1] = 1;
-	for (int b = 2; b < PB_COUNT; b++) {
-		int64_t step = pb_bound[b - 1] / 32;
-		pb_bound[b] = pb_bound[b - 1] + (step > 0 ? step : 1);
+	pb_n = 2;
+	while (pb_n < PB_COUNT) {
+		int64_t last = pb_bound[pb_n - 1];
+		int64_t step = last / PB_RATIO > 0 ? last / PB_RATIO : 1;
+		if (last > INT64_MAX - step)
+			break;
+		pb_bound[pb_n++] = last + step;
 	}
 }
 
 static int price_bucket(int64_t price)
 {
 	pthread_once(&pb_once, pb_init);
-	int lo = 0, hi = PB_COUNT - 1;
+	int lo = 0, hi = pb_n - 1;
 	while (lo < hi) {
 		int mid = (lo + hi + 1) / 2;
 		if (pb_bound[mid] <= price)
@@ -273,7 +302,7 @@ static int bucket_inside(int b, int64_t min, int64_t max)
 {
 	pthread_once(&pb_once, pb_init);
 	int64_t first = pb_bound[b];
-	int64_t last = b + 1 < PB_COUNT ? pb_bound[b + 1] - 1 : INT64_MAX;
+	int64_t last = b + 1 < pb_n ? pb_bound[b + 1] - 1 : INT64_MAX;
 	return first >= min && last <= max;
 }
 
@@ -299,6 +328,7 @@ struct search_batch {
 	char last_cat[72];
 	int64_t last_cat_id;
 	int tombstones;
+	uint64_t touched[REV_SLOTS / 64]; /* revision slots of the words changed */
 };
 
 search_batch *search_batch_new(void)
@@ -361,6 +391,17 @@ static int batch_grow(search_batch *b)
 	return 0;
 }
 
+/* The revision slot of a word (FNV-1a: the same in every build). */
+static int rev_slot(const char *term)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *p = (const unsigned char *)term; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return (int)(h % REV_SLOTS);
+}
+
 static int batch_add(search_batch *b, const char *term, int64_t cat, int64_t d)
 {
 	if ((b->used + 1) * 2 > b->cap && batch_grow(b))
@@ -374,6 +415,10 @@ static int batch_add(search_batch *b, const char *term, int64_t cat, int64_t d)
 			return ERR_NOMEM;
 		b->slots[k].cat = cat;
 		b->used++;
+		/* Every word whose documents change, even by a net 0 (a
+		 * document moved to another id): its posting list changed. */
+		int slot = rev_slot(term);
+		b->touched[slot / 64] |= 1ULL << (slot % 64);
 	}
 	b->slots[k].d += d;
 	return 0;
@@ -468,6 +513,25 @@ static int flush_one(search_index *ix, const delta *e)
 	return rc < 0 ? rc : left == 0 ? trigrams_write(ix, e->term, 0) : 0;
 }
 
+/* A new revision for the slots of the words b changed: cached posting
+ * lists of those words are read again by the next search that needs them. */
+static int bump_revs(search_index *ix, search_batch *b)
+{
+	int rc = run(ix, "UPDATE meta SET v = v + 1 WHERE k = 'rev'", NULL, 0, NULL);
+	int64_t rev = 0;
+	if (rc == 0 && (rc = one_int(ix, "SELECT v FROM meta WHERE k = 'rev'", NULL, 0, &rev)) == 1)
+		rc = 0;
+	else if (rc == 0)
+		rc = ERR_STORE;
+	for (int w = 0; rc == 0 && w < REV_SLOTS / 64; w++)
+		for (uint64_t bits = b->touched[w]; rc == 0 && bits; bits &= bits - 1)
+			rc = run(ix,
+				 "INSERT INTO term_revs (slot, rev) VALUES (?, ?) ON CONFLICT (slot)"
+				 " DO UPDATE SET rev = excluded.rev",
+				 ARGV(I(w * 64 + __builtin_ctzll(bits)), I(rev)), NULL);
+	return rc;
+}
+
 int search_index_flush(search_index *ix, search_batch *b)
 {
 	int rc = 0;
@@ -488,7 +552,10 @@ int search_index_flush(search_index *ix, search_batch *b)
 		rc = run(ix, UPD, ARGV(I(b->sum_desc), T("sum_desc")), NULL);
 	if (rc == 0 && b->seq_taken)
 		rc = run(ix, UPD, ARGV(I(b->seq_taken), T("next_seq")), NULL);
+	if (rc == 0 && b->used)
+		rc = bump_revs(ix, b);
 	batch_clear_slots(b);
+	memset(b->touched, 0, sizeof(b->touched));
 	b->n_docs = b->sum_name = b->sum_desc = 0;
 	b->next_seq = b->seq_taken = 0;
 	b->last_cat[0] = '\0';
@@ -1189,7 +1256,8 @@ typedef struct pband {
 
 static pband price_band(const search_params *p)
 {
-	pband b = { 0, PB_COUNT - 1, 0, 0 };
+	pthread_once(&pb_once, pb_init);
+	pband b = { 0, pb_n - 1, 0, 0 };
 	if (p->has_min)
 		b.lo = price_bucket(p->min_price);
 	if (p->has_max)
@@ -1221,49 +1289,253 @@ static void add_total(counts *c, int64_t cat)
 			c->total += c->by_cat[k];
 }
 
-/* Counts every match by category, reading every match: price filters
- * applied (a match in an edge bucket has its price looked up), not the
- * category filter (facets show the other categories too). */
-static int scan_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
-		       counts *c)
+/* Matches counted by category as they come (in id order, so a
+ * category's come together: runs are counted, not rows), price filters
+ * applied: a match in an edge bucket has its price looked up. */
+typedef struct tally {
+	pband band;
+	int64_t run_cat, run;
+} tally;
+
+static void tally_init(tally *t, const search_params *p)
 {
+	t->band = price_band(p);
+	t->run_cat = -1;
+	t->run = 0;
+}
+
+static int tally_add(search_index *ix, const search_params *p, tally *t, counts *c, int64_t id)
+{
+	int v = band_verdict(&t->band, (int)PB_OF(id));
+	if (v == 2) {
+		int64_t price = 0;
+		int rc = price_of(ix, id, &price);
+		if (rc == ERR_NOT_FOUND)
+			return 0;
+		if (rc)
+			return rc;
+		v = price >= price_lo(p) && price <= price_hi(p);
+	}
+	if (!v)
+		return 0;
+	int64_t k = CAT_OF(id);
+	if (k != t->run_cat) {
+		if (t->run && counts_add(c, t->run_cat, t->run) != 0)
+			return ERR_NOMEM;
+		t->run_cat = k;
+		t->run = 0;
+	}
+	t->run++;
+	return 0;
+}
+
+static int tally_end(tally *t, counts *c, int64_t cat)
+{
+	if (t->run && counts_add(c, t->run_cat, t->run) != 0)
+		return ERR_NOMEM;
+	t->run = 0;
+	add_total(c, cat);
+	return 0;
+}
+
+/* ---- posting lists of common words, cached ------------------------------- */
+
+static int read_begin(search_index *ix);
+static void read_end(search_index *ix, int opened);
+
+/* The revision of term's slot in this snapshot (0: never changed). */
+static int term_rev(search_index *ix, const char *term, int64_t *rev)
+{
+	*rev = 0;
+	int rc = one_int(ix, "SELECT rev FROM term_revs WHERE slot = ?", ARGV(I(rev_slot(term))),
+			 rev);
+	return rc < 0 ? rc : 0;
+}
+
+/* Reads the posting list of term at rev from fts (the caller's snapshot)
+ * into the cache. */
+static int load_list(search_index *ix, const char *term, int64_t rev)
+{
+	size_t len = strlen(term) + 3, cap = 4096, n = 0;
+	char *expr = malloc(len);
+	int64_t *ids = malloc(cap * sizeof(*ids));
+	store_stmt *st = NULL;
+	int rc = 0;
+	if (expr && ids) {
+		snprintf(expr, len, "\"%s\"", term);
+		st = prep(ix, "SELECT rowid FROM fts WHERE fts MATCH ?", ARGV(T(expr)), &rc);
+	} else {
+		rc = ERR_NOMEM;
+	}
+	while (st && (rc = store_step(st)) == STORE_ROW) {
+		if (n == cap) {
+			int64_t *grown = realloc(ids, cap * 2 * sizeof(*ids));
+			if (!grown) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			ids = grown;
+			cap *= 2;
+		}
+		ids[n++] = store_col_int(st, 0);
+	}
+	if (st)
+		store_reset(st);
+	free(expr);
+	if (rc < 0) {
+		free(ids);
+		return rc;
+	}
+	postings_list *l = postings_put(ix->pc, term, rev, ids, n);
+	postings_release(ix->pc, l);
+	return l ? 0 : ERR_NOMEM;
+}
+
+/* Notes term for search_index_warm; 1 when it was not noted yet. */
+static int want(search_index *ix, const char *term)
+{
+	int added = 0;
+	pthread_mutex_lock(&ix->mu);
+	int i = 0;
+	while (i < ix->nwanted && strcmp(ix->wanted[i], term) != 0)
+		i++;
+	if (i == ix->nwanted && ix->nwanted < WANTED_MAX &&
+	    (ix->wanted[ix->nwanted] = strdup(term)) != NULL) {
+		ix->nwanted++;
+		added = 1;
+	}
+	pthread_mutex_unlock(&ix->mu);
+	return added;
+}
+
+/* The ids of the documents with term, ascending, as this snapshot sees
+ * them, when the cache holds them at the term's revision; else NULL, and
+ * the term is noted for search_index_warm (which reads lists outside of
+ * searches: a search never waits for one), *wanted set when it was new.
+ * NULL too when the term is in fewer than posting_cache_min_df documents
+ * (FTS5 is quick enough) or there is no cache. *err on errors. Held:
+ * postings_release(). */
+static postings_list *word_list(search_index *ix, const char *term, int64_t df, int *wanted,
+				int *err)
+{
+	*err = 0;
+	if (df < ix->o.posting_cache_min_df || ix->o.posting_cache_ids == 0 || strchr(term, '"'))
+		return NULL;
+	int64_t rev = 0;
+	if ((*err = term_rev(ix, term, &rev)) != 0)
+		return NULL;
+	postings_list *l = postings_get(ix->pc, term, rev);
+	if (!l && want(ix, term))
+		*wanted = 1;
+	return l;
+}
+
+int search_index_warm(search_index *ix, int max, int *loaded)
+{
+	*loaded = 0;
+	int rc = 0;
+	while (rc == 0 && *loaded < max) {
+		pthread_mutex_lock(&ix->mu);
+		char *term = ix->nwanted > 0 ? ix->wanted[--ix->nwanted] : NULL;
+		pthread_mutex_unlock(&ix->mu);
+		if (!term)
+			break;
+		/* the revision and the list from one snapshot */
+		int opened = read_begin(ix);
+		int64_t rev = 0;
+		rc = term_rev(ix, term, &rev);
+		postings_list *l = rc == 0 ? postings_get(ix->pc, term, rev) : NULL;
+		if (rc == 0 && !l) {
+			rc = load_list(ix, term, rev);
+			(*loaded)++;
+		}
+		postings_release(ix->pc, l);
+		read_end(ix, opened);
+		free(term);
+	}
+	return rc;
+}
+
+/* Ids of l within [lo, hi]: where they start (*from) and how many. */
+static size_t list_range(const postings_list *l, int64_t lo, int64_t hi, size_t *from)
+{
+	size_t a = postings_seek(l, 0, lo);
+	size_t b = hi == INT64_MAX ? l->n : postings_seek(l, a, hi + 1);
+	*from = a;
+	return b - a;
+}
+
+/* Counts of a query of one-word groups, each in at least posting_cache_min_df
+ * documents, by intersecting their cached posting lists (the shortest
+ * walked, the others sought into). *done is 0 when the query is not of
+ * that kind (the caller reads the matches from fts instead). */
+static int cached_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
+			 counts *c, search_result *res, int *done)
+{
+	*done = 0;
+	for (int i = 0; i < q->ng; i++)
+		if (q->g[i].n != 1 || q->g[i].df < ix->o.posting_cache_min_df)
+			return 0;
+	postings_list *ls[GROUPS_MAX] = { 0 };
+	int rc = 0, got = 0;
+	/* every word asked for, so that one warm reads all that are missing */
+	for (int i = 0; rc == 0 && i < q->ng; i++)
+		if ((ls[i] = word_list(ix, q->g[i].terms[0], q->g[i].df, &res->warm, &rc)))
+			got++;
+	if (rc == 0 && got == q->ng) {
+		int d = 0;
+		for (int i = 1; i < q->ng; i++)
+			if (ls[i]->n < ls[d]->n)
+				d = i;
+		size_t pos[GROUPS_MAX] = { 0 };
+		tally t;
+		tally_init(&t, p);
+		const postings_list *drv = ls[d];
+		for (size_t k = 0; rc == 0 && k < drv->n; k++) {
+			int64_t id = drv->ids[k];
+			int all = 1;
+			for (int j = 0; all && j < q->ng; j++) {
+				if (j == d)
+					continue;
+				pos[j] = postings_seek(ls[j], pos[j], id);
+				if (pos[j] == ls[j]->n)
+					k = drv->n; /* nothing more in common */
+				all = pos[j] < ls[j]->n && ls[j]->ids[pos[j]] == id;
+			}
+			if (all)
+				rc = tally_add(ix, p, &t, c, id);
+		}
+		if (rc == 0)
+			rc = tally_end(&t, c, cat);
+		*done = rc == 0;
+		res->from_lists = 1;
+	}
+	for (int i = 0; i < q->ng; i++)
+		postings_release(ix->pc, ls[i]);
+	return rc;
+}
+
+/* Counts every match by category, reading every match: price filters
+ * applied, not the category filter (facets show the other categories
+ * too). */
+static int scan_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
+		       counts *c, search_result *res)
+{
+	int done = 0;
+	int rc = cached_counts(ix, p, q, cat, c, res, &done);
+	if (rc || done)
+		return rc;
 	int err = 0;
 	store_stmt *st = prep(ix, "SELECT rowid FROM fts WHERE fts MATCH ?", ARGV(T(q->expr)), &err);
 	if (!st)
 		return err;
-	pband band = price_band(p);
-	int rc;
-	int64_t run_cat = -1, run = 0;
-	while ((rc = store_step(st)) == STORE_ROW) {
-		int64_t id = store_col_int(st, 0), price = 0;
-		int v = band_verdict(&band, (int)PB_OF(id));
-		if (v == 2) {
-			if ((rc = price_of(ix, id, &price)) == ERR_NOT_FOUND)
-				continue;
-			if (rc)
-				break;
-			v = price >= price_lo(p) && price <= price_hi(p);
-		}
-		if (!v)
-			continue;
-		/* Matches come in id order, so a category's come together:
-		 * count runs, not rows. */
-		int64_t k = CAT_OF(id);
-		if (k != run_cat) {
-			if (run && (rc = counts_add(c, run_cat, run)) != 0)
-				break;
-			run_cat = k;
-			run = 0;
-		}
-		run++;
-	}
+	tally t;
+	tally_init(&t, p);
+	while ((rc = store_step(st)) == STORE_ROW)
+		if ((rc = tally_add(ix, p, &t, c, store_col_int(st, 0))) < 0)
+			break;
 	store_reset(st);
-	if (rc >= 0 && run)
-		rc = counts_add(c, run_cat, run);
-	if (rc < 0)
-		return rc;
-	add_total(c, cat);
-	return 0;
+	return rc < 0 ? rc : tally_end(&t, c, cat);
 }
 
 /* Matches of expr with ids in [lo, hi]; with check, only those whose
@@ -1284,39 +1556,74 @@ static int count_range(search_index *ix, const search_params *p, const char *exp
 	return rc < 0 ? rc : 0;
 }
 
+/* count_range from a cached posting list. */
+static int count_range_list(search_index *ix, const search_params *p, const postings_list *l,
+			    int64_t lo, int64_t hi, int check, int64_t *n)
+{
+	size_t from = 0;
+	size_t k = list_range(l, lo, hi, &from);
+	if (!check) {
+		*n = (int64_t)k;
+		return 0;
+	}
+	*n = 0;
+	for (size_t i = from; i < from + k; i++) {
+		int64_t price = 0;
+		int rc = price_of(ix, l->ids[i], &price);
+		if (rc == ERR_NOT_FOUND)
+			continue;
+		if (rc)
+			return rc;
+		*n += price >= price_lo(p) && price <= price_hi(p);
+	}
+	return 0;
+}
+
 /* One word with a price filter: per category that has the word (from
  * term_cats), the matches in the filter's buckets: whole buckets counted
- * from the index alone, the two edge buckets match by match. */
+ * from the index (or the word's cached posting list) alone, the two edge
+ * buckets match by match. */
 static int banded_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
-			 counts *all, counts *c)
+			 counts *all, counts *c, search_result *res)
 {
 	pband b = price_band(p);
 	int rc = 0;
+	postings_list *l = word_list(ix, q->g[0].terms[0], q->g[0].df, &res->warm, &rc);
+	res->from_lists = l != NULL;
 	for (int64_t k = 0; rc == 0 && k < all->ncat; k++) {
 		if (all->by_cat[k] <= 0)
 			continue;
 		int64_t n = 0, part = 0;
 		int inner_lo = b.lo + (b.check_lo ? 1 : 0), inner_hi = b.hi - (b.check_hi ? 1 : 0);
+		int64_t r[3][2] = { { 0, -1 }, { 0, -1 }, { 0, -1 } }; /* inner, low edge, high edge */
 		if (b.lo == b.hi && (b.check_lo || b.check_hi)) {
-			rc = count_range(ix, p, q->expr, ID_OF(k, b.lo, 0), ID_OF(k, b.lo, SEQ_MAX), 1,
-					 &n);
+			r[1][0] = ID_OF(k, b.lo, 0);
+			r[1][1] = ID_OF(k, b.lo, SEQ_MAX);
 		} else {
-			if (inner_lo <= inner_hi)
-				rc = count_range(ix, p, q->expr, ID_OF(k, inner_lo, 0),
-						 ID_OF(k, inner_hi, SEQ_MAX), 0, &n);
-			if (rc == 0 && b.check_lo)
-				rc = count_range(ix, p, q->expr, ID_OF(k, b.lo, 0),
-						 ID_OF(k, b.lo, SEQ_MAX), 1, &part);
-			n += part;
-			part = 0;
-			if (rc == 0 && b.check_hi)
-				rc = count_range(ix, p, q->expr, ID_OF(k, b.hi, 0),
-						 ID_OF(k, b.hi, SEQ_MAX), 1, &part);
+			if (inner_lo <= inner_hi) {
+				r[0][0] = ID_OF(k, inner_lo, 0);
+				r[0][1] = ID_OF(k, inner_hi, SEQ_MAX);
+			}
+			if (b.check_lo) {
+				r[1][0] = ID_OF(k, b.lo, 0);
+				r[1][1] = ID_OF(k, b.lo, SEQ_MAX);
+			}
+			if (b.check_hi) {
+				r[2][0] = ID_OF(k, b.hi, 0);
+				r[2][1] = ID_OF(k, b.hi, SEQ_MAX);
+			}
+		}
+		for (int i = 0; rc == 0 && i < 3; i++) {
+			if (r[i][0] > r[i][1])
+				continue;
+			rc = l ? count_range_list(ix, p, l, r[i][0], r[i][1], i > 0, &part)
+			       : count_range(ix, p, q->expr, r[i][0], r[i][1], i > 0, &part);
 			n += part;
 		}
 		if (rc == 0 && n > 0)
 			rc = counts_add(c, k, n);
 	}
+	postings_release(ix->pc, l);
 	if (rc == 0)
 		add_total(c, cat);
 	return rc;
@@ -1711,9 +2018,9 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 	if (q.ng == 1 && q.g[0].n == 1) {
 		rc = stored_counts(ix, q.g[0].terms[0], cat, priced ? &word : &c);
 		if (rc == 0 && priced)
-			rc = banded_counts(ix, p, &q, cat, &word, &c);
+			rc = banded_counts(ix, p, &q, cat, &word, &c, res);
 	} else {
-		rc = scan_counts(ix, p, &q, cat, &c);
+		rc = scan_counts(ix, p, &q, cat, &c, res);
 	}
 	if (rc || c.total == 0)
 		goto answer;
