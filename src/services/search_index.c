@@ -125,6 +125,7 @@ static const char SCHEMA[] =
 	" price_cents INTEGER NOT NULL, currency TEXT NOT NULL, version INTEGER NOT NULL,"
 	" gen INTEGER NOT NULL, name_key INTEGER NOT NULL);"
 	"CREATE INDEX docs_name_key ON docs (name_key);"
+	"CREATE INDEX docs_price ON docs (price_cents);"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, description, content='docs',"
 	" content_rowid='id', tokenize='ascii', detail='none');"
 	"CREATE VIRTUAL TABLE fts_name USING fts5(name, content='docs', content_rowid='id',"
@@ -912,7 +913,16 @@ typedef struct qgroup {
 	int64_t df; /* documents with any of the terms (summed, at most n_docs) */
 } qgroup;
 
+/* The price filter as buckets: [lo, hi] (none when lo > hi), and whether
+ * the edge buckets need each price checked (they hold prices outside the
+ * filter too). */
+typedef struct pband {
+	int lo, hi;
+	int check_lo, check_hi;
+} pband;
+
 typedef struct query {
+	pband band; /* the price filter's buckets, settled (settle_band) */
 	qgroup g[GROUPS_MAX];
 	int ng;
 	terms_list owned; /* expansions and corrections */
@@ -1247,13 +1257,6 @@ static int counts_add(counts *c, int64_t cat, int64_t n)
 static int64_t price_lo(const search_params *p) { return p->has_min ? p->min_price : INT64_MIN; }
 static int64_t price_hi(const search_params *p) { return p->has_max ? p->max_price : INT64_MAX; }
 
-/* The price filter as buckets: [lo, hi], and whether the edge buckets
- * need each price checked (they hold prices outside the filter too). */
-typedef struct pband {
-	int lo, hi;
-	int check_lo, check_hi;
-} pband;
-
 static pband price_band(const search_params *p)
 {
 	pthread_once(&pb_once, pb_init);
@@ -1265,6 +1268,63 @@ static pband price_band(const search_params *p)
 	b.check_lo = !bucket_inside(b.lo, price_lo(p), price_hi(p));
 	b.check_hi = !bucket_inside(b.hi, price_lo(p), price_hi(p));
 	return b;
+}
+
+/* 1 in *any when some document has a price in [a, b]. */
+static int any_price(search_index *ix, int64_t a, int64_t b, int *any)
+{
+	*any = 0;
+	if (a > b)
+		return 0;
+	int64_t one = 0;
+	int rc = one_int(ix, "SELECT 1 FROM docs WHERE price_cents >= ? AND price_cents <= ? LIMIT 1",
+			 ARGV(I(a), I(b)), &one);
+	*any = rc == 1;
+	return rc < 0 ? rc : 0;
+}
+
+/* The filter's buckets, with the edge buckets settled by the prices the
+ * index holds (docs_price): an edge bucket none of whose prices passes is
+ * left out, one all of whose prices pass needs no checks; only a bucket
+ * holding prices on both sides of a bound is checked match by match. (A
+ * catalog's prices cluster, often just below round numbers, while filters
+ * are round: 5,999 and 6,000 share a bucket, but few buckets hold both a
+ * price that passes and one that does not.) */
+static int settle_band(search_index *ix, const search_params *p, pband *b)
+{
+	*b = price_band(p);
+	int64_t min = price_lo(p), max = price_hi(p);
+	for (int edge = 0; edge < 2 && b->lo <= b->hi; edge++) {
+		int k = edge == 0 ? b->lo : b->hi;
+		if (!(edge == 0 ? b->check_lo : b->check_hi))
+			continue;
+		int64_t first = pb_bound[k], last = k + 1 < pb_n ? pb_bound[k + 1] - 1 : INT64_MAX;
+		int in = 0, below = 0, above = 0;
+		int rc = any_price(ix, first > min ? first : min, last < max ? last : max, &in);
+		if (rc == 0 && min > first)
+			rc = any_price(ix, first, min - 1, &below);
+		if (rc == 0 && max < last)
+			rc = any_price(ix, max + 1, last, &above);
+		if (rc)
+			return rc;
+		int check = below || above;
+		if (b->lo == b->hi) { /* one bucket: both bounds in it */
+			if (!in)
+				b->lo = b->hi + 1;
+			b->check_lo = b->check_hi = in && check;
+			break;
+		}
+		if (edge == 0) {
+			b->check_lo = in && check;
+			if (!in)
+				b->lo++; /* the next is inside, or the high edge (check_hi) */
+		} else {
+			b->check_hi = in && check;
+			if (!in)
+				b->hi--;
+		}
+	}
+	return 0;
 }
 
 /* Whether a match in bucket pb can pass the filter without looking at its
@@ -1297,9 +1357,9 @@ typedef struct tally {
 	int64_t run_cat, run;
 } tally;
 
-static void tally_init(tally *t, const search_params *p)
+static void tally_init(tally *t, const query *q)
 {
-	t->band = price_band(p);
+	t->band = q->band;
 	t->run_cat = -1;
 	t->run = 0;
 }
@@ -1489,7 +1549,7 @@ static int cached_counts(search_index *ix, const search_params *p, const query *
 				d = i;
 		size_t pos[GROUPS_MAX] = { 0 };
 		tally t;
-		tally_init(&t, p);
+		tally_init(&t, q);
 		const postings_list *drv = ls[d];
 		for (size_t k = 0; rc == 0 && k < drv->n; k++) {
 			int64_t id = drv->ids[k];
@@ -1530,7 +1590,7 @@ static int scan_counts(search_index *ix, const search_params *p, const query *q,
 	if (!st)
 		return err;
 	tally t;
-	tally_init(&t, p);
+	tally_init(&t, q);
 	while ((rc = store_step(st)) == STORE_ROW)
 		if ((rc = tally_add(ix, p, &t, c, store_col_int(st, 0))) < 0)
 			break;
@@ -1586,7 +1646,7 @@ static int count_range_list(search_index *ix, const search_params *p, const post
 static int banded_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
 			 counts *all, counts *c, search_result *res)
 {
-	pband b = price_band(p);
+	pband b = q->band;
 	int rc = 0;
 	postings_list *l = word_list(ix, q->g[0].terms[0], q->g[0].df, &res->warm, &rc);
 	res->from_lists = l != NULL;
@@ -1810,10 +1870,12 @@ static int range_cands(search_index *ix, const search_params *p, const query *q,
 }
 
 /* The ids of category k within the price filter. */
-static int64_t band_lo(const search_params *p, int64_t k) { return ID_OF(k, price_band(p).lo, 0); }
-static int64_t band_hi(const search_params *p, int64_t k)
+static int64_t band_lo(const query *q, int64_t k) { return ID_OF(k, q->band.lo, 0); }
+static int64_t band_hi(const query *q, int64_t k)
 {
-	return ID_OF(k, price_band(p).hi, SEQ_MAX);
+	if (q->band.lo > q->band.hi) /* no bucket: an empty range */
+		return ID_OF(k, 0, 0) - 1;
+	return ID_OF(k, q->band.hi, SEQ_MAX);
 }
 
 typedef struct catn {
@@ -1863,7 +1925,7 @@ static int window_candidates(search_index *ix, const search_params *p, query *q,
 		if (share > cats[i].n)
 			share = cats[i].n;
 		int before = out->n;
-		int64_t lo = band_lo(p, cats[i].cat), hi = band_hi(p, cats[i].cat);
+		int64_t lo = band_lo(q, cats[i].cat), hi = band_hi(q, cats[i].cat);
 		rc = range_cands(ix, p, q, 1, cat, lo, hi, (int)share, out);
 		/* Too few name matches: fill up with the first matches (some of
 		 * them the name matches again, which count once). */
@@ -2015,6 +2077,9 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 		goto answer;
 	int w = ix->o.rank_window;
 	int priced = p->has_min || p->has_max;
+	q.band = price_band(p);
+	if (priced && (rc = settle_band(ix, p, &q.band)) != 0)
+		goto answer;
 	if (q.ng == 1 && q.g[0].n == 1) {
 		rc = stored_counts(ix, q.g[0].terms[0], cat, priced ? &word : &c);
 		if (rc == 0 && priced)
@@ -2033,7 +2098,7 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 		 * filter's buckets of each category that has some. */
 		for (int64_t k = 0; rc == 0 && k < c.ncat; k++)
 			if (c.by_cat[k] > 0 && (cat < 0 || k == cat))
-				rc = range_cands(ix, p, &q, 0, cat, band_lo(p, k), band_hi(p, k), w,
+				rc = range_cands(ix, p, &q, 0, cat, band_lo(&q, k), band_hi(&q, k), w,
 						 &cs);
 	} else {
 		res->windowed = 1;
