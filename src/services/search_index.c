@@ -931,6 +931,10 @@ typedef struct query {
 	int exact_able; /* every group one word: an exact name match can be told */
 	int64_t key;    /* terms_key of the words */
 	char *expr, *expr_name;
+	postings *pc;
+	postings_list *lists[GROUPS_MAX]; /* cached posting lists (group_lists), held */
+	int warm;       /* lists were noted for search_index_warm */
+	int from_lists; /* counted from the lists */
 } query;
 
 static int64_t term_df(search_index *ix, const char *term, int *err)
@@ -1052,6 +1056,9 @@ static int correct_word(search_index *ix, query *q, qgroup *g, const char *word)
 
 static void query_free(query *q)
 {
+	for (int i = 0; i < GROUPS_MAX; i++)
+		if (q->lists[i])
+			postings_release(q->pc, q->lists[i]);
 	terms_list_free(&q->owned);
 	free(q->expr);
 	free(q->expr_name);
@@ -1144,6 +1151,7 @@ static void set_averages(query *q)
 static int interpret(search_index *ix, const search_params *p, query *q)
 {
 	memset(q, 0, sizeof(*q));
+	q->pc = ix->pc;
 	terms_list_init(&q->owned);
 	int rc = load_stats(ix, q);
 	const terms_list *t = p->tokens;
@@ -1412,8 +1420,8 @@ static int term_rev(search_index *ix, const char *term, int64_t *rev)
 	return rc < 0 ? rc : 0;
 }
 
-/* Reads the posting list of term at rev from fts (the caller's snapshot)
- * into the cache. */
+/* Reads the posting list of term at rev (the caller's snapshot) into the
+ * cache. */
 static int load_list(search_index *ix, const char *term, int64_t rev)
 {
 	size_t len = strlen(term) + 3, cap = 4096, n = 0;
@@ -1468,26 +1476,35 @@ static int want(search_index *ix, const char *term)
 	return added;
 }
 
-/* The ids of the documents with term, ascending, as this snapshot sees
- * them, when the cache holds them at the term's revision; else NULL, and
- * the term is noted for search_index_warm (which reads lists outside of
- * searches: a search never waits for one), *wanted set when it was new.
- * NULL too when the term is in fewer than posting_cache_min_df documents
- * (FTS5 is quick enough) or there is no cache. *err on errors. Held:
- * postings_release(). */
-static postings_list *word_list(search_index *ix, const char *term, int64_t df, int *wanted,
-				int *err)
+/* The posting lists of every group of q, each held, when q is of one-word
+ * groups each in at least posting_cache_min_df documents and the cache
+ * holds every list at its word's revision in this snapshot: 1, and
+ * q->lists filled (released by query_free). Else 0, and the lists missing
+ * are noted for search_index_warm (which reads them outside of searches:
+ * a search never waits for one; q->warm is set when one was new); the
+ * caller reads the matches from FTS5 instead. */
+static int group_lists(search_index *ix, query *q, int *err)
 {
 	*err = 0;
-	if (df < ix->o.posting_cache_min_df || ix->o.posting_cache_ids == 0 || strchr(term, '"'))
-		return NULL;
-	int64_t rev = 0;
-	if ((*err = term_rev(ix, term, &rev)) != 0)
-		return NULL;
-	postings_list *l = postings_get(ix->pc, term, rev);
-	if (!l && want(ix, term))
-		*wanted = 1;
-	return l;
+	if (ix->o.posting_cache_ids == 0)
+		return 0;
+	for (int i = 0; i < q->ng; i++)
+		if (q->g[i].n != 1 || q->g[i].df < ix->o.posting_cache_min_df ||
+		    strchr(q->g[i].terms[0], '"'))
+			return 0;
+	int got = 0;
+	/* every word asked for, so that one warm reads all that are missing */
+	for (int i = 0; i < q->ng; i++) {
+		int64_t rev = 0;
+		if ((*err = term_rev(ix, q->g[i].terms[0], &rev)) != 0)
+			return 0;
+		q->lists[i] = postings_get(ix->pc, q->g[i].terms[0], rev);
+		if (q->lists[i])
+			got++;
+		else if (want(ix, q->g[i].terms[0]))
+			q->warm = 1;
+	}
+	return got == q->ng;
 }
 
 int search_index_warm(search_index *ix, int max, int *loaded)
@@ -1525,64 +1542,73 @@ static size_t list_range(const postings_list *l, int64_t lo, int64_t hi, size_t 
 	return b - a;
 }
 
-/* Counts of a query of one-word groups, each in at least posting_cache_min_df
- * documents, by intersecting their cached posting lists (the shortest
- * walked, the others sought into). *done is 0 when the query is not of
- * that kind (the caller reads the matches from fts instead). */
-static int cached_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
-			 counts *c, search_result *res, int *done)
+/* The ids in every one of the n lists ls within [lo, hi], ascending, up
+ * to max of them into out (leapfrogging: each list sought to the largest
+ * id seen so far). Returns how many. */
+static size_t intersect(postings_list *const *ls, int n, int64_t lo, int64_t hi, int64_t *out,
+			size_t max)
+{
+	size_t pos[GROUPS_MAX] = { 0 }, got = 0;
+	int64_t target = lo;
+	int i = 0, agree = 0;
+	while (got < max) {
+		pos[i] = postings_seek(ls[i], pos[i], target);
+		if (pos[i] == ls[i]->n)
+			break;
+		int64_t v = ls[i]->ids[pos[i]];
+		if (v > hi)
+			break;
+		if (v != target) {
+			target = v;
+			agree = 0;
+		}
+		if (++agree == n) {
+			out[got++] = v;
+			if (v == INT64_MAX)
+				break;
+			target = v + 1;
+			agree = 0;
+		}
+		i = (i + 1) % n;
+	}
+	return got;
+}
+
+/* The counts of q from its cached posting lists when group_lists has them
+ * (*done 1); else *done 0 and the caller reads the matches from fts. */
+static int cached_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
+			 counts *c, int *done)
 {
 	*done = 0;
-	for (int i = 0; i < q->ng; i++)
-		if (q->g[i].n != 1 || q->g[i].df < ix->o.posting_cache_min_df)
-			return 0;
-	postings_list *ls[GROUPS_MAX] = { 0 };
-	int rc = 0, got = 0;
-	/* every word asked for, so that one warm reads all that are missing */
-	for (int i = 0; rc == 0 && i < q->ng; i++)
-		if ((ls[i] = word_list(ix, q->g[i].terms[0], q->g[i].df, &res->warm, &rc)))
-			got++;
-	if (rc == 0 && got == q->ng) {
-		int d = 0;
-		for (int i = 1; i < q->ng; i++)
-			if (ls[i]->n < ls[d]->n)
-				d = i;
-		size_t pos[GROUPS_MAX] = { 0 };
-		tally t;
-		tally_init(&t, q);
-		const postings_list *drv = ls[d];
-		for (size_t k = 0; rc == 0 && k < drv->n; k++) {
-			int64_t id = drv->ids[k];
-			int all = 1;
-			for (int j = 0; all && j < q->ng; j++) {
-				if (j == d)
-					continue;
-				pos[j] = postings_seek(ls[j], pos[j], id);
-				if (pos[j] == ls[j]->n)
-					k = drv->n; /* nothing more in common */
-				all = pos[j] < ls[j]->n && ls[j]->ids[pos[j]] == id;
-			}
-			if (all)
-				rc = tally_add(ix, p, &t, c, id);
-		}
-		if (rc == 0)
-			rc = tally_end(&t, c, cat);
-		*done = rc == 0;
-		res->from_lists = 1;
+	int rc = 0;
+	if (!group_lists(ix, q, &rc))
+		return rc;
+	tally t;
+	tally_init(&t, q);
+	int64_t chunk[1024], lo = 0;
+	for (;;) {
+		size_t n = intersect(q->lists, q->ng, lo, INT64_MAX, chunk, 1024);
+		for (size_t k = 0; rc == 0 && k < n; k++)
+			rc = tally_add(ix, p, &t, c, chunk[k]);
+		if (rc || n < 1024 || chunk[n - 1] == INT64_MAX)
+			break;
+		lo = chunk[n - 1] + 1;
 	}
-	for (int i = 0; i < q->ng; i++)
-		postings_release(ix->pc, ls[i]);
+	if (rc == 0)
+		rc = tally_end(&t, c, cat);
+	*done = rc == 0;
+	q->from_lists = 1;
 	return rc;
 }
 
 /* Counts every match by category, reading every match: price filters
  * applied, not the category filter (facets show the other categories
  * too). */
-static int scan_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
-		       counts *c, search_result *res)
+static int scan_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
+		       counts *c)
 {
 	int done = 0;
-	int rc = cached_counts(ix, p, q, cat, c, res, &done);
+	int rc = cached_counts(ix, p, q, cat, c, &done);
 	if (rc || done)
 		return rc;
 	int err = 0;
@@ -1643,13 +1669,13 @@ static int count_range_list(search_index *ix, const search_params *p, const post
  * term_cats), the matches in the filter's buckets: whole buckets counted
  * from the index (or the word's cached posting list) alone, the two edge
  * buckets match by match. */
-static int banded_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
-			 counts *all, counts *c, search_result *res)
+static int banded_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
+			 counts *all, counts *c)
 {
 	pband b = q->band;
 	int rc = 0;
-	postings_list *l = word_list(ix, q->g[0].terms[0], q->g[0].df, &res->warm, &rc);
-	res->from_lists = l != NULL;
+	const postings_list *l = group_lists(ix, q, &rc) ? q->lists[0] : NULL;
+	q->from_lists = l != NULL;
 	for (int64_t k = 0; rc == 0 && k < all->ncat; k++) {
 		if (all->by_cat[k] <= 0)
 			continue;
@@ -1683,7 +1709,6 @@ static int banded_counts(search_index *ix, const search_params *p, const query *
 		if (rc == 0 && n > 0)
 			rc = counts_add(c, k, n);
 	}
-	postings_release(ix->pc, l);
 	if (rc == 0)
 		add_total(c, cat);
 	return rc;
@@ -1853,17 +1878,19 @@ static int collect(search_index *ix, const search_params *p, const query *q, int
 }
 
 /* Up to limit matches of q in fts (names: fts_name) with ids in [lo, hi],
- * in id order, scored into out (collect drops those the filters refuse). */
+ * in id order, scored into out (collect drops those the filters refuse).
+ * (Taking the ids from cached posting lists and the rows by id was tried:
+ * no cheaper than FTS5's join, whose cost is the rows.) */
 static int range_cands(search_index *ix, const search_params *p, const query *q, int names,
 		       int64_t cat, int64_t lo, int64_t hi, int limit, cands *out)
 {
+	int err = 0;
 	static const char *const SQL[2] = {
 		"SELECT " CAND_COLS " FROM fts CROSS JOIN docs d ON d.id = fts.rowid"
 		" WHERE fts MATCH ? AND fts.rowid >= ? AND fts.rowid <= ? LIMIT ?",
 		"SELECT " CAND_COLS " FROM fts_name CROSS JOIN docs d ON d.id = fts_name.rowid"
 		" WHERE fts_name MATCH ? AND fts_name.rowid >= ? AND fts_name.rowid <= ? LIMIT ?",
 	};
-	int err = 0;
 	store_stmt *st = prep(ix, SQL[names],
 			      ARGV(T(names ? q->expr_name : q->expr), I(lo), I(hi), I(limit)), &err);
 	return st ? collect(ix, p, q, cat, st, out) : err;
@@ -1994,13 +2021,14 @@ static json_t *product_json(search_index *ix, const cand *c, int *rc)
 static int read_begin(search_index *ix)
 {
 	tune(ix);
-	return store_exec(ix->s, "BEGIN") == 0;
+	/* prepared once per connection (store_exec would parse it each time) */
+	return run(ix, "BEGIN", NULL, 0, NULL) == 0;
 }
 
 static void read_end(search_index *ix, int opened)
 {
 	if (opened)
-		store_exec(ix->s, "COMMIT");
+		run(ix, "COMMIT", NULL, 0, NULL);
 }
 
 /* ---- search ------------------------------------------------------------- */
@@ -2083,9 +2111,9 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 	if (q.ng == 1 && q.g[0].n == 1) {
 		rc = stored_counts(ix, q.g[0].terms[0], cat, priced ? &word : &c);
 		if (rc == 0 && priced)
-			rc = banded_counts(ix, p, &q, cat, &word, &c, res);
+			rc = banded_counts(ix, p, &q, cat, &word, &c);
 	} else {
-		rc = scan_counts(ix, p, &q, cat, &c, res);
+		rc = scan_counts(ix, p, &q, cat, &c);
 	}
 	if (rc || c.total == 0)
 		goto answer;
@@ -2145,6 +2173,8 @@ answer:
 	}
 	if (rc)
 		search_result_clear(res);
+	res->warm = q.warm;
+	res->from_lists = q.from_lists;
 	cands_free(&cs);
 	free(c.by_cat);
 	free(word.by_cat);
