@@ -908,6 +908,7 @@ enum group_kind { GROUP_WORD, GROUP_PREFIX, GROUP_FIXED, GROUP_MISSING };
 typedef struct qgroup {
 	enum group_kind kind;
 	const char *terms[GROUP_TERMS];
+	size_t len[GROUP_TERMS];   /* strlen of terms[k] */
 	size_t owned[GROUP_TERMS]; /* PREFIX, FIXED: where terms[k] is in query.owned */
 	int n;
 	int64_t df; /* documents with any of the terms (summed, at most n_docs) */
@@ -1189,6 +1190,8 @@ static int interpret(search_index *ix, const search_params *p, query *q)
 		if (g->kind == GROUP_PREFIX || g->kind == GROUP_FIXED)
 			for (int k = 0; k < g->n; k++)
 				g->terms[k] = terms_at(&q->owned, g->owned[k]);
+		for (int k = 0; k < g->n; k++)
+			g->len[k] = strlen(g->terms[k]);
 	}
 	for (int i = 0; i < q->ng; i++) {
 		if (q->g[i].n != 1)
@@ -1749,14 +1752,12 @@ typedef struct cands {
 	int n, cap;
 	int64_t *seen; /* open addressing set of ids (0 = empty; ids are > 0) */
 	int seen_cap;
-	terms_list words;
 } cands;
 
 static void cands_free(cands *c)
 {
 	free(c->v);
 	free(c->seen);
-	terms_list_free(&c->words);
 }
 
 /* 1 when id was not seen before (and now is), 0 when it was, <0 error. */
@@ -1791,36 +1792,67 @@ static int cands_mark(cands *c, int64_t id)
 	return 1;
 }
 
-static int in_group(const qgroup *g, const char *w)
+static unsigned char is_tok[256]; /* terms_is_token_byte, as a table */
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_init(void)
 {
-	for (int k = 0; k < g->n; k++)
-		if (strcmp(g->terms[k], w) == 0)
-			return 1;
-	return 0;
+	for (int c = 0; c < 256; c++)
+		is_tok[c] = (unsigned char)terms_is_token_byte((unsigned char)c);
+}
+
+/* Tokenizes text as terms_split does (runs of token bytes, ASCII letters
+ * lowercased) without copying it, adding each token that is one of group
+ * i's words to tf[i]. Returns the number of tokens. */
+static size_t count_tf(const query *q, const char *text, int *tf)
+{
+	pthread_once(&tok_once, tok_init);
+	const unsigned char *s = (const unsigned char *)text;
+	size_t ntok = 0;
+	for (;;) {
+		while (*s && !is_tok[*s])
+			s++;
+		if (!*s)
+			break;
+		const unsigned char *t = s;
+		while (is_tok[*s])
+			s++;
+		size_t len = (size_t)(s - t);
+		ntok++;
+		for (int i = 0; i < q->ng; i++) {
+			const qgroup *g = &q->g[i];
+			for (int k = 0; k < g->n; k++) {
+				if (g->len[k] != len)
+					continue;
+				const unsigned char *w = (const unsigned char *)g->terms[k];
+				size_t m = 0;
+				while (m < len && w[m] == (t[m] >= 'A' && t[m] <= 'Z' ? t[m] - 'A' + 'a' : t[m]))
+					m++;
+				if (m == len) {
+					tf[i]++;
+					break;
+				}
+			}
+		}
+	}
+	return ntok;
 }
 
 /* BM25F: per group, the field frequencies normalised by field length and
  * weighted, then saturated once with k1 and scaled by the group's idf. */
-static double bm25f(const search_index *ix, const query *q, const terms_list *words,
-		    size_t nname)
+static double bm25f(const search_index *ix, const query *q, const char *name, const char *desc)
 {
+	int tfn[GROUPS_MAX] = { 0 }, tfd[GROUPS_MAX] = { 0 };
+	size_t nname = count_tf(q, name, tfn), ndesc = count_tf(q, desc, tfd);
 	const search_index_opts *o = &ix->o;
-	double ln = (double)nname, ld = (double)(words->n - nname);
+	double ln = (double)nname, ld = (double)ndesc;
 	double norm_n = 1.0 - o->b + o->b * ln / q->avg_name;
 	double norm_d = 1.0 - o->b + o->b * ld / q->avg_desc;
 	double score = 0.0;
 	double n = (double)(q->n_docs > 0 ? q->n_docs : 1);
 	for (int i = 0; i < q->ng; i++) {
 		const qgroup *g = &q->g[i];
-		int tfn = 0, tfd = 0;
-		for (size_t k = 0; k < words->n; k++)
-			if (in_group(g, terms_at(words, k))) {
-				if (k < nname)
-					tfn++;
-				else
-					tfd++;
-			}
-		double tf = o->name_weight * tfn / norm_n + o->desc_weight * tfd / norm_d;
+		double tf = o->name_weight * tfn[i] / norm_n + o->desc_weight * tfd[i] / norm_d;
 		double df = (double)(g->df > 0 ? g->df : 1);
 		double idf = log(1.0 + (n - df + 0.5) / (df + 0.5));
 		score += idf * tf * (o->k1 + 1.0) / (tf + o->k1);
@@ -1857,20 +1889,10 @@ static int collect(search_index *ix, const search_params *p, const query *q, int
 			out->cap = capn;
 		}
 		const char *name = store_col_text(st, 2), *desc = store_col_text(st, 3);
-		terms_list_reset(&out->words);
-		if (terms_split(&out->words, name, strlen(name))) {
-			rc = ERR_NOMEM;
-			break;
-		}
-		size_t nname = out->words.n;
-		if (terms_split(&out->words, desc, strlen(desc))) {
-			rc = ERR_NOMEM;
-			break;
-		}
 		cand *c = &out->v[out->n++];
 		c->id = id;
 		c->exact = q->exact_able && store_col_int(st, 5) == q->key;
-		c->score_q = llround(bm25f(ix, q, &out->words, nname) * 1e6);
+		c->score_q = llround(bm25f(ix, q, name ? name : "", desc ? desc : "") * 1e6);
 		snprintf(c->sku, sizeof(c->sku), "%s", store_col_text(st, 1));
 	}
 	store_reset(st);
@@ -2093,7 +2115,6 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 	memset(&word, 0, sizeof(word));
 	cands cs;
 	memset(&cs, 0, sizeof(cs));
-	terms_list_init(&cs.words);
 	int rc = interpret(ix, p, &q);
 	int64_t cat = -1;
 	if (rc == 0 && p->category && (rc = find_category(ix, p->category, &cat)) == 0 && cat < 0)
