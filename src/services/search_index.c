@@ -2021,14 +2021,28 @@ static json_t *product_json(search_index *ix, const cand *c, int *rc)
 	}
 	json_t *v = NULL;
 	int step = store_step(st);
-	if (step == STORE_ROW)
-		v = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:f}", "sku", store_col_text(st, 0), "name",
-			      store_col_text(st, 1), "description", store_col_text(st, 2),
-			      "category", store_col_text(st, 3), "price_cents",
-			      (json_int_t)store_col_int(st, 4), "currency", store_col_text(st, 5),
-			      "score", (double)c->score_q / 1e6);
-	else if (step < 0)
+	if (step == STORE_ROW && (v = json_object()) != NULL) {
+		/* The index's text came from the catalog's JSON: valid UTF-8,
+		 * no need to check it again (json_pack would, key by key). */
+		static const char *const KEYS[] = { "sku", "name", "description", "category" };
+		int bad = 0;
+		for (int k = 0; k < 4; k++) {
+			const char *t = store_col_text(st, k);
+			bad |= !t || json_object_set_new_nocheck(v, KEYS[k], json_string_nocheck(t));
+		}
+		const char *currency = store_col_text(st, 5);
+		bad |= json_object_set_new_nocheck(v, "price_cents",
+						   json_integer((json_int_t)store_col_int(st, 4)));
+		bad |= !currency ||
+		       json_object_set_new_nocheck(v, "currency", json_string_nocheck(currency));
+		bad |= json_object_set_new_nocheck(v, "score", json_real((double)c->score_q / 1e6));
+		if (bad) {
+			json_decref(v);
+			v = NULL;
+		}
+	} else if (step < 0) {
 		*rc = step;
+	}
 	store_reset(st);
 	return v;
 }
