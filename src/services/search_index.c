@@ -518,7 +518,9 @@ static int flush_one(search_index *ix, const delta *e)
  * lists of those words are read again by the next search that needs them. */
 static int bump_revs(search_index *ix, search_batch *b)
 {
-	int rc = run(ix, "UPDATE meta SET v = v + 1 WHERE k = 'rev'", NULL, 0, NULL);
+	int rc = run(ix,
+		     "INSERT INTO meta (k, v) VALUES ('rev', 1) ON CONFLICT (k) DO UPDATE SET v = v + 1",
+		     NULL, 0, NULL);
 	int64_t rev = 0;
 	if (rc == 0 && (rc = one_int(ix, "SELECT v FROM meta WHERE k = 'rev'", NULL, 0, &rev)) == 1)
 		rc = 0;
