@@ -48,7 +48,7 @@ struct search_index {
 	store *s;
 	search_index_opts o;
 	pthread_key_t tuned; /* set on threads whose connection has the read pragmas */
-	pthread_mutex_t mu;  /* guards cats */
+	pthread_mutex_t mu;  /* guards cats, wanted */
 	char **cats;        /* category name by id, filled from the table */
 	int64_t ncats;
 	postings *pc;       /* posting lists of common words */
