@@ -393,15 +393,7 @@ static int batch_grow(search_batch *b)
 }
 
 /* The revision slot of a word (FNV-1a: the same in every build). */
-static int rev_slot(const char *term)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const unsigned char *p = (const unsigned char *)term; *p; p++) {
-		h ^= *p;
-		h *= 1099511628211ULL;
-	}
-	return (int)(h % REV_SLOTS);
-}
+static int rev_slot(const char *term) { return (int)(hash_term(term, 0) % REV_SLOTS); }
 
 static int batch_add(search_batch *b, const char *term, int64_t cat, int64_t d)
 {
