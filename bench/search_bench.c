@@ -2,7 +2,8 @@
  *
  *   bench/search_bench [--products N] [--queries Q] [--seed S] [--dir DIR]
  *                      [--threads T] [--pg URL] [--pg-queries P] [--pg-seconds S]
- *                      [--tsv FILE] [--only CLASS] [--window W]
+ *                      [--tsv FILE] [--only CLASS] [--window W] [--dump FILE]
+ *                      [--no-threads] [--set KEY=VALUE]...
  *
  * 1. Builds a search index of N products (default 1,000,000) in
  *    DIR/search-bench.db: the products `ecom seed --products N --seed S`
@@ -15,13 +16,21 @@
  *    other, through the search engine's request handler (parsing, ranking,
  *    facets, JSON: all but the socket), and reports p50/p99/max per class of
  *    query and overall; then the same queries on T threads (default 2) for
- *    throughput.
+ *    throughput. As in a running instance, the engine's tick runs every
+ *    100 ms on a thread of its own meanwhile (it reads the posting lists
+ *    of common words that searches asked for).
  * 3. With --pg URL (a database holding the same rows in `products` with a
  *    weighted tsvector and a GIN index; see search_bench.sh): the first P
  *    (default 1,000) of the same queries against PostgreSQL's full-text
  *    search, each paired with ours run right before it, and the same
  *    subset on T threads, each side stopped after --pg-seconds (default
  *    60) so the run stays bounded.
+ *
+ * An index of N products already in DIR is reused (only the queries run):
+ * keep DIR between runs to measure query changes without rebuilding.
+ * --dump FILE writes what each query answered (total, facets, items), to
+ * compare two versions' answers; --no-threads skips the 2-thread run;
+ * --set gives the search engine a configuration value.
  *
  * Loopback only, every loop bounded by counts or seconds. */
 #include "core/clock.h"
@@ -71,6 +80,8 @@ static const char *const QNAMES[] = { "rare: a product number",  "noun",
 				      "adjective + noun",	 "adjective",
 				      "category word",		 "noun + category/price filter",
 				      "number + adjective",	 "in every product" };
+/* Queries run before the measured ones (their own seed). */
+#define WARM_QUERIES 1000
 /* Share of each class in the mix, in percent. */
 static const int QSHARE[] = { 25, 25, 20, 10, 5, 5, 5, 5 };
 
@@ -170,6 +181,15 @@ static int64_t cpu_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Product i of the synthetic catalog (seed_product's text, parsed), or
+ * NULL. */
+static json_t *product_at(rng *r, int64_t i)
+{
+	char buf[1024];
+	int n = seed_product(r, i, buf, sizeof(buf));
+	return n < 0 ? NULL : json_loadb(buf, (size_t)n, 0, NULL);
+}
+
 static int build(bench *b)
 {
 	search_index_opts o = { .rank_window = 300, .name_weight = 3, .desc_weight = 1, .k1 = 1.2,
@@ -201,7 +221,11 @@ static int build(bench *b)
 	for (int64_t i = 0; rc == 0 && i < b->products;) {
 		rc = store_begin(b->store);
 		for (int k = 0; rc == 0 && k < 1000 && i < b->products; k++, i++) {
-			json_t *p = seed_product(r, i);
+			json_t *p = product_at(r, i);
+			if (!p) {
+				rc = ERR_NOMEM;
+				break;
+			}
 			search_doc d = {
 				.sku = json_string_value(json_object_get(p, "sku")),
 				.name = json_string_value(json_object_get(p, "name")),
@@ -254,7 +278,12 @@ static int build(bench *b)
 
 /* ---- queries --------------------------------------------------------------- */
 
-static int run_one(bench *b, const bquery *q, int64_t *total)
+/* One query through the handler. *us and *cpu (may be NULL) get the
+ * handler's wall and CPU time alone (not the reading of the answer, which
+ * is the client's work); *total its total; with dump, one line of what it
+ * answered (total, ranking, query, facets, skus and scores of the items). */
+static int run_one(bench *b, const bquery *q, int64_t *total, int64_t *us, int64_t *cpu,
+		   FILE *dump)
 {
 	char path[400];
 	snprintf(path, sizeof(path), "/v1/search?%s", q->params);
@@ -262,12 +291,35 @@ static int run_one(bench *b, const bquery *q, int64_t *total)
 	msg_resp resp;
 	msg_req_init(&req, "GET", path);
 	msg_resp_init(&resp);
+	int64_t s = clock_mono_us(), c0 = cpu ? cpu_us() : 0;
 	search_engine.handle(b->eng, &req, &resp);
+	if (us)
+		*us = clock_mono_us() - s;
+	if (cpu)
+		*cpu = cpu_us() - c0;
 	int status = resp.status;
-	if (total && status == 200) {
+	if ((total || dump) && status == 200) {
 		json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
-		*total = json_integer_value(json_object_get(v, "total"));
+		if (total)
+			*total = json_integer_value(json_object_get(v, "total"));
+		if (dump) {
+			fprintf(dump, "%s | %" PRId64 " %s [%s] ", q->params,
+				(int64_t)json_integer_value(json_object_get(v, "total")),
+				json_string_value(json_object_get(v, "ranking")),
+				json_string_value(json_object_get(v, "query")));
+			char *f = json_dumps(json_object_get(v, "facets"), JSON_SORT_KEYS | JSON_COMPACT);
+			fprintf(dump, "%s", f ? f : "-");
+			free(f);
+			size_t i;
+			json_t *it;
+			json_array_foreach(json_object_get(v, "items"), i, it)
+				fprintf(dump, " %s:%.6f", json_string_value(json_object_get(it, "sku")),
+					json_real_value(json_object_get(it, "score")));
+			fputc('\n', dump);
+		}
 		json_decref(v);
+	} else if (dump) {
+		fprintf(dump, "%s | status %d\n", q->params, status);
 	}
 	msg_req_clear(&req);
 	msg_resp_clear(&resp);
@@ -301,7 +353,7 @@ static void *work(void *arg)
 		if (w->deadline > 0 && now_s() > w->deadline)
 			break;
 		int ok = w->pg ? run_pg(w->pgs, &w->b->qs[i], NULL) == 0
-			       : run_one(w->b, &w->b->qs[i], NULL) == 200;
+			       : run_one(w->b, &w->b->qs[i], NULL, NULL, NULL, NULL) == 200;
 		w->errors += !ok;
 		w->done++;
 	}
@@ -329,6 +381,37 @@ static double throughput(bench *b, int n, int t, int pg, store *pgs, double seco
 	if (errors)
 		printf("  (%d queries failed)\n", errors);
 	return (double)*done / dt;
+}
+
+/* The host's tick thread: the engine's tick every 100 ms (engine.tick_ms),
+ * which reads the posting lists searches asked for. */
+typedef struct ticker {
+	bench *b;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+} ticker;
+
+static void *tick_loop(void *arg)
+{
+	ticker *t = arg;
+	pthread_mutex_lock(&t->mu);
+	while (!t->stop) {
+		pthread_mutex_unlock(&t->mu);
+		search_engine.tick(t->b->eng, clock_now(t->b->clock));
+		pthread_mutex_lock(&t->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (!t->stop)
+			pthread_cond_timedwait(&t->cv, &t->mu, &until);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
 }
 
 /* ---- PostgreSQL -------------------------------------------------------------- */
@@ -393,7 +476,9 @@ static int write_tsv(bench *b, const char *path)
 		return 1;
 	rng *r = rng_new(b->seed);
 	for (int64_t i = 0; i < b->products; i++) {
-		json_t *p = seed_product(r, i);
+		json_t *p = product_at(r, i);
+		if (!p)
+			break;
 		/* seed_product's strings hold no tab, newline or backslash */
 		fprintf(f, "%s\t%s\t%s\t%s\t%" PRId64 "\t%s\n",
 			json_string_value(json_object_get(p, "sku")),
@@ -418,12 +503,17 @@ int main(int argc, char **argv)
 		{ "pg-seconds", required_argument, NULL, 'S' },
 		{ "tsv", required_argument, NULL, 'T' },      { "only", required_argument, NULL, 'o' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "dump", required_argument, NULL, 'D' },
+		{ "no-threads", no_argument, NULL, 'N' },
+		{ "set", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bench b = { .dir = "/tmp/search-bench", .products = 1000000, .seed = 1 };
 	int nq = 10000, threads = 2, pg_queries = 1000, only = -1;
 	double pg_seconds = 60;
-	const char *pg_url = NULL, *tsv = NULL, *window = NULL;
+	const char *pg_url = NULL, *tsv = NULL, *window = NULL, *dump_path = NULL;
+	int no_threads = 0, nsets = 0;
+	const char *sets[16];
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -438,6 +528,12 @@ int main(int argc, char **argv)
 		case 'T': tsv = optarg; break;
 		case 'o': only = atoi(optarg); break;
 		case 'w': window = optarg; break;
+		case 'D': dump_path = optarg; break;
+		case 'N': no_threads = 1; break;
+		case 'C':
+			if (nsets < 16)
+				sets[nsets++] = optarg;
+			break;
 		default: fprintf(stderr, "search_bench: bad option\n"); return 2;
 		}
 	}
@@ -468,6 +564,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "search_bench: bad --window\n");
 		return 2;
 	}
+	for (int i = 0; i < nsets; i++) {
+		char key[128];
+		const char *eq = strchr(sets[i], '=');
+		if (!eq || (size_t)(eq - sets[i]) >= sizeof(key)) {
+			fprintf(stderr, "search_bench: --set KEY=VALUE\n");
+			return 2;
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - sets[i]), sets[i]);
+		if (config_set(b.config, key, eq + 1) != 0) {
+			fprintf(stderr, "search_bench: bad --set %s\n", sets[i]);
+			return 2;
+		}
+	}
 	b.ctx = (engine_ctx){ .service = "search", .instance_id = "search-bench", .clock = b.clock,
 			      .rng = b.rng, .store = b.store, .log = b.log, .metrics = b.metrics,
 			      .config = b.config, .admin_token = "bench" };
@@ -487,24 +596,39 @@ int main(int argc, char **argv)
 		nq = b.nq = k;
 	}
 
-	/* warm the page cache the way a running instance would be */
-	for (int i = 0; i < nq && i < 200; i++)
-		run_one(&b, &b.qs[i], NULL);
+	ticker tk = { .b = &b, .stop = 0 };
+	pthread_mutex_init(&tk.mu, NULL);
+	pthread_cond_init(&tk.cv, NULL);
+	pthread_t tick_tid;
+	pthread_create(&tick_tid, NULL, tick_loop, &tk);
+	/* Warm up as a running instance would be: 1,000 other queries of the
+	 * same mix (another seed: none of the measured ones), then a second
+	 * for the ticks to read the posting lists those asked for. */
+	bquery *warm = calloc(WARM_QUERIES, sizeof(*warm));
+	make_queries(warm, WARM_QUERIES, b.products, b.seed + 2000);
+	for (int i = 0; i < WARM_QUERIES; i++)
+		run_one(&b, &warm[i], NULL, NULL, NULL, NULL);
+	free(warm);
+	struct timespec pause = { 1, 0 };
+	nanosleep(&pause, NULL);
 	hist *all = hist_new(), *cpu = hist_new(), *cls[Q_NCLASS], *cls_cpu[Q_NCLASS];
 	int64_t matched[Q_NCLASS] = { 0 }, counted[Q_NCLASS] = { 0 };
 	for (int k = 0; k < Q_NCLASS; k++) {
 		cls[k] = hist_new();
 		cls_cpu[k] = hist_new();
 	}
+	FILE *dump = dump_path ? fopen(dump_path, "w") : NULL;
+	if (dump_path && !dump) {
+		fprintf(stderr, "search_bench: cannot write %s\n", dump_path);
+		return 1;
+	}
 	int failed = 0;
 	double t0 = now_s();
 	for (int i = 0; i < nq; i++) {
-		int64_t total = 0;
-		int64_t s = clock_mono_us(), c0 = cpu_us();
-		int status = run_one(&b, &b.qs[i], &total);
-		int64_t us = clock_mono_us() - s;
-		hist_record(cpu, cpu_us() - c0);
-		hist_record(cls_cpu[b.qs[i].cls], cpu_us() - c0);
+		int64_t total = 0, us = 0, cus = 0;
+		int status = run_one(&b, &b.qs[i], &total, &us, &cus, dump);
+		hist_record(cpu, cus);
+		hist_record(cls_cpu[b.qs[i].cls], cus);
 		failed += status != 200;
 		hist_record(all, us);
 		hist_record(cls[b.qs[i].cls], us);
@@ -512,6 +636,8 @@ int main(int argc, char **argv)
 		counted[b.qs[i].cls]++;
 	}
 	double dt = now_s() - t0;
+	if (dump)
+		fclose(dump);
 	printf("ecom search, %d queries one at a time (%.0f/s)%s:\n", nq, (double)nq / dt,
 	       failed ? " SOME FAILED" : "");
 	for (int k = 0; k < Q_NCLASS; k++) {
@@ -526,8 +652,10 @@ int main(int argc, char **argv)
 		report(QNAMES[k], cls_cpu[k]);
 	report("all", cpu);
 	int done = 0;
-	double qps = throughput(&b, nq, threads, 0, NULL, 0, &done);
-	printf("ecom search, %d threads: %.0f queries/s (%d queries)\n", threads, qps, done);
+	if (!no_threads) {
+		double qps = throughput(&b, nq, threads, 0, NULL, 0, &done);
+		printf("ecom search, %d threads: %.0f queries/s (%d queries)\n", threads, qps, done);
+	}
 
 	int rc = failed ? 1 : 0;
 	if (pg_url) {
@@ -542,10 +670,10 @@ int main(int argc, char **argv)
 		double pt0 = now_s();
 		for (int i = 0; i < n && now_s() - pt0 < pg_seconds; i++) {
 			int64_t a = 0, bt = 0;
+			int64_t us = 0;
+			run_one(&b, &b.qs[i], &a, &us, NULL, NULL);
+			hist_record(ours, us);
 			int64_t s = clock_mono_us();
-			run_one(&b, &b.qs[i], &a);
-			hist_record(ours, clock_mono_us() - s);
-			s = clock_mono_us();
 			pg_failed += run_pg(pgs, &b.qs[i], &bt) != 0;
 			hist_record(theirs, clock_mono_us() - s);
 			mismatched += a != bt;
@@ -566,6 +694,11 @@ int main(int argc, char **argv)
 		store_free(pgs);
 		rc |= pg_failed ? 1 : 0;
 	}
+	pthread_mutex_lock(&tk.mu);
+	tk.stop = 1;
+	pthread_cond_signal(&tk.cv);
+	pthread_mutex_unlock(&tk.mu);
+	pthread_join(tick_tid, NULL);
 	for (int k = 0; k < Q_NCLASS; k++) {
 		hist_free(cls[k]);
 		hist_free(cls_cpu[k]);

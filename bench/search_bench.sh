@@ -31,7 +31,8 @@
 #
 # About 10 minutes for a million products on 2 cores. Needs PostgreSQL.
 # Loopback only. The index stays in a temporary directory removed at the
-# end (ECOM_BENCH_KEEP=1 keeps it).
+# end (ECOM_BENCH_KEEP=1 keeps it), or with ECOM_BENCH_INDEX=DIR in DIR,
+# built there when missing and reused (queries only) by later runs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(realpath "${1:-build}")
@@ -81,7 +82,9 @@ psql -d bench -t -A -c "SELECT 'PostgreSQL: ' || count(*) || ' rows loaded and i
 psql -d bench -c "SELECT count(*) FROM products WHERE tsv @@ plainto_tsquery('simple', 'compact')" >/dev/null
 
 echo "== ecom search: build, then the queries (and PostgreSQL's, paired)"
-"$BUILD/bench/search_bench" --products "$N" --dir "$work/index" --queries 10000 --threads 2 \
+index=${ECOM_BENCH_INDEX:-$work/index}
+mkdir -p "$index"
+"$BUILD/bench/search_bench" --products "$N" --dir "$index" --queries 10000 --threads 2 \
   --pg "postgresql://postgres@127.0.0.1:$port/bench" --pg-queries 1000 --pg-seconds 60
 "$top/tests/pg_cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
 

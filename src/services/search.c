@@ -24,6 +24,8 @@
 #define SWEEP_BATCH 1000
 #define PURGE_BATCH 1000
 #define PURGE_EVERY_US (10 * 1000000LL)
+/* Posting lists a tick reads at most (a few ms each for common words). */
+#define WARM_PER_TICK 8
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 30000
 #define TXN_TRIES 5
@@ -471,6 +473,17 @@ static void search_tick(void *eng, int64_t now)
 		in_txn(s, purge_batch, &p);
 		s->next_purge_at = now + PURGE_EVERY_US;
 	}
+	if (state == REINDEX_IDLE) {
+		/* Posting lists that searches wanted; not while a rebuild
+		 * changes every word. */
+		int loaded = 0;
+		if (search_index_warm(s->ix, WARM_PER_TICK, &loaded) != 0)
+			log_warn(s->ctx->log, "search: reading posting lists: %s",
+				 store_errmsg(s->ctx->store));
+		if (loaded)
+			metrics_count(s->ctx->metrics, "search_posting_lists_read_total", "",
+				      (uint64_t)loaded);
+	}
 	int64_t docs = 0;
 	if (search_index_count(s->ix, &docs) == 0)
 		metrics_gauge(s->ctx->metrics, "search_documents", "", (double)docs);
@@ -673,6 +686,8 @@ static void search_products(void *ud, msg_req *req, msg_resp *resp)
 	json_t *out = json_pack("{s:O,s:I,s:O,s:s,s:s}", "items", res.items, "total",
 				(json_int_t)res.total, "facets", res.facets, "query", res.query,
 				"ranking", res.windowed ? "window" : "exact");
+	if (res.warm && s->ctx->wake)
+		s->ctx->wake(s->ctx->wake_ud); /* the tick reads the lists wanted */
 	if (res.has_next) {
 		char next[TOKEN_MAX + 1];
 		token_encode(fp, &res.next, next, sizeof(next));
@@ -685,6 +700,8 @@ static void search_products(void *ud, msg_req *req, msg_resp *resp)
 	snprintf(labels, sizeof(labels), "ranking=\"%s\"",
 		 res.total == 0 ? "none" : res.windowed ? "window" : "exact");
 	metrics_count(s->ctx->metrics, "search_queries_total", labels, 1);
+	if (res.from_lists)
+		metrics_count(s->ctx->metrics, "search_counted_from_lists_total", "", 1);
 out:
 	search_result_clear(&res);
 	terms_list_free(&words);
@@ -850,6 +867,10 @@ static void *search_create(engine_ctx *ctx, char *err, size_t errlen)
 		.k1 = 1.2,
 		.b = 0.75,
 	};
+	int64_t cache_mb = config_int(c, "search.posting_cache_mb", 64);
+	o.posting_cache_ids = (size_t)(cache_mb < 0 ? 0 : cache_mb > 1 << 20 ? 1 << 20 : cache_mb) *
+			      1048576 / sizeof(int64_t);
+	o.posting_cache_min_df = config_int(c, "search.posting_cache_min_df", 2000);
 	int fresh = 0;
 	s->ix = search_index_open(ctx->store, &o, &fresh, err, errlen);
 	if (!s->ix) {
@@ -879,6 +900,11 @@ static void *search_create(engine_ctx *ctx, char *err, size_t errlen)
 	metrics_help(ctx->metrics, "search_events_total",
 		     "Catalog events offered to the index, by result.");
 	metrics_help(ctx->metrics, "search_documents", "Products in this instance's index.");
+	metrics_help(ctx->metrics, "search_posting_lists_read_total",
+		     "Posting lists of common words read into memory (on the tick, as searches "
+		     "asked for them).");
+	metrics_help(ctx->metrics, "search_counted_from_lists_total",
+		     "Searches whose total and facets were counted from cached posting lists.");
 	return s;
 }
 

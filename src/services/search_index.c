@@ -1,6 +1,7 @@
 /* search_index: documents, FTS5 tables, word statistics, ranking. */
 #include "services/search_index.h"
 #include "core/err.h"
+#include "services/postings.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -10,16 +11,21 @@
 
 /* A document's id (its rowid in docs and both FTS5 tables):
  *
- *   category id (22 bits) | price bucket (10 bits) | sequence (31 bits)
+ *   category id (16 bits) | price bucket (16 bits) | sequence (31 bits)
  *
  * so that a category is one range of ids and a price range within it is
  * one range too, which FTS5 seeks to instead of reading every match; a
- * facet count is id >> CAT_SHIFT. Price buckets are about 3% wide. */
-#define CAT_SHIFT 41
+ * facet count is id >> CAT_SHIFT. Price buckets are a cent wide up to
+ * 1,024 cents and about 0.1% wide above: a filter's bound seldom falls
+ * inside a bucket that holds prices on both sides of it, and when it does
+ * the bucket holds few products (format 3 had 3% buckets, whose edges
+ * cost a price lookup per match of up to 1-2% of a word's products). */
+#define CAT_SHIFT 47
 #define PB_SHIFT 31
-#define PB_COUNT 1024
+#define PB_BITS 16
+#define PB_COUNT (1 << PB_BITS)
 #define SEQ_MAX ((1LL << PB_SHIFT) - 1)
-#define CAT_MAX ((1LL << 22) - 1)
+#define CAT_MAX ((1LL << (63 - CAT_SHIFT)) - 1)
 #define ID_OF(cat, pb, seq) \
 	(((int64_t)(cat) << CAT_SHIFT) | ((int64_t)(pb) << PB_SHIFT) | (int64_t)(seq))
 #define CAT_OF(id) ((int64_t)(id) >> CAT_SHIFT)
@@ -32,14 +38,22 @@
 #define TYPO_CANDIDATES 40
 /* Completions checked against the index per suggest request. */
 #define SUGGEST_CHECKS 20
+/* Words are hashed into this many revision slots (term_revs): a write
+ * bumps the slots of the words whose documents it changed. */
+#define REV_SLOTS 65536
+/* Words waiting for search_index_warm to read their posting lists. */
+#define WANTED_MAX 64
 
 struct search_index {
 	store *s;
 	search_index_opts o;
 	pthread_key_t tuned; /* set on threads whose connection has the read pragmas */
-	pthread_mutex_t mu;  /* guards cats */
+	pthread_mutex_t mu;  /* guards cats, wanted */
 	char **cats;        /* category name by id, filled from the table */
 	int64_t ncats;
+	postings *pc;       /* posting lists of common words */
+	char *wanted[WANTED_MAX]; /* words whose lists searches asked for (guarded by mu) */
+	int nwanted;
 };
 
 /* ---- statements ------------------------------------------------------- */
@@ -111,6 +125,7 @@ static const char SCHEMA[] =
 	" price_cents INTEGER NOT NULL, currency TEXT NOT NULL, version INTEGER NOT NULL,"
 	" gen INTEGER NOT NULL, name_key INTEGER NOT NULL);"
 	"CREATE INDEX docs_name_key ON docs (name_key);"
+	"CREATE INDEX docs_price ON docs (price_cents);"
 	"CREATE VIRTUAL TABLE fts USING fts5(name, description, content='docs',"
 	" content_rowid='id', tokenize='ascii', detail='none');"
 	"CREATE VIRTUAL TABLE fts_name USING fts5(name, content='docs', content_rowid='id',"
@@ -121,14 +136,16 @@ static const char SCHEMA[] =
 	" PRIMARY KEY (tri, term)) WITHOUT ROWID;"
 	"CREATE TABLE tombstones (sku TEXT PRIMARY KEY, version INTEGER NOT NULL,"
 	" at INTEGER NOT NULL);"
+	"CREATE TABLE term_revs (slot INTEGER PRIMARY KEY, rev INTEGER NOT NULL);"
 	"INSERT INTO meta (k, v) VALUES ('n_docs', 0), ('sum_name', 0), ('sum_desc', 0),"
-	" ('next_seq', 1), ('gen', 0), ('built', 0);";
+	" ('next_seq', 1), ('gen', 0), ('built', 0), ('rev', 0);";
 
 static const char DROP[] =
 	"DROP TABLE IF EXISTS fts; DROP TABLE IF EXISTS fts_name; DROP TABLE IF EXISTS docs;"
 	"DROP TABLE IF EXISTS prices;"
 	"DROP TABLE IF EXISTS term_cats; DROP TABLE IF EXISTS trigrams;"
 	"DROP TABLE IF EXISTS tombstones; DROP TABLE IF EXISTS categories;"
+	"DROP TABLE IF EXISTS term_revs;"
 	"DROP TABLE IF EXISTS meta;";
 
 static int create_schema(search_index *ix, int drop)
@@ -154,12 +171,15 @@ search_index *search_index_open(store *s, const search_index_opts *o, int *fresh
 	ix->o = *o;
 	if (ix->o.rank_window < 1)
 		ix->o.rank_window = 1;
+	if (ix->o.posting_cache_min_df < 1)
+		ix->o.posting_cache_min_df = 1;
 	if (pthread_key_create(&ix->tuned, NULL) != 0) {
 		snprintf(err, errlen, "out of thread-specific keys");
 		free(ix);
 		return NULL;
 	}
 	pthread_mutex_init(&ix->mu, NULL);
+	ix->pc = postings_new(o->posting_cache_ids);
 	*fresh = 0;
 	int64_t format = 0;
 	int rc = store_exec(s, "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY,"
@@ -170,8 +190,8 @@ search_index *search_index_open(store *s, const search_index_opts *o, int *fresh
 		rc = create_schema(ix, 1);
 		*fresh = 1;
 	}
-	if (rc < 0) {
-		snprintf(err, errlen, "search index: %s", store_errmsg(s));
+	if (rc < 0 || !ix->pc) {
+		snprintf(err, errlen, "search index: %s", rc < 0 ? store_errmsg(s) : "out of memory");
 		search_index_free(ix);
 		return NULL;
 	}
@@ -185,6 +205,9 @@ void search_index_free(search_index *ix)
 	for (int64_t i = 0; i < ix->ncats; i++)
 		free(ix->cats[i]);
 	free(ix->cats);
+	for (int i = 0; i < ix->nwanted; i++)
+		free(ix->wanted[i]);
+	postings_free(ix->pc);
 	pthread_mutex_destroy(&ix->mu);
 	pthread_key_delete(ix->tuned);
 	free(ix);
@@ -238,26 +261,33 @@ int search_index_count(search_index *ix, int64_t *n) { return search_index_meta_
  *
  * Bucket b holds the prices in [bound[b], bound[b + 1]); bound[0] is the
  * lowest price there is, bound[1] = 1, then each bound is the last plus a
- * 32nd of it (at least 1): integer steps, so every build of ecom puts a
- * price in the same bucket. The last bucket holds everything above. */
+ * PB_RATIO-th of it (at least 1): integer steps, so every build of ecom
+ * puts a price in the same bucket. The last bucket (pb_n - 1, where the
+ * next step would pass INT64_MAX) holds everything above. */
 
+#define PB_RATIO 1024
 static int64_t pb_bound[PB_COUNT];
+static int pb_n;
 static pthread_once_t pb_once = PTHREAD_ONCE_INIT;
 
 static void pb_init(void)
 {
 	pb_bound[0] = INT64_MIN;
 	pb_bound[1] = 1;
-	for (int b = 2; b < PB_COUNT; b++) {
-		int64_t step = pb_bound[b - 1] / 32;
-		pb_bound[b] = pb_bound[b - 1] + (step > 0 ? step : 1);
+	pb_n = 2;
+	while (pb_n < PB_COUNT) {
+		int64_t last = pb_bound[pb_n - 1];
+		int64_t step = last / PB_RATIO > 0 ? last / PB_RATIO : 1;
+		if (last > INT64_MAX - step)
+			break;
+		pb_bound[pb_n++] = last + step;
 	}
 }
 
 static int price_bucket(int64_t price)
 {
 	pthread_once(&pb_once, pb_init);
-	int lo = 0, hi = PB_COUNT - 1;
+	int lo = 0, hi = pb_n - 1;
 	while (lo < hi) {
 		int mid = (lo + hi + 1) / 2;
 		if (pb_bound[mid] <= price)
@@ -273,7 +303,7 @@ static int bucket_inside(int b, int64_t min, int64_t max)
 {
 	pthread_once(&pb_once, pb_init);
 	int64_t first = pb_bound[b];
-	int64_t last = b + 1 < PB_COUNT ? pb_bound[b + 1] - 1 : INT64_MAX;
+	int64_t last = b + 1 < pb_n ? pb_bound[b + 1] - 1 : INT64_MAX;
 	return first >= min && last <= max;
 }
 
@@ -299,6 +329,7 @@ struct search_batch {
 	char last_cat[72];
 	int64_t last_cat_id;
 	int tombstones;
+	uint64_t touched[REV_SLOTS / 64]; /* revision slots of the words changed */
 };
 
 search_batch *search_batch_new(void)
@@ -361,6 +392,9 @@ static int batch_grow(search_batch *b)
 	return 0;
 }
 
+/* The revision slot of a word (FNV-1a: the same in every build). */
+static int rev_slot(const char *term) { return (int)(hash_term(term, 0) % REV_SLOTS); }
+
 static int batch_add(search_batch *b, const char *term, int64_t cat, int64_t d)
 {
 	if ((b->used + 1) * 2 > b->cap && batch_grow(b))
@@ -374,6 +408,10 @@ static int batch_add(search_batch *b, const char *term, int64_t cat, int64_t d)
 			return ERR_NOMEM;
 		b->slots[k].cat = cat;
 		b->used++;
+		/* Every word whose documents change, even by a net 0 (a
+		 * document moved to another id): its posting list changed. */
+		int slot = rev_slot(term);
+		b->touched[slot / 64] |= 1ULL << (slot % 64);
 	}
 	b->slots[k].d += d;
 	return 0;
@@ -468,6 +506,27 @@ static int flush_one(search_index *ix, const delta *e)
 	return rc < 0 ? rc : left == 0 ? trigrams_write(ix, e->term, 0) : 0;
 }
 
+/* A new revision for the slots of the words b changed: cached posting
+ * lists of those words are read again by the next search that needs them. */
+static int bump_revs(search_index *ix, search_batch *b)
+{
+	int rc = run(ix,
+		     "INSERT INTO meta (k, v) VALUES ('rev', 1) ON CONFLICT (k) DO UPDATE SET v = v + 1",
+		     NULL, 0, NULL);
+	int64_t rev = 0;
+	if (rc == 0 && (rc = one_int(ix, "SELECT v FROM meta WHERE k = 'rev'", NULL, 0, &rev)) == 1)
+		rc = 0;
+	else if (rc == 0)
+		rc = ERR_STORE;
+	for (int w = 0; rc == 0 && w < REV_SLOTS / 64; w++)
+		for (uint64_t bits = b->touched[w]; rc == 0 && bits; bits &= bits - 1)
+			rc = run(ix,
+				 "INSERT INTO term_revs (slot, rev) VALUES (?, ?) ON CONFLICT (slot)"
+				 " DO UPDATE SET rev = excluded.rev",
+				 ARGV(I(w * 64 + __builtin_ctzll(bits)), I(rev)), NULL);
+	return rc;
+}
+
 int search_index_flush(search_index *ix, search_batch *b)
 {
 	int rc = 0;
@@ -488,7 +547,10 @@ int search_index_flush(search_index *ix, search_batch *b)
 		rc = run(ix, UPD, ARGV(I(b->sum_desc), T("sum_desc")), NULL);
 	if (rc == 0 && b->seq_taken)
 		rc = run(ix, UPD, ARGV(I(b->seq_taken), T("next_seq")), NULL);
+	if (rc == 0 && b->used)
+		rc = bump_revs(ix, b);
 	batch_clear_slots(b);
+	memset(b->touched, 0, sizeof(b->touched));
 	b->n_docs = b->sum_name = b->sum_desc = 0;
 	b->next_seq = b->seq_taken = 0;
 	b->last_cat[0] = '\0';
@@ -840,12 +902,22 @@ enum group_kind { GROUP_WORD, GROUP_PREFIX, GROUP_FIXED, GROUP_MISSING };
 typedef struct qgroup {
 	enum group_kind kind;
 	const char *terms[GROUP_TERMS];
+	size_t len[GROUP_TERMS];   /* strlen of terms[k] */
 	size_t owned[GROUP_TERMS]; /* PREFIX, FIXED: where terms[k] is in query.owned */
 	int n;
 	int64_t df; /* documents with any of the terms (summed, at most n_docs) */
 } qgroup;
 
+/* The price filter as buckets: [lo, hi] (none when lo > hi), and whether
+ * the edge buckets need each price checked (they hold prices outside the
+ * filter too). */
+typedef struct pband {
+	int lo, hi;
+	int check_lo, check_hi;
+} pband;
+
 typedef struct query {
+	pband band; /* the price filter's buckets, settled (settle_band) */
 	qgroup g[GROUPS_MAX];
 	int ng;
 	terms_list owned; /* expansions and corrections */
@@ -854,6 +926,10 @@ typedef struct query {
 	int exact_able; /* every group one word: an exact name match can be told */
 	int64_t key;    /* terms_key of the words */
 	char *expr, *expr_name;
+	postings *pc;
+	postings_list *lists[GROUPS_MAX]; /* cached posting lists (group_lists), held */
+	int warm;       /* lists were noted for search_index_warm */
+	int from_lists; /* counted from the lists */
 } query;
 
 static int64_t term_df(search_index *ix, const char *term, int *err)
@@ -975,6 +1051,9 @@ static int correct_word(search_index *ix, query *q, qgroup *g, const char *word)
 
 static void query_free(query *q)
 {
+	for (int i = 0; i < GROUPS_MAX; i++)
+		if (q->lists[i])
+			postings_release(q->pc, q->lists[i]);
 	terms_list_free(&q->owned);
 	free(q->expr);
 	free(q->expr_name);
@@ -1067,6 +1146,7 @@ static void set_averages(query *q)
 static int interpret(search_index *ix, const search_params *p, query *q)
 {
 	memset(q, 0, sizeof(*q));
+	q->pc = ix->pc;
 	terms_list_init(&q->owned);
 	int rc = load_stats(ix, q);
 	const terms_list *t = p->tokens;
@@ -1104,6 +1184,8 @@ static int interpret(search_index *ix, const search_params *p, query *q)
 		if (g->kind == GROUP_PREFIX || g->kind == GROUP_FIXED)
 			for (int k = 0; k < g->n; k++)
 				g->terms[k] = terms_at(&q->owned, g->owned[k]);
+		for (int k = 0; k < g->n; k++)
+			g->len[k] = strlen(g->terms[k]);
 	}
 	for (int i = 0; i < q->ng; i++) {
 		if (q->g[i].n != 1)
@@ -1180,16 +1262,10 @@ static int counts_add(counts *c, int64_t cat, int64_t n)
 static int64_t price_lo(const search_params *p) { return p->has_min ? p->min_price : INT64_MIN; }
 static int64_t price_hi(const search_params *p) { return p->has_max ? p->max_price : INT64_MAX; }
 
-/* The price filter as buckets: [lo, hi], and whether the edge buckets
- * need each price checked (they hold prices outside the filter too). */
-typedef struct pband {
-	int lo, hi;
-	int check_lo, check_hi;
-} pband;
-
 static pband price_band(const search_params *p)
 {
-	pband b = { 0, PB_COUNT - 1, 0, 0 };
+	pthread_once(&pb_once, pb_init);
+	pband b = { 0, pb_n - 1, 0, 0 };
 	if (p->has_min)
 		b.lo = price_bucket(p->min_price);
 	if (p->has_max)
@@ -1197,6 +1273,63 @@ static pband price_band(const search_params *p)
 	b.check_lo = !bucket_inside(b.lo, price_lo(p), price_hi(p));
 	b.check_hi = !bucket_inside(b.hi, price_lo(p), price_hi(p));
 	return b;
+}
+
+/* 1 in *any when some document has a price in [a, b]. */
+static int any_price(search_index *ix, int64_t a, int64_t b, int *any)
+{
+	*any = 0;
+	if (a > b)
+		return 0;
+	int64_t one = 0;
+	int rc = one_int(ix, "SELECT 1 FROM docs WHERE price_cents >= ? AND price_cents <= ? LIMIT 1",
+			 ARGV(I(a), I(b)), &one);
+	*any = rc == 1;
+	return rc < 0 ? rc : 0;
+}
+
+/* The filter's buckets, with the edge buckets settled by the prices the
+ * index holds (docs_price): an edge bucket none of whose prices passes is
+ * left out, one all of whose prices pass needs no checks; only a bucket
+ * holding prices on both sides of a bound is checked match by match. (A
+ * catalog's prices cluster, often just below round numbers, while filters
+ * are round: 5,999 and 6,000 share a bucket, but few buckets hold both a
+ * price that passes and one that does not.) */
+static int settle_band(search_index *ix, const search_params *p, pband *b)
+{
+	*b = price_band(p);
+	int64_t min = price_lo(p), max = price_hi(p);
+	for (int edge = 0; edge < 2 && b->lo <= b->hi; edge++) {
+		int k = edge == 0 ? b->lo : b->hi;
+		if (!(edge == 0 ? b->check_lo : b->check_hi))
+			continue;
+		int64_t first = pb_bound[k], last = k + 1 < pb_n ? pb_bound[k + 1] - 1 : INT64_MAX;
+		int in = 0, below = 0, above = 0;
+		int rc = any_price(ix, first > min ? first : min, last < max ? last : max, &in);
+		if (rc == 0 && min > first)
+			rc = any_price(ix, first, min - 1, &below);
+		if (rc == 0 && max < last)
+			rc = any_price(ix, max + 1, last, &above);
+		if (rc)
+			return rc;
+		int check = below || above;
+		if (b->lo == b->hi) { /* one bucket: both bounds in it */
+			if (!in)
+				b->lo = b->hi + 1;
+			b->check_lo = b->check_hi = in && check;
+			break;
+		}
+		if (edge == 0) {
+			b->check_lo = in && check;
+			if (!in)
+				b->lo++; /* the next is inside, or the high edge (check_hi) */
+		} else {
+			b->check_hi = in && check;
+			if (!in)
+				b->hi--;
+		}
+	}
+	return 0;
 }
 
 /* Whether a match in bucket pb can pass the filter without looking at its
@@ -1221,49 +1354,271 @@ static void add_total(counts *c, int64_t cat)
 			c->total += c->by_cat[k];
 }
 
+/* Matches counted by category as they come (in id order, so a
+ * category's come together: runs are counted, not rows), price filters
+ * applied: a match in an edge bucket has its price looked up. */
+typedef struct tally {
+	pband band;
+	int64_t run_cat, run;
+} tally;
+
+static void tally_init(tally *t, const query *q)
+{
+	t->band = q->band;
+	t->run_cat = -1;
+	t->run = 0;
+}
+
+static int tally_add(search_index *ix, const search_params *p, tally *t, counts *c, int64_t id)
+{
+	int v = band_verdict(&t->band, (int)PB_OF(id));
+	if (v == 2) {
+		int64_t price = 0;
+		int rc = price_of(ix, id, &price);
+		if (rc == ERR_NOT_FOUND)
+			return 0;
+		if (rc)
+			return rc;
+		v = price >= price_lo(p) && price <= price_hi(p);
+	}
+	if (!v)
+		return 0;
+	int64_t k = CAT_OF(id);
+	if (k != t->run_cat) {
+		if (t->run && counts_add(c, t->run_cat, t->run) != 0)
+			return ERR_NOMEM;
+		t->run_cat = k;
+		t->run = 0;
+	}
+	t->run++;
+	return 0;
+}
+
+static int tally_end(tally *t, counts *c, int64_t cat)
+{
+	if (t->run && counts_add(c, t->run_cat, t->run) != 0)
+		return ERR_NOMEM;
+	t->run = 0;
+	add_total(c, cat);
+	return 0;
+}
+
+/* ---- posting lists of common words, cached ------------------------------- */
+
+static int read_begin(search_index *ix);
+static void read_end(search_index *ix, int opened);
+
+/* The revision of term's slot in this snapshot (0: never changed). */
+static int term_rev(search_index *ix, const char *term, int64_t *rev)
+{
+	*rev = 0;
+	int rc = one_int(ix, "SELECT rev FROM term_revs WHERE slot = ?", ARGV(I(rev_slot(term))),
+			 rev);
+	return rc < 0 ? rc : 0;
+}
+
+/* Reads the posting list of term at rev (the caller's snapshot) into the
+ * cache. */
+static int load_list(search_index *ix, const char *term, int64_t rev)
+{
+	size_t len = strlen(term) + 3, cap = 4096, n = 0;
+	char *expr = malloc(len);
+	int64_t *ids = malloc(cap * sizeof(*ids));
+	store_stmt *st = NULL;
+	int rc = 0;
+	if (expr && ids) {
+		snprintf(expr, len, "\"%s\"", term);
+		st = prep(ix, "SELECT rowid FROM fts WHERE fts MATCH ?", ARGV(T(expr)), &rc);
+	} else {
+		rc = ERR_NOMEM;
+	}
+	while (st && (rc = store_step(st)) == STORE_ROW) {
+		if (n == cap) {
+			int64_t *grown = realloc(ids, cap * 2 * sizeof(*ids));
+			if (!grown) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			ids = grown;
+			cap *= 2;
+		}
+		ids[n++] = store_col_int(st, 0);
+	}
+	if (st)
+		store_reset(st);
+	free(expr);
+	if (rc < 0) {
+		free(ids);
+		return rc;
+	}
+	postings_list *l = postings_put(ix->pc, term, rev, ids, n);
+	postings_release(ix->pc, l);
+	return l ? 0 : ERR_NOMEM;
+}
+
+/* Notes term for search_index_warm; 1 when it was not noted yet. */
+static int want(search_index *ix, const char *term)
+{
+	int added = 0;
+	pthread_mutex_lock(&ix->mu);
+	int i = 0;
+	while (i < ix->nwanted && strcmp(ix->wanted[i], term) != 0)
+		i++;
+	if (i == ix->nwanted && ix->nwanted < WANTED_MAX &&
+	    (ix->wanted[ix->nwanted] = strdup(term)) != NULL) {
+		ix->nwanted++;
+		added = 1;
+	}
+	pthread_mutex_unlock(&ix->mu);
+	return added;
+}
+
+/* The posting lists of every group of q, each held, when q is of one-word
+ * groups each in at least posting_cache_min_df documents and the cache
+ * holds every list at its word's revision in this snapshot: 1, and
+ * q->lists filled (released by query_free). Else 0, and the lists missing
+ * are noted for search_index_warm (which reads them outside of searches:
+ * a search never waits for one; q->warm is set when one was new); the
+ * caller reads the matches from FTS5 instead. */
+static int group_lists(search_index *ix, query *q, int *err)
+{
+	*err = 0;
+	if (ix->o.posting_cache_ids == 0)
+		return 0;
+	for (int i = 0; i < q->ng; i++)
+		if (q->g[i].n != 1 || q->g[i].df < ix->o.posting_cache_min_df ||
+		    strchr(q->g[i].terms[0], '"'))
+			return 0;
+	int got = 0;
+	/* every word asked for, so that one warm reads all that are missing */
+	for (int i = 0; i < q->ng; i++) {
+		int64_t rev = 0;
+		if ((*err = term_rev(ix, q->g[i].terms[0], &rev)) != 0)
+			return 0;
+		q->lists[i] = postings_get(ix->pc, q->g[i].terms[0], rev);
+		if (q->lists[i])
+			got++;
+		else if (want(ix, q->g[i].terms[0]))
+			q->warm = 1;
+	}
+	return got == q->ng;
+}
+
+int search_index_warm(search_index *ix, int max, int *loaded)
+{
+	*loaded = 0;
+	int rc = 0;
+	while (rc == 0 && *loaded < max) {
+		pthread_mutex_lock(&ix->mu);
+		char *term = ix->nwanted > 0 ? ix->wanted[--ix->nwanted] : NULL;
+		pthread_mutex_unlock(&ix->mu);
+		if (!term)
+			break;
+		/* the revision and the list from one snapshot */
+		int opened = read_begin(ix);
+		int64_t rev = 0;
+		rc = term_rev(ix, term, &rev);
+		postings_list *l = rc == 0 ? postings_get(ix->pc, term, rev) : NULL;
+		if (rc == 0 && !l) {
+			rc = load_list(ix, term, rev);
+			(*loaded)++;
+		}
+		postings_release(ix->pc, l);
+		read_end(ix, opened);
+		free(term);
+	}
+	return rc;
+}
+
+/* Ids of l within [lo, hi]: where they start (*from) and how many. */
+static size_t list_range(const postings_list *l, int64_t lo, int64_t hi, size_t *from)
+{
+	size_t a = postings_seek(l, 0, lo);
+	size_t b = hi == INT64_MAX ? l->n : postings_seek(l, a, hi + 1);
+	*from = a;
+	return b - a;
+}
+
+/* The ids in every one of the n lists ls within [lo, hi], ascending, up
+ * to max of them into out (leapfrogging: each list sought to the largest
+ * id seen so far). Returns how many. */
+static size_t intersect(postings_list *const *ls, int n, int64_t lo, int64_t hi, int64_t *out,
+			size_t max)
+{
+	size_t pos[GROUPS_MAX] = { 0 }, got = 0;
+	int64_t target = lo;
+	int i = 0, agree = 0;
+	while (got < max) {
+		pos[i] = postings_seek(ls[i], pos[i], target);
+		if (pos[i] == ls[i]->n)
+			break;
+		int64_t v = ls[i]->ids[pos[i]];
+		if (v > hi)
+			break;
+		if (v != target) {
+			target = v;
+			agree = 0;
+		}
+		if (++agree == n) {
+			out[got++] = v;
+			if (v == INT64_MAX)
+				break;
+			target = v + 1;
+			agree = 0;
+		}
+		i = (i + 1) % n;
+	}
+	return got;
+}
+
+/* The counts of q from its cached posting lists when group_lists has them
+ * (*done 1); else *done 0 and the caller reads the matches from fts. */
+static int cached_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
+			 counts *c, int *done)
+{
+	*done = 0;
+	int rc = 0;
+	if (!group_lists(ix, q, &rc))
+		return rc;
+	tally t;
+	tally_init(&t, q);
+	int64_t chunk[1024], lo = 0;
+	for (;;) {
+		size_t n = intersect(q->lists, q->ng, lo, INT64_MAX, chunk, 1024);
+		for (size_t k = 0; rc == 0 && k < n; k++)
+			rc = tally_add(ix, p, &t, c, chunk[k]);
+		if (rc || n < 1024 || chunk[n - 1] == INT64_MAX)
+			break;
+		lo = chunk[n - 1] + 1;
+	}
+	if (rc == 0)
+		rc = tally_end(&t, c, cat);
+	*done = rc == 0;
+	q->from_lists = 1;
+	return rc;
+}
+
 /* Counts every match by category, reading every match: price filters
- * applied (a match in an edge bucket has its price looked up), not the
- * category filter (facets show the other categories too). */
-static int scan_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
+ * applied, not the category filter (facets show the other categories
+ * too). */
+static int scan_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
 		       counts *c)
 {
+	int done = 0;
+	int rc = cached_counts(ix, p, q, cat, c, &done);
+	if (rc || done)
+		return rc;
 	int err = 0;
 	store_stmt *st = prep(ix, "SELECT rowid FROM fts WHERE fts MATCH ?", ARGV(T(q->expr)), &err);
 	if (!st)
 		return err;
-	pband band = price_band(p);
-	int rc;
-	int64_t run_cat = -1, run = 0;
-	while ((rc = store_step(st)) == STORE_ROW) {
-		int64_t id = store_col_int(st, 0), price = 0;
-		int v = band_verdict(&band, (int)PB_OF(id));
-		if (v == 2) {
-			if ((rc = price_of(ix, id, &price)) == ERR_NOT_FOUND)
-				continue;
-			if (rc)
-				break;
-			v = price >= price_lo(p) && price <= price_hi(p);
-		}
-		if (!v)
-			continue;
-		/* Matches come in id order, so a category's come together:
-		 * count runs, not rows. */
-		int64_t k = CAT_OF(id);
-		if (k != run_cat) {
-			if (run && (rc = counts_add(c, run_cat, run)) != 0)
-				break;
-			run_cat = k;
-			run = 0;
-		}
-		run++;
-	}
+	tally t;
+	tally_init(&t, q);
+	while ((rc = store_step(st)) == STORE_ROW)
+		if ((rc = tally_add(ix, p, &t, c, store_col_int(st, 0))) < 0)
+			break;
 	store_reset(st);
-	if (rc >= 0 && run)
-		rc = counts_add(c, run_cat, run);
-	if (rc < 0)
-		return rc;
-	add_total(c, cat);
-	return 0;
+	return rc < 0 ? rc : tally_end(&t, c, cat);
 }
 
 /* Matches of expr with ids in [lo, hi]; with check, only those whose
@@ -1284,34 +1639,68 @@ static int count_range(search_index *ix, const search_params *p, const char *exp
 	return rc < 0 ? rc : 0;
 }
 
+/* count_range from a cached posting list. */
+static int count_range_list(search_index *ix, const search_params *p, const postings_list *l,
+			    int64_t lo, int64_t hi, int check, int64_t *n)
+{
+	size_t from = 0;
+	size_t k = list_range(l, lo, hi, &from);
+	if (!check) {
+		*n = (int64_t)k;
+		return 0;
+	}
+	*n = 0;
+	for (size_t i = from; i < from + k; i++) {
+		int64_t price = 0;
+		int rc = price_of(ix, l->ids[i], &price);
+		if (rc == ERR_NOT_FOUND)
+			continue;
+		if (rc)
+			return rc;
+		*n += price >= price_lo(p) && price <= price_hi(p);
+	}
+	return 0;
+}
+
 /* One word with a price filter: per category that has the word (from
  * term_cats), the matches in the filter's buckets: whole buckets counted
- * from the index alone, the two edge buckets match by match. */
-static int banded_counts(search_index *ix, const search_params *p, const query *q, int64_t cat,
+ * from the index (or the word's cached posting list) alone, the two edge
+ * buckets match by match. */
+static int banded_counts(search_index *ix, const search_params *p, query *q, int64_t cat,
 			 counts *all, counts *c)
 {
-	pband b = price_band(p);
+	pband b = q->band;
 	int rc = 0;
+	const postings_list *l = group_lists(ix, q, &rc) ? q->lists[0] : NULL;
+	q->from_lists = l != NULL;
 	for (int64_t k = 0; rc == 0 && k < all->ncat; k++) {
 		if (all->by_cat[k] <= 0)
 			continue;
 		int64_t n = 0, part = 0;
 		int inner_lo = b.lo + (b.check_lo ? 1 : 0), inner_hi = b.hi - (b.check_hi ? 1 : 0);
+		int64_t r[3][2] = { { 0, -1 }, { 0, -1 }, { 0, -1 } }; /* inner, low edge, high edge */
 		if (b.lo == b.hi && (b.check_lo || b.check_hi)) {
-			rc = count_range(ix, p, q->expr, ID_OF(k, b.lo, 0), ID_OF(k, b.lo, SEQ_MAX), 1,
-					 &n);
+			r[1][0] = ID_OF(k, b.lo, 0);
+			r[1][1] = ID_OF(k, b.lo, SEQ_MAX);
 		} else {
-			if (inner_lo <= inner_hi)
-				rc = count_range(ix, p, q->expr, ID_OF(k, inner_lo, 0),
-						 ID_OF(k, inner_hi, SEQ_MAX), 0, &n);
-			if (rc == 0 && b.check_lo)
-				rc = count_range(ix, p, q->expr, ID_OF(k, b.lo, 0),
-						 ID_OF(k, b.lo, SEQ_MAX), 1, &part);
-			n += part;
-			part = 0;
-			if (rc == 0 && b.check_hi)
-				rc = count_range(ix, p, q->expr, ID_OF(k, b.hi, 0),
-						 ID_OF(k, b.hi, SEQ_MAX), 1, &part);
+			if (inner_lo <= inner_hi) {
+				r[0][0] = ID_OF(k, inner_lo, 0);
+				r[0][1] = ID_OF(k, inner_hi, SEQ_MAX);
+			}
+			if (b.check_lo) {
+				r[1][0] = ID_OF(k, b.lo, 0);
+				r[1][1] = ID_OF(k, b.lo, SEQ_MAX);
+			}
+			if (b.check_hi) {
+				r[2][0] = ID_OF(k, b.hi, 0);
+				r[2][1] = ID_OF(k, b.hi, SEQ_MAX);
+			}
+		}
+		for (int i = 0; rc == 0 && i < 3; i++) {
+			if (r[i][0] > r[i][1])
+				continue;
+			rc = l ? count_range_list(ix, p, l, r[i][0], r[i][1], i > 0, &part)
+			       : count_range(ix, p, q->expr, r[i][0], r[i][1], i > 0, &part);
 			n += part;
 		}
 		if (rc == 0 && n > 0)
@@ -1357,14 +1746,12 @@ typedef struct cands {
 	int n, cap;
 	int64_t *seen; /* open addressing set of ids (0 = empty; ids are > 0) */
 	int seen_cap;
-	terms_list words;
 } cands;
 
 static void cands_free(cands *c)
 {
 	free(c->v);
 	free(c->seen);
-	terms_list_free(&c->words);
 }
 
 /* 1 when id was not seen before (and now is), 0 when it was, <0 error. */
@@ -1399,36 +1786,67 @@ static int cands_mark(cands *c, int64_t id)
 	return 1;
 }
 
-static int in_group(const qgroup *g, const char *w)
+static unsigned char is_tok[256]; /* terms_is_token_byte, as a table */
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_init(void)
 {
-	for (int k = 0; k < g->n; k++)
-		if (strcmp(g->terms[k], w) == 0)
-			return 1;
-	return 0;
+	for (int c = 0; c < 256; c++)
+		is_tok[c] = (unsigned char)terms_is_token_byte((unsigned char)c);
+}
+
+/* Tokenizes text as terms_split does (runs of token bytes, ASCII letters
+ * lowercased) without copying it, adding each token that is one of group
+ * i's words to tf[i]. Returns the number of tokens. */
+static size_t count_tf(const query *q, const char *text, int *tf)
+{
+	pthread_once(&tok_once, tok_init);
+	const unsigned char *s = (const unsigned char *)text;
+	size_t ntok = 0;
+	for (;;) {
+		while (*s && !is_tok[*s])
+			s++;
+		if (!*s)
+			break;
+		const unsigned char *t = s;
+		while (is_tok[*s])
+			s++;
+		size_t len = (size_t)(s - t);
+		ntok++;
+		for (int i = 0; i < q->ng; i++) {
+			const qgroup *g = &q->g[i];
+			for (int k = 0; k < g->n; k++) {
+				if (g->len[k] != len)
+					continue;
+				const unsigned char *w = (const unsigned char *)g->terms[k];
+				size_t m = 0;
+				while (m < len && w[m] == (t[m] >= 'A' && t[m] <= 'Z' ? t[m] - 'A' + 'a' : t[m]))
+					m++;
+				if (m == len) {
+					tf[i]++;
+					break;
+				}
+			}
+		}
+	}
+	return ntok;
 }
 
 /* BM25F: per group, the field frequencies normalised by field length and
  * weighted, then saturated once with k1 and scaled by the group's idf. */
-static double bm25f(const search_index *ix, const query *q, const terms_list *words,
-		    size_t nname)
+static double bm25f(const search_index *ix, const query *q, const char *name, const char *desc)
 {
+	int tfn[GROUPS_MAX] = { 0 }, tfd[GROUPS_MAX] = { 0 };
+	size_t nname = count_tf(q, name, tfn), ndesc = count_tf(q, desc, tfd);
 	const search_index_opts *o = &ix->o;
-	double ln = (double)nname, ld = (double)(words->n - nname);
+	double ln = (double)nname, ld = (double)ndesc;
 	double norm_n = 1.0 - o->b + o->b * ln / q->avg_name;
 	double norm_d = 1.0 - o->b + o->b * ld / q->avg_desc;
 	double score = 0.0;
 	double n = (double)(q->n_docs > 0 ? q->n_docs : 1);
 	for (int i = 0; i < q->ng; i++) {
 		const qgroup *g = &q->g[i];
-		int tfn = 0, tfd = 0;
-		for (size_t k = 0; k < words->n; k++)
-			if (in_group(g, terms_at(words, k))) {
-				if (k < nname)
-					tfn++;
-				else
-					tfd++;
-			}
-		double tf = o->name_weight * tfn / norm_n + o->desc_weight * tfd / norm_d;
+		double tf = o->name_weight * tfn[i] / norm_n + o->desc_weight * tfd[i] / norm_d;
 		double df = (double)(g->df > 0 ? g->df : 1);
 		double idf = log(1.0 + (n - df + 0.5) / (df + 0.5));
 		score += idf * tf * (o->k1 + 1.0) / (tf + o->k1);
@@ -1465,20 +1883,10 @@ static int collect(search_index *ix, const search_params *p, const query *q, int
 			out->cap = capn;
 		}
 		const char *name = store_col_text(st, 2), *desc = store_col_text(st, 3);
-		terms_list_reset(&out->words);
-		if (terms_split(&out->words, name, strlen(name))) {
-			rc = ERR_NOMEM;
-			break;
-		}
-		size_t nname = out->words.n;
-		if (terms_split(&out->words, desc, strlen(desc))) {
-			rc = ERR_NOMEM;
-			break;
-		}
 		cand *c = &out->v[out->n++];
 		c->id = id;
 		c->exact = q->exact_able && store_col_int(st, 5) == q->key;
-		c->score_q = llround(bm25f(ix, q, &out->words, nname) * 1e6);
+		c->score_q = llround(bm25f(ix, q, name ? name : "", desc ? desc : "") * 1e6);
 		snprintf(c->sku, sizeof(c->sku), "%s", store_col_text(st, 1));
 	}
 	store_reset(st);
@@ -1486,27 +1894,31 @@ static int collect(search_index *ix, const search_params *p, const query *q, int
 }
 
 /* Up to limit matches of q in fts (names: fts_name) with ids in [lo, hi],
- * in id order, scored into out (collect drops those the filters refuse). */
+ * in id order, scored into out (collect drops those the filters refuse).
+ * (Taking the ids from cached posting lists and the rows by id was tried:
+ * no cheaper than FTS5's join, whose cost is the rows.) */
 static int range_cands(search_index *ix, const search_params *p, const query *q, int names,
 		       int64_t cat, int64_t lo, int64_t hi, int limit, cands *out)
 {
+	int err = 0;
 	static const char *const SQL[2] = {
 		"SELECT " CAND_COLS " FROM fts CROSS JOIN docs d ON d.id = fts.rowid"
 		" WHERE fts MATCH ? AND fts.rowid >= ? AND fts.rowid <= ? LIMIT ?",
 		"SELECT " CAND_COLS " FROM fts_name CROSS JOIN docs d ON d.id = fts_name.rowid"
 		" WHERE fts_name MATCH ? AND fts_name.rowid >= ? AND fts_name.rowid <= ? LIMIT ?",
 	};
-	int err = 0;
 	store_stmt *st = prep(ix, SQL[names],
 			      ARGV(T(names ? q->expr_name : q->expr), I(lo), I(hi), I(limit)), &err);
 	return st ? collect(ix, p, q, cat, st, out) : err;
 }
 
 /* The ids of category k within the price filter. */
-static int64_t band_lo(const search_params *p, int64_t k) { return ID_OF(k, price_band(p).lo, 0); }
-static int64_t band_hi(const search_params *p, int64_t k)
+static int64_t band_lo(const query *q, int64_t k) { return ID_OF(k, q->band.lo, 0); }
+static int64_t band_hi(const query *q, int64_t k)
 {
-	return ID_OF(k, price_band(p).hi, SEQ_MAX);
+	if (q->band.lo > q->band.hi) /* no bucket: an empty range */
+		return ID_OF(k, 0, 0) - 1;
+	return ID_OF(k, q->band.hi, SEQ_MAX);
 }
 
 typedef struct catn {
@@ -1556,7 +1968,7 @@ static int window_candidates(search_index *ix, const search_params *p, query *q,
 		if (share > cats[i].n)
 			share = cats[i].n;
 		int before = out->n;
-		int64_t lo = band_lo(p, cats[i].cat), hi = band_hi(p, cats[i].cat);
+		int64_t lo = band_lo(q, cats[i].cat), hi = band_hi(q, cats[i].cat);
 		rc = range_cands(ix, p, q, 1, cat, lo, hi, (int)share, out);
 		/* Too few name matches: fill up with the first matches (some of
 		 * them the name matches again, which count once). */
@@ -1603,14 +2015,28 @@ static json_t *product_json(search_index *ix, const cand *c, int *rc)
 	}
 	json_t *v = NULL;
 	int step = store_step(st);
-	if (step == STORE_ROW)
-		v = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:f}", "sku", store_col_text(st, 0), "name",
-			      store_col_text(st, 1), "description", store_col_text(st, 2),
-			      "category", store_col_text(st, 3), "price_cents",
-			      (json_int_t)store_col_int(st, 4), "currency", store_col_text(st, 5),
-			      "score", (double)c->score_q / 1e6);
-	else if (step < 0)
+	if (step == STORE_ROW && (v = json_object()) != NULL) {
+		/* The index's text came from the catalog's JSON: valid UTF-8,
+		 * no need to check it again (json_pack would, key by key). */
+		static const char *const KEYS[] = { "sku", "name", "description", "category" };
+		int bad = 0;
+		for (int k = 0; k < 4; k++) {
+			const char *t = store_col_text(st, k);
+			bad |= !t || json_object_set_new_nocheck(v, KEYS[k], json_string_nocheck(t));
+		}
+		const char *currency = store_col_text(st, 5);
+		bad |= json_object_set_new_nocheck(v, "price_cents",
+						   json_integer((json_int_t)store_col_int(st, 4)));
+		bad |= !currency ||
+		       json_object_set_new_nocheck(v, "currency", json_string_nocheck(currency));
+		bad |= json_object_set_new_nocheck(v, "score", json_real((double)c->score_q / 1e6));
+		if (bad) {
+			json_decref(v);
+			v = NULL;
+		}
+	} else if (step < 0) {
 		*rc = step;
+	}
 	store_reset(st);
 	return v;
 }
@@ -1625,13 +2051,14 @@ static json_t *product_json(search_index *ix, const cand *c, int *rc)
 static int read_begin(search_index *ix)
 {
 	tune(ix);
-	return store_exec(ix->s, "BEGIN") == 0;
+	/* prepared once per connection (store_exec would parse it each time) */
+	return run(ix, "BEGIN", NULL, 0, NULL) == 0;
 }
 
 static void read_end(search_index *ix, int opened)
 {
 	if (opened)
-		store_exec(ix->s, "COMMIT");
+		run(ix, "COMMIT", NULL, 0, NULL);
 }
 
 /* ---- search ------------------------------------------------------------- */
@@ -1696,7 +2123,6 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 	memset(&word, 0, sizeof(word));
 	cands cs;
 	memset(&cs, 0, sizeof(cs));
-	terms_list_init(&cs.words);
 	int rc = interpret(ix, p, &q);
 	int64_t cat = -1;
 	if (rc == 0 && p->category && (rc = find_category(ix, p->category, &cat)) == 0 && cat < 0)
@@ -1708,6 +2134,9 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 		goto answer;
 	int w = ix->o.rank_window;
 	int priced = p->has_min || p->has_max;
+	q.band = price_band(p);
+	if (priced && (rc = settle_band(ix, p, &q.band)) != 0)
+		goto answer;
 	if (q.ng == 1 && q.g[0].n == 1) {
 		rc = stored_counts(ix, q.g[0].terms[0], cat, priced ? &word : &c);
 		if (rc == 0 && priced)
@@ -1726,7 +2155,7 @@ static int search_snapshot(search_index *ix, const search_params *p, search_resu
 		 * filter's buckets of each category that has some. */
 		for (int64_t k = 0; rc == 0 && k < c.ncat; k++)
 			if (c.by_cat[k] > 0 && (cat < 0 || k == cat))
-				rc = range_cands(ix, p, &q, 0, cat, band_lo(p, k), band_hi(p, k), w,
+				rc = range_cands(ix, p, &q, 0, cat, band_lo(&q, k), band_hi(&q, k), w,
 						 &cs);
 	} else {
 		res->windowed = 1;
@@ -1773,6 +2202,8 @@ answer:
 	}
 	if (rc)
 		search_result_clear(res);
+	res->warm = q.warm;
+	res->from_lists = q.from_lists;
 	cands_free(&cs);
 	free(c.by_cat);
 	free(word.by_cat);

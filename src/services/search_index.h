@@ -9,7 +9,9 @@
  * category: df for ranking, facet counts of one-word queries, prefix
  * completion), trigrams (the typo vocabulary), tombstones (deleted skus with
  * the version of the delete, so an older event cannot bring one back),
- * categories, meta.
+ * categories, term_revs (a revision per slot of words, bumped by every
+ * write that changes the documents of a word in the slot: posting lists
+ * cached in memory are checked against it), meta.
  *
  * Writes run inside the caller's transaction (store_begin on the same
  * store and thread) and collect word counts in a search_batch, which
@@ -26,7 +28,7 @@
 #include "store/store.h"
 
 /* The layout version; an index of another version is dropped and rebuilt. */
-#define SEARCH_INDEX_FORMAT 3
+#define SEARCH_INDEX_FORMAT 4
 #define SEARCH_SKU_MAX 64
 
 typedef struct search_index search_index;
@@ -37,6 +39,8 @@ typedef struct search_index_opts {
 	double name_weight;  /* BM25F field weights */
 	double desc_weight;
 	double k1, b;        /* BM25 saturation and length normalisation */
+	size_t posting_cache_ids; /* ids of common words' posting lists kept in memory (0: none) */
+	int64_t posting_cache_min_df; /* words in fewer documents are not cached */
 } search_index_opts;
 
 /* Opens the index in s, creating its tables when missing and dropping and
@@ -121,6 +125,8 @@ typedef struct search_result {
 	int64_t total;  /* matches with every filter */
 	char *query;    /* the words searched for, after completion and typo fixes (malloc'd) */
 	int windowed;   /* more matched than the rank window: ranked among candidates */
+	int warm;       /* posting lists were wanted: search_index_warm has work */
+	int from_lists; /* counted from cached posting lists */
 	int has_next;
 	search_cursor next;
 } search_result;
@@ -133,6 +139,12 @@ void search_result_clear(search_result *res);
  * that, with the words before it, match a product; most frequent first.
  * *out is a new JSON array of strings. */
 int search_index_suggest(search_index *ix, const terms_list *tokens, int limit, json_t **out);
+
+/* Reads up to max posting lists that searches wanted (common words whose
+ * lists were not cached, or changed since) into the cache; *loaded counts
+ * them. Searches never read a list themselves (they count from the
+ * full-text index meanwhile): the engine calls this from its tick. */
+int search_index_warm(search_index *ix, int max, int *loaded);
 
 /* Documents in the index. */
 int search_index_count(search_index *ix, int64_t *n);

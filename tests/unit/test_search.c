@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "net/msg.h"
 #include "services/search.h"
 #include "store/store.h"
@@ -34,6 +35,7 @@ typedef struct fx {
 	int fail_calls; /* the catalog "unreachable" */
 	int calls;
 	int64_t delivered; /* last outbox id handed to search_apply */
+	int lists; /* every word's posting list cached: each search asked twice (see search()) */
 } fx;
 
 /* A small hand-written catalog. KN-3 is named exactly "Knife" while KN-1's
@@ -165,7 +167,7 @@ static int deliver(fx *x)
 	return n;
 }
 
-static fx *fx_new(const char *rank_window)
+static fx *fx_new(const char *rank_window, int lists)
 {
 	fx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
@@ -177,6 +179,9 @@ static fx *fx_new(const char *rank_window)
 	x->srch = efix_new("search", NULL, T0, 2);
 	if (rank_window)
 		assert_int_equal(config_set(x->srch->config, "search.rank_window", rank_window), 0);
+	x->lists = lists;
+	if (lists)
+		assert_int_equal(config_set(x->srch->config, "search.posting_cache_min_df", "1"), 0);
 	search_engine_new(x);
 	build(x);
 	/* the loader's events are in the index already: the bus starts after them */
@@ -192,13 +197,22 @@ static fx *fx_new(const char *rank_window)
 
 static int setup(void **state)
 {
-	*state = fx_new(NULL);
+	*state = fx_new(NULL, 0);
+	return 0;
+}
+
+/* Every word counted from cached posting lists (after the tick that reads
+ * them): each search is answered from the index first, then, after a tick,
+ * from the lists, and the two answers must be the same. */
+static int setup_lists(void **state)
+{
+	*state = fx_new(NULL, 1);
 	return 0;
 }
 
 static int setup_window(void **state)
 {
-	*state = fx_new("5");
+	*state = fx_new("5", 0);
 	return 0;
 }
 
@@ -213,11 +227,27 @@ static int teardown(void **state)
 
 /* ---- helpers -------------------------------------------------------------------- */
 
+static void tick(fx *x)
+{
+	clock_advance(x->srch->clock, 100000);
+	x->srch->def->tick(x->srch->eng, clock_now(x->srch->clock));
+}
+
 static json_t *search(fx *x, const char *query, int want)
 {
 	char path[12000];
 	snprintf(path, sizeof(path), "/v1/search?%s", query);
-	return efix_expect(x->srch, "GET", path, NULL, NULL, NULL, want);
+	json_t *v = efix_expect(x->srch, "GET", path, NULL, NULL, NULL, want);
+	if (x->lists && want == 200) {
+		tick(x); /* reads the lists the search asked for */
+		json_t *again = efix_expect(x->srch, "GET", path, NULL, NULL, NULL, want);
+		if (!json_equal(v, again)) {
+			char *a = json_dumps(v, JSON_SORT_KEYS), *b = json_dumps(again, JSON_SORT_KEYS);
+			fail_msg("%s: from the index %s, from the lists %s", query, a, b);
+		}
+		json_decref(again);
+	}
+	return v;
 }
 
 static json_int_t total_of(json_t *v) { return json_integer_value(json_object_get(v, "total")); }
@@ -941,6 +971,66 @@ static void test_reindex_resumes_after_restart(void **state)
 	json_decref(st);
 }
 
+/* Counted from the lists: two words, a price filter, and lists that
+ * writes changed (read again by the next tick, the index used meanwhile). */
+static void test_posting_lists(void **state)
+{
+	fx *x = *state;
+	metrics *m = x->srch->ctx.metrics;
+	json_t *v = search(x, "q=speaker+cable", 200);
+	assert_int_equal(total_of(v), NCABLES);
+	json_decref(v);
+	assert_true(metrics_counter_value(m, "search_posting_lists_read_total", "") >= 2);
+	uint64_t listed = metrics_counter_value(m, "search_counted_from_lists_total", "");
+	assert_true(listed >= 1);
+	/* a cable loses "speaker": the lists of its words change */
+	apply_ok(x, "{\"type\":\"product_updated\",\"sku\":\"CB-05\",\"version\":"
+		    "1864112255000000,\"name\":\"Cable 5\",\"description\":\"Copper cable.\","
+		    "\"category\":\"electronics\",\"price_cents\":500}");
+	/* not from the stale lists: from the index until the tick */
+	json_t *once = efix_expect(x->srch, "GET", "/v1/search?q=speaker+cable", NULL, NULL, NULL,
+				   200);
+	assert_int_equal(total_of(once), NCABLES - 1);
+	assert_int_equal(metrics_counter_value(m, "search_counted_from_lists_total", ""), listed);
+	json_decref(once);
+	v = search(x, "q=speaker+cable", 200);
+	assert_int_equal(total_of(v), NCABLES - 1);
+	json_decref(v);
+	assert_true(metrics_counter_value(m, "search_counted_from_lists_total", "") > listed);
+	/* a move to another price bucket changes the ids, not the counts */
+	apply_ok(x, "{\"type\":\"product_price_changed\",\"sku\":\"CB-07\",\"version\":"
+		    "1864112255000000,\"name\":\"Speaker Cable 7\",\"description\":\"Copper "
+		    "cable for speakers.\",\"category\":\"electronics\",\"price_cents\":250000}");
+	v = search(x, "q=speaker+cable&min_price=200000", 200);
+	assert_int_equal(total_of(v), 1);
+	assert_string_equal(sku_at(v, 0), "CB-07");
+	json_decref(v);
+	v = search(x, "q=cable&max_price=800", 200);
+	assert_int_equal(total_of(v), 7); /* CB-01..08 but CB-07 */
+	json_decref(v);
+	/* bounds inside a price bucket (at 20,000 cents they are 19 wide):
+	 * every bound around two products in one bucket, counted exactly */
+	apply_ok(x, "{\"type\":\"product_created\",\"sku\":\"ED-1\",\"version\":1,"
+		    "\"name\":\"Edge Lamp\",\"category\":\"home\",\"price_cents\":20003}");
+	apply_ok(x, "{\"type\":\"product_created\",\"sku\":\"ED-2\",\"version\":1,"
+		    "\"name\":\"Edge Lamp Pro\",\"category\":\"home\",\"price_cents\":20011}");
+	for (int lo = 19995; lo <= 20015; lo += 2)
+		for (int hi = lo; hi <= 20020; hi += 3) {
+			char q[128];
+			snprintf(q, sizeof(q), "q=edge+lamp&min_price=%d&max_price=%d", lo, hi);
+			v = search(x, q, 200);
+			int want = (lo <= 20003 && 20003 <= hi) + (lo <= 20011 && 20011 <= hi);
+			if (total_of(v) != want)
+				fail_msg("%s: total %lld, expected %d", q, (long long)total_of(v), want);
+			json_decref(v);
+			snprintf(q, sizeof(q), "q=edge&min_price=%d&max_price=%d", lo, hi);
+			v = search(x, q, 200);
+			if (total_of(v) != want || facet(v, "home") != want)
+				fail_msg("%s: total %lld, expected %d", q, (long long)total_of(v), want);
+			json_decref(v);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -962,6 +1052,13 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_waits_for_the_catalog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_resumes_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relevance_order, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_filters_and_facets, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_price_ranges, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_pagination, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_update_and_price, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_delete, setup_lists, teardown),
+		cmocka_unit_test_setup_teardown(test_posting_lists, setup_lists, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
