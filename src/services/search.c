@@ -821,11 +821,13 @@ static int resume(search *s)
 	if (state == REINDEX_COPYING || state == REINDEX_WAITING || state == REINDEX_SWEEPING) {
 		s->started_at = clock_now(s->ctx->clock);
 		s->retry_ms = RETRY_MIN_MS;
-		return reindex_set_state(s, state == REINDEX_SWEEPING ? REINDEX_SWEEPING
-								      : REINDEX_COPYING,
-					 "resuming the last run's rebuild") == 0
-			       ? 0
-			       : ERR_STATE;
+		/* A rebuild stopped while sweeping resumes by the same edges it
+		 * took (IDLE -> COPYING -> SWEEPING): the copy is done, its
+		 * sweep carries on from sweep_cursor. */
+		rc = reindex_set_state(s, REINDEX_COPYING, "resuming the last run's rebuild");
+		if (rc == 0 && state == REINDEX_SWEEPING)
+			rc = reindex_set_state(s, REINDEX_SWEEPING, "the last run's copy was done");
+		return rc ? ERR_STATE : 0;
 	}
 	s->token[0] = '\0';
 	return built ? 0 : reindex_start(s, "the index is empty");

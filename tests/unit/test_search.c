@@ -971,6 +971,38 @@ static void test_reindex_resumes_after_restart(void **state)
 	json_decref(st);
 }
 
+/* A restart while the rebuild was sweeping (the copy done, stale entries
+ * being removed) carries on sweeping; the engine starts. */
+static void test_reindex_resumes_while_sweeping(void **state)
+{
+	fx *x = *state;
+	build(x);
+	json_t *st = status_of(x);
+	int64_t gen = json_integer_value(json_object_get(st, "generation"));
+	json_decref(st);
+	/* the process stopped in the sweep: the index says so */
+	int err = 0;
+	store_stmt *q = store_prepare(x->srch->store,
+				      "UPDATE meta SET v = ? WHERE k = 'reindex'", &err);
+	assert_non_null(q);
+	store_bind_int(q, 1, 3); /* REINDEX_SWEEPING */
+	assert_true(store_step(q) >= 0);
+	store_reset(q);
+	x->srch->def->destroy(x->srch->eng);
+	x->srch->eng = NULL;
+	search_engine_new(x);
+	assert_non_null(x->srch->eng);
+	st = status_of(x);
+	assert_string_equal(reindex_state(st), "SWEEPING");
+	json_decref(st);
+	build(x);
+	st = status_of(x);
+	assert_string_equal(reindex_state(st), "IDLE");
+	assert_int_equal(json_integer_value(json_object_get(st, "generation")), gen);
+	assert_int_equal(json_integer_value(json_object_get(st, "documents")), NALL);
+	json_decref(st);
+}
+
 /* Counted from the lists: two words, a price filter, and lists that
  * writes changed (read again by the next tick, the index used meanwhile). */
 static void test_posting_lists(void **state)
@@ -1052,6 +1084,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_waits_for_the_catalog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reindex_resumes_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reindex_resumes_while_sweeping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relevance_order, setup_lists, teardown),
 		cmocka_unit_test_setup_teardown(test_filters_and_facets, setup_lists, teardown),
 		cmocka_unit_test_setup_teardown(test_price_ranges, setup_lists, teardown),
