@@ -330,14 +330,24 @@ static void *post_in_flight(void *arg)
  * the order service's database (the service itself may be too busy to
  * answer a poll in time: a worker blocked on an upstream holds up the
  * other connections libmicrohttpd gave that thread). "" when none. */
-static void order_in_state(store *db, const char *key, const char *state, char *id, size_t len)
+static void order_in_state(store *db, const char *key, const char *state, const char *begun,
+			   char *id, size_t len)
 {
 	id[0] = '\0';
 	int rc = 0;
-	store_stmt *st = store_queryf(db,
-				      "SELECT o.order_id FROM orders o JOIN saga s ON "
-				      "s.order_id = o.order_id WHERE o.idem_key = ? AND s.state = ?",
-				      &rc, "tt", key, state);
+	/* With begun, the saga must also have recorded that step's call (the
+	 * state changes one transaction before that record). */
+	store_stmt *st =
+		begun ? store_queryf(db,
+				     "SELECT o.order_id FROM orders o JOIN saga s ON "
+				     "s.order_id = o.order_id JOIN saga_step t ON t.order_id = "
+				     "o.order_id WHERE o.idem_key = ? AND s.state = ? AND t.name = ? "
+				     "AND t.attempts > 0",
+				     &rc, "ttt", key, state, begun)
+		      : store_queryf(db,
+				     "SELECT o.order_id FROM orders o JOIN saga s ON "
+				     "s.order_id = o.order_id WHERE o.idem_key = ? AND s.state = ?",
+				     &rc, "tt", key, state);
 	if (st && store_step(st) == STORE_ROW)
 		snprintf(id, len, "%s", store_col_text(st, 0));
 	store_reset(st);
@@ -359,10 +369,12 @@ static void test_kill_order_mid_saga(void **unused)
 	pthread_t t;
 	slow_post sp = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	assert_int_equal(pthread_create(&t, NULL, post_in_flight, &sp), 0);
-	/* Wait until the saga waits on the payment (Stripe is slow). */
+	/* Wait until the saga waits on the payment (Stripe is slow): in
+	 * AUTHORIZING with the authorize call recorded, so that the call the
+	 * kill interrupts is its first attempt. */
 	char id[64] = "";
 	for (int i = 0; i < 2000 && !id[0]; i++) {
-		order_in_state(db, "checkout-kill", "AUTHORIZING", id, sizeof(id));
+		order_in_state(db, "checkout-kill", "AUTHORIZING", "authorize", id, sizeof(id));
 		if (!id[0])
 			usleep(10000);
 	}
