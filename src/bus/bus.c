@@ -58,6 +58,15 @@ int bus_url_check(const char *url, char *err, size_t errlen)
 	return 0;
 }
 
+int bus_group_id(const engine_def *def, const char *instance, const char *consumer, char *buf,
+		 size_t len)
+{
+	int n = def && def->needs_store == ENGINE_STORE_LOCAL && instance && instance[0]
+			? snprintf(buf, len, "%s.%s", consumer, instance)
+			: snprintf(buf, len, "%s", consumer);
+	return n < 0 || (size_t)n >= len ? ERR_INVALID : 0;
+}
+
 int bus_topic_producers(const config *cfg, const char *topic, char out[][BUS_NAME_MAX], int max)
 {
 	const char *table = cfg ? config_get(cfg, "bus.topics") : NULL;

@@ -141,4 +141,13 @@ int bus_replay(bus *b, const char *topic, const char *consumer, int64_t *moved);
 int bus_topic_producers(const config *cfg, const char *topic, char out[][BUS_NAME_MAX],
 			int max);
 
+/* The Kafka consumer group of consumer in the engine def run as instance
+ * (may be NULL) into buf: the consumer's name, so that a service's
+ * instances share the topic's partitions; for an engine whose database is
+ * per instance (ENGINE_STORE_LOCAL: search's index), "consumer.instance",
+ * so that every instance reads every event into its own database. 0, or
+ * ERR_INVALID when it does not fit. */
+int bus_group_id(const engine_def *def, const char *instance, const char *consumer, char *buf,
+		 size_t len);
+
 #endif

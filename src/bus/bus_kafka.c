@@ -465,7 +465,9 @@ static void kaf_sub_stats(bus *b, bus_sub *s, json_t *row)
 	json_object_set_new(row, "depth", json_integer(depth));
 	json_object_set_new(row, "lag", json_integer(depth));
 	json_object_set_new(row, "lag_ms", json_integer(oldest ? (now - oldest) / 1000 : 0));
-	json_object_set_new(row, "group", json_string(s->consumer));
+	char group[2 * BUS_NAME_MAX + 2];
+	if (bus_group_id(b->def, b->ctx->instance_id, s->consumer, group, sizeof(group)) == 0)
+		json_object_set_new(row, "group", json_string(group));
 }
 
 static void kaf_dead_copy(bus *b, bus_sub *s, const bus_msg *m, const char *error)
@@ -518,6 +520,11 @@ static int kaf_ready(bus *b)
 
 static int open_consumer(bus *b, bus_sub *s, const char *bootstrap, char *err, size_t errlen)
 {
+	char group[2 * BUS_NAME_MAX + 2];
+	if (bus_group_id(b->def, b->ctx->instance_id, s->consumer, group, sizeof(group))) {
+		snprintf(err, errlen, "consumer group name too long: %s", s->consumer);
+		return ERR_INVALID;
+	}
 	kafka_sub *ks = calloc(1, sizeof(*ks));
 	if (!ks || !(ks->held = calloc((size_t)b->batch, sizeof(*ks->held)))) {
 		free(ks);
@@ -530,7 +537,7 @@ static int open_consumer(bus *b, bus_sub *s, const char *bootstrap, char *err, s
 	snprintf(session, sizeof(session), "%lld",
 		 (long long)config_int(b->ctx->config, "bus.kafka_session_timeout_ms", 45000));
 	rd_kafka_conf_t *c = base_conf(b, bootstrap, err, errlen);
-	if (!c || conf_set(c, "group.id", s->consumer, err, errlen) ||
+	if (!c || conf_set(c, "group.id", group, err, errlen) ||
 	    conf_set(c, "session.timeout.ms", session, err, errlen) ||
 	    conf_set(c, "enable.auto.commit", "false", err, errlen) ||
 	    conf_set(c, "enable.auto.offset.store", "false", err, errlen) ||

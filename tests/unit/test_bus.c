@@ -559,6 +559,18 @@ static void test_url_check_and_topics(void **state)
 {
 	(void)state;
 	char err[256];
+	/* Kafka groups: a service's instances share one; instances of an
+	 * engine with a database each (search's index) have one each. */
+	char g[64];
+	engine_def shared = { .name = "catalog", .needs_store = 1 };
+	engine_def local = { .name = "search", .needs_store = ENGINE_STORE_LOCAL };
+	assert_int_equal(bus_group_id(&shared, "catalog-2", "catalog", g, sizeof(g)), 0);
+	assert_string_equal(g, "catalog");
+	assert_int_equal(bus_group_id(&local, "search-2", "search", g, sizeof(g)), 0);
+	assert_string_equal(g, "search.search-2");
+	assert_int_equal(bus_group_id(&local, NULL, "search", g, sizeof(g)), 0);
+	assert_string_equal(g, "search");
+	assert_int_equal(bus_group_id(&local, "search-2", "search", g, 8), ERR_INVALID);
 	assert_int_equal(bus_url_check("embedded", err, sizeof(err)), 0);
 	assert_int_equal(bus_url_check(NULL, err, sizeof(err)), 0);
 	assert_int_equal(bus_url_check("kafka://127.0.0.1:9092", err, sizeof(err)), 0);
