@@ -10,7 +10,8 @@
  * produces the rows again after the restart: consumers' inboxes drop the
  * copies.
  *
- * Consumers: one consumer per subscription, group.id = the consumer name,
+ * Consumers: one consumer per subscription, group.id = the consumer name
+ * (per instance for an engine with a database per instance: bus_group_id),
  * auto commit and automatic offset store off; an offset is stored only
  * after the message's transaction (effect + inbox) committed, and stored
  * offsets are committed asynchronously after each round and synchronously
