@@ -57,17 +57,33 @@ void http_client_global_cleanup(void)
 	pthread_mutex_unlock(&init_mu);
 }
 
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+
+/* The calling thread's handle. The options every call shares are set once,
+ * when the handle is made; a call sets only what is its own (URL, timeouts,
+ * headers, method, body, sinks), so no curl_easy_reset (which frees and
+ * rebuilds every option) runs per call. The connection cache lives in the
+ * handle and survives from call to call. */
 static CURL *thread_handle(void)
 {
 	pthread_once(&handle_once, make_key);
 	CURL *h = pthread_getspecific(handle_key);
-	if (h) {
-		/* Resets options only: the connection cache survives. */
-		curl_easy_reset(h);
+	if (h)
 		return h;
-	}
 	h = curl_easy_init();
-	if (h && pthread_setspecific(handle_key, h) != 0) {
+	if (!h)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	/* Never reuse a connection idle long enough for the server to be
+	 * closing it (our servers close idle ones after http.conn_timeout_s,
+	 * 30 s by default): a request sent into that close fails after it may
+	 * have been read, which a write cannot safely retry. */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 10L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	if (pthread_setspecific(handle_key, h) != 0) {
 		curl_easy_cleanup(h);
 		h = NULL;
 	}
@@ -195,7 +211,8 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 		if (strcasecmp(n, "Content-Type") == 0)
 			has_ctype = 1;
 		size_t len = strlen(n) + strlen(v) + 3;
-		char *line = malloc(len);
+		char stack_line[1024];
+		char *line = len <= sizeof stack_line ? stack_line : malloc(len);
 		if (!line) {
 			rc = ERR_NOMEM;
 			break;
@@ -206,7 +223,8 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 		else
 			snprintf(line, len, "%s;", n);
 		tmp = curl_slist_append(hl, line);
-		free(line);
+		if (line != stack_line)
+			free(line);
 		if (!tmp)
 			rc = ERR_NOMEM;
 		else
@@ -230,35 +248,28 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 	msg_resp_init(&k.hdrs);
 
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to);
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	/* Never reuse a connection idle long enough for the server to be closing
-	 * it (our servers close idle ones after http.conn_timeout_s, 30 s by
-	 * default): a request sent into that close fails after it may have been
-	 * read, which a write cannot safely retry. */
-	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 10L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &k);
+	/* The method, set in full each call since the handle keeps the last
+	 * call's: NOBODY first (turning it off makes a HEAD a GET), then GET
+	 * or a body (POSTFIELDS makes it a POST), then the verb itself. */
 	size_t body_len = req->body ? req->body_len : 0;
 	int is_head = strcmp(req->method, "HEAD") == 0;
 	int is_get = strcmp(req->method, "GET") == 0;
-	if (is_head) {
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else {
-		if (body_len || !is_get) {
-			/* Always send a Content-Length (0 included) on methods that
-			 * may carry a body. */
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		}
-		if (!is_get || body_len)
-			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	curl_easy_setopt(h, CURLOPT_NOBODY, is_head ? 1L : 0L);
+	if (!is_head && (body_len || !is_get)) {
+		/* Always send a Content-Length (0 included) on methods that may
+		 * carry a body. */
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	} else if (!is_head) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	}
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+			 !is_head && (!is_get || body_len) ? req->method : NULL);
 
 	CURLcode cc = curl_easy_perform(h);
 	if (cc == CURLE_OK) {
@@ -283,6 +294,9 @@ int http_client_do(const char *base_url, const msg_req *req, msg_resp *resp,
 	}
 	/* The handle outlives this call: drop pointers into our stack/heap. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
 	curl_slist_free_all(hl);
 	free(k.body);
 	msg_resp_clear(&k.hdrs);

@@ -182,6 +182,56 @@ static void test_query_and_path_intact(void **state)
 	msg_resp_clear(&resp);
 }
 
+/* One thread's handle carries every call, and a call sets only its own
+ * options: a call must not inherit the method, body, headers or
+ * Content-Length of the call before it, whatever the order. */
+static void test_calls_do_not_inherit(void **state)
+{
+	fixture *f = *state;
+	static const struct {
+		const char *method;
+		const char *body; /* NULL: none */
+		const char *header; /* sent as X-Only-Once when not NULL */
+	} calls[] = {
+		{ "HEAD", NULL, NULL },     { "GET", NULL, NULL },
+		{ "POST", "{\"a\":1}", "1" }, { "GET", NULL, NULL },
+		{ "DELETE", NULL, NULL },   { "PUT", "{\"b\":2}", NULL },
+		{ "HEAD", NULL, NULL },     { "POST", NULL, NULL },
+		{ "GET", NULL, NULL },
+	};
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		msg_req req;
+		msg_resp resp;
+		msg_resp_init(&resp);
+		assert_int_equal(msg_req_init(&req, calls[i].method, "/seq"), 0);
+		if (calls[i].body) {
+			assert_int_equal(msg_req_add_header(&req, "Content-Type", "application/json"), 0);
+			assert_int_equal(msg_req_set_body(&req, calls[i].body, strlen(calls[i].body)), 0);
+		}
+		if (calls[i].header)
+			assert_int_equal(msg_req_add_header(&req, "Authorization", calls[i].header), 0);
+		assert_int_equal(http_client_do(f->base, &req, &resp, NULL), 0);
+		assert_int_equal(resp.status, 200);
+		if (strcmp(calls[i].method, "HEAD") == 0) {
+			assert_int_equal(resp.body_len, 0);
+		} else {
+			json_t *j = body_json(&resp);
+			assert_string_equal(jstr(j, "method"), calls[i].method);
+			assert_int_equal(json_integer_value(json_object_get(j, "body_len")),
+					 calls[i].body ? (json_int_t)strlen(calls[i].body) : 0);
+			if (calls[i].body)
+				assert_string_equal(jstr(j, "body"), calls[i].body);
+			assert_true((json_object_get(j, "authorization") == NULL) ==
+				    !calls[i].header);
+			assert_true((json_object_get(j, "content_type") == NULL) ==
+				    !calls[i].body);
+			json_decref(j);
+		}
+		msg_req_clear(&req);
+		msg_resp_clear(&resp);
+	}
+}
+
 static void test_request_id(void **state)
 {
 	fixture *f = *state;
@@ -698,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_post_round_trip),
 		cmocka_unit_test(test_query_and_path_intact),
 		cmocka_unit_test(test_request_id),
+		cmocka_unit_test(test_calls_do_not_inherit),
 		cmocka_unit_test(test_handler_headers),
 		cmocka_unit_test(test_status_zero_is_500),
 		cmocka_unit_test(test_body_limit),
