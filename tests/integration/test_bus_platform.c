@@ -11,7 +11,9 @@
  * producer (on Kafka, with its relay) is killed with SIGKILL right after
  * its commits and the supervisor restarts it; `ecom queue
  * list` shows the topic with nothing waiting and no dead letters; `ecom
- * queue replay` moves none. Waits are bounded. */
+ * queue replay` moves none. On Kafka also: with two search instances,
+ * each (its own index, its own consumer group) finds every product the
+ * catalog's events announce, and loses a deleted one. Waits are bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -340,6 +342,86 @@ static void test_bad_bus_urls(void **state)
 	assert_int_equal(itest_run(NULL, NULL, "sim", "kafka", "--brokers", "0", NULL), 2);
 }
 
+/* Whether the search instance at addr finds sku for the word q. */
+static int instance_finds(const char *addr, const char *q, const char *sku)
+{
+	char url[512];
+	snprintf(url, sizeof(url), "%s/v1/search?q=%s", addr, q);
+	msg_resp r;
+	msg_resp_init(&r);
+	int found = 0;
+	if (http_client_simple("GET", url, NULL, NULL, &r, 5000) == 0 && r.status == 200) {
+		json_t *v = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
+		size_t i;
+		json_t *it;
+		json_array_foreach(json_object_get(v, "items"), i, it)
+			if (strcmp(json_string_value(json_object_get(it, "sku")), sku) == 0)
+				found = 1;
+		json_decref(v);
+	}
+	msg_resp_clear(&r);
+	return found;
+}
+
+/* Waits (at most CATCH_UP_MS) until every instance in addrs finds (or,
+ * with want 0, no longer finds) sku for q; fails naming the one that did
+ * not. */
+static void wait_every_instance(char addrs[][256], int n, const char *q, const char *sku,
+				int want)
+{
+	for (int k = 0; k < n; k++) {
+		int ok = 0;
+		for (int waited = 0; waited < CATCH_UP_MS && !ok; waited += 100) {
+			ok = instance_finds(addrs[k], q, sku) == want;
+			if (!ok)
+				usleep(100000);
+		}
+		if (!ok)
+			fail_msg("search instance %d (%s) %s %s for '%s' after %d s", k + 1, addrs[k],
+				 want ? "never found" : "still finds", sku, q, CATCH_UP_MS / 1000);
+	}
+}
+
+/* Two search instances on Kafka: each keeps its own index, so each must read
+ * every catalog event (a consumer group per instance); with one group for
+ * both, each would get only the partitions assigned to it and its index
+ * would miss the others' products. Several products, so that their events
+ * spread over the topic's partitions. */
+static void test_kafka_every_search_instance(void **state)
+{
+	(void)state;
+	sim_pid = itest_kafka_sim(bus_url, sizeof(bus_url));
+	assert_true(sim_pid > 0);
+	assert_int_equal(itest_up("--bus", bus_url, "--replicas", "search=2", NULL), 0);
+	char addrs[2][256];
+	for (int k = 0; k < 2; k++) {
+		char name[32];
+		snprintf(name, sizeof(name), "run/search-%d.addr", k + 1);
+		assert_int_equal(itest_state_file(name, addrs[k], sizeof(addrs[k])), 0);
+	}
+	static const char *const words[] = { "quokka", "axolotl", "pangolin", "okapi",
+					     "narwhal", "tapir" };
+	enum { NWORDS = sizeof(words) / sizeof(words[0]) };
+	for (int i = 0; i < NWORDS; i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+			 "{\"sku\":\"KAFKA-SEARCH-%d\",\"name\":\"%s lantern\",\"category\":\"toys\","
+			 "\"price_cents\":%d,\"currency\":\"USD\"}",
+			 i, words[i], 1000 + i);
+		assert_int_equal(itest_req("POST", "/v1/products", body, ITEST_TOKEN, NULL, NULL), 201);
+	}
+	for (int i = 0; i < NWORDS; i++) {
+		char sku[32];
+		snprintf(sku, sizeof(sku), "KAFKA-SEARCH-%d", i);
+		wait_every_instance(addrs, 2, words[i], sku, 1);
+	}
+	/* and a delete reaches both */
+	assert_int_equal(itest_req("DELETE", "/v1/products/KAFKA-SEARCH-0", NULL, ITEST_TOKEN, NULL,
+				   NULL),
+			 200);
+	wait_every_instance(addrs, 2, words[0], "KAFKA-SEARCH-0", 0);
+}
+
 /* Whatever a test left running: the platform, the eventlogs, the cluster. */
 static int story_teardown(void **state)
 {
@@ -360,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_bad_bus_urls),
 		cmocka_unit_test_teardown(test_embedded, story_teardown),
 		cmocka_unit_test_teardown(test_kafka, story_teardown),
+		cmocka_unit_test_teardown(test_kafka_every_search_instance, story_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
