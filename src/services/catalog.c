@@ -3,6 +3,7 @@
  * from. */
 #include "services/catalog.h"
 #include "bus/bus.h"
+#include "bus/outbox.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
@@ -442,9 +443,11 @@ static const char *change_type(const product *p, const stored *old)
 }
 
 /* Adds the event of a write to the outbox, in the caller's transaction. p
- * is NULL for a delete; old (may be NULL) is the row before. */
-static int outbox_put(store *s, const char *type, const char *sku, const product *p,
-		      const stored *old, int64_t version, int64_t now)
+ * is NULL for a delete; old (may be NULL) is the row before; tp (may be
+ * NULL) is the writing request's trace context, so that the consumers'
+ * spans join the request's trace. */
+static int put_event(store *s, const char *tp, const char *type, const char *sku,
+		     const product *p, const stored *old, int64_t version, int64_t now)
 {
 	json_t *ev = json_pack("{s:s,s:s,s:I}", "type", type, "sku", sku, "version",
 			       (json_int_t)version);
@@ -464,25 +467,15 @@ static int outbox_put(store *s, const char *type, const char *sku, const product
 	json_decref(ev);
 	if (!payload)
 		return ERR_NOMEM;
-	int err = 0;
-	store_stmt *st = store_prepare(
-		s, "INSERT INTO outbox (topic, key, payload, created_at) VALUES (?, ?, ?, ?)", &err);
-	int rc = st ? 0 : err;
-	if (st) {
-		store_bind_text(st, 1, OUTBOX_TOPIC);
-		store_bind_text(st, 2, sku);
-		store_bind_text(st, 3, payload);
-		store_bind_int(st, 4, now);
-		rc = store_step(st);
-		store_reset(st);
-	}
+	int rc = outbox_put(s, OUTBOX_TOPIC, sku, payload, tp, now);
 	free(payload);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 /* Upserts p with its event, inside the caller's transaction. *type gets
  * the event written (NULL: nothing changed). */
-static int upsert_with_event(store *s, const product *p, int64_t now, const char **type)
+static int upsert_with_event(store *s, const char *tp, const product *p, int64_t now,
+			     const char **type)
 {
 	stored old;
 	int rc = stored_load(s, p->sku, 1, &old);
@@ -493,7 +486,7 @@ static int upsert_with_event(store *s, const product *p, int64_t now, const char
 	if (*type)
 		rc = write_product(s, UPSERT_SQL, p, version, NULL);
 	if (rc == 0 && *type)
-		rc = outbox_put(s, *type, p->sku, p, &old, version, now);
+		rc = put_event(s, tp, *type, p->sku, p, &old, version, now);
 	stored_free(&old);
 	return rc;
 }
@@ -505,6 +498,8 @@ typedef struct one_write {
 	store *s;
 	const product *p;
 	int64_t now;
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 	const char *type;
 	int missing; /* update/delete of a sku that does not exist */
 } one_write;
@@ -515,7 +510,7 @@ static int create_write(void *ud)
 	store *s = w->s;
 	int rc = write_product(s, INSERT_SQL, w->p, w->now, NULL);
 	if (rc == 0)
-		rc = outbox_put(s, "product_created", w->p->sku, w->p, NULL, w->now, w->now);
+		rc = put_event(s, w->tp, "product_created", w->p->sku, w->p, NULL, w->now, w->now);
 	return rc;
 }
 
@@ -533,6 +528,7 @@ static void create_product(void *ud, msg_req *req, msg_resp *resp)
 		return;
 	}
 	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	w.tp = engine_traceparent(cat->ctx, w.tp_buf, sizeof(w.tp_buf));
 	int rc = store_txn(w.s, TXN_TRIES, create_write, &w);
 	if (rc == ERR_CONFLICT)
 		msg_resp_error(resp, 409, "conflict", "a product with this sku exists",
@@ -560,7 +556,7 @@ static int update_write(void *ud)
 		return ERR_NOT_FOUND;
 	}
 	stored_free(&old);
-	return upsert_with_event(s, w->p, w->now, &w->type);
+	return upsert_with_event(s, w->tp, w->p, w->now, &w->type);
 }
 
 static void update_product(void *ud, msg_req *req, msg_resp *resp)
@@ -578,6 +574,7 @@ static void update_product(void *ud, msg_req *req, msg_resp *resp)
 		return;
 	}
 	one_write w = { .s = cat->ctx->store, .p = &p, .now = clock_now(cat->ctx->clock) };
+	w.tp = engine_traceparent(cat->ctx, w.tp_buf, sizeof(w.tp_buf));
 	int rc = store_txn(w.s, TXN_TRIES, update_write, &w);
 	if (w.missing)
 		msg_resp_error(resp, 404, "not_found", "no such product",
@@ -593,6 +590,8 @@ typedef struct delete_write {
 	store *s;
 	const char *sku;
 	int64_t now;
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 	int missing;
 	json_t *before; /* the product as it was */
 } delete_write;
@@ -622,7 +621,7 @@ static int delete_txn(void *ud)
 		store_reset(st);
 	}
 	if (rc >= 0)
-		rc = outbox_put(s, "product_deleted", w->sku, NULL, &old, version, w->now);
+		rc = put_event(s, w->tp, "product_deleted", w->sku, NULL, &old, version, w->now);
 	if (rc >= 0) {
 		w->before = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "sku", w->sku, "name", old.p.name,
 				      "description", old.p.description, "category", old.p.category,
@@ -643,6 +642,7 @@ static void delete_product(void *ud, msg_req *req, msg_resp *resp)
 	if (engine_require_admin(cat->ctx, req, resp))
 		return;
 	delete_write w = { .s = cat->ctx->store, .sku = sku, .now = clock_now(cat->ctx->clock) };
+	w.tp = engine_traceparent(cat->ctx, w.tp_buf, sizeof(w.tp_buf));
 	int rc = valid_sku(sku) ? store_txn(w.s, TXN_TRIES, delete_txn, &w) : ERR_NOT_FOUND;
 	if (rc == ERR_NOT_FOUND || w.missing) {
 		msg_resp_error(resp, 404, "not_found", "no such product",
@@ -662,6 +662,8 @@ typedef struct bulk_write {
 	const product *ps;
 	size_t n;
 	int64_t now;
+	const char *tp; /* the request's trace context, or NULL */
+	char tp_buf[TRACE_PARENT_SIZE];
 } bulk_write;
 
 static int bulk_txn(void *ud)
@@ -670,7 +672,7 @@ static int bulk_txn(void *ud)
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < w->n; i++) {
 		const char *type;
-		rc = upsert_with_event(w->s, &w->ps[i], w->now, &type);
+		rc = upsert_with_event(w->s, w->tp, &w->ps[i], w->now, &type);
 	}
 	return rc;
 }
@@ -710,7 +712,8 @@ static void bulk_products(void *ud, msg_req *req, msg_resp *resp)
 			return;
 		}
 	}
-	bulk_write w = { cat->ctx->store, ps, n, clock_now(cat->ctx->clock) };
+	bulk_write w = { .s = cat->ctx->store, .ps = ps, .n = n, .now = clock_now(cat->ctx->clock) };
+	w.tp = engine_traceparent(cat->ctx, w.tp_buf, sizeof(w.tp_buf));
 	int rc = store_txn(w.s, TXN_TRIES, bulk_txn, &w);
 	if (rc)
 		engine_store_error(cat->ctx, resp, rc, "bulk upsert");
@@ -882,7 +885,7 @@ int catalog_load_file(engine_ctx *ctx, const char *path, char *err, size_t errle
 			int64_t changed = 0;
 			rc = write_product(s, INSERT_NEW_SQL, &p, now, &changed);
 			if (rc == 0 && changed)
-				rc = outbox_put(s, "product_created", p.sku, &p, NULL, now, now);
+				rc = put_event(s, NULL, "product_created", p.sku, &p, NULL, now, now);
 			loaded++;
 		}
 	}

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/trace.h"
 #include "net/msg.h"
 #include "services/catalog.h"
 #include "store/store.h"
@@ -806,7 +807,7 @@ static json_t *outbox_after(efix *f, int64_t after)
 {
 	int err = 0;
 	store_stmt *st = store_prepare(
-		f->store, "SELECT id, topic, key, payload FROM outbox WHERE id > ? ORDER BY id", &err);
+		f->store, "SELECT id, topic, key, payload, traceparent FROM outbox WHERE id > ? ORDER BY id", &err);
 	assert_non_null(st);
 	store_bind_int(st, 1, after);
 	json_t *rows = json_array();
@@ -817,6 +818,9 @@ static json_t *outbox_after(efix *f, int64_t after)
 		assert_string_equal(store_col_text(st, 2),
 				    json_string_value(json_object_get(ev, "sku")));
 		json_object_set_new(ev, "_id", json_integer(store_col_int(st, 0)));
+		const char *tp = store_col_text(st, 4);
+		if (tp)
+			json_object_set_new(ev, "_traceparent", json_string(tp));
 		json_array_append_new(rows, ev);
 	}
 	store_reset(st);
@@ -863,6 +867,55 @@ static void test_loader_writes_created_events(void **state)
 	assert_string_equal(json_string_value(json_object_get(bk2, "category")), "books");
 	assert_int_equal(json_integer_value(json_object_get(bk2, "price_cents")), 999);
 	assert_string_equal(json_string_value(json_object_get(bk2, "currency")), "USD");
+	json_decref(rows);
+}
+
+/* The request's trace context, as the daemon host keeps it per thread. */
+static trace_ctx req_trace;
+
+static trace_ctx *current_trace(void *ud)
+{
+	(void)ud;
+	return &req_trace;
+}
+
+/* Every write's event carries the trace context of the request that made
+ * it (so a consumer's span joins the request's trace); without one, none. */
+static void test_events_carry_the_trace(void **state)
+{
+	efix *f = *state;
+	static const char TP[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	assert_int_equal(trace_parse(TP, &req_trace), 0);
+	f->ctx.trace = current_trace;
+	int64_t mark = last_outbox_id(f);
+	int status = 0;
+	json_decref(call(f, "POST", "/v1/products", ADMIN,
+			 "{\"sku\":\"TR-1\",\"name\":\"Lamp\",\"category\":\"home\","
+			 "\"price_cents\":1000}",
+			 &status));
+	assert_int_equal(status, 201);
+	json_decref(call(f, "PUT", "/v1/products/TR-1", ADMIN,
+			 "{\"name\":\"Lamp\",\"category\":\"home\",\"price_cents\":1100}", &status));
+	assert_int_equal(status, 200);
+	json_decref(call(f, "POST", "/v1/products/_bulk", ADMIN,
+			 "{\"products\":[{\"sku\":\"TR-2\",\"name\":\"Mug\",\"category\":\"home\","
+			 "\"price_cents\":500}]}",
+			 &status));
+	assert_int_equal(status, 200);
+	json_decref(call(f, "DELETE", "/v1/products/TR-1", ADMIN, NULL, &status));
+	assert_int_equal(status, 200);
+	f->ctx.trace = NULL;
+	json_decref(call(f, "DELETE", "/v1/products/TR-2", ADMIN, NULL, &status));
+	assert_int_equal(status, 200);
+	json_t *rows = outbox_after(f, mark);
+	assert_int_equal(json_array_size(rows), 5);
+	for (size_t i = 0; i < 4; i++) {
+		const char *tp = json_string_value(json_object_get(json_array_get(rows, i), "_traceparent"));
+		assert_non_null(tp);
+		/* the same trace; the span is the request's */
+		assert_memory_equal(tp, TP, 36);
+	}
+	assert_null(json_object_get(json_array_get(rows, 4), "_traceparent"));
 	json_decref(rows);
 }
 
@@ -1018,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_shipped_catalog),
 		cmocka_unit_test_setup_teardown(test_loader_writes_created_events, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_write_events, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_events_carry_the_trace, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_events_and_failed_writes, setup,
 						efix_teardown),
 		cmocka_unit_test_setup_teardown(test_export, setup, efix_teardown),
