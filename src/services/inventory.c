@@ -1798,9 +1798,11 @@ static void inventory_tick(void *eng, int64_t now_us)
 	store *s = inv->ctx->store;
 	int rc = 0;
 	store_stmt *st = sql_open(s,
+				  /* 'HELD' written out: the partial index
+				   * reservations_held_expires serves it only so. */
 				  "SELECT reservation_id FROM reservations "
-				  "WHERE status = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-				  &rc, ARGS(T(state_names[INVENTORY_HELD]), I(now_us), I(EXPIRE_BATCH)));
+				  "WHERE status = 'HELD' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+				  &rc, ARGS(I(now_us), I(EXPIRE_BATCH)));
 	if (!st) {
 		log_warn(inv->ctx->log, "expiry sweep: %s (%s)", err_name(rc), store_errmsg(s));
 		return;
