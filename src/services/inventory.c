@@ -58,6 +58,7 @@ typedef struct pend_stock {
 typedef struct pend_row {
 	const char *sku;
 	const char *id;
+	int64_t line; /* an item's reservation_items line */
 	int64_t qty;
 	int64_t at;
 	char *payload;
@@ -86,6 +87,10 @@ typedef struct inventory {
 	int defer;
 	int batching; /* a group commit of several ops is running */
 	pend pend;
+	/* The next reservation_items line this transaction gives out, 0 when
+	 * not read yet (see lines_take). Touched only by the thread running
+	 * bodies; forgotten at every BEGIN. */
+	int64_t line_next;
 	/* Group commit: operations waiting for a transaction, and whether a
 	 * thread is running one now (the leader). */
 	pthread_mutex_t mu;
@@ -238,6 +243,7 @@ static int run_txn(inventory *inv, int (*body)(inventory *, void *), void *arg)
 	int rc = 0;
 	for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
 		rc = store_begin(s);
+		inv->line_next = 0;
 		if (rc == 0) {
 			rc = body(inv, arg);
 			if (rc == 0)
@@ -311,6 +317,7 @@ static int batch_try(inventory *inv, txn_op **b, size_t n, size_t *bad)
 {
 	store *s = inv->ctx->store;
 	int rc = store_begin(s);
+	inv->line_next = 0;
 	inv->batching = 1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		uint64_t w0 = tl_writes;
@@ -735,17 +742,17 @@ enum pend_kind { PEND_ITEMS, PEND_LEDGER, PEND_EVENTS, PEND_KINDS };
 #define PEND_SQL_MAX 1024
 static char pend_sql[PEND_KINDS][PEND_SIZES][PEND_SQL_MAX];
 static pthread_once_t pend_sql_once = PTHREAD_ONCE_INIT;
-static const size_t pend_nargs[PEND_KINDS] = { 3, 4, 4 };
+static const size_t pend_nargs[PEND_KINDS] = { 4, 4, 4 };
 
 static void pend_sql_make(void)
 {
 	static const char *const head[PEND_KINDS] = {
-		"INSERT INTO reservation_items (reservation_id, sku, qty) VALUES ",
+		"INSERT INTO reservation_items (line, reservation_id, sku, qty) VALUES ",
 		"INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, at) "
 		"VALUES ",
 		"INSERT INTO outbox (topic, key, payload, created_at, traceparent) VALUES ",
 	};
-	static const char *const row[PEND_KINDS] = { "(?, ?, ?)", "(?, 0, ?, 'reserve', ?, ?)",
+	static const char *const row[PEND_KINDS] = { "(?, ?, ?, ?)", "(?, 0, ?, 'reserve', ?, ?)",
 						     "('inventory', ?, ?, ?, ?)" };
 	for (int kind = 0; kind < PEND_KINDS; kind++)
 		for (int z = 0; z < PEND_SIZES; z++) {
@@ -772,9 +779,10 @@ static int pend_insert(store *s, enum pend_kind kind, const pend_row *v, size_t 
 			const pend_row *r = &v[at + i];
 			sqlarg *x = &a[i * pend_nargs[kind]];
 			if (kind == PEND_ITEMS) {
-				x[0] = T(r->id);
-				x[1] = T(r->sku);
-				x[2] = I(r->qty);
+				x[0] = I(r->line);
+				x[1] = T(r->id);
+				x[2] = T(r->sku);
+				x[3] = I(r->qty);
 			} else if (kind == PEND_LEDGER) {
 				x[0] = T(r->sku);
 				x[1] = I(r->qty);
@@ -868,8 +876,8 @@ static int stock_get(inventory *inv, const char *sku, int64_t *on_hand, int64_t 
 
 /* Holds back a reservation's item: qty more units of ps reserved at now,
  * with its items row, its ledger entry and its events. */
-static int pend_reserve(inventory *inv, pend_stock *ps, const char *id, int64_t qty,
-			int64_t now, const char *tp)
+static int pend_reserve(inventory *inv, pend_stock *ps, const char *id, int64_t line,
+			int64_t qty, int64_t now, const char *tp)
 {
 	pend *p = &inv->pend;
 	tl_writes++;
@@ -880,7 +888,7 @@ static int pend_reserve(inventory *inv, pend_stock *ps, const char *id, int64_t 
 	pend_row *r = pend_add(&p->items);
 	if (!r)
 		return ERR_NOMEM;
-	*r = (pend_row){ .sku = ps->sku, .id = id, .qty = qty, .at = now };
+	*r = (pend_row){ .sku = ps->sku, .id = id, .line = line, .qty = qty, .at = now };
 	for (int low = 0; low < 2; low++) {
 		if (low && !(before > inv->low_threshold && available <= inv->low_threshold))
 			break;
@@ -1257,6 +1265,27 @@ static int reserve_short(inventory *inv, reserve_op *op, size_t i)
 	return TXN_ABORT;
 }
 
+/* Gives out n lines of reservation_items for one reservation, from
+ * *first on: after the largest line there is, read once per transaction
+ * and counted on here. Inside the transaction nobody else inserts (SQLite:
+ * BEGIN IMMEDIATE keeps other writers out); on PostgreSQL a replica's
+ * transaction may take the same lines, and the later insert then fails on
+ * the key and runs its transaction again (reserve_body). */
+static int lines_take(inventory *inv, size_t n, int64_t *first)
+{
+	if (!inv->line_next) {
+		int64_t last = 0;
+		int rc = store_intf(inv->ctx->store, &last,
+				    "SELECT MAX(line) FROM reservation_items", "");
+		if (rc)
+			return rc;
+		inv->line_next = last + 1;
+	}
+	*first = inv->line_next;
+	inv->line_next += (int64_t)n;
+	return 0;
+}
+
 static int reserve_body(inventory *inv, void *arg)
 {
 	reserve_op *op = arg;
@@ -1270,18 +1299,22 @@ static int reserve_body(inventory *inv, void *arg)
 	rc = reserve_check(inv, op);
 	if (rc)
 		return rc;
+	int64_t line = 0;
+	rc = lines_take(inv, op->n, &line);
+	if (rc)
+		return rc;
 	/* Claim the id: a concurrent duplicate waits here (PostgreSQL) or at
 	 * BEGIN (SQLite), then finds the row and answers as a replay; so does
 	 * a duplicate earlier in the same group commit. */
 	int64_t changed = 0;
 	rc = sql_run(s,
 		     "INSERT INTO reservations (reservation_id, order_id, status, fingerprint, "
-		     "response, ttl_s, created_at, expires_at, updated_at) "
-		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
+		     "response, ttl_s, created_at, expires_at, updated_at, lines_from, lines_to) "
+		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO NOTHING",
 		     &changed,
 		     ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
 			  T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
-			  I(op->expires_at), I(op->now)));
+			  I(op->expires_at), I(op->now), I(line), I(line + (int64_t)op->n - 1)));
 	if (rc == ERR_CONFLICT || (rc == 0 && changed == 0)) {
 		op->exists = 1;
 		return TXN_ABORT;
@@ -1292,7 +1325,8 @@ static int reserve_body(inventory *inv, void *arg)
 	for (size_t i = 0; i < op->n; i++) {
 		res_item *it = &op->items[i];
 		if (it->kept) {
-			rc = pend_reserve(inv, it->kept, op->id, it->qty, op->now, op->tp);
+			rc = pend_reserve(inv, it->kept, op->id, line + (int64_t)i, it->qty, op->now,
+					  op->tp);
 			if (rc)
 				return rc;
 			continue;
@@ -1323,8 +1357,11 @@ static int reserve_body(inventory *inv, void *arg)
 				return reserve_short(inv, op, i);
 		}
 		rc = sql_run(s,
-			     "INSERT INTO reservation_items (reservation_id, sku, qty) VALUES (?, ?, ?)",
-			     NULL, ARGS(T(op->id), T(it->sku), I(it->qty)));
+			     "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
+			     "VALUES (?, ?, ?, ?)",
+			     NULL, ARGS(I(line + (int64_t)i), T(op->id), T(it->sku), I(it->qty)));
+		if (rc == ERR_CONFLICT)
+			rc = ERR_RETRY; /* lines taken by another replica (lines_take) */
 		if (rc)
 			return rc;
 		rc = after_change(inv, it->sku, on_hand, reserved, 0, it->qty, "reserve", op->id,
@@ -1540,16 +1577,19 @@ typedef struct held_item {
 	int64_t qty;
 } held_item;
 
-/* The items of reservation id, in sku order. *items is malloc'd (caller
- * frees; NULL when there are none). */
-static int items_of(store *s, const char *id, held_item **items, size_t *n)
+/* The items of reservation id, in sku order: its lines from..to of
+ * reservation_items (its row's lines_from and lines_to). *items is malloc'd
+ * (caller frees; NULL when there are none). */
+static int items_of(store *s, const char *id, int64_t from, int64_t to, held_item **items,
+		    size_t *n)
 {
 	*items = NULL;
 	*n = 0;
 	int rc = 0;
-	store_stmt *st = sql_open(
-		s, "SELECT sku, qty FROM reservation_items WHERE reservation_id = ? ORDER BY sku",
-		&rc, ARGS(T(id)));
+	store_stmt *st = sql_open(s,
+				  "SELECT sku, qty FROM reservation_items "
+				  "WHERE line >= ? AND line <= ? AND reservation_id = ? ORDER BY sku",
+				  &rc, ARGS(I(from), I(to), T(id)));
 	if (!st)
 		return rc ? rc : ERR_STORE;
 	size_t cap = 0;
@@ -1581,12 +1621,13 @@ static int items_of(store *s, const char *id, held_item **items, size_t *n)
 
 /* Applies the end of a HELD reservation to the stock: a commit takes the
  * units off on_hand and reserved, a release or an expiry off reserved. */
-static int settle_items(inventory *inv, const char *id, int to, int64_t now, const char *tp)
+static int settle_items(inventory *inv, const char *id, int64_t from, int64_t last, int to,
+			int64_t now, const char *tp)
 {
 	store *s = inv->ctx->store;
 	held_item *items;
 	size_t n;
-	int rc = items_of(s, id, &items, &n);
+	int rc = items_of(s, id, from, last, &items, &n);
 	if (rc)
 		return rc;
 	const char *reason = to == INVENTORY_COMMITTED ? "commit"
@@ -1640,13 +1681,16 @@ static int finish_body(inventory *inv, void *arg)
 		return rc;
 	store_stmt *st = sql_open(
 		inv->ctx->store,
-		"SELECT status, expires_at FROM reservations WHERE reservation_id = ?", &rc,
-		ARGS(T(op->id)));
+		"SELECT status, expires_at, lines_from, lines_to FROM reservations "
+		"WHERE reservation_id = ?",
+		&rc, ARGS(T(op->id)));
 	if (!st)
 		return rc ? rc : ERR_STORE;
 	rc = store_step(st);
 	int state = rc == STORE_ROW ? inventory_state_parse(store_col_text(st, 0)) : -1;
 	int64_t expires_at = rc == STORE_ROW ? store_col_int(st, 1) : 0;
+	int64_t lines_from = rc == STORE_ROW ? store_col_int(st, 2) : 0;
+	int64_t lines_to = rc == STORE_ROW ? store_col_int(st, 3) : 0;
 	store_reset(st);
 	if (rc < 0)
 		return rc;
@@ -1678,7 +1722,7 @@ static int finish_body(inventory *inv, void *arg)
 	}
 	rc = set_state(inv, op->id, INVENTORY_HELD, to, op->now);
 	if (rc == 0)
-		rc = settle_items(inv, op->id, to, op->now, op->tp);
+		rc = settle_items(inv, op->id, lines_from, lines_to, to, op->now, op->tp);
 	if (rc == 0)
 		op->state = to;
 	return rc;
@@ -1747,8 +1791,8 @@ static void get_reservation(void *ud, msg_req *req, msg_resp *resp)
 	store *s = inv->ctx->store;
 	int rc = 0;
 	store_stmt *st = sql_open(s,
-				  "SELECT order_id, status, ttl_s, created_at, expires_at, updated_at "
-				  "FROM reservations WHERE reservation_id = ?",
+				  "SELECT order_id, status, ttl_s, created_at, expires_at, updated_at, "
+				  "lines_from, lines_to FROM reservations WHERE reservation_id = ?",
 				  &rc, ARGS(T(id)));
 	if (!st) {
 		store_failed(inv, resp, rc, "get reservation");
@@ -1756,8 +1800,11 @@ static void get_reservation(void *ud, msg_req *req, msg_resp *resp)
 	}
 	rc = store_step(st);
 	json_t *out = NULL;
+	int64_t lines_from = 0, lines_to = 0;
 	if (rc == STORE_ROW) {
 		char created[40], expires[40], updated[40];
+		lines_from = store_col_int(st, 6);
+		lines_to = store_col_int(st, 7);
 		clock_fmt_rfc3339(store_col_int(st, 3), created, sizeof(created));
 		clock_fmt_rfc3339(store_col_int(st, 4), expires, sizeof(expires));
 		clock_fmt_rfc3339(store_col_int(st, 5), updated, sizeof(updated));
@@ -1777,7 +1824,7 @@ static void get_reservation(void *ud, msg_req *req, msg_resp *resp)
 	}
 	held_item *items;
 	size_t n;
-	rc = items_of(s, id, &items, &n);
+	rc = items_of(s, id, lines_from, lines_to, &items, &n);
 	if (rc) {
 		json_decref(out);
 		store_failed(inv, resp, rc, "get reservation");
@@ -1989,7 +2036,8 @@ static void admin_reservations(void *ud, msg_req *req, msg_resp *resp)
 		inv->ctx->store,
 		"SELECT r.reservation_id, r.order_id, r.status, r.created_at, r.expires_at, "
 		"r.updated_at, (SELECT SUM(i.qty) FROM reservation_items i "
-		"WHERE i.reservation_id = r.reservation_id) FROM reservations r "
+		"WHERE i.line >= r.lines_from AND i.line <= r.lines_to AND "
+		"i.reservation_id = r.reservation_id) FROM reservations r "
 		"WHERE r.reservation_id > ? AND r.status = COALESCE(?, r.status) AND "
 		"r.order_id = COALESCE(?, r.order_id) ORDER BY r.reservation_id LIMIT ?",
 		&rc, "ttti", after, status[0] ? status : NULL, order[0] ? order : NULL, limit + 1);
