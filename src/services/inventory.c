@@ -1267,10 +1267,11 @@ static int reserve_short(inventory *inv, reserve_op *op, size_t i)
 
 /* Gives out n lines of reservation_items for one reservation, from
  * *first on: after the largest line there is, read once per transaction
- * and counted on here. Inside the transaction nobody else inserts (SQLite:
- * BEGIN IMMEDIATE keeps other writers out); on PostgreSQL a replica's
- * transaction may take the same lines, and the later insert then fails on
- * the key and runs its transaction again (reserve_body). */
+ * and counted on here. SQLite only (inv->defer): there BEGIN IMMEDIATE
+ * keeps every other writer out until the commit. On PostgreSQL a replica's
+ * transaction could take the same lines, so there the database numbers
+ * the lines (the column's identity) and the reservation's range is set
+ * after its items are in (reserve_body). */
 static int lines_take(inventory *inv, size_t n, int64_t *first)
 {
 	if (!inv->line_next) {
@@ -1286,6 +1287,25 @@ static int lines_take(inventory *inv, size_t n, int64_t *first)
 	return 0;
 }
 
+/* Inserts an item with the line the database gives it (PostgreSQL's
+ * identity), into *line. */
+static int item_insert(store *s, const char *id, const char *sku, int64_t qty, int64_t *line)
+{
+	int rc = 0;
+	tl_writes++;
+	store_stmt *st = sql_open(s,
+				  "INSERT INTO reservation_items (reservation_id, sku, qty) "
+				  "VALUES (?, ?, ?) RETURNING line",
+				  &rc, ARGS(T(id), T(sku), I(qty)));
+	if (!st)
+		return rc ? rc : ERR_STORE;
+	rc = store_step(st);
+	if (rc == STORE_ROW)
+		*line = store_col_int(st, 0);
+	store_reset(st);
+	return rc == STORE_ROW ? 0 : rc < 0 ? rc : ERR_STORE;
+}
+
 static int reserve_body(inventory *inv, void *arg)
 {
 	reserve_op *op = arg;
@@ -1299,10 +1319,16 @@ static int reserve_body(inventory *inv, void *arg)
 	rc = reserve_check(inv, op);
 	if (rc)
 		return rc;
-	int64_t line = 0;
-	rc = lines_take(inv, op->n, &line);
-	if (rc)
-		return rc;
+	/* Its items' lines: given out now (SQLite), or numbered by the
+	 * database as they go in (PostgreSQL; the range is set after them). */
+	int64_t line = 0, first = 0, last = 0;
+	if (inv->defer) {
+		rc = lines_take(inv, op->n, &line);
+		if (rc)
+			return rc;
+		first = line;
+		last = line + (int64_t)op->n - 1;
+	}
 	/* Claim the id: a concurrent duplicate waits here (PostgreSQL) or at
 	 * BEGIN (SQLite), then finds the row and answers as a replay; so does
 	 * a duplicate earlier in the same group commit. */
@@ -1314,7 +1340,7 @@ static int reserve_body(inventory *inv, void *arg)
 		     &changed,
 		     ARGS(T(op->id), T(op->order_id), T(state_names[INVENTORY_HELD]),
 			  T(op->fingerprint), T(op->response), I(op->ttl_s), I(op->now),
-			  I(op->expires_at), I(op->now), I(line), I(line + (int64_t)op->n - 1)));
+			  I(op->expires_at), I(op->now), I(first), I(last)));
 	if (rc == ERR_CONFLICT || (rc == 0 && changed == 0)) {
 		op->exists = 1;
 		return TXN_ABORT;
@@ -1356,12 +1382,14 @@ static int reserve_body(inventory *inv, void *arg)
 			if (rc != STORE_ROW)
 				return reserve_short(inv, op, i);
 		}
-		rc = sql_run(s,
-			     "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
-			     "VALUES (?, ?, ?, ?)",
-			     NULL, ARGS(I(line + (int64_t)i), T(op->id), T(it->sku), I(it->qty)));
-		if (rc == ERR_CONFLICT)
-			rc = ERR_RETRY; /* lines taken by another replica (lines_take) */
+		if (inv->defer)
+			rc = sql_run(s,
+				     "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
+				     "VALUES (?, ?, ?, ?)",
+				     NULL,
+				     ARGS(I(line + (int64_t)i), T(op->id), T(it->sku), I(it->qty)));
+		else
+			rc = item_insert(s, op->id, it->sku, it->qty, i ? &last : &first);
 		if (rc)
 			return rc;
 		rc = after_change(inv, it->sku, on_hand, reserved, 0, it->qty, "reserve", op->id,
@@ -1369,7 +1397,12 @@ static int reserve_body(inventory *inv, void *arg)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	if (!inv->defer)
+		rc = sql_run(s,
+			     "UPDATE reservations SET lines_from = ?, lines_to = ? "
+			     "WHERE reservation_id = ?",
+			     NULL, ARGS(I(first), I(op->n > 1 ? last : first), T(op->id)));
+	return rc;
 }
 
 /* Reads the reservation and its items into a request's parts. Fills resp
