@@ -581,6 +581,37 @@ static void test_idempotent_replay(void **state)
 
 /* ---- commit, release, expiry -------------------------------------------------------- */
 
+/* A reservation stored with its first body (as before 2026-11-26; later
+ * ones are stored without it and the body is built again) replays that
+ * body, and its items are found by its lines. */
+static void test_replay_stored_body(void **state)
+{
+	efix *f = *state;
+	assert_int_equal(store_exec(f->store,
+				    "UPDATE stock SET reserved = reserved + 2 WHERE sku = 'KT-1';"
+				    "INSERT INTO reservations (reservation_id, order_id, status, "
+				    "fingerprint, response, ttl_s, created_at, expires_at, updated_at, "
+				    "lines_from, lines_to) VALUES ('old-1', 'ord-9', 'HELD', "
+				    "'[\"ord-9\",300,[[\"KT-1\",2]]]', '{\"stored\":\"body\"}', 300, 0, "
+				    "4000000000000000, 0, 7, 7);"
+				    "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
+				    "VALUES (7, 'old-1', 'KT-1', 2)"),
+			 0);
+	int status = 0;
+	char *again = NULL;
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN,
+			     "{\"reservation_id\":\"old-1\",\"order_id\":\"ord-9\",\"items\":["
+			     "{\"sku\":\"KT-1\",\"qty\":2}],\"ttl_s\":300}",
+			     &status, &again));
+	assert_int_equal(status, 201);
+	assert_string_equal(again, "{\"stored\":\"body\"}");
+	free(again);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
+	assert_int_equal(finish(f, "old-1", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+}
+
 static void test_commit_and_release(void **state)
 {
 	efix *f = *state;
@@ -1422,6 +1453,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_replay_stored_body, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, efix_teardown),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, efix_teardown),
