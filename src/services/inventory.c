@@ -1291,19 +1291,11 @@ static int lines_take(inventory *inv, size_t n, int64_t *first)
  * identity), into *line. */
 static int item_insert(store *s, const char *id, const char *sku, int64_t qty, int64_t *line)
 {
-	int rc = 0;
 	tl_writes++;
-	store_stmt *st = sql_open(s,
-				  "INSERT INTO reservation_items (reservation_id, sku, qty) "
-				  "VALUES (?, ?, ?) RETURNING line",
-				  &rc, ARGS(T(id), T(sku), I(qty)));
-	if (!st)
-		return rc ? rc : ERR_STORE;
-	rc = store_step(st);
-	if (rc == STORE_ROW)
-		*line = store_col_int(st, 0);
-	store_reset(st);
-	return rc == STORE_ROW ? 0 : rc < 0 ? rc : ERR_STORE;
+	return store_intf(s, line,
+			  "INSERT INTO reservation_items (reservation_id, sku, qty) "
+			  "VALUES (?, ?, ?) RETURNING line",
+			  "tti", id, sku, qty);
 }
 
 static int reserve_body(inventory *inv, void *arg)
