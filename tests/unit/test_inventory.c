@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -610,6 +611,100 @@ static void test_replay_stored_body(void **state)
 	assert_int_equal(finish(f, "old-1", "commit", NULL), 200);
 	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
 	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+}
+
+/* Copies the file at from to the path to. */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	if (!in || !out)
+		fail_msg("copy %s to %s", from, to);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* A database made by the migrations before items were keyed by line
+ * (001-003), with two HELD reservations in it: after the rest of the
+ * migrations the engine finds their items (GET, commit, release, the
+ * invariants), replays their stored bodies, and reserves anew. */
+static void test_migrate_existing(void **unused)
+{
+	(void)unused;
+	efix *f = fixture_new(NULL);
+	efix_close_store(f);
+	char path[256], old[128], from[1024];
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/inventory.db%s", f->dir, suffix[i]);
+		unlink(path);
+	}
+	snprintf(old, sizeof(old), "%s/old", f->dir);
+	assert_int_equal(mkdir(old, 0755), 0);
+	static const char *const files[] = { "001_stock.sql", "002_drop_items_sku.sql",
+					     "003_outbox_traceparent.sql" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s/schema/inventory/%s", efix_data_dir(), files[i]);
+		snprintf(path, sizeof(path), "%s/%s", old, files[i]);
+		copy_file(from, path);
+	}
+	char err[512] = "";
+	store *s = store_open(f->store_url, "inventory", NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_migrate_dir(s, old, err, sizeof(err)), 0);
+	assert_int_equal(
+		store_exec(s,
+			   "INSERT INTO stock VALUES ('KT-1', 100, 5, 0), ('BK-2', 50, 1, 0);"
+			   "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, "
+			   "at) VALUES ('KT-1', 100, 0, 'initial', 'seed', 0), "
+			   "('BK-2', 50, 0, 'initial', 'seed', 0), "
+			   "('KT-1', 0, 3, 'reserve', 'old-a', 0), ('BK-2', 0, 1, 'reserve', 'old-b', 0), "
+			   "('KT-1', 0, 2, 'reserve', 'old-b', 0);"
+			   "INSERT INTO reservations VALUES ('old-a', 'ord-a', 'HELD', "
+			   "'[\"ord-a\",300,[[\"KT-1\",3]]]', '{\"stored\":\"a\"}', 300, 0, "
+			   "4000000000000000, 0), ('old-b', 'ord-b', 'HELD', "
+			   "'[\"ord-b\",300,[[\"BK-2\",1],[\"KT-1\",2]]]', '{\"stored\":\"b\"}', 300, 0, "
+			   "4000000000000000, 0);"
+			   "INSERT INTO reservation_items VALUES ('old-a', 'KT-1', 3), "
+			   "('old-b', 'BK-2', 1), ('old-b', 'KT-1', 2)"),
+		0);
+	store_free(s);
+	efix_open_store(f);
+	f->eng = efix_create_engine(f);
+	assert_invariants(f);
+
+	int status = 0;
+	char *again = NULL;
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN,
+			     "{\"reservation_id\":\"old-b\",\"order_id\":\"ord-b\",\"items\":["
+			     "{\"sku\":\"KT-1\",\"qty\":2},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
+			     &status, &again));
+	assert_int_equal(status, 201);
+	assert_string_equal(again, "{\"stored\":\"b\"}");
+	free(again);
+	json_t *v = call(f, "GET", "/v1/reservations/old-b", ADMIN, NULL, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 2);
+	json_decref(v);
+
+	assert_int_equal(finish(f, "old-b", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 3);
+	assert_int_equal(stock_of(f, "BK-2").on_hand, 49);
+	assert_int_equal(stock_of(f, "BK-2").reserved, 0);
+	assert_int_equal(finish(f, "old-a", "release", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+
+	/* new reservations take lines after the migrated ones */
+	assert_int_equal(reserve(f, "new-1", "[{\"sku\":\"KT-1\",\"qty\":4}]", 300, NULL), 201);
+	assert_int_equal(finish(f, "new-1", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 94);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items", NULL), 4);
+	assert_invariants(f);
+	efix_free(f);
 }
 
 static void test_commit_and_release(void **state)
@@ -1454,6 +1549,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_replay_stored_body, setup, efix_teardown),
+		cmocka_unit_test(test_migrate_existing),
 		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, efix_teardown),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, efix_teardown),
