@@ -186,8 +186,40 @@ static int64_t db_int(efix *f, const char *sql, const char *arg)
 
 static int64_t outbox_rows(efix *f) { return db_int(f, "SELECT COUNT(*) FROM outbox", NULL); }
 
+/* The ledger of every sku as GET answers it (newest first, along the
+ * entries' links) is its whole ledger in the table, ids descending. */
+static void assert_ledger_chains(efix *f)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(f->store, "SELECT sku FROM stock ORDER BY sku", &err);
+	assert_non_null(st);
+	char skus[64][65];
+	size_t n = 0;
+	while (n < 64 && store_step(st) == STORE_ROW)
+		snprintf(skus[n++], sizeof(skus[0]), "%s", store_col_text(st, 0));
+	store_reset(st);
+	for (size_t i = 0; i < n; i++) {
+		int64_t want = db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE sku = ?", skus[i]);
+		if (want > 500)
+			continue;
+		char path[160];
+		snprintf(path, sizeof(path), "/v1/inventory/%.64s/ledger?limit=500", skus[i]);
+		json_t *v = expect_ok(f, "GET", path, NULL, 200);
+		json_t *entries = json_object_get(v, "entries");
+		if ((int64_t)json_array_size(entries) != want)
+			fail_msg("ledger of %s: %zu entries along the links, %lld in the table",
+				 skus[i], json_array_size(entries), (long long)want);
+		for (size_t k = 1; k < json_array_size(entries); k++)
+			assert_true(json_integer_value(json_object_get(json_array_get(entries, k), "id")) <
+				    json_integer_value(
+					    json_object_get(json_array_get(entries, k - 1), "id")));
+		json_decref(v);
+	}
+}
+
 static void assert_invariants(efix *f)
 {
+	assert_ledger_chains(f);
 	json_t *report = NULL;
 	int rc = inventory_check_invariants(f->store, &report);
 	if (rc != 0)
