@@ -614,6 +614,17 @@ static void test_idempotent_replay(void **state)
 
 /* ---- commit, release, expiry -------------------------------------------------------- */
 
+/* POSTs the reservation body and expects a 201 of exactly the bytes want. */
+static void assert_replays(efix *f, const char *body, const char *want)
+{
+	int status = 0;
+	char *got = NULL;
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN, body, &status, &got));
+	assert_int_equal(status, 201);
+	assert_string_equal(got, want);
+	free(got);
+}
+
 /* A reservation stored with its first body (as before 2026-11-26; later
  * ones are stored without it and the body is built again) replays that
  * body, and its items are found by its lines. */
@@ -630,15 +641,10 @@ static void test_replay_stored_body(void **state)
 				    "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
 				    "VALUES (7, 'old-1', 'KT-1', 2)"),
 			 0);
-	int status = 0;
-	char *again = NULL;
-	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN,
-			     "{\"reservation_id\":\"old-1\",\"order_id\":\"ord-9\",\"items\":["
-			     "{\"sku\":\"KT-1\",\"qty\":2}],\"ttl_s\":300}",
-			     &status, &again));
-	assert_int_equal(status, 201);
-	assert_string_equal(again, "{\"stored\":\"body\"}");
-	free(again);
+	assert_replays(f,
+		       "{\"reservation_id\":\"old-1\",\"order_id\":\"ord-9\",\"items\":["
+		       "{\"sku\":\"KT-1\",\"qty\":2}],\"ttl_s\":300}",
+		       "{\"stored\":\"body\"}");
 	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
 	assert_int_equal(finish(f, "old-1", "commit", NULL), 200);
 	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
@@ -708,15 +714,11 @@ static void test_migrate_existing(void **unused)
 	f->eng = efix_create_engine(f);
 	assert_invariants(f);
 
+	assert_replays(f,
+		       "{\"reservation_id\":\"old-b\",\"order_id\":\"ord-b\",\"items\":["
+		       "{\"sku\":\"KT-1\",\"qty\":2},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
+		       "{\"stored\":\"b\"}");
 	int status = 0;
-	char *again = NULL;
-	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN,
-			     "{\"reservation_id\":\"old-b\",\"order_id\":\"ord-b\",\"items\":["
-			     "{\"sku\":\"KT-1\",\"qty\":2},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
-			     &status, &again));
-	assert_int_equal(status, 201);
-	assert_string_equal(again, "{\"stored\":\"b\"}");
-	free(again);
 	json_t *v = call(f, "GET", "/v1/reservations/old-b", ADMIN, NULL, &status);
 	assert_int_equal(status, 200);
 	assert_int_equal(json_array_size(json_object_get(v, "items")), 2);
