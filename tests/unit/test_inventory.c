@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -185,8 +186,40 @@ static int64_t db_int(efix *f, const char *sql, const char *arg)
 
 static int64_t outbox_rows(efix *f) { return db_int(f, "SELECT COUNT(*) FROM outbox", NULL); }
 
+/* The ledger of every sku as GET answers it (newest first, along the
+ * entries' links) is its whole ledger in the table, ids descending. */
+static void assert_ledger_chains(efix *f)
+{
+	int err = 0;
+	store_stmt *st = store_prepare(f->store, "SELECT sku FROM stock ORDER BY sku", &err);
+	assert_non_null(st);
+	char skus[64][65];
+	size_t n = 0;
+	while (n < 64 && store_step(st) == STORE_ROW)
+		snprintf(skus[n++], sizeof(skus[0]), "%s", store_col_text(st, 0));
+	store_reset(st);
+	for (size_t i = 0; i < n; i++) {
+		int64_t want = db_int(f, "SELECT COUNT(*) FROM stock_ledger WHERE sku = ?", skus[i]);
+		if (want > 500)
+			continue;
+		char path[160];
+		snprintf(path, sizeof(path), "/v1/inventory/%.64s/ledger?limit=500", skus[i]);
+		json_t *v = expect_ok(f, "GET", path, NULL, 200);
+		json_t *entries = json_object_get(v, "entries");
+		if ((int64_t)json_array_size(entries) != want)
+			fail_msg("ledger of %s: %zu entries along the links, %lld in the table",
+				 skus[i], json_array_size(entries), (long long)want);
+		for (size_t k = 1; k < json_array_size(entries); k++)
+			assert_true(json_integer_value(json_object_get(json_array_get(entries, k), "id")) <
+				    json_integer_value(
+					    json_object_get(json_array_get(entries, k - 1), "id")));
+		json_decref(v);
+	}
+}
+
 static void assert_invariants(efix *f)
 {
+	assert_ledger_chains(f);
 	json_t *report = NULL;
 	int rc = inventory_check_invariants(f->store, &report);
 	if (rc != 0)
@@ -580,6 +613,133 @@ static void test_idempotent_replay(void **state)
 }
 
 /* ---- commit, release, expiry -------------------------------------------------------- */
+
+/* POSTs the reservation body and expects a 201 of exactly the bytes want. */
+static void assert_replays(efix *f, const char *body, const char *want)
+{
+	int status = 0;
+	char *got = NULL;
+	json_decref(call_raw(f, "POST", "/v1/reservations", ADMIN, body, &status, &got));
+	assert_int_equal(status, 201);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* A reservation stored with its first body (as before 2026-11-26; later
+ * ones are stored without it and the body is built again) replays that
+ * body, and its items are found by its lines. */
+static void test_replay_stored_body(void **state)
+{
+	efix *f = *state;
+	assert_int_equal(store_exec(f->store,
+				    "UPDATE stock SET reserved = reserved + 2 WHERE sku = 'KT-1';"
+				    "INSERT INTO reservations (reservation_id, order_id, status, "
+				    "fingerprint, response, ttl_s, created_at, expires_at, updated_at, "
+				    "lines_from, lines_to) VALUES ('old-1', 'ord-9', 'HELD', "
+				    "'[\"ord-9\",300,[[\"KT-1\",2]]]', '{\"stored\":\"body\"}', 300, 0, "
+				    "4000000000000000, 0, 7, 7);"
+				    "INSERT INTO reservation_items (line, reservation_id, sku, qty) "
+				    "VALUES (7, 'old-1', 'KT-1', 2)"),
+			 0);
+	assert_replays(f,
+		       "{\"reservation_id\":\"old-1\",\"order_id\":\"ord-9\",\"items\":["
+		       "{\"sku\":\"KT-1\",\"qty\":2}],\"ttl_s\":300}",
+		       "{\"stored\":\"body\"}");
+	assert_int_equal(stock_of(f, "KT-1").reserved, 2);
+	assert_int_equal(finish(f, "old-1", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+}
+
+/* Copies the file at from to the path to. */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	if (!in || !out)
+		fail_msg("copy %s to %s", from, to);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* A database made by the migrations before items were keyed by line
+ * (001-003), with two HELD reservations in it: after the rest of the
+ * migrations the engine finds their items (GET, commit, release, the
+ * invariants), replays their stored bodies, and reserves anew. */
+static void test_migrate_existing(void **unused)
+{
+	(void)unused;
+	efix *f = fixture_new(NULL);
+	efix_close_store(f);
+	char path[256], old[128], from[1024];
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/inventory.db%s", f->dir, suffix[i]);
+		unlink(path);
+	}
+	snprintf(old, sizeof(old), "%s/old", f->dir);
+	assert_int_equal(mkdir(old, 0755), 0);
+	static const char *const files[] = { "001_stock.sql", "002_drop_items_sku.sql",
+					     "003_outbox_traceparent.sql" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s/schema/inventory/%s", efix_data_dir(), files[i]);
+		snprintf(path, sizeof(path), "%s/%s", old, files[i]);
+		copy_file(from, path);
+	}
+	char err[512] = "";
+	store *s = store_open(f->store_url, "inventory", NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_migrate_dir(s, old, err, sizeof(err)), 0);
+	assert_int_equal(
+		store_exec(s,
+			   "INSERT INTO stock VALUES ('KT-1', 100, 5, 0), ('BK-2', 50, 1, 0);"
+			   "INSERT INTO stock_ledger (sku, delta, reserved_delta, reason, reference, "
+			   "at) VALUES ('KT-1', 100, 0, 'initial', 'seed', 0), "
+			   "('BK-2', 50, 0, 'initial', 'seed', 0), "
+			   "('KT-1', 0, 3, 'reserve', 'old-a', 0), ('BK-2', 0, 1, 'reserve', 'old-b', 0), "
+			   "('KT-1', 0, 2, 'reserve', 'old-b', 0);"
+			   "INSERT INTO reservations VALUES ('old-a', 'ord-a', 'HELD', "
+			   "'[\"ord-a\",300,[[\"KT-1\",3]]]', '{\"stored\":\"a\"}', 300, 0, "
+			   "4000000000000000, 0), ('old-b', 'ord-b', 'HELD', "
+			   "'[\"ord-b\",300,[[\"BK-2\",1],[\"KT-1\",2]]]', '{\"stored\":\"b\"}', 300, 0, "
+			   "4000000000000000, 0);"
+			   "INSERT INTO reservation_items VALUES ('old-a', 'KT-1', 3), "
+			   "('old-b', 'BK-2', 1), ('old-b', 'KT-1', 2)"),
+		0);
+	store_free(s);
+	efix_open_store(f);
+	f->eng = efix_create_engine(f);
+	assert_invariants(f);
+
+	assert_replays(f,
+		       "{\"reservation_id\":\"old-b\",\"order_id\":\"ord-b\",\"items\":["
+		       "{\"sku\":\"KT-1\",\"qty\":2},{\"sku\":\"BK-2\",\"qty\":1}],\"ttl_s\":300}",
+		       "{\"stored\":\"b\"}");
+	int status = 0;
+	json_t *v = call(f, "GET", "/v1/reservations/old-b", ADMIN, NULL, &status);
+	assert_int_equal(status, 200);
+	assert_int_equal(json_array_size(json_object_get(v, "items")), 2);
+	json_decref(v);
+
+	assert_int_equal(finish(f, "old-b", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 98);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 3);
+	assert_int_equal(stock_of(f, "BK-2").on_hand, 49);
+	assert_int_equal(stock_of(f, "BK-2").reserved, 0);
+	assert_int_equal(finish(f, "old-a", "release", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").reserved, 0);
+
+	/* new reservations take lines after the migrated ones */
+	assert_int_equal(reserve(f, "new-1", "[{\"sku\":\"KT-1\",\"qty\":4}]", 300, NULL), 201);
+	assert_int_equal(finish(f, "new-1", "commit", NULL), 200);
+	assert_int_equal(stock_of(f, "KT-1").on_hand, 94);
+	assert_int_equal(db_int(f, "SELECT COUNT(*) FROM reservation_items", NULL), 4);
+	assert_invariants(f);
+	efix_free(f);
+}
 
 static void test_commit_and_release(void **state)
 {
@@ -1422,6 +1582,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_validation, setup, efix_teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent_replay, setup, efix_teardown),
+		cmocka_unit_test_setup_teardown(test_replay_stored_body, setup, efix_teardown),
+		cmocka_unit_test(test_migrate_existing),
 		cmocka_unit_test_setup_teardown(test_commit_and_release, setup, efix_teardown),
 		cmocka_unit_test(test_state_machine),
 		cmocka_unit_test_setup_teardown(test_expiry, setup, efix_teardown),
