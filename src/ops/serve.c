@@ -11,6 +11,7 @@
 #include "net/line_server.h"
 #include "net/smtp_client.h"
 #include "ops/cli.h"
+#include "ops/discovery.h"
 #include "ops/exporter.h"
 #include "ops/state.h"
 #include "resil/fault.h"
@@ -73,6 +74,7 @@ typedef struct host {
 	int registered;
 	bus *bus; /* events: every service with a store has one */
 	exporter *exporter; /* spans to OpenTelemetry, when configured */
+	discovery *discovery; /* the gateway's registry, for direct calls */
 } host;
 
 /* The deadline of the request this thread is serving (ctx->deadline). */
@@ -376,6 +378,31 @@ static void deregister(host *h)
 	msg_resp_clear(&resp);
 }
 
+/* Client-side discovery (services.direct_calls): the engine calls other
+ * services' instances directly, from a copy of the gateway's registry
+ * (empty until the refresh thread starts). Without one (it cannot be
+ * made), calls go through the gateway. */
+static void host_discovery(host *h)
+{
+	const config *cfg = h->ctx.config;
+	discovery_opts o = {
+		.gateway_url = h->gateway,
+		.admin_token = h->token,
+		.refresh_ms = config_int(cfg, "services.discovery_refresh_ms", 1000),
+		.timeout_ms = 1000,
+		.ttl_ms = config_int(cfg, "registry.ttl_ms", 3500),
+		.routes_file = config_get(cfg, "gateway.routes_file"),
+	};
+	char err[256] = "";
+	h->discovery = discovery_new(&o, h->ctx.clock, h->ctx.log, err, sizeof(err));
+	if (!h->discovery) {
+		log_warn(h->ctx.log, "calls go through the gateway: no discovery (%s)", err);
+		return;
+	}
+	h->ctx.routes = discovery_routes(h->discovery);
+	h->ctx.instances = discovery_registry(h->discovery);
+}
+
 /* The engine's second protocol (def->lines: the SMTP sink's SMTP) on its
  * own port, its URL written to addr_file when given. */
 static line_server *serve_side(host *h, int port, const char *addr_file, char *err, size_t errlen)
@@ -599,6 +626,9 @@ int serve_main(int argc, char **argv)
 		cli_fail("serve", "%s", err[0] ? err : "out of memory");
 		goto out;
 	}
+	if (gateway_s && strcmp(def->name, "gateway") != 0 &&
+	    config_int(cfg, "services.direct_calls", 1) != 0)
+		host_discovery(&h);
 	h.eng = def->create(ctx, err, sizeof(err));
 	if (!h.eng) {
 		cli_fail("serve", "%s: %s", def->name, err);
@@ -674,6 +704,8 @@ int serve_main(int argc, char **argv)
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
 	}
+	if (h.discovery && discovery_start(h.discovery) != 0)
+		log_warn(ctx->log, "no thread to copy the gateway's registry: calls go through it");
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
@@ -696,6 +728,7 @@ out:
 	exporter_free(h.exporter); /* after the last spans: a final flush */
 	if (h.eng)
 		def->destroy(h.eng);
+	discovery_free(h.discovery); /* after every thread that calls out */
 	store_free(ctx->store);
 	chaos_free(h.chaos);
 	guard_free(ctx->guard);

@@ -11,6 +11,8 @@
 #include "services/notification.h"
 #include "services/order.h"
 #include "services/payment.h"
+#include "services/registry.h"
+#include "services/routes.h"
 #include "services/search.h"
 #include "services/user.h"
 #include "resil/guard.h"
@@ -223,18 +225,71 @@ int engine_call_traced(const engine_ctx *ctx, const char *peer, const char *targ
 	return rc;
 }
 
-/* guard_send_fn over ctx->call to one target, each attempt a CLIENT span. */
+/* guard_send_fn over ctx->call, each attempt a CLIENT span: to an instance
+ * of callee directly when direct_path is set (send_direct), else (or when
+ * no instance takes it) to target. */
 typedef struct send_to {
 	const engine_ctx *ctx;
 	const char *callee;
 	const char *target;
+	char *direct_path; /* the upstream path for a direct call, or NULL */
 	int sent; /* attempts made */
 } send_to;
+
+/* One attempt at an instance of s->callee from ctx->instances, failing
+ * over to another when a connection is refused (nothing was sent), as the
+ * gateway's forwarding does; req goes at s->direct_path. Returns as
+ * ctx->call, or ERR_NOT_FOUND when no instance took the call (none in
+ * rotation, or each refused), resp then as it came in. */
+static int send_direct(send_to *s, msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	const engine_ctx *ctx = s->ctx;
+	char tried[ENGINE_DIRECT_TRIES][REGISTRY_ID_MAX];
+	const char *exclude[ENGINE_DIRECT_TRIES];
+	int ntried = 0, rc = ERR_NOT_FOUND;
+	int64_t until = clock_now(ctx->clock) + timeout_ms * 1000;
+	char *path = req->path;
+	req->path = s->direct_path;
+	while (ntried < ENGINE_DIRECT_TRIES) {
+		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
+		int64_t now = clock_now(ctx->clock);
+		if (registry_acquire(ctx->instances, s->callee, now, exclude, ntried, id, addr) != 0 &&
+		    registry_acquire_stale(ctx->instances, s->callee, now, exclude, ntried, id,
+					   addr) != 0)
+			break;
+		int64_t left = until > now ? (until - now + 999) / 1000 : 1;
+		rc = engine_call_traced(ctx, s->callee, addr, req, resp, left);
+		registry_release(ctx->instances, id);
+		if (rc == 0 || rc == ERR_TIMEOUT)
+			break;
+		registry_mark_down(ctx->instances, id, clock_now(ctx->clock));
+		log_warn(ctx->log, "%s %s: %s (%s) %s; out of rotation here", req->method,
+			 req->path, id, addr,
+			 rc == ERR_UNAVAILABLE ? "refused the connection" : err_name(rc));
+		if (rc != ERR_UNAVAILABLE)
+			break; /* it may have been applied: the guard decides */
+		msg_resp_clear(resp);
+		msg_resp_init(resp);
+		rc = ERR_NOT_FOUND;
+		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
+		exclude[ntried] = tried[ntried];
+		ntried++;
+	}
+	req->path = path;
+	return rc;
+}
 
 static int send_via_call(void *ud, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
 	send_to *s = ud;
 	s->sent++;
+	if (s->direct_path) {
+		int rc = send_direct(s, req, resp, timeout_ms);
+		if (rc != ERR_NOT_FOUND)
+			return rc;
+	}
+	if (!s->target)
+		return ERR_UNAVAILABLE;
 	return engine_call_traced(s->ctx, s->callee, s->target, req, resp, timeout_ms);
 }
 
@@ -255,12 +310,15 @@ static void refused_span(const engine_ctx *ctx, const char *callee, const msg_re
 	engine_span_end(ctx, &es, SPAN_ERROR, msg);
 }
 
-int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
-			msg_req *req, msg_resp *resp, int64_t timeout_ms)
+/* engine_call_guarded, trying callee's instances directly first when
+ * direct_path is set (then target may be NULL). */
+static int call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
+			char *direct_path, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
-	if (!ctx->call || !target)
+	if (!ctx->call || (!target && !direct_path))
 		return ERR_UNAVAILABLE;
 	int64_t deadline = ctx->deadline ? ctx->deadline(ctx->call_ud) : 0;
+	send_to s = { ctx, callee, target, direct_path, 0 };
 	if (!ctx->guard) {
 		/* Unguarded: the deadline still bounds the call. */
 		int64_t now = clock_now(ctx->clock);
@@ -271,9 +329,8 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
 		int64_t until = guard_deadline_min(deadline, now + (timeout_ms > 0 ? timeout_ms : 5000) * 1000);
 		int64_t left = guard_deadline_left_ms(until, now);
 		guard_deadline_stamp(req, until, now);
-		return engine_call_traced(ctx, callee, target, req, resp, left);
+		return send_via_call(&s, req, resp, left);
 	}
-	send_to s = { ctx, callee, target, 0 };
 	guard_call_opts o = {
 		.clock = ctx->clock,
 		.rng = ctx->rng,
@@ -287,9 +344,18 @@ int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *t
 	return rc;
 }
 
+int engine_call_guarded(const engine_ctx *ctx, const char *callee, const char *target,
+			msg_req *req, msg_resp *resp, int64_t timeout_ms)
+{
+	return target ? call_guarded(ctx, callee, target, NULL, req, resp, timeout_ms)
+		      : ERR_UNAVAILABLE;
+}
+
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
-	if (!ctx->gateway_url || !ctx->gateway_url[0] || !ctx->call)
+	const char *gateway = ctx->gateway_url && ctx->gateway_url[0] ? ctx->gateway_url : NULL;
+	int direct = ctx->instances && ctx->routes && strncmp(req->path, "/admin", 6) != 0;
+	if ((!gateway && !direct) || !ctx->call)
 		return ERR_UNAVAILABLE;
 	identity me = { .role = IDENTITY_SERVICE };
 	snprintf(me.sub, sizeof(me.sub), "%s", ctx->service);
@@ -299,9 +365,25 @@ int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int
 		return rc;
 	if ((rc = msg_req_set_header(req, IDENTITY_HEADER, value)) != 0)
 		return rc;
+	/* Where the gateway would send it: the route's target and the path
+	 * the target is given. */
+	const route_entry *route = direct ? routes_match(ctx->routes, req->path) : NULL;
+	if (route) {
+		const route_target *t;
+		char path[1024];
+		int rewritten = routes_forward(route, ctx->rng, req->path, &t, path, sizeof(path));
+		char *direct_path = rewritten > 0 ? strdup(path) : rewritten == 0 ? req->path : NULL;
+		if (direct_path) {
+			rc = call_guarded(ctx, t->service, gateway, direct_path, req, resp, timeout_ms);
+			if (direct_path != req->path)
+				free(direct_path);
+			return rc;
+		}
+	}
+	if (!gateway)
+		return ERR_UNAVAILABLE;
 	const char *callee = gateway_route_service(req->path);
-	return engine_call_guarded(ctx, callee ? callee : "gateway", ctx->gateway_url, req, resp,
-				   timeout_ms);
+	return call_guarded(ctx, callee ? callee : "gateway", gateway, NULL, req, resp, timeout_ms);
 }
 
 const char *engine_call_refusal(const msg_resp *resp)

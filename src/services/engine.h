@@ -34,6 +34,8 @@ typedef int (*engine_call_fn)(void *ud, const char *target, const msg_req *req, 
 			      int64_t timeout_ms);
 
 struct guard;
+struct registry;
+struct routes;
 struct fault_table;
 struct window;
 struct smtp_message;
@@ -56,6 +58,14 @@ typedef struct engine_ctx {
 	size_t jwt_key_len;
 	const char *data_dir;    /* where data/ (schema, catalog) lives */
 	const char *gateway_url; /* where engine_call_service sends; NULL when none */
+	/* Client-side discovery: the live instances of the platform's
+	 * services (services/registry.h), kept by the host from the gateway's
+	 * registry (src/ops/discovery.h), and the route table the gateway
+	 * routes by (services/routes.h). With both set, engine_call_service
+	 * calls an instance directly, as the gateway would have forwarded the
+	 * call; NULL: every call goes through the gateway. Host-owned. */
+	struct registry *instances;
+	const struct routes *routes;
 	/* The resilience layer of outbound calls (src/resil/guard.h): a
 	 * breaker and a bulkhead per callee, retries, deadlines. Host-owned;
 	 * NULL: calls go out unguarded. */
@@ -172,14 +182,25 @@ int engine_require_admin(const engine_ctx *ctx, const msg_req *req, msg_resp *re
  * else 401 (ERR_UNAUTH), in resp. */
 int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *resp);
 
-/* Calls another service through the gateway (which balances, fails over
- * and breaks circuits), as this service: req gets an identity of role
+/* Calls another service as this service: req gets an identity of role
  * service, sub ctx->service, signed with the service secret. req's path
  * names the route ("/v1/reservations"); the gateway's route table picks the
  * service. The call goes through engine_call_guarded with the callee the
- * default route table names for the path ("gateway" when none): the edge
+ * route table names for the path ("gateway" when none): the edge
  * (ctx->service, callee) has its own breaker and bulkhead in this instance.
- * Returns as engine_call_guarded; ERR_UNAVAILABLE when no gateway is known. */
+ *   - Directly, when the host keeps the instances and the route table
+ *     (ctx->instances, ctx->routes) and the path is not an /admin one: the
+ *     table's target and path rewriting as the gateway applies them
+ *     (routes_forward), then an instance of the callee in rotation (least
+ *     outstanding, round robin among ties, as the gateway picks); a
+ *     refused connection takes the instance out of rotation and the next
+ *     one is tried (at most ENGINE_DIRECT_TRIES).
+ *   - Through the gateway (which balances, fails over and breaks
+ *     circuits) otherwise, and when no instance of the callee is known or
+ *     every one tried refused the connection.
+ * Returns as engine_call_guarded; ERR_UNAVAILABLE when neither an instance
+ * nor a gateway is known. */
+#define ENGINE_DIRECT_TRIES 3
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms);
 
 /* Calls target (a base URL) as the edge ctx->service -> callee, through

@@ -1280,14 +1280,14 @@ static void gateway_handle(void *eng, msg_req *req, msg_resp *resp)
 	}
 	if (rate_limit(gw, req, &id, resp))
 		return;
-	const route_target *t =
-		routes_pick(route, rng_below(gw->ctx->rng, (uint64_t)route->total_weight));
-	if (t->upstream_prefix[0]) {
-		char path[1024];
-		if (routes_rewrite(route, t, req->path, path, sizeof(path)) != 0) {
-			msg_resp_error(resp, 404, "not_found", "path too long", NULL);
-			return;
-		}
+	const route_target *t;
+	char path[1024];
+	int rewritten = routes_forward(route, gw->ctx->rng, req->path, &t, path, sizeof(path));
+	if (rewritten < 0) {
+		msg_resp_error(resp, 404, "not_found", "path too long", NULL);
+		return;
+	}
+	if (rewritten) {
 		char *np = strdup(path);
 		if (!np) {
 			msg_resp_error(resp, 500, "internal", "out of memory", NULL);

@@ -262,6 +262,16 @@ int routes_rewrite(const route_entry *e, const route_target *t, const char *path
 	return (n < 0 || (size_t)n >= len) ? ERR_TOO_LARGE : 0;
 }
 
+int routes_forward(const route_entry *e, rng *draws, const char *path, const route_target **t,
+		   char *out, size_t len)
+{
+	*t = routes_pick(e, rng_below(draws, (uint64_t)e->total_weight));
+	if (!(*t)->upstream_prefix[0])
+		return 0;
+	int rc = routes_rewrite(e, *t, path, out, len);
+	return rc ? rc : 1;
+}
+
 int routes_count(const routes *r) { return r ? r->n : 0; }
 
 const route_entry *routes_at(const routes *r, int i)

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/rng.h"
+
 #define ROUTES_MAX_TARGETS 4
 #define ROUTES_PREFIX_MAX 64
 
@@ -57,6 +59,15 @@ const route_target *routes_pick(const route_entry *e, uint64_t draw);
  * it does not fit. */
 int routes_rewrite(const route_entry *e, const route_target *t, const char *path, char *out,
 		   size_t len);
+/* What the gateway does to the path of a request that matched e, before it
+ * forwards it (and what a service calling another directly does the same
+ * way): picks the target with a draw from draws uniform in
+ * [0, e->total_weight) into *t, and when that target rewrites the prefix,
+ * the upstream path into out. 1 when out holds the rewritten path, 0 when
+ * the path goes as it is, ERR_TOO_LARGE when the rewritten path does not
+ * fit. */
+int routes_forward(const route_entry *e, rng *draws, const char *path, const route_target **t,
+		   char *out, size_t len);
 /* Number of entries, and entry i (for listing). */
 int routes_count(const routes *r);
 const route_entry *routes_at(const routes *r, int i);

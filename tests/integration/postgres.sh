@@ -17,7 +17,7 @@ rc=$?
 [ $rc -eq 77 ] && exit 77
 [ $rc -ne 0 ] && exit 1
 base="postgresql://postgres@127.0.0.1:$port"
-for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart ecom_payment ecom_checkout ecom_outage ecom_bus ecom_bus_unit ecom_loadgen ecom_search ecom_obs ecom_paypal ecom_audit ecom_notify; do
+for db in ecom_unit ecom_platform ecom_restart ecom_inventory ecom_identity ecom_cart ecom_payment ecom_checkout ecom_outage ecom_direct ecom_bus ecom_bus_unit ecom_loadgen ecom_search ecom_obs ecom_paypal ecom_audit ecom_notify; do
   "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/psql" -q -h 127.0.0.1 -p "$port" -U postgres \
     -d postgres -c "CREATE DATABASE $db" >/dev/null || exit 1
 done
@@ -32,6 +32,7 @@ ECOM_TEST_STORE="$base/ecom_cart" run "$build/tests/integration/test_cart"
 ECOM_TEST_STORE="$base/ecom_payment" run "$build/tests/integration/test_payment"
 ECOM_TEST_STORE="$base/ecom_checkout" run "$build/tests/integration/test_checkout"
 ECOM_TEST_STORE="$base/ecom_outage" run "$build/tests/integration/test_outage"
+ECOM_TEST_STORE="$base/ecom_direct" run "$build/tests/integration/test_direct"
 ECOM_TEST_STORE="$base/ecom_obs" run "$build/tests/integration/test_observability"
 ECOM_TEST_STORE="$base/ecom_paypal" run "$build/tests/integration/test_paypal"
 ECOM_TEST_STORE="$base/ecom_bus_unit" run "$build/tests/unit/test_bus"
