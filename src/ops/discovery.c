@@ -1,13 +1,11 @@
-/* discovery: a copy of the gateway's registry, refreshed from a thread. */
+/* discovery: a copy of the gateway's registry. */
 #include "ops/discovery.h"
 #include "core/err.h"
 #include "net/http_client.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Most instances one listing may bring (more are ignored). */
 #define DISCOVERY_MAX_INSTANCES 256
@@ -19,12 +17,7 @@ struct discovery {
 	logger *log;
 	char url[600];   /* GET here */
 	char token[256];
-	int64_t refresh_ms, timeout_ms, ttl_us;
-	pthread_t tid;
-	int started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stopping;
+	int64_t timeout_ms, ttl_us;
 	int failing; /* the last refresh failed (logged once) */
 };
 
@@ -36,13 +29,10 @@ discovery *discovery_new(const discovery_opts *o, clock_src *clock, logger *lg, 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
 	d->clock = clock;
 	d->log = lg;
 	snprintf(d->url, sizeof(d->url), "%s/admin/services", o->gateway_url ? o->gateway_url : "");
 	snprintf(d->token, sizeof(d->token), "%s", o->admin_token ? o->admin_token : "");
-	d->refresh_ms = o->refresh_ms < 10 ? 10 : o->refresh_ms;
 	d->timeout_ms = o->timeout_ms < 10 ? 10 : o->timeout_ms;
 	d->ttl_us = (o->ttl_ms < 1 ? 1 : o->ttl_ms) * 1000;
 	d->reg = registry_new(d->ttl_us);
@@ -61,17 +51,8 @@ void discovery_free(discovery *d)
 {
 	if (!d)
 		return;
-	if (d->started) {
-		pthread_mutex_lock(&d->mu);
-		d->stopping = 1;
-		pthread_cond_broadcast(&d->cv);
-		pthread_mutex_unlock(&d->mu);
-		pthread_join(d->tid, NULL);
-	}
 	registry_free(d->reg);
 	routes_free(d->table);
-	pthread_cond_destroy(&d->cv);
-	pthread_mutex_destroy(&d->mu);
 	free(d);
 }
 
@@ -161,43 +142,4 @@ int discovery_refresh(discovery *d)
 	msg_resp_clear(&resp);
 	registry_expire(d->reg, clock_now(d->clock));
 	return rc;
-}
-
-/* Sleeps up to ms; 1 when stopping. */
-static int wait_stop(discovery *d, int64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&d->mu);
-	while (!d->stopping)
-		if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) != 0)
-			break;
-	int stop = d->stopping;
-	pthread_mutex_unlock(&d->mu);
-	return stop;
-}
-
-static void *refresh_thread(void *arg)
-{
-	discovery *d = arg;
-	do
-		discovery_refresh(d);
-	while (!wait_stop(d, d->refresh_ms));
-	return NULL;
-}
-
-int discovery_start(discovery *d)
-{
-	if (d->started)
-		return 0;
-	if (pthread_create(&d->tid, NULL, refresh_thread, d) != 0)
-		return ERR_INTERNAL;
-	d->started = 1;
-	return 0;
 }

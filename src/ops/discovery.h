@@ -2,9 +2,10 @@
  * engine calls other services' instances directly (engine_call_service,
  * through ctx->instances and ctx->routes) instead of through the gateway.
  *
- * A thread of its own asks the gateway for its registry (GET
- * /admin/services with the admin token, bounded in time) every refresh
- * period and applies the answer to a registry (services/registry.h) of the
+ * Each refresh (the host runs one every services.discovery_refresh_ms on
+ * a thread of its own) asks the gateway for its registry (GET
+ * /admin/services with the admin token, bounded in time) and applies the
+ * answer to a registry (services/registry.h) of the
  * host's: each listed instance with the gateway's time of its last
  * heartbeat (so that one found dead here stays out of rotation until it
  * heartbeats again), instances the gateway no longer lists forgotten, and
@@ -28,7 +29,6 @@
 typedef struct discovery_opts {
 	const char *gateway_url; /* whose registry is copied ("http://HOST:PORT") */
 	const char *admin_token; /* what GET /admin/services needs */
-	int64_t refresh_ms;      /* the period (at least 10) */
 	int64_t timeout_ms;      /* one GET's limit (at least 10) */
 	int64_t ttl_ms;          /* registry.ttl_ms: how long a heartbeat keeps an instance in rotation */
 	const char *routes_file; /* the gateway's route table (gateway.routes_file); NULL or "": built in */
@@ -41,13 +41,11 @@ typedef struct discovery discovery;
  * out of memory. */
 discovery *discovery_new(const discovery_opts *o, clock_src *clock, logger *lg, char *err,
 			 size_t errlen);
-/* Stops the thread when running, then frees. NULL is fine. */
+/* NULL is fine. */
 void discovery_free(discovery *d);
-/* Runs the refresh thread (a first refresh happens at once). 0 or
- * ERR_INTERNAL. */
-int discovery_start(discovery *d);
-/* One refresh now on the caller's thread: 0, or the reason the gateway's
- * registry could not be had (the copy is then left as it was). */
+/* One refresh on the caller's thread: 0, or the reason the gateway's
+ * registry could not be had (the copy is then left as it was, but
+ * expired instances are forgotten). Not to be run by two threads at once. */
 int discovery_refresh(discovery *d);
 /* Applies a registry listing (GET /admin/services's answer) at now_us. 0,
  * or ERR_INVALID when doc is not one. */

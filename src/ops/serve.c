@@ -40,7 +40,9 @@ static const char HELP[] =
 	"  --store URL         sqlite:DIR, sqlite::memory: (default sqlite:STATE/data)\n"
 	"  --bus URL           embedded (default) or kafka://HOST:PORT[,HOST:PORT...]\n"
 	"  --state DIR         state directory (default ./var or $ECOM_STATE)\n"
-	"  --gateway URL       register with this gateway and heartbeat\n"
+	"  --gateway URL       register with this gateway and heartbeat; copy its\n"
+	"                      registry to call other services directly\n"
+	"                      (services.direct_calls)\n"
 	"  --instance ID       instance id (default SERVICE-PID)\n"
 	"  --addr-file PATH    write the bound base URL here once listening\n"
 	"  --config FILE       configuration file (key = value)\n"
@@ -75,6 +77,7 @@ typedef struct host {
 	bus *bus; /* events: every service with a store has one */
 	exporter *exporter; /* spans to OpenTelemetry, when configured */
 	discovery *discovery; /* the gateway's registry, for direct calls */
+	int64_t discovery_ms; /* refreshed this often */
 } host;
 
 /* The deadline of the request this thread is serving (ctx->deadline). */
@@ -388,7 +391,6 @@ static void host_discovery(host *h)
 	discovery_opts o = {
 		.gateway_url = h->gateway,
 		.admin_token = h->token,
-		.refresh_ms = config_int(cfg, "services.discovery_refresh_ms", 1000),
 		.timeout_ms = 1000,
 		.ttl_ms = config_int(cfg, "registry.ttl_ms", 3500),
 		.routes_file = config_get(cfg, "gateway.routes_file"),
@@ -401,6 +403,18 @@ static void host_discovery(host *h)
 	}
 	h->ctx.routes = discovery_routes(h->discovery);
 	h->ctx.instances = discovery_registry(h->discovery);
+	h->discovery_ms = config_int(cfg, "services.discovery_refresh_ms", 1000);
+	if (h->discovery_ms < 10)
+		h->discovery_ms = 10;
+}
+
+static void *discovery_thread(void *arg)
+{
+	host *h = arg;
+	do
+		discovery_refresh(h->discovery);
+	while (!host_wait(h, h->discovery_ms, NULL));
+	return NULL;
 }
 
 /* The engine's second protocol (def->lines: the SMTP sink's SMTP) on its
@@ -586,8 +600,8 @@ int serve_main(int argc, char **argv)
 	int rc = 1;
 	http_server *srv = NULL;
 	line_server *side = NULL;
-	pthread_t tick_tid = 0, hb_tid = 0;
-	int tick_started = 0, hb_started = 0;
+	pthread_t tick_tid = 0, hb_tid = 0, disc_tid = 0;
+	int tick_started = 0, hb_started = 0, disc_started = 0;
 	if (!ctx->tracer || !ctx->window) {
 		cli_fail("serve", "out of memory");
 		goto out;
@@ -704,8 +718,12 @@ int serve_main(int argc, char **argv)
 		if (pthread_create(&hb_tid, NULL, heartbeat_thread, &h) == 0)
 			hb_started = 1;
 	}
-	if (h.discovery && discovery_start(h.discovery) != 0)
-		log_warn(ctx->log, "no thread to copy the gateway's registry: calls go through it");
+	if (h.discovery) {
+		if (pthread_create(&disc_tid, NULL, discovery_thread, &h) == 0)
+			disc_started = 1;
+		else
+			log_warn(ctx->log, "no thread to copy the gateway's registry: calls go through it");
+	}
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
@@ -720,6 +738,8 @@ out:
 		pthread_join(hb_tid, NULL);
 		deregister(&h);
 	}
+	if (disc_started)
+		pthread_join(disc_tid, NULL);
 	line_server_stop(side);
 	http_server_stop(srv);
 	if (tick_started)

@@ -196,7 +196,7 @@ static void test_apply(void **state)
 {
 	fx *f = *state;
 	clock_src *clk = clock_virtual_new(T0);
-	discovery_opts o = { .gateway_url = GW, .refresh_ms = 1000, .timeout_ms = 1000,
+	discovery_opts o = { .gateway_url = GW, .timeout_ms = 1000,
 			     .ttl_ms = 3500 };
 	char err[128];
 	discovery *d = discovery_new(&o, clk, NULL, err, sizeof(err));
