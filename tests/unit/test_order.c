@@ -1410,6 +1410,136 @@ static void test_crash_at_every_call(void **state)
 	}
 }
 
+/* The order engine's calls on an inline items order's path: 1 the price,
+ * 2 reserve, 3 authorize, 4 capture, 5 commit (all in the POST). Inline,
+ * the write that ends the authorisation begins the capture. */
+#define INLINE_CALLS 5
+
+static void crash_inline_at(int call, int sent)
+{
+	plat *p = plat_new(1);
+	p->crash_at = call;
+	p->crash_sent = sent;
+	const char *body = ITEMS("tok_visa", "[{\"sku\":\"BOOK-1\",\"qty\":2}]");
+	int status;
+	json_t *o = req_full(p, S_ORDER, "POST", "/v1/orders", AS_USER, "usr_ivy", "k-crash-in",
+			     body, &status, NULL, NULL);
+	char id[64] = "";
+	if (call == 1) {
+		assert_int_equal(status, 503);
+		json_decref(o);
+		restart_order(p);
+		o = place(p, "usr_ivy", "k-crash-in", body, 201);
+	} else {
+		/* A step waits for its retry: 202. */
+		assert_int_equal(status, 202);
+	}
+	take_id(o, id, sizeof(id));
+	assert_true(p->crashed || call == 1);
+	restart_order(p);
+	settle(p, SEC);
+	assert_settled(p, "usr_ivy", id, "CONFIRMED");
+	o = get_order(p, "usr_ivy", id);
+	static const char *const step[] = { "", "", "reserve", "authorize", "capture", "commit" };
+	if (call >= 2)
+		assert_int_equal(jint(step_of(o, step[call]), "attempts"), 2);
+	json_decref(o);
+	assert_int_equal(stripe_stat(p, "authorizations"), 1);
+	assert_int_equal(stripe_stat(p, "captures"), 1);
+	long long on_hand, reserved;
+	stock(p, "BOOK-1", &on_hand, &reserved);
+	assert_int_equal(on_hand, 98);
+	assert_int_equal(reserved, 0);
+	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM orders"), 1);
+	plat_free(p);
+}
+
+static void test_crash_inline_at_every_call(void **state)
+{
+	(void)state;
+	for (int call = 1; call <= INLINE_CALLS; call++) {
+		crash_inline_at(call, 1);
+		crash_inline_at(call, 0);
+	}
+}
+
+/* ---- the cost of a checkout ---------------------------------------------------------- */
+
+/* Write transactions the order engine committed so far. */
+static long long order_writes(plat *p)
+{
+	return (long long)metrics_counter_value(p->f[S_ORDER]->ctx.metrics,
+						"order_store_writes_total", "");
+}
+
+/* Places an order (body) for user and runs it to CONFIRMED: the order
+ * service's write transactions for the POST (*posted) and in all. The
+ * answer stored with the POST's last write is the order as it then was. */
+static long long confirm_counting(plat *p, const char *user, const char *key, const char *body,
+				  long long *posted)
+{
+	long long w0 = order_writes(p);
+	json_t *o = place(p, user, key, body, 201);
+	*posted = order_writes(p) - w0;
+	char id[64];
+	snprintf(id, sizeof(id), "%s", jstr(o, "order_id"));
+	json_t *now = get_order(p, user, id);
+	if (!json_equal(o, now)) {
+		char *a = json_dumps(o, JSON_SORT_KEYS), *b = json_dumps(now, JSON_SORT_KEYS);
+		fail_msg("the POST's answer %s is not the order as it stood: %s", a, b);
+	}
+	json_decref(now);
+	json_decref(o);
+	settle(p, SEC);
+	long long total = order_writes(p) - w0;
+	assert_settled(p, user, id, "CONFIRMED");
+	o = get_order(p, user, id);
+	json_t *steps = json_object_get(json_object_get(o, "saga"), "steps");
+	size_t i;
+	json_t *st;
+	json_array_foreach(steps, i, st)
+		assert_int_equal(jint(st, "attempts"), 1);
+	json_decref(o);
+	return total;
+}
+
+/* The order service's write transactions per confirmed checkout: each
+ * step's end and the next step's beginning are one transaction, the order
+ * is placed with its first step begun, the hand-over to the processor gives
+ * the lease back and stores the answer, the processor's claim begins the
+ * capture. These figures must not grow back (it was 14 for an items order
+ * queued, 16 from the cart). */
+static void test_writes_per_checkout(void **state)
+{
+	plat *p = *state; /* queued */
+	long long posted;
+	/* create+reserve, reserve+authorize, authorize+hand-over+answer; claim+capture,
+	 * capture+commit, commit+confirmed+completed. */
+	assert_int_equal(confirm_counting(p, "usr_wes", "k-w1",
+					  ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
+					  &posted),
+			 6);
+	assert_int_equal(posted, 3);
+	/* From the cart: its emptying is one more. */
+	put_cart(p, "usr_wes", "BOOK-1", 1);
+	assert_int_equal(confirm_counting(p, "usr_wes", "k-w2", CARD, &posted), 7);
+	assert_int_equal(posted, 3);
+	assert_int_equal(cart_lines(p, "usr_wes"), 0);
+
+	/* Inline: create+reserve, reserve+authorize, authorize+hand-over+capture,
+	 * capture+commit, commit+confirmed+completed+answer. */
+	plat *in = plat_new(1);
+	assert_int_equal(confirm_counting(in, "usr_wes", "k-w3",
+					  ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
+					  &posted),
+			 5);
+	assert_int_equal(posted, 5);
+	put_cart(in, "usr_wes", "BOOK-1", 1);
+	assert_int_equal(confirm_counting(in, "usr_wes", "k-w4", CARD, &posted), 6);
+	assert_int_equal(posted, 6);
+	plat_free(in);
+}
+
 /* Instance order-1 dies holding a saga; order-2 (another process on the
  * same database) takes it over once the lease ran out, not before. */
 static void test_lease_takeover(void **state)
@@ -1698,6 +1828,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_get_admin, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_state_machines, setup_queued, teardown),
 		cmocka_unit_test(test_crash_at_every_call),
+		cmocka_unit_test(test_crash_inline_at_every_call),
+		cmocka_unit_test_setup_teardown(test_writes_per_checkout, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_takeover, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_lost_midway, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_queued, teardown),
