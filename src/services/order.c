@@ -2323,6 +2323,9 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Checkout sagas finished, by outcome (completed, compensated).");
 	metrics_help(ctx->metrics, "saga_duration_seconds",
 		     "Time from an order's placing to the end of its saga, by outcome.");
+	metrics_help(ctx->metrics, "order_store_writes_total",
+		     "Write transactions the order service committed (orders, sagas, the "
+		     "queue and its leases).");
 	metrics_help(ctx->metrics, "order_calls_total",
 		     "Calls the saga made to other services, by step and result "
 		     "(ok, refused, transient).");

@@ -1353,6 +1353,30 @@ static void restart_order(plat *p)
 	f->eng = efix_create_engine(f);
 }
 
+/* After the order engine died at its call number call (in step; call 1:
+ * before any), a new one settles id: CONFIRMED, that step tried twice,
+ * one authorisation and one capture, two units of BOOK-1 sold, one
+ * order. */
+static void assert_recovered(plat *p, const char *user, const char *id, int call,
+			     const char *step)
+{
+	assert_true(p->crashed || call == 1);
+	restart_order(p);
+	settle(p, SEC);
+	assert_settled(p, user, id, "CONFIRMED");
+	json_t *o = get_order(p, user, id);
+	if (call >= 2)
+		assert_int_equal(jint(step_of(o, step), "attempts"), 2);
+	json_decref(o);
+	assert_int_equal(stripe_stat(p, "authorizations"), 1);
+	assert_int_equal(stripe_stat(p, "captures"), 1);
+	long long on_hand, reserved;
+	stock(p, "BOOK-1", &on_hand, &reserved);
+	assert_int_equal(on_hand, 98);
+	assert_int_equal(reserved, 0);
+	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM orders"), 1);
+}
+
 /* The order engine's calls on a cart order's path: 1 the cart, 2 reserve,
  * 3 authorize (the POST answers), 4 capture, 5 commit, 6 empty the cart. */
 #define PATH_CALLS 6
@@ -1377,28 +1401,10 @@ static void crash_at(int call, int sent)
 	take_id(o, id, sizeof(id));
 	if (call > 3)
 		tick_all(p); /* the processor dies */
-	assert_true(p->crashed || call == 1);
-	restart_order(p);
-	settle(p, SEC);
-	assert_settled(p, "usr_oz", id, "CONFIRMED");
-	o = get_order(p, "usr_oz", id);
-	if (call >= 2)
-		assert_int_equal(jint(step_of(o, call == 2   ? "reserve"
-						 : call == 3 ? "authorize"
-						 : call == 4 ? "capture"
-						 : call == 5 ? "commit"
-							     : "clear_cart"),
-					      "attempts"),
-				 2);
-	json_decref(o);
-	assert_int_equal(stripe_stat(p, "authorizations"), 1);
-	assert_int_equal(stripe_stat(p, "captures"), 1);
-	long long on_hand, reserved;
-	stock(p, "BOOK-1", &on_hand, &reserved);
-	assert_int_equal(on_hand, 98);
-	assert_int_equal(reserved, 0);
+	static const char *const step[] = { "",        "",       "reserve",   "authorize",
+					    "capture", "commit", "clear_cart" };
+	assert_recovered(p, "usr_oz", id, call, step[call]);
 	assert_int_equal(cart_lines(p, "usr_oz"), 0);
-	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM orders"), 1);
 	plat_free(p);
 }
 
@@ -1435,22 +1441,8 @@ static void crash_inline_at(int call, int sent)
 		assert_int_equal(status, 202);
 	}
 	take_id(o, id, sizeof(id));
-	assert_true(p->crashed || call == 1);
-	restart_order(p);
-	settle(p, SEC);
-	assert_settled(p, "usr_ivy", id, "CONFIRMED");
-	o = get_order(p, "usr_ivy", id);
 	static const char *const step[] = { "", "", "reserve", "authorize", "capture", "commit" };
-	if (call >= 2)
-		assert_int_equal(jint(step_of(o, step[call]), "attempts"), 2);
-	json_decref(o);
-	assert_int_equal(stripe_stat(p, "authorizations"), 1);
-	assert_int_equal(stripe_stat(p, "captures"), 1);
-	long long on_hand, reserved;
-	stock(p, "BOOK-1", &on_hand, &reserved);
-	assert_int_equal(on_hand, 98);
-	assert_int_equal(reserved, 0);
-	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM orders"), 1);
+	assert_recovered(p, "usr_ivy", id, call, step[call]);
 	plat_free(p);
 }
 
@@ -1509,34 +1501,33 @@ static long long confirm_counting(plat *p, const char *user, const char *key, co
  * the lease back and stores the answer, the processor's claim begins the
  * capture. These figures must not grow back (it was 14 for an items order
  * queued, 16 from the cart). */
+/* confirm_counting for usr_wes, which must take total writes, posted of
+ * them in the POST. */
+static void expect_writes(plat *p, const char *key, const char *body, long long total,
+			  long long posted)
+{
+	long long in_post;
+	assert_int_equal(confirm_counting(p, "usr_wes", key, body, &in_post), total);
+	assert_int_equal(in_post, posted);
+}
+
 static void test_writes_per_checkout(void **state)
 {
 	plat *p = *state; /* queued */
-	long long posted;
+	const char *mug = ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]");
 	/* create+reserve, reserve+authorize, authorize+hand-over+answer; claim+capture,
 	 * capture+commit, commit+confirmed+completed. */
-	assert_int_equal(confirm_counting(p, "usr_wes", "k-w1",
-					  ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
-					  &posted),
-			 6);
-	assert_int_equal(posted, 3);
+	expect_writes(p, "k-w1", mug, 6, 3);
 	/* From the cart: its emptying is one more. */
 	put_cart(p, "usr_wes", "BOOK-1", 1);
-	assert_int_equal(confirm_counting(p, "usr_wes", "k-w2", CARD, &posted), 7);
-	assert_int_equal(posted, 3);
+	expect_writes(p, "k-w2", CARD, 7, 3);
 	assert_int_equal(cart_lines(p, "usr_wes"), 0);
-
 	/* Inline: create+reserve, reserve+authorize, authorize+hand-over+capture,
 	 * capture+commit, commit+confirmed+completed+answer. */
 	plat *in = plat_new(1);
-	assert_int_equal(confirm_counting(in, "usr_wes", "k-w3",
-					  ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"),
-					  &posted),
-			 5);
-	assert_int_equal(posted, 5);
+	expect_writes(in, "k-w3", mug, 5, 5);
 	put_cart(in, "usr_wes", "BOOK-1", 1);
-	assert_int_equal(confirm_counting(in, "usr_wes", "k-w4", CARD, &posted), 6);
-	assert_int_equal(posted, 6);
+	expect_writes(in, "k-w4", CARD, 6, 6);
 	plat_free(in);
 }
 
