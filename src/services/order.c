@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
  * reserve, authorize, capture, commit, clear the cart, complete, with a
  * compensation's void, refund and release). */
 #define ADVANCE_MAX 24
+/* order.workers' default: threads that drive a tick's due sagas. */
+#define ORDER_WORKERS 4
 /* How soon a saga whose advance met a database error is tried again. */
 #define STORE_RETRY_US 1000000LL
 #define US 1000000LL
@@ -53,6 +56,17 @@ typedef struct order_svc {
 	backoff_policy retry;
 	char token[24];      /* this life of the instance, for leases */
 	saga_lease lease;
+	/* The processor's helpers (order.workers - 1 threads): they drive a
+	 * tick's due sagas alongside the tick's own thread. */
+	pthread_mutex_t mu;
+	pthread_cond_t work;      /* a tick's sagas are there to take, or stopping */
+	pthread_cond_t idle;      /* the last saga of a tick is done */
+	char (*batch)[SAGA_ID_MAX]; /* the tick's due sagas */
+	int batch_n, batch_next, busy;
+	int stopping;
+	int nhelpers;
+	pthread_t *helpers;
+	int sync_ready;           /* mu and the conditions are initialised */
 } order_svc;
 
 /* ---- the order status machine ------------------------------------------------ */
@@ -2211,6 +2225,38 @@ static void admin_orders_summary(void *ud, msg_req *req, msg_resp *resp)
 
 /* ---- the processor ------------------------------------------------------------------ */
 
+/* Takes the tick's next due saga and drives it, while there is one; called
+ * and returns with o->mu held. */
+static void drive_batch(order_svc *o)
+{
+	while (o->batch_next < o->batch_n) {
+		const char *id = o->batch[o->batch_next++];
+		o->busy++;
+		pthread_mutex_unlock(&o->mu);
+		drive(o, id);
+		pthread_mutex_lock(&o->mu);
+		o->busy--;
+	}
+	if (o->busy == 0)
+		pthread_cond_broadcast(&o->idle);
+}
+
+static void *helper_main(void *arg)
+{
+	order_svc *o = arg;
+	pthread_mutex_lock(&o->mu);
+	while (!o->stopping) {
+		if (o->batch_next < o->batch_n)
+			drive_batch(o);
+		else
+			pthread_cond_wait(&o->work, &o->mu);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
+/* The processor: the sagas due now, each claimed and driven (by this
+ * thread and the helpers together); returns once all are. */
 static void order_tick(void *eng, int64_t now_us)
 {
 	order_svc *o = eng;
@@ -2220,8 +2266,22 @@ static void order_tick(void *eng, int64_t now_us)
 	if (rc)
 		log_warn(o->ctx->log, "order queue: %s (%s)", err_name(rc),
 			 store_errmsg(o->ctx->store));
-	for (int i = 0; i < n; i++)
-		drive(o, ids[i]);
+	if (o->nhelpers == 0 || n <= 1) {
+		for (int i = 0; i < n; i++)
+			drive(o, ids[i]);
+	} else {
+		pthread_mutex_lock(&o->mu);
+		o->batch = ids;
+		o->batch_n = n;
+		o->batch_next = 0;
+		pthread_cond_broadcast(&o->work);
+		drive_batch(o);
+		while (o->busy > 0)
+			pthread_cond_wait(&o->idle, &o->mu);
+		o->batch = NULL;
+		o->batch_n = o->batch_next = 0;
+		pthread_mutex_unlock(&o->mu);
+	}
 	free(ids);
 }
 
@@ -2232,6 +2292,18 @@ static void order_destroy(void *eng)
 	order_svc *o = eng;
 	if (!o)
 		return;
+	if (o->sync_ready) {
+		pthread_mutex_lock(&o->mu);
+		o->stopping = 1;
+		pthread_cond_broadcast(&o->work);
+		pthread_mutex_unlock(&o->mu);
+		for (int i = 0; i < o->nhelpers; i++)
+			pthread_join(o->helpers[i], NULL);
+		pthread_cond_destroy(&o->work);
+		pthread_cond_destroy(&o->idle);
+		pthread_mutex_destroy(&o->mu);
+	}
+	free(o->helpers);
 	router_free(o->rt);
 	free(o);
 }
@@ -2261,7 +2333,7 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		return NULL;
 	}
 	o->ctx = ctx;
-	int64_t margin_s, lease_ms, base_ms, cap_ms, attempts, batch, inl;
+	int64_t margin_s, lease_ms, base_ms, cap_ms, attempts, batch, inl, workers;
 	if (setting(ctx, "order.reservation_ttl_s", 900, 10, 86400, &o->ttl_s, err, errlen) ||
 	    setting(ctx, "order.expiry_margin_s", 30, 1, o->ttl_s - 1, &margin_s, err, errlen) ||
 	    setting(ctx, "order.call_timeout_ms", 6000, 1, 600000, &o->call_timeout_ms, err,
@@ -2272,7 +2344,8 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 	    setting(ctx, "order.retry_cap_ms", 30000, base_ms, 3600000, &cap_ms, err, errlen) ||
 	    setting(ctx, "order.retry_attempts", 100, 1, 1000000, &attempts, err, errlen) ||
 	    setting(ctx, "order.tick_batch", 32, 1, 1000, &batch, err, errlen) ||
-	    setting(ctx, "order.confirm_inline", 0, 0, 1, &inl, err, errlen)) {
+	    setting(ctx, "order.confirm_inline", 0, 0, 1, &inl, err, errlen) ||
+	    setting(ctx, "order.workers", ORDER_WORKERS, 1, 64, &workers, err, errlen)) {
 		order_destroy(o);
 		return NULL;
 	}
@@ -2311,6 +2384,23 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 	};
 	o->rt = engine_router(routes, sizeof(routes) / sizeof(routes[0]), o, err, errlen);
 	if (!o->rt) {
+		order_destroy(o);
+		return NULL;
+	}
+	if (pthread_mutex_init(&o->mu, NULL) != 0 || pthread_cond_init(&o->work, NULL) != 0 ||
+	    pthread_cond_init(&o->idle, NULL) != 0) {
+		snprintf(err, errlen, "cannot initialise the processor's lock");
+		order_destroy(o);
+		return NULL;
+	}
+	o->sync_ready = 1;
+	o->helpers = calloc((size_t)workers, sizeof(*o->helpers));
+	for (int i = 0; o->helpers && i < workers - 1; i++, o->nhelpers++)
+		if (pthread_create(&o->helpers[i], NULL, helper_main, o) != 0)
+			break;
+	if (!o->helpers || o->nhelpers < workers - 1) {
+		snprintf(err, errlen, "cannot start the order processor's %lld threads",
+			 (long long)workers);
 		order_destroy(o);
 		return NULL;
 	}

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -100,6 +101,9 @@ struct plat {
 	int crash_sent;      /* that call is delivered (its reply lost) */
 	int crashed;
 	const char *steal_on; /* a path: once the order calls it, order-9 takes its lease */
+	int slow_us;          /* each of the order engine's calls takes this long more */
+	int in_flight;        /* the order engine's calls under way */
+	int max_in_flight;    /* and the most there were at once */
 };
 
 static int svc_index(const char *name)
@@ -159,7 +163,16 @@ static int plat_call(void *ud, const char *target, const msg_req *req, msg_resp 
 	int fault = p->fault[to];
 	if (deliver && fault != F_DOWN && fault != F_503)
 		p->delivered[to]++;
+	int slow = c->who == S_ORDER ? p->slow_us : 0;
+	if (slow && ++p->in_flight > p->max_in_flight)
+		p->max_in_flight = p->in_flight;
 	pthread_mutex_unlock(&p->mu);
+	if (slow) {
+		usleep((useconds_t)slow);
+		pthread_mutex_lock(&p->mu);
+		p->in_flight--;
+		pthread_mutex_unlock(&p->mu);
+	}
 	if (!deliver || fault == F_DOWN)
 		return ERR_UNAVAILABLE;
 	if (fault == F_503) {
@@ -1531,6 +1544,41 @@ static void test_writes_per_checkout(void **state)
 	plat_free(in);
 }
 
+/* The processor drives one tick's due sagas on order.workers threads side
+ * by side: every one captured and committed once. */
+static void test_workers(void **state)
+{
+	plat *p = *state; /* queued, order.workers 4 (the default) */
+	enum { N = 12 };
+	char ids[N][64];
+	for (int i = 0; i < N; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k-par%d", i);
+		json_t *o = place(p, "usr_par", key,
+				  ITEMS("tok_visa", "[{\"sku\":\"MUG-2\",\"qty\":1}]"), 201);
+		take_id(o, ids[i], sizeof(ids[i]));
+	}
+	pthread_mutex_lock(&p->mu);
+	p->slow_us = 3000;
+	pthread_mutex_unlock(&p->mu);
+	tick_all(p); /* one tick takes all twelve */
+	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM order_queue"), 0);
+	pthread_mutex_lock(&p->mu);
+	int most = p->max_in_flight;
+	p->slow_us = 0;
+	pthread_mutex_unlock(&p->mu);
+	assert_true(most > 1 && most <= 4);
+	for (int i = 0; i < N; i++) {
+		char id[64];
+		memcpy(id, ids[i], sizeof(id));
+		assert_settled(p, "usr_par", id, "CONFIRMED");
+		json_t *o = get_order(p, "usr_par", id);
+		assert_int_equal(jint(step_of(o, "capture"), "attempts"), 1);
+		json_decref(o);
+	}
+	assert_int_equal(stripe_stat(p, "captures"), N);
+}
+
 /* Instance order-1 dies holding a saga; order-2 (another process on the
  * same database) takes it over once the lease ran out, not before. */
 static void test_lease_takeover(void **state)
@@ -1821,6 +1869,7 @@ int main(void)
 		cmocka_unit_test(test_crash_at_every_call),
 		cmocka_unit_test(test_crash_inline_at_every_call),
 		cmocka_unit_test_setup_teardown(test_writes_per_checkout, setup_queued, teardown),
+		cmocka_unit_test_setup_teardown(test_workers, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_takeover, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_lost_midway, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup_queued, teardown),
