@@ -1512,8 +1512,8 @@ static long long confirm_counting(plat *p, const char *user, const char *key, co
  * step's end and the next step's beginning are one transaction, the order
  * is placed with its first step begun, the hand-over to the processor gives
  * the lease back and stores the answer, the processor's claim begins the
- * capture. These figures must not grow back (it was 14 for an items order
- * queued, 16 from the cart). */
+ * capture. These figures must not grow back (they were 13 for an items
+ * order queued, 15 from the cart, 12 and 14 inline). */
 /* confirm_counting for usr_wes, which must take total writes, posted of
  * them in the POST. */
 static void expect_writes(plat *p, const char *key, const char *body, long long total,
