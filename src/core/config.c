@@ -214,6 +214,8 @@ static const config_def defs[] = {
 	{"order.tick_batch", "32", "Due sagas the order processor takes from the queue per tick."},
 	{"order.confirm_inline", "0",
 	 "1: POST /v1/orders also captures and commits before answering (lower latency); 0: the order processor does, from the queue."},
+	{"order.workers", "4",
+	 "Threads of the order processor that drive the sagas due at one tick side by side (1 to 64; leases keep them apart)."},
 	{"engine.tick_ms", "100",
 	 "Milliseconds between engine ticks, which run timed work such as retries and expiries."},
 	{"gateway.thread_per_connection", "1",

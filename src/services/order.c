@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
  * reserve, authorize, capture, commit, clear the cart, complete, with a
  * compensation's void, refund and release). */
 #define ADVANCE_MAX 24
+/* order.workers' default: threads that drive a tick's due sagas. */
+#define ORDER_WORKERS 4
 /* How soon a saga whose advance met a database error is tried again. */
 #define STORE_RETRY_US 1000000LL
 #define US 1000000LL
@@ -53,6 +56,17 @@ typedef struct order_svc {
 	backoff_policy retry;
 	char token[24];      /* this life of the instance, for leases */
 	saga_lease lease;
+	/* The processor's helpers (order.workers - 1 threads): they drive a
+	 * tick's due sagas alongside the tick's own thread. */
+	pthread_mutex_t mu;
+	pthread_cond_t work;      /* a tick's sagas are there to take, or stopping */
+	pthread_cond_t idle;      /* the last saga of a tick is done */
+	char (*batch)[SAGA_ID_MAX]; /* the tick's due sagas */
+	int batch_n, batch_next, busy;
+	int stopping;
+	int nhelpers;
+	pthread_t *helpers;
+	int sync_ready;           /* mu and the conditions are initialised */
 } order_svc;
 
 /* ---- the order status machine ------------------------------------------------ */
@@ -297,7 +311,9 @@ static json_t *order_json(const order_rec *r, const saga *sg)
 /* ---- transactions ---------------------------------------------------------------- */
 
 /* Runs fn(o, arg) in a transaction (store_txn: again while the database
- * says "busy" or "serialize again"). */
+ * says "busy" or "serialize again"); each one committed is counted in
+ * order_store_writes_total (every write of the order service goes through
+ * here). */
 typedef struct txn_call {
 	order_svc *o;
 	int (*fn)(order_svc *, void *);
@@ -313,7 +329,10 @@ static int txn_trampoline(void *a)
 static int run_txn(order_svc *o, int (*fn)(order_svc *, void *), void *arg)
 {
 	txn_call c = { .o = o, .fn = fn, .arg = arg };
-	return store_txn(o->ctx->store, TXN_TRIES, txn_trampoline, &c);
+	int rc = store_txn(o->ctx->store, TXN_TRIES, txn_trampoline, &c);
+	if (rc == 0)
+		metrics_count(o->ctx->metrics, "order_store_writes_total", "", 1);
+	return rc;
 }
 
 /* ---- remote calls ------------------------------------------------------------------ */
@@ -401,7 +420,7 @@ static void remote(order_svc *o, const char *what, const char *method, const cha
 enum advance_result {
 	ADV_CONTINUE, /* moved: look again */
 	ADV_DONE,     /* finished (COMPLETED or COMPENSATED), off the queue */
-	ADV_WAIT,     /* a step waits for a retry at *due */
+	ADV_WAIT,     /* a step waits for a retry at due */
 	ADV_QUEUED,   /* handed to the order processor */
 	ADV_LOST,     /* the lease is someone else's now: hands off */
 	ADV_ABORT     /* a database error: try again soon */
@@ -409,6 +428,26 @@ enum advance_result {
 
 /* apply_body's "the lease is someone else's": roll back, hands off. */
 #define LEASE_LOST 1
+
+/* One advance of one saga: what it was asked to do and how far it got. */
+typedef struct adv {
+	int stop_at_queue;   /* stop once the saga is handed to the processor */
+	int answer;          /* the POST's own advance: the write that ends it stores the
+			      * first answer as well */
+	int ready;           /* the step the last write of this advance began (the call
+			      * not sent yet), or -1 */
+	int finished;        /* a write took the saga off the queue */
+	int released;        /* a write gave the lease back */
+	int64_t due;         /* when it wants to be looked at again (ADV_WAIT, ADV_QUEUED) */
+	int64_t resp_status; /* the first answer, stored with the last write (0: none) */
+	char *resp_body;
+} adv;
+
+static adv adv_start(int stop_at_queue, int answer, int ready, int64_t due)
+{
+	return (adv){ .stop_at_queue = stop_at_queue, .answer = answer, .ready = ready,
+		      .due = due };
+}
 
 /* What one transaction of the saga writes, besides renewing the lease. */
 typedef struct saga_write {
@@ -422,6 +461,9 @@ typedef struct saga_write {
 	int order_to;       /* order status, or -1 */
 	const char *event;  /* outbox event type, or NULL */
 	int finish;         /* off the queue: the saga ends */
+	int release;        /* the advance stops here: the lease goes back, due at due */
+	int waits;          /* with release: a step waits for a retry (else: handed over) */
+	int64_t due;
 } saga_write;
 
 static saga_write sw(void)
@@ -434,6 +476,8 @@ typedef struct apply_op {
 	const order_rec *r;
 	const saga_write *w;
 	int64_t now;
+	int64_t resp_status; /* > 0: store resp_body as the order's first answer */
+	const char *resp_body;
 } apply_op;
 
 static int write_event(order_svc *o, const order_rec *r, const char *type, const char *reason,
@@ -459,6 +503,15 @@ static int write_event(order_svc *o, const order_rec *r, const char *type, const
 	return rc;
 }
 
+/* Stores the first answer to the POST that placed order id (once). */
+static int store_answer(order_svc *o, const char *id, int64_t status, const char *body)
+{
+	return store_runf(o->ctx->store,
+			  "UPDATE orders SET response_status = ?, response = ? "
+			  "WHERE order_id = ? AND response IS NULL",
+			  NULL, "itt", status, body, id);
+}
+
 static int apply_body(order_svc *o, void *arg)
 {
 	apply_op *a = arg;
@@ -467,12 +520,11 @@ static int apply_body(order_svc *o, void *arg)
 	const char *id = a->sg->order_id;
 	/* The lease first: a saga whose lease ran out and was taken is not
 	 * this instance's to write any more. */
-	int rc = w->finish ? saga_dequeue(s, id, &o->lease)
-			   : saga_renew(s, id, &o->lease, a->now + o->lease_us);
+	int rc = w->finish    ? saga_dequeue(s, id, &o->lease)
+		 : w->release ? saga_release(s, id, &o->lease, w->due)
+			      : saga_renew(s, id, &o->lease, a->now + o->lease_us);
 	if (rc == ERR_STATE)
 		return LEASE_LOST;
-	if (rc == 0 && w->begin >= 0)
-		rc = saga_step_begin(s, id, w->begin, a->now);
 	if (rc == 0 && w->end >= 0)
 		rc = saga_step_end(s, id, w->end, w->end_status, w->detail, a->now);
 	if (rc == 0 && w->mark >= 0) {
@@ -480,6 +532,8 @@ static int apply_body(order_svc *o, void *arg)
 		if (rc == 0)
 			rc = saga_step_end(s, id, w->mark, SAGA_STEP_SUCCEEDED, NULL, a->now);
 	}
+	if (rc == 0 && w->begin >= 0)
+		rc = saga_step_begin(s, id, w->begin, a->now);
 	const char *reason = w->reason ? w->reason : a->sg->reason;
 	if (rc == 0 && w->to >= 0)
 		rc = saga_set_state(s, o->ctx->log, id, a->sg->state, w->to, w->reason, a->now);
@@ -488,287 +542,28 @@ static int apply_body(order_svc *o, void *arg)
 	if (rc == 0 && w->event)
 		rc = write_event(o, a->r, w->event, w->order_to == ORDER_CANCELLED ? reason : NULL,
 				a->now);
+	if (rc == 0 && a->resp_status > 0)
+		rc = store_answer(o, id, a->resp_status, a->resp_body);
 	return rc;
 }
 
-/* Writes w for sg (and its order r) in one transaction; sg follows. 0,
- * ADV_LOST or ADV_ABORT. */
-static int apply(order_svc *o, saga *sg, const order_rec *r, const saga_write *w)
-{
-	apply_op a = { .sg = sg, .r = r, .w = w, .now = clock_now(o->ctx->clock) };
-	int rc = run_txn(o, apply_body, &a);
-	if (rc == LEASE_LOST) {
-		log_warn(o->ctx->log, "saga %s: lease lost; another instance carries on",
-			 sg->order_id);
-		return ADV_LOST;
-	}
-	if (rc) {
-		log_error(o->ctx->log, "saga %s: cannot record its progress: %s (%s)", sg->order_id,
-			  err_name(rc), store_errmsg(o->ctx->store));
-		return ADV_ABORT;
-	}
-	if (w->begin >= 0)
-		sg->steps[w->begin].attempts++;
-	if (w->to >= 0)
-		sg->state = w->to;
-	if (w->order_to >= 0 && w->order_to != r->status)
-		count(o, "orders_total", "status", status_names[w->order_to]);
-	return 0;
-}
+/* ---- the saga's next move ------------------------------------------------------------- */
 
-/* Begins step (recorded before anything is sent, so a crash during the
- * call leaves the knowledge that it may have happened), then calls. 0,
- * ADV_LOST or ADV_ABORT. */
-static int run_step(order_svc *o, saga *sg, const order_rec *r, int step, const char *method,
-		    const char *path, json_t *body, call_res *res)
-{
-	saga_write w = sw();
-	w.begin = step;
-	int rc = apply(o, sg, r, &w);
-	if (rc) {
-		json_decref(body);
-		return rc;
-	}
-	remote(o, saga_step_name(step), method, path, body, res);
-	return 0;
-}
-
-/* Ends step with status (detail from res), moving the saga to `to` (-1:
- * stay) with reason. ADV_CONTINUE or the failure. */
-static int step_done(order_svc *o, saga *sg, const order_rec *r, int step, int status,
-		     const char *detail, int to, const char *reason)
-{
-	saga_write w = sw();
-	w.end = step;
-	w.end_status = status;
-	w.detail = detail && detail[0] ? detail : NULL;
-	w.to = to;
-	w.reason = reason;
-	int rc = apply(o, sg, r, &w);
-	return rc ? rc : ADV_CONTINUE;
-}
+/* next_move's answers that are not a step to call. */
+enum move {
+	MOVE_NONE = -1,        /* ended: nothing to do */
+	MOVE_CANCEL = -2,      /* the customer called it off: compensate */
+	MOVE_EXPIRE = -3,      /* the reservation runs out: compensate */
+	MOVE_START = -4,       /* STARTED -> RESERVING */
+	MOVE_COMPLETE = -5,    /* every forward step done: COMPLETED */
+	MOVE_COMPENSATED = -6, /* every undo done: COMPENSATED, the order CANCELLED */
+};
 
 /* The moment a forward step gives up: the reservation's expiry, less the
  * margin before confirmation, in which payment is no longer retried. */
 static int64_t forward_deadline(const order_svc *o, const saga *sg)
 {
 	return sg->state == SAGA_CONFIRMING ? sg->expires_at : sg->expires_at - o->margin_us;
-}
-
-enum retry_limit {
-	RETRY_FOREVER,  /* compensations and the commit: must happen */
-	RETRY_FORWARD,  /* until the deadline or the attempts run out, then compensate */
-	RETRY_BEST      /* until the attempts run out, then give the step up */
-};
-
-/* step got no definite answer: records that (and order_to, -1 for none)
- * and says when to try again. */
-static int step_retry(order_svc *o, saga *sg, const order_rec *r, int step, const call_res *res,
-		      enum retry_limit limit, int order_to, int64_t *due)
-{
-	int64_t now = clock_now(o->ctx->clock);
-	int64_t attempts = sg->steps[step].attempts;
-	saga_write w = sw();
-	w.end = step;
-	w.end_status = SAGA_STEP_PENDING;
-	w.detail = res->detail;
-	w.order_to = order_to;
-	if (limit != RETRY_FOREVER && attempts >= o->retry.max_attempts) {
-		log_warn(o->ctx->log, "saga %s: %s gave up after %lld attempts: %s", sg->order_id,
-			 saga_step_name(step), (long long)attempts, res->detail);
-		if (limit == RETRY_FORWARD) {
-			w.to = SAGA_COMPENSATING;
-			w.reason = R_EXPIRED;
-		} else {
-			w.end_status = SAGA_STEP_FAILED;
-		}
-		int rc = apply(o, sg, r, &w);
-		return rc ? rc : ADV_CONTINUE;
-	}
-	int rc = apply(o, sg, r, &w);
-	if (rc)
-		return rc;
-	int64_t delay = backoff_delay_us(&o->retry, (int)(attempts > 1000 ? 1000 : attempts - 1),
-					 o->ctx->rng);
-	*due = now + delay;
-	if (limit == RETRY_FORWARD && *due > forward_deadline(o, sg))
-		*due = forward_deadline(o, sg);
-	log_info(o->ctx->log, "saga %s: %s attempt %lld: %s; again in %lld ms", sg->order_id,
-		 saga_step_name(step), (long long)attempts, res->detail,
-		 (long long)((*due - now) / 1000));
-	return ADV_WAIT;
-}
-
-/* Starts compensating with reason. */
-static int compensate(order_svc *o, saga *sg, const order_rec *r, const char *reason)
-{
-	saga_write w = sw();
-	w.to = SAGA_COMPENSATING;
-	w.reason = reason;
-	int rc = apply(o, sg, r, &w);
-	return rc ? rc : ADV_CONTINUE;
-}
-
-/* A step whose answer reads plainly: done moves the saga to ok_to (-1:
- * stay); a refusal fails the step and moves it to no_to with reason (-1:
- * stay); no answer is tried again under limit. body is stolen. */
-typedef struct plain_step {
-	int step;
-	const char *method;
-	const char *path;
-	json_t *body;
-	int ok_to;
-	int no_to;
-	const char *reason;
-	enum retry_limit limit;
-} plain_step;
-
-static int run_plain(order_svc *o, saga *sg, const order_rec *r, const plain_step *ps,
-		     int64_t *due)
-{
-	call_res res;
-	int rc = run_step(o, sg, r, ps->step, ps->method, ps->path, ps->body, &res);
-	if (rc)
-		return rc;
-	if (res.kind == CALL_OK)
-		rc = step_done(o, sg, r, ps->step, SAGA_STEP_SUCCEEDED, NULL, ps->ok_to, NULL);
-	else if (res.kind == CALL_REFUSED)
-		rc = step_done(o, sg, r, ps->step, SAGA_STEP_FAILED, res.detail, ps->no_to,
-			       ps->reason);
-	else
-		rc = step_retry(o, sg, r, ps->step, &res, ps->limit, -1, due);
-	call_res_clear(&res);
-	return rc;
-}
-
-static int do_reserve(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
-{
-	char rid[ID_MAX + 8];
-	derived_id(r->order_id, "rsv", rid, sizeof(rid));
-	json_t *items = json_array(), *lines = parse_json(r->items);
-	size_t i;
-	json_t *line;
-	json_array_foreach(lines, i, line)
-		json_array_append_new(items, json_pack("{s:O,s:O}", "sku", json_object_get(line, "sku"),
-						       "qty", json_object_get(line, "qty")));
-	json_decref(lines);
-	json_t *body = json_pack("{s:s,s:s,s:o,s:I}", "reservation_id", rid, "order_id",
-				 r->order_id, "items", items, "ttl_s", (json_int_t)o->ttl_s);
-	plain_step ps = { SAGA_STEP_RESERVE, "POST", "/v1/reservations", body, SAGA_AUTHORIZING,
-			  SAGA_COMPENSATING, R_OUT_OF_STOCK, RETRY_FORWARD };
-	return run_plain(o, sg, r, &ps, due);
-}
-
-static int do_authorize(order_svc *o, saga *sg, const order_rec *r, int stop_at_queue,
-			int64_t *due)
-{
-	char pid[ID_MAX + 8];
-	derived_id(r->order_id, "pay", pid, sizeof(pid));
-	json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "payment_id", pid, "order_id",
-				 r->order_id, "amount_cents", (json_int_t)r->total_cents, "currency",
-				 r->currency, "method", r->pay_method, "token", r->pay_token);
-	call_res res;
-	int rc = run_step(o, sg, r, SAGA_STEP_AUTHORIZE, "POST", "/v1/payments", body, &res);
-	if (rc)
-		return rc;
-	const char *status = json_string_value(json_object_get(res.body, "status"));
-	if (res.kind == CALL_OK && status && strcmp(status, "AUTHORIZED") == 0) {
-		/* Authorized: the order is queued for the processor (the same
-		 * transaction makes the payment step and the hand-over). */
-		saga_write w = sw();
-		w.end = SAGA_STEP_AUTHORIZE;
-		w.end_status = SAGA_STEP_SUCCEEDED;
-		w.mark = SAGA_STEP_ENQUEUE;
-		w.to = SAGA_CONFIRMING;
-		w.order_to = ORDER_PENDING;
-		rc = apply(o, sg, r, &w);
-		if (rc == 0) {
-			*due = clock_now(o->ctx->clock);
-			rc = stop_at_queue ? ADV_QUEUED : ADV_CONTINUE;
-		}
-	} else if (res.kind == CALL_OK && status && strcmp(status, "DECLINED") == 0) {
-		const char *code = json_string_value(json_object_get(res.body, "decline_code"));
-		char detail[SAGA_DETAIL_MAX];
-		snprintf(detail, sizeof(detail), "declined%s%.100s", code ? ": " : "",
-			 code ? code : "");
-		rc = step_done(o, sg, r, SAGA_STEP_AUTHORIZE, SAGA_STEP_FAILED, detail,
-			       SAGA_COMPENSATING, R_DECLINED);
-	} else if (res.kind == CALL_REFUSED) {
-		rc = step_done(o, sg, r, SAGA_STEP_AUTHORIZE, SAGA_STEP_FAILED, res.detail,
-			       SAGA_COMPENSATING, R_DECLINED);
-	} else {
-		if (res.kind == CALL_OK) {
-			log_error(o->ctx->log, "saga %s: payment answered status %s", sg->order_id,
-				  status ? status : "(none)");
-			snprintf(res.detail, sizeof(res.detail), "authorize: unexpected status %.40s",
-				 status ? status : "(none)");
-		}
-		/* Payment unreachable: the order waits for it, queued. */
-		rc = step_retry(o, sg, r, SAGA_STEP_AUTHORIZE, &res, RETRY_FORWARD,
-				ORDER_AWAITING_PAYMENT, due);
-	}
-	call_res_clear(&res);
-	return rc;
-}
-
-/* The processor's part: capture, commit (the pivot: afterwards the order
- * only goes forward), empty the cart, complete. */
-static int do_confirm(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
-{
-	char path[128], id[ID_MAX + 8];
-	call_res res;
-	int rc;
-	const saga_step *st = sg->steps;
-	if (st[SAGA_STEP_CAPTURE].status != SAGA_STEP_SUCCEEDED) {
-		derived_id(r->order_id, "pay", id, sizeof(id));
-		snprintf(path, sizeof(path), "/v1/payments/%s/capture", id);
-		plain_step ps = { SAGA_STEP_CAPTURE, "POST", path, NULL, -1, SAGA_COMPENSATING,
-				  R_DECLINED, RETRY_FORWARD };
-		return run_plain(o, sg, r, &ps, due);
-	}
-	if (st[SAGA_STEP_COMMIT].status != SAGA_STEP_SUCCEEDED) {
-		derived_id(r->order_id, "rsv", id, sizeof(id));
-		snprintf(path, sizeof(path), "/v1/reservations/%s/commit", id);
-		if ((rc = run_step(o, sg, r, SAGA_STEP_COMMIT, "POST", path, NULL, &res)) != 0)
-			return rc;
-		if (res.kind == CALL_OK) {
-			/* Confirmed: payment captured, stock committed; the
-			 * notification request goes with it. */
-			saga_write w = sw();
-			w.end = SAGA_STEP_COMMIT;
-			w.end_status = SAGA_STEP_SUCCEEDED;
-			w.mark = SAGA_STEP_NOTIFY;
-			w.order_to = ORDER_CONFIRMED;
-			w.event = "order.confirmed";
-			rc = apply(o, sg, r, &w);
-			rc = rc ? rc : ADV_CONTINUE;
-		} else if (res.kind == CALL_REFUSED) {
-			/* The reservation expired (or is gone): the capture is
-			 * refunded. */
-			rc = step_done(o, sg, r, SAGA_STEP_COMMIT, SAGA_STEP_FAILED, res.detail,
-				       SAGA_COMPENSATING, R_EXPIRED);
-		} else {
-			rc = step_retry(o, sg, r, SAGA_STEP_COMMIT, &res, RETRY_FOREVER, -1, due);
-		}
-		call_res_clear(&res);
-		return rc;
-	}
-	int clear = st[SAGA_STEP_CLEAR_CART].status;
-	if (strcmp(r->source, "cart") == 0 && clear != SAGA_STEP_SUCCEEDED &&
-	    clear != SAGA_STEP_FAILED) {
-		snprintf(path, sizeof(path), "/v1/internal/carts/%s", r->user_id);
-		/* Best effort: a cart left full does not undo a confirmed order. */
-		plain_step ps = { SAGA_STEP_CLEAR_CART, "DELETE", path, NULL, -1, -1, NULL,
-				  RETRY_BEST };
-		return run_plain(o, sg, r, &ps, due);
-	}
-	saga_write w = sw();
-	w.to = SAGA_COMPLETED;
-	w.finish = 1;
-	rc = apply(o, sg, r, &w);
-	if (rc == 0)
-		saga_finished(o, sg, "completed");
-	return rc ? rc : ADV_DONE;
 }
 
 /* The payment's undo still to try: a refund when the capture is known, else
@@ -793,23 +588,471 @@ static int pay_undo_next(const saga *sg)
 	return -1;
 }
 
-/* One compensating call (void, refund or release) and its outcome: a 404
- * naming the thing means there is nothing to undo. */
-static int undo_step(order_svc *o, saga *sg, const order_rec *r, int step, const char *path,
-		     int64_t *due)
+/* What the saga does next at now: a step to call (a saga_step_name) or a
+ * MOVE_*. The one place the saga's course is decided: advance_once acts on
+ * it, and a write that ends a step asks it which step to begin in the same
+ * transaction. */
+static int next_move(const order_svc *o, const saga *sg, const order_rec *r, int64_t now)
+{
+	if (saga_terminal(sg->state))
+		return MOVE_NONE;
+	const saga_step *st = sg->steps;
+	/* Until the capture is known the order may still be called off: by
+	 * the customer, or by the clock (the reservation runs out). After it
+	 * the commit may be on its way, and the saga only goes forward. */
+	int pivot = st[SAGA_STEP_CAPTURE].status == SAGA_STEP_SUCCEEDED;
+	if (sg->state != SAGA_COMPENSATING && !pivot) {
+		if (sg->cancel_requested)
+			return MOVE_CANCEL;
+		if (now >= forward_deadline(o, sg))
+			return MOVE_EXPIRE;
+	}
+	switch (sg->state) {
+	case SAGA_STARTED:
+		return MOVE_START;
+	case SAGA_RESERVING:
+		return SAGA_STEP_RESERVE;
+	case SAGA_AUTHORIZING:
+		return SAGA_STEP_AUTHORIZE;
+	case SAGA_CONFIRMING: {
+		/* Capture, commit (the pivot: afterwards the order only goes
+		 * forward), empty the cart, complete. */
+		if (!pivot)
+			return SAGA_STEP_CAPTURE;
+		if (st[SAGA_STEP_COMMIT].status != SAGA_STEP_SUCCEEDED)
+			return SAGA_STEP_COMMIT;
+		int clear = st[SAGA_STEP_CLEAR_CART].status;
+		if (strcmp(r->source, "cart") == 0 && clear != SAGA_STEP_SUCCEEDED &&
+		    clear != SAGA_STEP_FAILED)
+			return SAGA_STEP_CLEAR_CART;
+		return MOVE_COMPLETE;
+	}
+	default: {
+		int undo = pay_undo_next(sg);
+		if (undo >= 0)
+			return undo;
+		int res = st[SAGA_STEP_RESERVE].status, rel = st[SAGA_STEP_RELEASE].status;
+		if ((res == SAGA_STEP_PENDING || res == SAGA_STEP_SUCCEEDED) &&
+		    st[SAGA_STEP_COMMIT].status != SAGA_STEP_SUCCEEDED &&
+		    rel != SAGA_STEP_SUCCEEDED && rel != SAGA_STEP_FAILED)
+			return SAGA_STEP_RELEASE;
+		return MOVE_COMPENSATED;
+	}
+	}
+}
+
+/* ---- writing the saga's progress ------------------------------------------------------ */
+
+static void sim_begin(saga_step *p, int64_t now)
+{
+	if (p->status == SAGA_STEP_NONE) {
+		p->attempts = 0;
+		p->started_at = now;
+		p->detail[0] = '\0';
+	}
+	p->status = SAGA_STEP_PENDING;
+	p->attempts++;
+	p->at = now;
+}
+
+static void sim_end(saga_step *p, int status, const char *detail, int64_t now)
+{
+	p->status = status;
+	snprintf(p->detail, sizeof(p->detail), "%s", detail ? detail : "");
+	p->at = now;
+}
+
+/* Does to sg and r (in memory) what apply_body writes for w at now: they
+ * become what a load after the write reads. r's strings stay shared. */
+static void sim_write(saga *sg, order_rec *r, const saga_write *w, int64_t now)
+{
+	const char *reason = w->reason ? w->reason : sg->reason;
+	if (w->end >= 0)
+		sim_end(&sg->steps[w->end], w->end_status, w->detail, now);
+	if (w->mark >= 0) {
+		sim_begin(&sg->steps[w->mark], now);
+		sim_end(&sg->steps[w->mark], SAGA_STEP_SUCCEEDED, NULL, now);
+	}
+	if (w->begin >= 0)
+		sim_begin(&sg->steps[w->begin], now);
+	if (w->order_to >= 0 && w->order_to != r->status) {
+		r->status = w->order_to;
+		snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s",
+			 w->order_to == ORDER_CANCELLED && reason ? reason : "");
+		r->updated_at = now;
+	}
+	if (w->to >= 0) {
+		sg->state = w->to;
+		if (w->reason)
+			snprintf(sg->reason, sizeof(sg->reason), "%s", w->reason);
+		sg->updated_at = now;
+	}
+}
+
+/* Folds the saga's next move into w, a write that ends a step (or enters
+ * compensation), so that one transaction records this step's end and the
+ * next step's beginning (still before that step's call goes out), or the
+ * saga's end when nothing is left to call. */
+static void fuse_next(const order_svc *o, const saga *sg, const order_rec *r, saga_write *w,
+		      int64_t now)
+{
+	saga s2 = *sg;
+	order_rec r2 = *r;
+	sim_write(&s2, &r2, w, now);
+	int m = next_move(o, &s2, &r2, now);
+	if (m >= 0 && w->begin < 0 && m != w->end) {
+		w->begin = m;
+	} else if (m == MOVE_COMPLETE && w->to < 0 && !w->finish) {
+		w->to = SAGA_COMPLETED;
+		w->finish = 1;
+	} else if (m == MOVE_COMPENSATED && w->to < 0 && w->order_to < 0 && !w->event &&
+		   !w->finish) {
+		w->to = SAGA_COMPENSATED;
+		w->order_to = ORDER_CANCELLED;
+		w->event = "order.cancelled";
+		w->finish = 1;
+	}
+}
+
+/* The POST's answer once w is written: the order as a load after it would
+ * read it; 201 once the saga ended or went to the processor, 202 while a
+ * step waits for a retry (payment unreachable: AWAITING_PAYMENT). */
+static char *answer_after(const saga *sg, const order_rec *r, const saga_write *w, int64_t now,
+			  int64_t *status)
+{
+	saga s2 = *sg;
+	order_rec r2 = *r;
+	sim_write(&s2, &r2, w, now);
+	*status = w->waits || r2.status == ORDER_AWAITING_PAYMENT ? 202 : 201;
+	json_t *oj = order_json(&r2, &s2);
+	char *text = json_dumps(oj, JSON_COMPACT);
+	json_decref(oj);
+	return text;
+}
+
+/* Writes w for sg (and its order r) in one transaction; sg follows. fuse:
+ * w ends a step (or enters compensation): the next move goes with it
+ * (fuse_next). The write that ends the POST's own advance stores its
+ * answer too. 0, ADV_LOST or ADV_ABORT. */
+static int apply(order_svc *o, adv *ad, saga *sg, const order_rec *r, saga_write *w, int fuse)
+{
+	int64_t now = clock_now(o->ctx->clock);
+	if (fuse)
+		fuse_next(o, sg, r, w, now);
+	apply_op a = { .sg = sg, .r = r, .w = w, .now = now };
+	char *answer = NULL;
+	if (ad->answer && (w->finish || w->release)) {
+		answer = answer_after(sg, r, w, now, &a.resp_status);
+		a.resp_body = answer;
+		if (!answer)
+			a.resp_status = 0;
+	}
+	ad->ready = -1;
+	int rc = run_txn(o, apply_body, &a);
+	if (rc == LEASE_LOST) {
+		free(answer);
+		log_warn(o->ctx->log, "saga %s: lease lost; another instance carries on",
+			 sg->order_id);
+		return ADV_LOST;
+	}
+	if (rc) {
+		free(answer);
+		log_error(o->ctx->log, "saga %s: cannot record its progress: %s (%s)", sg->order_id,
+			  err_name(rc), store_errmsg(o->ctx->store));
+		return ADV_ABORT;
+	}
+	if (answer) {
+		ad->resp_status = a.resp_status;
+		ad->resp_body = answer;
+	}
+	ad->ready = w->begin;
+	ad->finished = w->finish;
+	ad->released = w->release;
+	if (w->release)
+		ad->due = w->due;
+	if (w->begin >= 0)
+		sg->steps[w->begin].attempts++;
+	if (w->order_to >= 0 && w->order_to != r->status)
+		count(o, "orders_total", "status", status_names[w->order_to]);
+	if (w->to == SAGA_COMPLETED || w->to == SAGA_COMPENSATED)
+		saga_finished(o, sg, w->to == SAGA_COMPLETED ? "completed" : "compensated");
+	if (w->to >= 0)
+		sg->state = w->to;
+	return 0;
+}
+
+/* Calls step, recorded as begun before anything is sent (so a crash during
+ * the call leaves the knowledge that it may have happened): by the write
+ * that ended the step before (ad->ready), or here. 0, ADV_LOST or
+ * ADV_ABORT. */
+static int run_step(order_svc *o, adv *ad, saga *sg, const order_rec *r, int step,
+		    const char *method, const char *path, json_t *body, call_res *res)
+{
+	if (ad->ready != step) {
+		saga_write w = sw();
+		w.begin = step;
+		int rc = apply(o, ad, sg, r, &w, 0);
+		if (rc) {
+			json_decref(body);
+			return rc;
+		}
+	}
+	ad->ready = -1;
+	remote(o, saga_step_name(step), method, path, body, res);
+	return 0;
+}
+
+/* Ends step with status (detail from res), moving the saga to `to` (-1:
+ * stay) with reason, and begins what comes next. ADV_CONTINUE or the
+ * failure. */
+static int step_done(order_svc *o, adv *ad, saga *sg, const order_rec *r, int step, int status,
+		     const char *detail, int to, const char *reason)
+{
+	saga_write w = sw();
+	w.end = step;
+	w.end_status = status;
+	w.detail = detail && detail[0] ? detail : NULL;
+	w.to = to;
+	w.reason = reason;
+	int rc = apply(o, ad, sg, r, &w, 1);
+	return rc ? rc : ADV_CONTINUE;
+}
+
+enum retry_limit {
+	RETRY_FOREVER,  /* compensations and the commit: must happen */
+	RETRY_FORWARD,  /* until the deadline or the attempts run out, then compensate */
+	RETRY_BEST      /* until the attempts run out, then give the step up */
+};
+
+/* step got no definite answer: records that (and order_to, -1 for none)
+ * with the lease given back and the saga due when it is to be tried
+ * again. */
+static int step_retry(order_svc *o, adv *ad, saga *sg, const order_rec *r, int step,
+		      const call_res *res, enum retry_limit limit, int order_to)
+{
+	int64_t now = clock_now(o->ctx->clock);
+	int64_t attempts = sg->steps[step].attempts;
+	saga_write w = sw();
+	w.end = step;
+	w.end_status = SAGA_STEP_PENDING;
+	w.detail = res->detail;
+	w.order_to = order_to;
+	if (limit != RETRY_FOREVER && attempts >= o->retry.max_attempts) {
+		log_warn(o->ctx->log, "saga %s: %s gave up after %lld attempts: %s", sg->order_id,
+			 saga_step_name(step), (long long)attempts, res->detail);
+		if (limit == RETRY_FORWARD) {
+			w.to = SAGA_COMPENSATING;
+			w.reason = R_EXPIRED;
+		} else {
+			w.end_status = SAGA_STEP_FAILED;
+		}
+		int rc = apply(o, ad, sg, r, &w, 1);
+		return rc ? rc : ADV_CONTINUE;
+	}
+	int64_t delay = backoff_delay_us(&o->retry, (int)(attempts > 1000 ? 1000 : attempts - 1),
+					 o->ctx->rng);
+	int64_t due = now + delay;
+	if (limit == RETRY_FORWARD && due > forward_deadline(o, sg))
+		due = forward_deadline(o, sg);
+	w.release = 1;
+	w.waits = 1;
+	w.due = due;
+	int rc = apply(o, ad, sg, r, &w, 0);
+	if (rc)
+		return rc;
+	log_info(o->ctx->log, "saga %s: %s attempt %lld: %s; again in %lld ms", sg->order_id,
+		 saga_step_name(step), (long long)attempts, res->detail,
+		 (long long)((due - now) / 1000));
+	return ADV_WAIT;
+}
+
+/* Starts compensating with reason. */
+static int compensate(order_svc *o, adv *ad, saga *sg, const order_rec *r, const char *reason)
+{
+	saga_write w = sw();
+	w.to = SAGA_COMPENSATING;
+	w.reason = reason;
+	int rc = apply(o, ad, sg, r, &w, 1);
+	return rc ? rc : ADV_CONTINUE;
+}
+
+/* A step whose answer reads plainly: done moves the saga to ok_to (-1:
+ * stay); a refusal fails the step and moves it to no_to with reason (-1:
+ * stay); no answer is tried again under limit. body is stolen. */
+typedef struct plain_step {
+	int step;
+	const char *method;
+	const char *path;
+	json_t *body;
+	int ok_to;
+	int no_to;
+	const char *reason;
+	enum retry_limit limit;
+} plain_step;
+
+static int run_plain(order_svc *o, adv *ad, saga *sg, const order_rec *r, const plain_step *ps)
 {
 	call_res res;
-	int rc = run_step(o, sg, r, step, "POST", path, NULL, &res);
+	int rc = run_step(o, ad, sg, r, ps->step, ps->method, ps->path, ps->body, &res);
 	if (rc)
 		return rc;
 	if (res.kind == CALL_OK)
-		rc = step_done(o, sg, r, step, SAGA_STEP_SUCCEEDED, NULL, -1, NULL);
-	else if (res.kind == CALL_REFUSED && res.status == 404)
-		rc = step_done(o, sg, r, step, SAGA_STEP_SUCCEEDED, "nothing to undo", -1, NULL);
+		rc = step_done(o, ad, sg, r, ps->step, SAGA_STEP_SUCCEEDED, NULL, ps->ok_to, NULL);
 	else if (res.kind == CALL_REFUSED)
-		rc = step_done(o, sg, r, step, SAGA_STEP_FAILED, res.detail, -1, NULL);
+		rc = step_done(o, ad, sg, r, ps->step, SAGA_STEP_FAILED, res.detail, ps->no_to,
+			       ps->reason);
 	else
-		rc = step_retry(o, sg, r, step, &res, RETRY_FOREVER, -1, due);
+		rc = step_retry(o, ad, sg, r, ps->step, &res, ps->limit, -1);
+	call_res_clear(&res);
+	return rc;
+}
+
+static int do_reserve(order_svc *o, adv *ad, saga *sg, const order_rec *r)
+{
+	char rid[ID_MAX + 8];
+	derived_id(r->order_id, "rsv", rid, sizeof(rid));
+	json_t *items = json_array(), *lines = parse_json(r->items);
+	size_t i;
+	json_t *line;
+	json_array_foreach(lines, i, line)
+		json_array_append_new(items, json_pack("{s:O,s:O}", "sku", json_object_get(line, "sku"),
+						       "qty", json_object_get(line, "qty")));
+	json_decref(lines);
+	json_t *body = json_pack("{s:s,s:s,s:o,s:I}", "reservation_id", rid, "order_id",
+				 r->order_id, "items", items, "ttl_s", (json_int_t)o->ttl_s);
+	plain_step ps = { SAGA_STEP_RESERVE, "POST", "/v1/reservations", body, SAGA_AUTHORIZING,
+			  SAGA_COMPENSATING, R_OUT_OF_STOCK, RETRY_FORWARD };
+	return run_plain(o, ad, sg, r, &ps);
+}
+
+static int do_authorize(order_svc *o, adv *ad, saga *sg, const order_rec *r)
+{
+	char pid[ID_MAX + 8];
+	derived_id(r->order_id, "pay", pid, sizeof(pid));
+	json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "payment_id", pid, "order_id",
+				 r->order_id, "amount_cents", (json_int_t)r->total_cents, "currency",
+				 r->currency, "method", r->pay_method, "token", r->pay_token);
+	call_res res;
+	int rc = run_step(o, ad, sg, r, SAGA_STEP_AUTHORIZE, "POST", "/v1/payments", body, &res);
+	if (rc)
+		return rc;
+	const char *status = json_string_value(json_object_get(res.body, "status"));
+	if (res.kind == CALL_OK && status && strcmp(status, "AUTHORIZED") == 0) {
+		/* Authorized: the order is queued for the processor (the same
+		 * transaction makes the payment step and the hand-over, and
+		 * gives the lease back; inline, it begins the capture). */
+		saga_write w = sw();
+		w.end = SAGA_STEP_AUTHORIZE;
+		w.end_status = SAGA_STEP_SUCCEEDED;
+		w.mark = SAGA_STEP_ENQUEUE;
+		w.to = SAGA_CONFIRMING;
+		w.order_to = ORDER_PENDING;
+		w.release = ad->stop_at_queue;
+		w.due = clock_now(o->ctx->clock);
+		rc = apply(o, ad, sg, r, &w, !ad->stop_at_queue);
+		if (rc == 0) {
+			ad->due = w.due;
+			rc = ad->stop_at_queue ? ADV_QUEUED : ADV_CONTINUE;
+		}
+	} else if (res.kind == CALL_OK && status && strcmp(status, "DECLINED") == 0) {
+		const char *code = json_string_value(json_object_get(res.body, "decline_code"));
+		char detail[SAGA_DETAIL_MAX];
+		snprintf(detail, sizeof(detail), "declined%s%.100s", code ? ": " : "",
+			 code ? code : "");
+		rc = step_done(o, ad, sg, r, SAGA_STEP_AUTHORIZE, SAGA_STEP_FAILED, detail,
+			       SAGA_COMPENSATING, R_DECLINED);
+	} else if (res.kind == CALL_REFUSED) {
+		rc = step_done(o, ad, sg, r, SAGA_STEP_AUTHORIZE, SAGA_STEP_FAILED, res.detail,
+			       SAGA_COMPENSATING, R_DECLINED);
+	} else {
+		if (res.kind == CALL_OK) {
+			log_error(o->ctx->log, "saga %s: payment answered status %s", sg->order_id,
+				  status ? status : "(none)");
+			snprintf(res.detail, sizeof(res.detail), "authorize: unexpected status %.40s",
+				 status ? status : "(none)");
+		}
+		/* Payment unreachable: the order waits for it, queued. */
+		rc = step_retry(o, ad, sg, r, SAGA_STEP_AUTHORIZE, &res, RETRY_FORWARD,
+				ORDER_AWAITING_PAYMENT);
+	}
+	call_res_clear(&res);
+	return rc;
+}
+
+static int do_capture(order_svc *o, adv *ad, saga *sg, const order_rec *r)
+{
+	char path[128], id[ID_MAX + 8];
+	derived_id(r->order_id, "pay", id, sizeof(id));
+	snprintf(path, sizeof(path), "/v1/payments/%s/capture", id);
+	plain_step ps = { SAGA_STEP_CAPTURE, "POST", path, NULL, -1, SAGA_COMPENSATING, R_DECLINED,
+			  RETRY_FORWARD };
+	return run_plain(o, ad, sg, r, &ps);
+}
+
+/* The commit, the pivot: afterwards the order only goes forward. */
+static int do_commit(order_svc *o, adv *ad, saga *sg, const order_rec *r)
+{
+	char path[128], id[ID_MAX + 8];
+	call_res res;
+	derived_id(r->order_id, "rsv", id, sizeof(id));
+	snprintf(path, sizeof(path), "/v1/reservations/%s/commit", id);
+	int rc = run_step(o, ad, sg, r, SAGA_STEP_COMMIT, "POST", path, NULL, &res);
+	if (rc)
+		return rc;
+	if (res.kind == CALL_OK) {
+		/* Confirmed: payment captured, stock committed; the
+		 * notification request goes with it (and the saga's end, or
+		 * the cart's emptying). */
+		saga_write w = sw();
+		w.end = SAGA_STEP_COMMIT;
+		w.end_status = SAGA_STEP_SUCCEEDED;
+		w.mark = SAGA_STEP_NOTIFY;
+		w.order_to = ORDER_CONFIRMED;
+		w.event = "order.confirmed";
+		rc = apply(o, ad, sg, r, &w, 1);
+		rc = rc ? rc : ADV_CONTINUE;
+	} else if (res.kind == CALL_REFUSED) {
+		/* The reservation expired (or is gone): the capture is
+		 * refunded. */
+		rc = step_done(o, ad, sg, r, SAGA_STEP_COMMIT, SAGA_STEP_FAILED, res.detail,
+			       SAGA_COMPENSATING, R_EXPIRED);
+	} else {
+		rc = step_retry(o, ad, sg, r, SAGA_STEP_COMMIT, &res, RETRY_FOREVER, -1);
+	}
+	call_res_clear(&res);
+	return rc;
+}
+
+static int do_clear_cart(order_svc *o, adv *ad, saga *sg, const order_rec *r)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/internal/carts/%s", r->user_id);
+	/* Best effort: a cart left full does not undo a confirmed order. */
+	plain_step ps = { SAGA_STEP_CLEAR_CART, "DELETE", path, NULL, -1, -1, NULL, RETRY_BEST };
+	return run_plain(o, ad, sg, r, &ps);
+}
+
+/* One compensating call (void, refund or release) and its outcome: a 404
+ * naming the thing means there is nothing to undo. */
+static int undo_step(order_svc *o, adv *ad, saga *sg, const order_rec *r, int step)
+{
+	char path[128], id[ID_MAX + 8];
+	derived_id(r->order_id, step == SAGA_STEP_RELEASE ? "rsv" : "pay", id, sizeof(id));
+	snprintf(path, sizeof(path), step == SAGA_STEP_RELEASE ? "/v1/reservations/%s/%s"
+							       : "/v1/payments/%s/%s",
+		 id, saga_step_name(step));
+	call_res res;
+	int rc = run_step(o, ad, sg, r, step, "POST", path, NULL, &res);
+	if (rc)
+		return rc;
+	if (res.kind == CALL_OK)
+		rc = step_done(o, ad, sg, r, step, SAGA_STEP_SUCCEEDED, NULL, -1, NULL);
+	else if (res.kind == CALL_REFUSED && res.status == 404)
+		rc = step_done(o, ad, sg, r, step, SAGA_STEP_SUCCEEDED, "nothing to undo", -1, NULL);
+	else if (res.kind == CALL_REFUSED)
+		rc = step_done(o, ad, sg, r, step, SAGA_STEP_FAILED, res.detail, -1, NULL);
+	else
+		rc = step_retry(o, ad, sg, r, step, &res, RETRY_FOREVER, -1);
 	if (res.kind == CALL_REFUSED && res.status != 404 && step == SAGA_STEP_RELEASE)
 		log_error(o->ctx->log, "saga %s: the release was refused: %s", sg->order_id,
 			  res.detail);
@@ -817,73 +1060,60 @@ static int undo_step(order_svc *o, saga *sg, const order_rec *r, int step, const
 	return rc;
 }
 
-static int do_compensate(order_svc *o, saga *sg, const order_rec *r, int64_t *due)
+/* The end of the saga that next_move says has come. */
+static int saga_end(order_svc *o, adv *ad, saga *sg, const order_rec *r, int completed)
 {
-	char path[128], id[ID_MAX + 8];
-	int undo = pay_undo_next(sg);
-	if (undo >= 0) {
-		derived_id(r->order_id, "pay", id, sizeof(id));
-		snprintf(path, sizeof(path), "/v1/payments/%s/%s", id,
-			 undo == SAGA_STEP_VOID ? "void" : "refund");
-		return undo_step(o, sg, r, undo, path, due);
-	}
-	const saga_step *st = sg->steps;
-	int res = st[SAGA_STEP_RESERVE].status, rel = st[SAGA_STEP_RELEASE].status;
-	if ((res == SAGA_STEP_PENDING || res == SAGA_STEP_SUCCEEDED) &&
-	    st[SAGA_STEP_COMMIT].status != SAGA_STEP_SUCCEEDED && rel != SAGA_STEP_SUCCEEDED &&
-	    rel != SAGA_STEP_FAILED) {
-		derived_id(r->order_id, "rsv", id, sizeof(id));
-		snprintf(path, sizeof(path), "/v1/reservations/%s/release", id);
-		return undo_step(o, sg, r, SAGA_STEP_RELEASE, path, due);
-	}
 	saga_write w = sw();
-	w.to = SAGA_COMPENSATED;
-	w.order_to = ORDER_CANCELLED;
-	w.event = "order.cancelled";
 	w.finish = 1;
-	int rc = apply(o, sg, r, &w);
-	if (rc == 0)
-		saga_finished(o, sg, "compensated");
+	if (completed) {
+		w.to = SAGA_COMPLETED;
+	} else {
+		w.to = SAGA_COMPENSATED;
+		w.order_to = ORDER_CANCELLED;
+		w.event = "order.cancelled";
+	}
+	int rc = apply(o, ad, sg, r, &w, 0);
 	return rc ? rc : ADV_DONE;
 }
 
-static int advance_once(order_svc *o, saga *sg, const order_rec *r, int stop_at_queue,
-			int64_t *due)
+static int advance_once(order_svc *o, adv *ad, saga *sg, const order_rec *r)
 {
-	if (saga_terminal(sg->state))
+	int m = next_move(o, sg, r, clock_now(o->ctx->clock));
+	switch (m) {
+	case MOVE_NONE:
 		return ADV_DONE;
-	/* Until the capture is known the order may still be called off: by
-	 * the customer, or by the clock (the reservation runs out). After it
-	 * the commit may be on its way, and the saga only goes forward. */
-	int pivot = sg->steps[SAGA_STEP_CAPTURE].status == SAGA_STEP_SUCCEEDED;
-	if (sg->state != SAGA_COMPENSATING && !pivot) {
-		if (sg->cancel_requested)
-			return compensate(o, sg, r, R_CUSTOMER);
-		if (clock_now(o->ctx->clock) >= forward_deadline(o, sg))
-			return compensate(o, sg, r, R_EXPIRED);
-	}
-	switch (sg->state) {
-	case SAGA_STARTED: {
+	case MOVE_CANCEL:
+		return compensate(o, ad, sg, r, R_CUSTOMER);
+	case MOVE_EXPIRE:
+		return compensate(o, ad, sg, r, R_EXPIRED);
+	case MOVE_START: {
 		saga_write w = sw();
 		w.to = SAGA_RESERVING;
-		int rc = apply(o, sg, r, &w);
+		int rc = apply(o, ad, sg, r, &w, 1);
 		return rc ? rc : ADV_CONTINUE;
 	}
-	case SAGA_RESERVING:
-		return do_reserve(o, sg, r, due);
-	case SAGA_AUTHORIZING:
-		return do_authorize(o, sg, r, stop_at_queue, due);
-	case SAGA_CONFIRMING:
-		return do_confirm(o, sg, r, due);
+	case MOVE_COMPLETE:
+		return saga_end(o, ad, sg, r, 1);
+	case MOVE_COMPENSATED:
+		return saga_end(o, ad, sg, r, 0);
+	case SAGA_STEP_RESERVE:
+		return do_reserve(o, ad, sg, r);
+	case SAGA_STEP_AUTHORIZE:
+		return do_authorize(o, ad, sg, r);
+	case SAGA_STEP_CAPTURE:
+		return do_capture(o, ad, sg, r);
+	case SAGA_STEP_COMMIT:
+		return do_commit(o, ad, sg, r);
+	case SAGA_STEP_CLEAR_CART:
+		return do_clear_cart(o, ad, sg, r);
 	default:
-		return do_compensate(o, sg, r, due);
+		return undo_step(o, ad, sg, r, m);
 	}
 }
 
 /* Advances the saga of order id, whose lease this instance holds, as far as
- * it can go now. stop_at_queue: stop once it is handed to the processor.
- * *due: when it wants to be looked at again (ADV_WAIT, ADV_QUEUED). */
-static int advance(order_svc *o, const char *id, int stop_at_queue, int64_t *due)
+ * it can go now (see adv). */
+static int advance(order_svc *o, const char *id, adv *ad)
 {
 	static const char *const results[] = { "continue", "done", "wait", "queued", "lost",
 					       "abort" };
@@ -917,14 +1147,16 @@ static int advance(order_svc *o, const char *id, int stop_at_queue, int64_t *due
 			begun = 1;
 			from = sg.state;
 		}
-		res = advance_once(o, &sg, &r, stop_at_queue, due);
+		res = advance_once(o, ad, &sg, &r);
 		to = sg.state;
 		order_rec_free(&r);
+		if (res == ADV_CONTINUE && ad->finished)
+			res = ADV_DONE;
 		if (res != ADV_CONTINUE)
 			goto out;
 	}
 	log_warn(o->ctx->log, "saga %s: still moving after %d moves; later", id, ADVANCE_MAX);
-	*due = clock_now(o->ctx->clock);
+	ad->due = clock_now(o->ctx->clock);
 	res = ADV_WAIT;
 out:
 	if (begun) {
@@ -954,23 +1186,22 @@ static int release_body(order_svc *o, void *arg)
 	if (rc == ERR_STATE) /* not ours any more: nothing to give back */
 		rc = 0;
 	if (rc == 0 && a->resp_status > 0)
-		rc = store_runf(o->ctx->store,
-				"UPDATE orders SET response_status = ?, response = ? "
-				"WHERE order_id = ? AND response IS NULL",
-				NULL, "itt", a->resp_status, a->resp_body, a->id);
+		rc = store_answer(o, a->id, a->resp_status, a->resp_body);
 	return rc;
 }
 
 /* After an advance of id ending in res: gives the lease back with the saga
- * due when it wants to be (and stores the first answer when resp_status >
- * 0), and wakes the processor for a saga handed to it. */
-static void drive_end(order_svc *o, const char *id, int res, int64_t due, int64_t resp_status,
-		      const char *resp_body)
+ * due when it wants to be, unless the advance's last write did (and stores
+ * the first answer when resp_status > 0), and wakes the processor for a
+ * saga handed to it. */
+static void drive_end(order_svc *o, const char *id, int res, const adv *ad,
+		      int64_t resp_status, const char *resp_body)
 {
 	int64_t now = clock_now(o->ctx->clock);
 	release_op a = { .id = id,
-			 .dequeued = res == ADV_DONE || res == ADV_LOST,
-			 .due = res == ADV_ABORT ? now + STORE_RETRY_US : due,
+			 .dequeued = res == ADV_DONE || res == ADV_LOST || ad->released ||
+				     ad->finished,
+			 .due = res == ADV_ABORT ? now + STORE_RETRY_US : ad->due,
 			 .resp_status = resp_status,
 			 .resp_body = resp_body };
 	if (!a.dequeued || resp_status > 0) {
@@ -983,21 +1214,61 @@ static void drive_end(order_svc *o, const char *id, int res, int64_t due, int64_
 		o->ctx->wake(o->ctx->wake_ud);
 }
 
+/* claim_body's "no": the lease is held elsewhere, or the saga is not
+ * queued (positive: roll back, not "try again"). */
+#define CLAIM_HELD 1
+#define CLAIM_GONE 2
+
+typedef struct claim_op {
+	const char *id;
+	int64_t now;
+	int ready; /* out: the step begun with the claim, or -1 */
+} claim_op;
+
+/* Takes the lease of the saga and, when its next move is a call, begins
+ * that step in the same transaction. */
+static int claim_body(order_svc *o, void *arg)
+{
+	claim_op *c = arg;
+	store *s = o->ctx->store;
+	c->ready = -1;
+	int rc = saga_claim(s, c->id, &o->lease, c->now + o->lease_us, c->now);
+	if (rc == ERR_BUSY)
+		return CLAIM_HELD;
+	if (rc == ERR_NOT_FOUND)
+		return CLAIM_GONE;
+	if (rc)
+		return rc;
+	saga sg;
+	order_rec r;
+	if (saga_load(s, c->id, &sg) != 0 || order_load(s, c->id, &r) != 0)
+		return 0; /* the advance reads it again and says what is wrong */
+	int m = next_move(o, &sg, &r, c->now);
+	order_rec_free(&r);
+	if (m >= 0) {
+		rc = saga_step_begin(s, c->id, m, c->now);
+		if (rc == 0)
+			c->ready = m;
+	}
+	return rc;
+}
+
 /* Claims id and, when this instance got it, advances it all the way it can
  * go now. Returns the advance's result, or -1 when the lease is held
  * elsewhere (or the saga is not queued). */
 static int drive(order_svc *o, const char *id)
 {
 	int64_t now = clock_now(o->ctx->clock);
-	int rc = saga_claim(o->ctx->store, id, &o->lease, now + o->lease_us, now);
+	claim_op c = { .id = id, .now = now };
+	int rc = run_txn(o, claim_body, &c);
 	if (rc) {
-		if (rc != ERR_BUSY && rc != ERR_NOT_FOUND)
+		if (rc != CLAIM_HELD && rc != CLAIM_GONE)
 			log_warn(o->ctx->log, "saga %s: claim failed: %s", id, err_name(rc));
 		return -1;
 	}
-	int64_t due = now;
-	int res = advance(o, id, 0, &due);
-	drive_end(o, id, res, due, 0, NULL);
+	adv ad = adv_start(0, 0, c.ready, now);
+	int res = advance(o, id, &ad);
+	drive_end(o, id, res, &ad, 0, NULL);
 	return res;
 }
 
@@ -1336,6 +1607,13 @@ static int create_body(order_svc *o, void *arg)
 	if (rc == 0)
 		rc = saga_enqueue(s, c->order_id, c->now + o->lease_us, &o->lease,
 				  c->now + o->lease_us, c->now);
+	/* The saga's first move and its first step go with the order: it is
+	 * RESERVING, the reservation begun (before its call goes out). */
+	if (rc == 0)
+		rc = saga_set_state(s, o->ctx->log, c->order_id, SAGA_STARTED, SAGA_RESERVING, NULL,
+				    c->now);
+	if (rc == 0)
+		rc = saga_step_begin(s, c->order_id, SAGA_STEP_RESERVE, c->now);
 	return rc;
 }
 
@@ -1398,33 +1676,41 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 	log_info(o->ctx->log, "order %s placed by %s: %lld %s from the %s", order_id, id.sub,
 		 (long long)p.total, p.currency, p.source);
 	/* The saga runs here as far as it can for the caller's sake (stock and
-	 * payment); the processor takes it from the queue for the rest. */
-	int64_t due = c.now;
-	int res = advance(o, order_id, !o->confirm_inline, &due);
-	order_rec r;
-	saga sg;
-	rc = order_load(o->ctx->store, order_id, &r);
-	if (rc == 0 && (rc = saga_load(o->ctx->store, order_id, &sg)) != 0)
+	 * payment); the processor takes it from the queue for the rest. The
+	 * write that ends this advance stores the first answer as well. */
+	adv ad = adv_start(!o->confirm_inline, 1, SAGA_STEP_RESERVE, c.now);
+	int res = advance(o, order_id, &ad);
+	if (ad.resp_body) {
+		answer = ad.resp_body;
+		drive_end(o, order_id, res, &ad, 0, NULL);
+		msg_resp_set(resp, (int)ad.resp_status, "application/json", answer, strlen(answer));
+	} else {
+		/* It stopped otherwise (lost its lease, or the store failed):
+		 * the order as it stands. */
+		order_rec r;
+		saga sg;
+		rc = order_load(o->ctx->store, order_id, &r);
+		if (rc == 0 && (rc = saga_load(o->ctx->store, order_id, &sg)) != 0)
+			order_rec_free(&r);
+		if (rc) {
+			drive_end(o, order_id, res, &ad, 0, NULL);
+			engine_store_error(o->ctx, resp, rc, "read order");
+			goto out;
+		}
+		int status = (res == ADV_DONE || res == ADV_QUEUED) &&
+					     r.status != ORDER_AWAITING_PAYMENT
+				     ? 201
+				     : 202;
+		json_t *oj = order_json(&r, &sg);
+		answer = json_dumps(oj, JSON_COMPACT);
+		json_decref(oj);
 		order_rec_free(&r);
-	if (rc) {
-		drive_end(o, order_id, res, due, 0, NULL);
-		engine_store_error(o->ctx, resp, rc, "read order");
-		goto out;
+		drive_end(o, order_id, res, &ad, answer ? status : 0, answer);
+		if (answer)
+			msg_resp_set(resp, status, "application/json", answer, strlen(answer));
+		else
+			msg_resp_error(resp, 500, "internal", "out of memory", NULL);
 	}
-	/* 201 once the saga ended or went to the processor; 202 while a step
-	 * waits for a retry (payment unreachable: AWAITING_PAYMENT). */
-	int status = (res == ADV_DONE || res == ADV_QUEUED) && r.status != ORDER_AWAITING_PAYMENT
-			     ? 201
-			     : 202;
-	json_t *oj = order_json(&r, &sg);
-	answer = json_dumps(oj, JSON_COMPACT);
-	json_decref(oj);
-	order_rec_free(&r);
-	drive_end(o, order_id, res, due, answer ? status : 0, answer);
-	if (answer)
-		msg_resp_set(resp, status, "application/json", answer, strlen(answer));
-	else
-		msg_resp_error(resp, 500, "internal", "out of memory", NULL);
 	char location[32 + ID_MAX];
 	snprintf(location, sizeof(location), "/v1/orders/%s", order_id);
 	msg_resp_set_header(resp, "Location", location);
@@ -1939,6 +2225,38 @@ static void admin_orders_summary(void *ud, msg_req *req, msg_resp *resp)
 
 /* ---- the processor ------------------------------------------------------------------ */
 
+/* Takes the tick's next due saga and drives it, while there is one; called
+ * and returns with o->mu held. */
+static void drive_batch(order_svc *o)
+{
+	while (o->batch_next < o->batch_n) {
+		const char *id = o->batch[o->batch_next++];
+		o->busy++;
+		pthread_mutex_unlock(&o->mu);
+		drive(o, id);
+		pthread_mutex_lock(&o->mu);
+		o->busy--;
+	}
+	if (o->busy == 0)
+		pthread_cond_broadcast(&o->idle);
+}
+
+static void *helper_main(void *arg)
+{
+	order_svc *o = arg;
+	pthread_mutex_lock(&o->mu);
+	while (!o->stopping) {
+		if (o->batch_next < o->batch_n)
+			drive_batch(o);
+		else
+			pthread_cond_wait(&o->work, &o->mu);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
+
+/* The processor: the sagas due now, each claimed and driven (by this
+ * thread and the helpers together); returns once all are. */
 static void order_tick(void *eng, int64_t now_us)
 {
 	order_svc *o = eng;
@@ -1948,8 +2266,22 @@ static void order_tick(void *eng, int64_t now_us)
 	if (rc)
 		log_warn(o->ctx->log, "order queue: %s (%s)", err_name(rc),
 			 store_errmsg(o->ctx->store));
-	for (int i = 0; i < n; i++)
-		drive(o, ids[i]);
+	if (o->nhelpers == 0 || n <= 1) {
+		for (int i = 0; i < n; i++)
+			drive(o, ids[i]);
+	} else {
+		pthread_mutex_lock(&o->mu);
+		o->batch = ids;
+		o->batch_n = n;
+		o->batch_next = 0;
+		pthread_cond_broadcast(&o->work);
+		drive_batch(o);
+		while (o->busy > 0)
+			pthread_cond_wait(&o->idle, &o->mu);
+		o->batch = NULL;
+		o->batch_n = o->batch_next = 0;
+		pthread_mutex_unlock(&o->mu);
+	}
 	free(ids);
 }
 
@@ -1960,6 +2292,18 @@ static void order_destroy(void *eng)
 	order_svc *o = eng;
 	if (!o)
 		return;
+	if (o->sync_ready) {
+		pthread_mutex_lock(&o->mu);
+		o->stopping = 1;
+		pthread_cond_broadcast(&o->work);
+		pthread_mutex_unlock(&o->mu);
+		for (int i = 0; i < o->nhelpers; i++)
+			pthread_join(o->helpers[i], NULL);
+		pthread_cond_destroy(&o->work);
+		pthread_cond_destroy(&o->idle);
+		pthread_mutex_destroy(&o->mu);
+	}
+	free(o->helpers);
 	router_free(o->rt);
 	free(o);
 }
@@ -1989,7 +2333,7 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		return NULL;
 	}
 	o->ctx = ctx;
-	int64_t margin_s, lease_ms, base_ms, cap_ms, attempts, batch, inl;
+	int64_t margin_s, lease_ms, base_ms, cap_ms, attempts, batch, inl, workers;
 	if (setting(ctx, "order.reservation_ttl_s", 900, 10, 86400, &o->ttl_s, err, errlen) ||
 	    setting(ctx, "order.expiry_margin_s", 30, 1, o->ttl_s - 1, &margin_s, err, errlen) ||
 	    setting(ctx, "order.call_timeout_ms", 6000, 1, 600000, &o->call_timeout_ms, err,
@@ -2000,7 +2344,8 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 	    setting(ctx, "order.retry_cap_ms", 30000, base_ms, 3600000, &cap_ms, err, errlen) ||
 	    setting(ctx, "order.retry_attempts", 100, 1, 1000000, &attempts, err, errlen) ||
 	    setting(ctx, "order.tick_batch", 32, 1, 1000, &batch, err, errlen) ||
-	    setting(ctx, "order.confirm_inline", 0, 0, 1, &inl, err, errlen)) {
+	    setting(ctx, "order.confirm_inline", 0, 0, 1, &inl, err, errlen) ||
+	    setting(ctx, "order.workers", ORDER_WORKERS, 1, 64, &workers, err, errlen)) {
 		order_destroy(o);
 		return NULL;
 	}
@@ -2042,6 +2387,23 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		order_destroy(o);
 		return NULL;
 	}
+	if (pthread_mutex_init(&o->mu, NULL) != 0 || pthread_cond_init(&o->work, NULL) != 0 ||
+	    pthread_cond_init(&o->idle, NULL) != 0) {
+		snprintf(err, errlen, "cannot initialise the processor's lock");
+		order_destroy(o);
+		return NULL;
+	}
+	o->sync_ready = 1;
+	o->helpers = calloc((size_t)workers, sizeof(*o->helpers));
+	for (int i = 0; o->helpers && i < workers - 1; i++, o->nhelpers++)
+		if (pthread_create(&o->helpers[i], NULL, helper_main, o) != 0)
+			break;
+	if (!o->helpers || o->nhelpers < workers - 1) {
+		snprintf(err, errlen, "cannot start the order processor's %lld threads",
+			 (long long)workers);
+		order_destroy(o);
+		return NULL;
+	}
 	metrics_help(ctx->metrics, "order_requests_total",
 		     "Order requests by result (created, replayed, mismatch, refused).");
 	metrics_help(ctx->metrics, "orders_total",
@@ -2051,6 +2413,9 @@ static void *order_create(engine_ctx *ctx, char *err, size_t errlen)
 		     "Checkout sagas finished, by outcome (completed, compensated).");
 	metrics_help(ctx->metrics, "saga_duration_seconds",
 		     "Time from an order's placing to the end of its saga, by outcome.");
+	metrics_help(ctx->metrics, "order_store_writes_total",
+		     "Write transactions the order service committed (orders, sagas, the "
+		     "queue and its leases).");
 	metrics_help(ctx->metrics, "order_calls_total",
 		     "Calls the saga made to other services, by step and result "
 		     "(ok, refused, transient).");

@@ -4,8 +4,10 @@
  * in one transaction, and orchestrates the saga through other services
  * (engine_call_service, each call with an idempotency key derived from the
  * order): reserve stock -> authorize payment -> enqueue -> (the order
- * processor, the engine's tick) capture payment + commit stock ->
- * CONFIRMED, the cart emptied and order.confirmed written to the outbox.
+ * processor, the engine's tick, on order.workers threads) capture payment +
+ * commit stock -> CONFIRMED, the cart emptied and order.confirmed written
+ * to the outbox. Each step is recorded as begun before its call goes out,
+ * in the transaction that records the step before it.
  * Failures compensate in reverse (void or refund, then release) -> CANCELLED
  * with a reason. Everything is resumable from the tables (src/services/saga.h):
  * a crash anywhere leaves a saga that the next tick, of this instance or
