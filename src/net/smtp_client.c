@@ -1,8 +1,11 @@
-/* smtp_client: one libcurl easy handle per message. */
+/* smtp_client: libcurl easy handles, one per thread, kept between messages
+ * so that the relay's connection is used again (one SMTP session carries
+ * many messages: no new TCP connection, greeting and EHLO per message). */
 #include "net/smtp_client.h"
 #include "core/err.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +26,45 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 	memcpy(buf, u->data + u->off, n);
 	u->off += n;
 	return n;
+}
+
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_destroy(void *h)
+{
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&handle_key, handle_destroy);
+}
+
+/* The calling thread's handle, its options cleared (its connections kept). */
+static CURL *thread_handle(void)
+{
+	pthread_once(&handle_once, make_key);
+	CURL *h = pthread_getspecific(handle_key);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	h = curl_easy_init();
+	if (h && pthread_setspecific(handle_key, h) != 0) {
+		curl_easy_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+/* After a failed exchange the thread starts afresh: a new handle, so a
+ * new connection (whatever state the old one was left in). */
+static void thread_handle_drop(CURL *h)
+{
+	pthread_setspecific(handle_key, NULL);
+	curl_easy_cleanup(h);
 }
 
 /* An address fit for "<addr>": no brackets, spaces or control bytes. */
@@ -61,7 +103,7 @@ int smtp_client_send(const smtp_message *m, char *err, size_t errlen)
 		}
 		rcpt = next;
 	}
-	CURL *h = curl_easy_init();
+	CURL *h = thread_handle();
 	if (!h) {
 		curl_slist_free_all(rcpt);
 		return ERR_NOMEM;
@@ -84,10 +126,18 @@ int smtp_client_send(const smtp_message *m, char *err, size_t errlen)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout < 2000 ? timeout : 2000L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+	/* Never reuse a connection idle long enough for the relay to be
+	 * closing it (our sink closes idle ones after 30 s by default). */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 10L);
 	CURLcode cc = curl_easy_perform(h);
 	long code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(h);
+	/* The handle outlives this call: drop pointers into this frame. */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
+	curl_easy_setopt(h, CURLOPT_READDATA, NULL);
+	if (cc != CURLE_OK)
+		thread_handle_drop(h);
 	curl_slist_free_all(rcpt);
 	if (cc == CURLE_OK)
 		return 0;

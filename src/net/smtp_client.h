@@ -2,8 +2,11 @@
  * (smtp://HOST:PORT), with its envelope (MAIL FROM, RCPT TO) and its text
  * (DATA, which libcurl dot-stuffs). No authentication and no TLS: the relay
  * is the platform's own (the loopback sink of `ecom sim smtp`, or a trusted
- * relay next to it). This is what the daemon host gives engines as
- * ctx->mail; engines never call it themselves. */
+ * relay next to it). Each thread keeps its connection to the relay between
+ * messages (one SMTP session, many messages), for at most 10 s of
+ * idleness; after a failed exchange its next message opens a new one. This
+ * is what the daemon host gives engines as ctx->mail; engines never call
+ * it themselves. */
 #ifndef ECOM_SMTP_CLIENT_H
 #define ECOM_SMTP_CLIENT_H
 
