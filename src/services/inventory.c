@@ -1,5 +1,6 @@
 /* inventory: stock, reservations, the ledger and the outbox. */
 #include "services/inventory.h"
+#include "bus/outbox.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
@@ -668,18 +669,18 @@ static char *event_json(inventory *inv, const char *type, const char *sku, int64
 	return b.p;
 }
 
-static int outbox_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
-		      int64_t reserved, int with_threshold, const char *reason,
-		      const char *reference, int64_t now, const char *tp)
+/* One event into the outbox (bus outbox_put), in the caller's transaction;
+ * counted as a write (tl_writes) as sql_run counts its own. */
+static int event_put(inventory *inv, const char *type, const char *sku, int64_t on_hand,
+		     int64_t reserved, int with_threshold, const char *reason,
+		     const char *reference, int64_t now, const char *tp)
 {
 	char *payload =
 		event_json(inv, type, sku, on_hand, reserved, with_threshold, reason, reference);
 	if (!payload)
 		return ERR_NOMEM;
-	int rc = sql_run(inv->ctx->store,
-			 "INSERT INTO outbox (topic, key, payload, created_at, traceparent) "
-			 "VALUES (?, ?, ?, ?, ?)",
-			 NULL, ARGS(T("inventory"), T(sku), T(payload), I(now), T(tp)));
+	tl_writes++;
+	int rc = outbox_put(inv->ctx->store, "inventory", sku, payload, tp, now);
 	free(payload);
 	return rc;
 }
@@ -752,10 +753,10 @@ static int after_change(inventory *inv, const char *sku, int64_t on_hand, int64_
 		return rc;
 	int64_t available = on_hand - reserved;
 	int64_t before = (on_hand - d_on_hand) - (reserved - d_reserved);
-	rc = outbox_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now, tp);
+	rc = event_put(inv, "stock_changed", sku, on_hand, reserved, 0, reason, reference, now, tp);
 	if (rc || !(before > inv->low_threshold && available <= inv->low_threshold))
 		return rc;
-	return outbox_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now, tp);
+	return event_put(inv, "low_stock", sku, on_hand, reserved, 1, reason, reference, now, tp);
 }
 
 /* ---- deferred writes ------------------------------------------------------------ */
