@@ -71,6 +71,13 @@ struct store_driver {
 	 * schema_migrations IN SHARE ROW EXCLUSIVE MODE". */
 	const char *migrate_lock_sql;
 
+	/* Optional (NULL = each thread writes on its own connection). For a
+	 * database that takes one writer at a time anyway (SQLite): how long,
+	 * in ms, a writer waits for the one before it (the busy timeout). The
+	 * store then runs every thread's transactions on one connection of its
+	 * own, taken in turn (see store_begin in store.c). */
+	int (*one_writer_wait_ms)(struct store_ddb *db);
+
 	/* Parses url (the whole URL, e.g. "sqlite:DIR?busy_timeout_ms=N" or
 	 * "postgresql://user:pass@host/db"), prepares what every connection
 	 * needs and checks that the database can be reached (sqlite: creates

@@ -39,6 +39,7 @@ struct store_conn {
 	size_t nbuckets;
 	size_t nstmts;
 	int idle;   /* its thread exited: the next new thread may take it */
+	int lent;   /* store_conn_new's: entered by whoever holds it */
 	int broken; /* the driver reported ERR_UNAVAILABLE */
 	char msg[STORE_MSG_LEN];
 	struct store_conn *next; /* every connection of the store */
@@ -51,7 +52,16 @@ struct store {
 	pthread_mutex_t mu; /* guards conns and their idle flags */
 	struct store_conn *conns;
 	char *service;
+	/* one_writer drivers: the connection every transaction runs on, and
+	 * the mutex its holder keeps from store_begin to the end. */
+	pthread_mutex_t wmu;
+	struct store_conn *writer;
 };
+
+/* The transaction this thread holds the writer for: its store, and the
+ * thread's own connection, given back at the end. */
+static _Thread_local store *held_store;
+static _Thread_local struct store_conn *held_own;
 
 static const char store_schema_table[] =
 	"CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -208,6 +218,17 @@ static void conn_release(void *p)
 		if (s->drv->in_transaction(c->d))
 			s->drv->exec(c->d, "ROLLBACK");
 	}
+	if (held_store == s && c == s->writer) {
+		/* It held the writer: hand it on, and free its own connection. */
+		if (c->d && s->drv->in_transaction(c->d))
+			conn_drop_driver(c);
+		c = held_own;
+		if (c->d && !c->broken)
+			conn_reset_all(c);
+		held_store = NULL;
+		held_own = NULL;
+		pthread_mutex_unlock(&s->wmu);
+	}
 	pthread_mutex_lock(&s->mu);
 	c->idle = 1;
 	pthread_mutex_unlock(&s->mu);
@@ -250,6 +271,7 @@ store_conn *store_conn_new(store *s)
 	if (!c)
 		return NULL;
 	c->s = s;
+	c->lent = 1;
 	pthread_mutex_lock(&s->mu);
 	c->next = s->conns;
 	s->conns = c;
@@ -388,6 +410,7 @@ store *store_open(const char *url, const char *service, const char *state_dir, c
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->wmu, NULL);
 	s->service = strdup(service);
 	int rc = s->service ? drv->db_open(url, service, &s->ddb, err, errlen) : ERR_NOMEM;
 	free(owned);
@@ -396,6 +419,7 @@ store *store_open(const char *url, const char *service, const char *state_dir, c
 			store_seterr(err, errlen, "out of memory");
 		pthread_key_delete(s->key);
 		pthread_mutex_destroy(&s->mu);
+		pthread_mutex_destroy(&s->wmu);
 		free(s->service);
 		free(s);
 		return NULL;
@@ -418,6 +442,7 @@ void store_free(store *s)
 	}
 	s->drv->db_close(s->ddb);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->wmu);
 	free(s->service);
 	free(s);
 }
@@ -648,19 +673,87 @@ int store_exec(store *s, const char *sql)
 	return conn_fail(c, s->drv->exec(c->d, sql));
 }
 
+/* One writer. SQLite lets one transaction write at a time, and a connection
+ * drops its whole page cache whenever another connection has committed
+ * since it last read: with a connection per thread, every transaction read
+ * its pages again (from the WAL, a pread each), and writers queued in
+ * SQLite's busy handler, which sleeps in steps of milliseconds. So on such
+ * a driver every transaction runs on the store's writer connection, which
+ * its thread holds from store_begin until the commit or rollback that ends
+ * it; the others wait on the mutex, up to the driver's busy timeout
+ * (ERR_BUSY after it, as SQLite would answer). Reads outside a transaction
+ * stay on the thread's own connection. A thread that entered a connection
+ * of its own (store_conn_enter) writes on that one, and a thread holding
+ * one store's writer uses its own connection on any other store. */
+static int writer_take(store *s)
+{
+	if (!s->drv->one_writer_wait_ms || held_store)
+		return 0;
+	struct store_conn *own = conn_get(s);
+	if (!own)
+		return ERR_NOMEM;
+	if (own->lent)
+		return 0;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	int wait_ms = s->drv->one_writer_wait_ms(s->ddb);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_clocklock(&s->wmu, CLOCK_MONOTONIC, &until) != 0) {
+		conn_note(own, "database is locked: waited %d ms for another transaction to end", wait_ms);
+		return ERR_BUSY;
+	}
+	if (!s->writer) {
+		s->writer = store_conn_new(s);
+		if (!s->writer) {
+			pthread_mutex_unlock(&s->wmu);
+			return ERR_NOMEM;
+		}
+	}
+	held_store = s;
+	held_own = own;
+	pthread_setspecific(s->key, s->writer);
+	return 0;
+}
+
+/* Gives the writer back unless its transaction is still open; its last
+ * message goes with the thread, for store_errmsg. */
+static void writer_give(store *s)
+{
+	if (held_store != s)
+		return;
+	struct store_conn *w = s->writer;
+	if (w->d && !w->broken && s->drv->in_transaction(w->d))
+		return;
+	memcpy(held_own->msg, w->msg, sizeof(w->msg));
+	w->msg[0] = '\0';
+	pthread_setspecific(s->key, held_own);
+	held_store = NULL;
+	held_own = NULL;
+	pthread_mutex_unlock(&s->wmu);
+}
+
 int store_begin(store *s)
 {
 	if (!s)
 		return ERR_INVALID;
-	int rc;
-	struct store_conn *c = conn_ready(s, &rc);
-	if (!c)
+	int rc = writer_take(s);
+	if (rc)
 		return rc;
-	if (s->drv->in_transaction(c->d)) {
+	struct store_conn *c = conn_ready(s, &rc);
+	if (c && s->drv->in_transaction(c->d)) {
 		conn_note(c, "a transaction is already open on this thread");
 		return ERR_STATE;
 	}
-	return conn_fail(c, s->drv->exec(c->d, s->drv->begin_sql));
+	if (c)
+		rc = conn_fail(c, s->drv->exec(c->d, s->drv->begin_sql));
+	if (rc)
+		writer_give(s);
+	return rc;
 }
 
 int store_commit(store *s)
@@ -672,13 +765,19 @@ int store_commit(store *s)
 		return ERR_NOMEM;
 	if (!c->d || c->broken) {
 		conn_note(c, "commit: the connection was lost; the transaction is gone");
+		writer_give(s);
 		return ERR_UNAVAILABLE;
 	}
 	if (!s->drv->in_transaction(c->d)) {
 		conn_note(c, "commit without an open transaction");
+		writer_give(s);
 		return ERR_STATE;
 	}
-	return conn_fail(c, s->drv->exec(c->d, "COMMIT"));
+	int rc = conn_fail(c, s->drv->exec(c->d, "COMMIT"));
+	if (rc && held_store == s)
+		store_rollback(s); /* the writer is not kept waiting on the caller */
+	writer_give(s);
+	return rc;
 }
 
 /* Rolling back what is not open is fine: error paths call this without
@@ -691,12 +790,17 @@ int store_rollback(store *s)
 	struct store_conn *c = conn_get(s);
 	if (!c)
 		return ERR_NOMEM;
-	if (!c->d || c->broken)
-		return 0;
-	conn_reset_all(c);
-	if (!s->drv->in_transaction(c->d))
-		return 0;
-	return conn_fail(c, s->drv->exec(c->d, "ROLLBACK"));
+	int rc = 0;
+	if (c->d && !c->broken) {
+		conn_reset_all(c);
+		if (s->drv->in_transaction(c->d))
+			rc = conn_fail(c, s->drv->exec(c->d, "ROLLBACK"));
+		/* The writer is not handed on with a transaction open. */
+		if (held_store == s && c->d && s->drv->in_transaction(c->d))
+			conn_drop_driver(c);
+	}
+	writer_give(s);
+	return rc;
 }
 
 int store_txn(store *s, int tries, int (*body)(void *arg), void *arg)

@@ -87,13 +87,19 @@ int store_runf(store *s, const char *sql, int64_t *changes, const char *fmt, ...
  * NULL. 0 or an error. */
 int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...);
 
-/* Transactions on this thread's connection. begin is BEGIN IMMEDIATE on
- * SQLite (writers queue at once rather than failing at commit). */
+/* Transactions. begin is BEGIN IMMEDIATE on SQLite (writers queue at once
+ * rather than failing at commit). On SQLite the transaction runs on the
+ * store's one writer connection, which this thread holds until commit or
+ * rollback ends it (others wait up to the busy timeout: ERR_BUSY); so a
+ * statement used inside it must be prepared after begin, and one prepared
+ * inside is not used after the end. A commit that fails has ended the
+ * transaction there; rolling back after it is harmless. On PostgreSQL the
+ * transaction is this thread's connection's. */
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
 
-/* Runs body(arg) in a transaction on this thread's connection: commits
+/* Runs body(arg) in a transaction (as store_begin): commits
  * when it returns 0, rolls back otherwise, and runs it all again, up to
  * tries times in all, while the database (or body, when a conditional
  * update lost a race) says ERR_BUSY or ERR_RETRY. Returns what body

@@ -500,10 +500,16 @@ static const char *sqlite_errmsg(struct store_dconn *c)
 	return c->own_err ? c->own_err : sqlite3_errmsg(c->db);
 }
 
+static int sqlite_busy_ms(struct store_ddb *d)
+{
+	return d->busy_ms;
+}
+
 const struct store_driver store_sqlite_driver = {
 	.name = "sqlite",
 	.begin_sql = "BEGIN IMMEDIATE",
 	.migrate_lock_sql = NULL,
+	.one_writer_wait_ms = sqlite_busy_ms,
 	.db_open = sqlite_db_open,
 	.db_close = sqlite_db_close,
 	.conn_open = sqlite_conn_open,

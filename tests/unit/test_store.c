@@ -453,7 +453,8 @@ struct writer {
 	store *s;
 	int id, rows, per_tx;
 	int failures;
-	store_stmt *seen; /* the insert handle this thread got */
+	store_stmt *seen; /* the insert handle this thread got on its own */
+	store_stmt *in_txn; /* the one it got inside its transactions */
 	pthread_barrier_t *bar;
 };
 
@@ -477,7 +478,9 @@ static void *writer_run(void *p)
 				w->failures++;
 				continue;
 			}
-			if (st != w->seen)
+			if (!w->in_txn)
+				w->in_txn = st;
+			if (st != w->in_txn)
 				w->failures++;
 			char k[32];
 			snprintf(k, sizeof(k), "t%d-%d", w->id, j);
@@ -503,8 +506,8 @@ static void run_writers(store *s, int per_tx)
 	assert_non_null(mine);
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, 2);
-	struct writer w[2] = { { s, 1, 500, per_tx, 0, NULL, &bar },
-			       { s, 2, 500, per_tx, 0, NULL, &bar } };
+	struct writer w[2] = { { s, 1, 500, per_tx, 0, NULL, NULL, &bar },
+			       { s, 2, 500, per_tx, 0, NULL, NULL, &bar } };
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, writer_run, &w[i]), 0);
@@ -513,11 +516,15 @@ static void run_writers(store *s, int per_tx)
 	pthread_barrier_destroy(&bar);
 	assert_int_equal(w[0].failures, 0);
 	assert_int_equal(w[1].failures, 0);
-	/* Each thread prepared on its own connection. */
+	/* Outside a transaction each thread prepared on its own connection;
+	 * inside, both wrote on the store's one writer connection. */
 	assert_non_null(w[0].seen);
 	assert_ptr_not_equal(w[0].seen, mine);
 	assert_ptr_not_equal(w[1].seen, mine);
 	assert_ptr_not_equal(w[0].seen, w[1].seen);
+	assert_non_null(w[0].in_txn);
+	assert_ptr_equal(w[0].in_txn, w[1].in_txn);
+	assert_ptr_not_equal(w[0].in_txn, w[0].seen);
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv"), 1000);
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv WHERE n = 1"), 500);
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv WHERE n = 2"), 500);
@@ -535,21 +542,25 @@ static void *begin_and_exit(void *p)
 {
 	store *s = p;
 	int rc;
-	store_stmt *st = store_prepare(s, "INSERT INTO kv (k) VALUES ('abandoned')", &rc);
-	if (st && store_begin(s) == 0)
-		store_step(st);
-	return NULL; /* exits with the transaction open */
+	if (store_begin(s) == 0) {
+		store_stmt *st = store_prepare(s, "INSERT INTO kv (k) VALUES ('abandoned')", &rc);
+		if (st)
+			store_step(st);
+	}
+	return NULL; /* exits with the transaction open, holding the writer */
 }
 
 struct busy_arg {
 	store *s;
 	int rc;
+	char msg[256];
 };
 
 static void *try_begin(void *p)
 {
 	struct busy_arg *b = p;
 	b->rc = store_begin(b->s);
+	snprintf(b->msg, sizeof(b->msg), "%s", store_errmsg(b->s));
 	if (b->rc == 0)
 		store_rollback(b->s);
 	return NULL;
@@ -631,11 +642,12 @@ static void test_busy_and_thread_exit(void **state)
 
 	/* Another thread waits 50 ms for the write lock, then gets ERR_BUSY. */
 	assert_int_equal(store_begin(s), 0);
-	struct busy_arg b = { s, 1 };
+	struct busy_arg b = { s, 1, "" };
 	pthread_t t;
 	pthread_create(&t, NULL, try_begin, &b);
 	pthread_join(t, NULL);
 	assert_int_equal(b.rc, ERR_BUSY);
+	assert_non_null(strstr(b.msg, "locked"));
 	assert_int_equal(store_rollback(s), 0);
 
 	/* A thread that exits inside a transaction has it rolled back, so the
@@ -877,6 +889,42 @@ static void test_shared_connection(void **state)
 	store_free(s); /* frees the shared connection too */
 }
 
+/* The one writer is handed on however a transaction ends: a failed
+ * statement's message stays with its thread after the rollback, and a
+ * commit that fails (a deferred foreign key) ends the transaction, so the
+ * next writer does not wait for a rollback its caller may never send. */
+static void test_one_writer_handed_on(void **state)
+{
+	char url[300], err[256];
+	snprintf(url, sizeof(url), "sqlite:%s?busy_timeout_ms=200", tdir("db_writer"));
+	store *s = store_open(url, "catalog", NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_exec(s, kv_table), 0);
+	assert_int_equal(insert_kv(s, "taken", "0"), STORE_DONE);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(insert_kv(s, "taken", "1"), ERR_CONFLICT);
+	assert_int_equal(store_rollback(s), 0);
+	assert_non_null(strstr(store_errmsg(s), "UNIQUE"));
+
+	assert_int_equal(store_exec(s, "CREATE TABLE parent (id INTEGER PRIMARY KEY)"), 0);
+	assert_int_equal(store_exec(s, "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER "
+				       "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"),
+			 0);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_exec(s, "INSERT INTO child (id, parent) VALUES (1, 42)"), 0);
+	assert_true(store_commit(s) < 0);
+	assert_non_null(strstr(store_errmsg(s), "FOREIGN KEY"));
+	struct busy_arg b = { s, 1, "" };
+	pthread_t t;
+	pthread_create(&t, NULL, try_begin, &b);
+	pthread_join(t, NULL);
+	assert_int_equal(b.rc, 0);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM child"), 0);
+	/* The caller's rollback after it is harmless. */
+	assert_int_equal(store_rollback(s), 0);
+	store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -891,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_commit_persists),
 		cmocka_unit_test(test_two_threads_file),
 		cmocka_unit_test(test_busy_and_thread_exit),
+		cmocka_unit_test(test_one_writer_handed_on),
 		cmocka_unit_test(test_checkpointer),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_default_url),
