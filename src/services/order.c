@@ -1656,7 +1656,9 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 		goto out;
 	}
 	char order_id[ID_MAX + 1];
-	ids_new(o->ctx->rng, "ord", order_id, sizeof(order_id));
+	/* Time-ordered: the order's rows, and the payment and reservation
+	 * named after it in their services, go in at the end of their keys. */
+	ids_new_timed(o->ctx->rng, clock_now(o->ctx->clock), "ord", order_id, sizeof(order_id));
 	items = json_dumps(p.items, JSON_COMPACT);
 	create_op c = { .order_id = order_id, .user_id = id.sub, .key = key, .fp = fp, .q = &q,
 			.p = &p, .items = items, .now = clock_now(o->ctx->clock) };

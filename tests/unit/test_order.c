@@ -654,6 +654,32 @@ static void test_items_order_inline(void **state)
 	assert_int_equal(count_rows(p, "SELECT COUNT(*) FROM orders"), 1);
 }
 
+/* Order ids sort by the time they were made (the order's rows, its
+ * reservation and its payment go in at the end of their keys), even within
+ * one millisecond's ids only by chance; the payment is named after it. */
+static void test_order_ids_sort_by_time(void **state)
+{
+	plat *p = *state;
+	static const int64_t gaps_us[] = { 0, 1000, 2 * SEC, 3600 * SEC };
+	char prev[64] = "";
+	for (size_t i = 0; i < sizeof(gaps_us) / sizeof(gaps_us[0]); i++) {
+		clock_advance(p->clock, gaps_us[i]);
+		char key[32];
+		snprintf(key, sizeof(key), "k-sorted-%zu", i);
+		json_t *o = place(p, "usr_sid", key,
+				  ITEMS("tok_visa", "[{\"sku\":\"BOOK-1\",\"qty\":1}]"), 201);
+		char pay[64];
+		snprintf(pay, sizeof(pay), "%s", jstr(json_object_get(o, "payment"), "payment_id"));
+		char id[64];
+		take_id(o, id, sizeof(id));
+		assert_int_equal(strlen(id), strlen("ord_") + 20);
+		assert_true(strncmp(id, "ord_", 4) == 0);
+		assert_true(strcmp(prev, id) < 0);
+		assert_string_equal(pay + 4, id + 4);
+		snprintf(prev, sizeof(prev), "%s", id);
+	}
+}
+
 static void test_bad_requests(void **state)
 {
 	plat *p = *state;
@@ -1847,6 +1873,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cart_order_confirmed, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_items_order_inline, setup_inline, teardown),
+		cmocka_unit_test_setup_teardown(test_order_ids_sort_by_time, setup_inline, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_declined, setup_queued, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_stock, setup_queued, teardown),

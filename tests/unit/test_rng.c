@@ -7,6 +7,10 @@
 #include <cmocka.h>
 
 #include "core/rng.h"
+#include "core/ids.h"
+#include "core/err.h"
+
+#include <string.h>
 
 static void test_same_seed_same_sequence(void **state)
 {
@@ -115,6 +119,30 @@ static void test_os_seed(void **state)
 	assert_true(rng_os_seed() != rng_os_seed());
 }
 
+/* Timed ids: prefix, 11 hex digits of milliseconds, 9 random ones; they
+ * sort by time, and those of one millisecond differ. */
+static void test_timed_ids(void **state)
+{
+	(void)state;
+	rng *r = rng_new(7);
+	char a[32], b[32], c[32];
+	assert_int_equal(ids_new_timed(r, 1764000000123456LL, "ord", a, sizeof(a)), 0);
+	assert_int_equal(strlen(a), 24);
+	assert_memory_equal(a, "ord_19ab697e87b", 15); /* 1764000000123 ms */
+	assert_true(ids_valid(a));
+	assert_int_equal(ids_new_timed(r, 1764000000123999LL, "ord", b, sizeof(b)), 0);
+	assert_memory_equal(b, a, 15);
+	assert_string_not_equal(a, b);
+	assert_int_equal(ids_new_timed(r, 1764000000124000LL, "ord", c, sizeof(c)), 0);
+	assert_true(strcmp(a, c) < 0 && strcmp(b, c) < 0);
+	/* Too small a buffer: an error and an empty string, never a cut id. */
+	char small[20];
+	assert_int_equal(ids_new_timed(r, 1764000000124000LL, "ord", small, sizeof(small)),
+			 ERR_INVALID);
+	assert_string_equal(small, "");
+	rng_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +152,7 @@ int main(void)
 		cmocka_unit_test(test_below),
 		cmocka_unit_test(test_double),
 		cmocka_unit_test(test_os_seed),
+		cmocka_unit_test(test_timed_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
