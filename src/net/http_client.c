@@ -1,5 +1,6 @@
 /* http_client: libcurl easy handles, one per thread, reused for keep-alive. */
 #include "net/http_client.h"
+#include "net/easy_slot.h"
 #include "core/err.h"
 
 #include <curl/curl.h>
@@ -12,21 +13,9 @@
 /* A response body past this is refused rather than buffered. */
 #define HTTP_CLIENT_MAX_BODY (64u * 1024u * 1024u)
 
-static pthread_key_t handle_key;
-static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+static easy_slot slot = EASY_SLOT_INIT;
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static int init_count;
-
-static void handle_destroy(void *h)
-{
-	if (h)
-		curl_easy_cleanup(h);
-}
-
-static void make_key(void)
-{
-	pthread_key_create(&handle_key, handle_destroy);
-}
 
 int http_client_global_init(void)
 {
@@ -37,7 +26,6 @@ int http_client_global_init(void)
 	if (rc == 0)
 		init_count++;
 	pthread_mutex_unlock(&init_mu);
-	pthread_once(&handle_once, make_key);
 	return rc;
 }
 
@@ -45,12 +33,7 @@ void http_client_global_cleanup(void)
 {
 	/* The calling thread's handle goes now; other threads' handles go with
 	 * their threads. */
-	pthread_once(&handle_once, make_key);
-	CURL *h = pthread_getspecific(handle_key);
-	if (h) {
-		pthread_setspecific(handle_key, NULL);
-		curl_easy_cleanup(h);
-	}
+	easy_slot_drop(&slot);
 	pthread_mutex_lock(&init_mu);
 	if (init_count > 0 && --init_count == 0)
 		curl_global_cleanup();
@@ -67,13 +50,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
  * handle and survives from call to call. */
 static CURL *thread_handle(void)
 {
-	pthread_once(&handle_once, make_key);
-	CURL *h = pthread_getspecific(handle_key);
-	if (h)
+	int fresh;
+	CURL *h = easy_slot_get(&slot, &fresh);
+	if (!h || !fresh)
 		return h;
-	h = curl_easy_init();
-	if (!h)
-		return NULL;
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	/* Never reuse a connection idle long enough for the server to be
@@ -83,10 +63,6 @@ static CURL *thread_handle(void)
 	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 10L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	if (pthread_setspecific(handle_key, h) != 0) {
-		curl_easy_cleanup(h);
-		h = NULL;
-	}
 	return h;
 }
 

@@ -2,10 +2,10 @@
  * so that the relay's connection is used again (one SMTP session carries
  * many messages: no new TCP connection, greeting and EHLO per message). */
 #include "net/smtp_client.h"
+#include "net/easy_slot.h"
 #include "core/err.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,43 +28,16 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-static pthread_key_t handle_key;
-static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
-
-static void handle_destroy(void *h)
-{
-	if (h)
-		curl_easy_cleanup(h);
-}
-
-static void make_key(void)
-{
-	pthread_key_create(&handle_key, handle_destroy);
-}
+static easy_slot slot = EASY_SLOT_INIT;
 
 /* The calling thread's handle, its options cleared (its connections kept). */
 static CURL *thread_handle(void)
 {
-	pthread_once(&handle_once, make_key);
-	CURL *h = pthread_getspecific(handle_key);
-	if (h) {
+	int fresh;
+	CURL *h = easy_slot_get(&slot, &fresh);
+	if (h && !fresh)
 		curl_easy_reset(h);
-		return h;
-	}
-	h = curl_easy_init();
-	if (h && pthread_setspecific(handle_key, h) != 0) {
-		curl_easy_cleanup(h);
-		h = NULL;
-	}
 	return h;
-}
-
-/* After a failed exchange the thread starts afresh: a new handle, so a
- * new connection (whatever state the old one was left in). */
-static void thread_handle_drop(CURL *h)
-{
-	pthread_setspecific(handle_key, NULL);
-	curl_easy_cleanup(h);
 }
 
 /* An address fit for "<addr>": no brackets, spaces or control bytes. */
@@ -136,8 +109,10 @@ int smtp_client_send(const smtp_message *m, char *err, size_t errlen)
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
 	curl_easy_setopt(h, CURLOPT_READDATA, NULL);
+	/* After a failed exchange the thread starts afresh: a new handle, so
+	 * a new connection (whatever state the old one was left in). */
 	if (cc != CURLE_OK)
-		thread_handle_drop(h);
+		easy_slot_drop(&slot);
 	curl_slist_free_all(rcpt);
 	if (cc == CURLE_OK)
 		return 0;
