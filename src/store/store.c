@@ -548,9 +548,28 @@ int store_bind_null(store_stmt *st, int idx)
 	return conn_fail(st->conn, st->conn->s->drv->bind_null(st->d, idx));
 }
 
+/* With one writer, a statement runs on the connection it was prepared on:
+ * one prepared before store_begin would run outside the transaction, and
+ * one prepared inside it would run on a writer another thread may hold by
+ * now. Both are refused (ERR_STATE) rather than done wrong. */
+static int stmt_misplaced(store_stmt *st)
+{
+	store *s = st->conn->s;
+	if (!s->writer || (held_store == s) == (st->conn == s->writer))
+		return 0;
+	struct store_conn *cur = pthread_getspecific(s->key);
+	if (cur)
+		conn_note(cur, "%s", held_store == s
+			  ? "statement prepared before store_begin: it would run outside the transaction"
+			  : "statement prepared inside a transaction that has ended");
+	return ERR_STATE;
+}
+
 int store_step(store_stmt *st)
 {
 	int rc = stmt_check(st);
+	if (rc == 0)
+		rc = stmt_misplaced(st);
 	if (rc)
 		return rc;
 	return conn_fail(st->conn, st->conn->s->drv->step(st->d));

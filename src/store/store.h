@@ -92,9 +92,10 @@ int store_intf(store *s, int64_t *out, const char *sql, const char *fmt, ...);
  * store's one writer connection, which this thread holds until commit or
  * rollback ends it (others wait up to the busy timeout: ERR_BUSY); so a
  * statement used inside it must be prepared after begin, and one prepared
- * inside is not used after the end. A commit that fails has ended the
- * transaction there; rolling back after it is harmless. On PostgreSQL the
- * transaction is this thread's connection's. */
+ * inside is not used after the end (store_step refuses either: ERR_STATE).
+ * A commit that fails has ended the transaction there; rolling back after
+ * it is harmless. On PostgreSQL the transaction is this thread's
+ * connection's. */
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);

@@ -922,6 +922,28 @@ static void test_one_writer_handed_on(void **state)
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM child"), 0);
 	/* The caller's rollback after it is harmless. */
 	assert_int_equal(store_rollback(s), 0);
+
+	/* A statement prepared before begin would run outside the
+	 * transaction, one prepared inside on a writer no longer held: both
+	 * refused, nothing written. */
+	int rc;
+	store_stmt *early = store_prepare(s, "INSERT INTO kv (k, v) VALUES ('early', 'x')", &rc);
+	assert_non_null(early);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_step(early), ERR_STATE);
+	assert_non_null(strstr(store_errmsg(s), "before store_begin"));
+	store_reset(early);
+	store_stmt *inside = store_prepare(s, "INSERT INTO kv (k, v) VALUES ('late', 'x')", &rc);
+	assert_non_null(inside);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_step(inside), ERR_STATE);
+	assert_non_null(strstr(store_errmsg(s), "has ended"));
+	store_reset(inside);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv WHERE k IN ('early', 'late')"), 0);
+	/* Outside a transaction the thread's own statement runs as before. */
+	assert_int_equal(store_step(early), STORE_DONE);
+	store_reset(early);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv WHERE k = 'early'"), 1);
 	store_free(s);
 }
 
