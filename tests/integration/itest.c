@@ -2,6 +2,7 @@
 #include "itest.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -100,7 +101,20 @@ int itest_alive(pid_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	char *rp = strrchr(buf, ')');
-	return !(rp && rp[2] == 'Z');
+	if (!(rp && rp[2] == 'Z'))
+		return 1;
+	/* The leader of a killed process is a zombie as soon as it has exited
+	 * itself, while its other threads may still be exiting and its
+	 * sockets still open (a request sent then is read by nobody and reset:
+	 * "no answer", not "refused"). Gone means no thread is left. */
+	snprintf(p, sizeof(p), "/proc/%ld/task", (long)pid);
+	DIR *d = opendir(p);
+	int threads = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		threads += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return threads > 1;
 }
 
 int itest_wait_gone(pid_t pid, int ms)
