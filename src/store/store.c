@@ -713,18 +713,21 @@ static int writer_take(store *s)
 		return ERR_NOMEM;
 	if (own->lent)
 		return 0;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	int wait_ms = s->drv->one_writer_wait_ms(s->ddb);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (pthread_mutex_clocklock(&s->wmu, CLOCK_MONOTONIC, &until) != 0) {
-		conn_note(own, "database is locked: waited %d ms for another transaction to end", wait_ms);
-		return ERR_BUSY;
+	if (pthread_mutex_trylock(&s->wmu) != 0) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		int wait_ms = s->drv->one_writer_wait_ms(s->ddb);
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_clocklock(&s->wmu, CLOCK_MONOTONIC, &until) != 0) {
+			conn_note(own, "database is locked: waited %d ms for another transaction to end",
+				  wait_ms);
+			return ERR_BUSY;
+		}
 	}
 	if (!s->writer) {
 		s->writer = store_conn_new(s);

@@ -632,13 +632,21 @@ static void test_checkpointer(void **state)
 	assert_non_null(strstr(err, "checkpoint_ms=soon"));
 }
 
+/* A file store in tdir(name) with the given busy timeout and the kv table. */
+static store *open_busy(const char *name, int busy_ms)
+{
+	char url[300], err[256] = "";
+	snprintf(url, sizeof(url), "sqlite:%s?busy_timeout_ms=%d", tdir(name), busy_ms);
+	store *s = store_open(url, "catalog", NULL, err, sizeof(err));
+	if (!s)
+		fail_msg("store_open(%s): %s", url, err);
+	assert_int_equal(store_exec(s, kv_table), 0);
+	return s;
+}
+
 static void test_busy_and_thread_exit(void **state)
 {
-	char url[300], err[256];
-	snprintf(url, sizeof(url), "sqlite:%s?busy_timeout_ms=50", tdir("db11"));
-	store *s = store_open(url, "catalog", NULL, err, sizeof(err));
-	assert_non_null(s);
-	assert_int_equal(store_exec(s, kv_table), 0);
+	store *s = open_busy("db11", 50);
 
 	/* Another thread waits 50 ms for the write lock, then gets ERR_BUSY. */
 	assert_int_equal(store_begin(s), 0);
@@ -895,11 +903,7 @@ static void test_shared_connection(void **state)
  * next writer does not wait for a rollback its caller may never send. */
 static void test_one_writer_handed_on(void **state)
 {
-	char url[300], err[256];
-	snprintf(url, sizeof(url), "sqlite:%s?busy_timeout_ms=200", tdir("db_writer"));
-	store *s = store_open(url, "catalog", NULL, err, sizeof(err));
-	assert_non_null(s);
-	assert_int_equal(store_exec(s, kv_table), 0);
+	store *s = open_busy("db_writer", 200);
 	assert_int_equal(insert_kv(s, "taken", "0"), STORE_DONE);
 	assert_int_equal(store_begin(s), 0);
 	assert_int_equal(insert_kv(s, "taken", "1"), ERR_CONFLICT);
