@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const table_col cols[] = {
-	{ "ORDER", 20, 0 }, { "STATUS", 16, 0 }, { "SAGA", 12, 0 },
+	{ "ORDER", 24, 0 }, { "STATUS", 16, 0 }, { "SAGA", 12, 0 },
 	{ "AGE", 5, 1 },    { "UPD", 5, 1 },     { "REASON", 12, 0 },
 };
 
