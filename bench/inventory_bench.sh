@@ -11,7 +11,7 @@
 #     the rest; the higher one is the reference (the conservative choice).
 #  b. engine only: bench/bench_reserve on the default store (a SQLite file,
 #     WAL, synchronous=NORMAL), one hot sku and 10,000 uniform skus, 1, 2,
-#     8 and 16 threads calling the engine at once (8 = pgbench's 8 clients;
+#     8, 16 and 64 threads calling the engine at once (8 = pgbench's 8 clients;
 #     concurrent calls share group commits). Each run checks zero oversell.
 #  c. over HTTP through the gateway: `ecom up` (gateway + one instance of
 #     each service, SQLite), wrk -t2 -c32 with bench/reserve.lua POSTing
@@ -112,7 +112,7 @@ engine() { # skus threads
 if [[ " $PARTS " == *" engine "* ]]; then
   echo "-- engine only (bench/bench_reserve, SQLite file)"
   for skus in 1 10000; do
-    for t in 1 2 8 16; do engine $skus $t; done
+    for t in 1 2 8 16 64; do engine $skus $t; done
   done
 fi
 
