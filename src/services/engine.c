@@ -244,18 +244,15 @@ typedef struct send_to {
 static int send_direct(send_to *s, msg_req *req, msg_resp *resp, int64_t timeout_ms)
 {
 	const engine_ctx *ctx = s->ctx;
-	char tried[ENGINE_DIRECT_TRIES][REGISTRY_ID_MAX];
-	const char *exclude[ENGINE_DIRECT_TRIES];
-	int ntried = 0, rc = ERR_NOT_FOUND;
+	registry_tried tried = { 0 };
+	int rc = ERR_NOT_FOUND;
 	int64_t until = clock_now(ctx->clock) + timeout_ms * 1000;
 	char *path = req->path;
 	req->path = s->direct_path;
-	while (ntried < ENGINE_DIRECT_TRIES) {
+	for (;;) {
 		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
 		int64_t now = clock_now(ctx->clock);
-		if (registry_acquire(ctx->instances, s->callee, now, exclude, ntried, id, addr) != 0 &&
-		    registry_acquire_stale(ctx->instances, s->callee, now, exclude, ntried, id,
-					   addr) != 0)
+		if (registry_acquire_next(ctx->instances, s->callee, now, &tried, id, addr) != 0)
 			break;
 		int64_t left = until > now ? (until - now + 999) / 1000 : 1;
 		rc = engine_call_traced(ctx, s->callee, addr, req, resp, left);
@@ -271,9 +268,7 @@ static int send_direct(send_to *s, msg_req *req, msg_resp *resp, int64_t timeout
 		msg_resp_clear(resp);
 		msg_resp_init(resp);
 		rc = ERR_NOT_FOUND;
-		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
-		exclude[ntried] = tried[ntried];
-		ntried++;
+		registry_tried_add(&tried, id);
 	}
 	req->path = path;
 	return rc;

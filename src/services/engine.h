@@ -194,13 +194,12 @@ int engine_require_service(const engine_ctx *ctx, const msg_req *req, msg_resp *
  *     (routes_forward), then an instance of the callee in rotation (least
  *     outstanding, round robin among ties, as the gateway picks); a
  *     refused connection takes the instance out of rotation and the next
- *     one is tried (at most ENGINE_DIRECT_TRIES).
+ *     one is tried (at most REGISTRY_TRIES).
  *   - Through the gateway (which balances, fails over and breaks
  *     circuits) otherwise, and when no instance of the callee is known or
  *     every one tried refused the connection.
  * Returns as engine_call_guarded; ERR_UNAVAILABLE when neither an instance
  * nor a gateway is known. */
-#define ENGINE_DIRECT_TRIES 3
 int engine_call_service(const engine_ctx *ctx, msg_req *req, msg_resp *resp, int64_t timeout_ms);
 
 /* Calls target (a base URL) as the edge ctx->service -> callee, through

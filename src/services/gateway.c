@@ -25,10 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* How many different instances one request may try when connections are
- * refused. Only refused connections fail over: nothing was sent, so a retry
- * cannot apply a request twice. */
-#define GATEWAY_MAX_TRIES 3
 
 /* Route classes, each with its own token buckets per caller. */
 enum rate_class { RATE_READ = 0, RATE_WRITE, RATE_AUTH, RATE_CLASSES };
@@ -278,7 +274,9 @@ static void refused(const char *service, int why, int64_t retry_after_s, msg_res
 }
 
 /* Sends req to an instance of service, failing over to another when a
- * connection is refused, within deadline_us. Fills resp with the answer or
+ * connection is refused (at most REGISTRY_TRIES instances; only refused
+ * connections fail over: nothing was sent, so a retry cannot apply a
+ * request twice), within deadline_us. Fills resp with the answer or
  * the gateway's error; returns 1 when the call failed in the breaker's sense
  * (no answer, a timeout, or a 5xx other than 501), FORWARD_NONE when no
  * instance was there to call (503 at once: nothing for a breaker to judge;
@@ -290,18 +288,15 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 		   int64_t deadline_us, msg_resp *resp)
 {
 	engine_ctx *ctx = gw->ctx;
-	char tried[GATEWAY_MAX_TRIES][REGISTRY_ID_MAX];
-	const char *exclude[GATEWAY_MAX_TRIES];
-	int ntried = 0;
-	while (ntried < GATEWAY_MAX_TRIES) {
+	registry_tried tried = { 0 };
+	for (;;) {
 		char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
 		int64_t now = clock_now(ctx->clock);
 		if (guard_deadline_left_ms(deadline_us, now) < 1) {
 			refused(service, GUARD_DEADLINE, 0, resp);
 			return 1;
 		}
-		if (registry_acquire(gw->reg, service, now, exclude, ntried, id, addr) != 0 &&
-		    registry_acquire_stale(gw->reg, service, now, exclude, ntried, id, addr) != 0)
+		if (registry_acquire_next(gw->reg, service, now, &tried, id, addr) != 0)
 			break;
 		/* This attempt ends at the deadline or the upstream timeout, and
 		 * the upstream is told which. */
@@ -354,14 +349,12 @@ static int forward(gateway *gw, const route_entry *route, const char *service, m
 				"%s (%s) refused the connection; out of rotation", id, addr);
 		}
 		msg_resp_clear(&up);
-		snprintf(tried[ntried], sizeof(tried[ntried]), "%s", id);
-		exclude[ntried] = tried[ntried];
-		ntried++;
+		registry_tried_add(&tried, id);
 	}
 	msg_resp_error(resp, 503, "unavailable", "no healthy instance of the service",
 		       json_pack("{s:s}", "service", service));
 	msg_resp_set_header(resp, "Retry-After", "1");
-	return ntried == 0 ? FORWARD_NONE : 1;
+	return tried.n == 0 ? FORWARD_NONE : 1;
 }
 
 /* Copies query parameter name of req into buf when it is present and made

@@ -4,6 +4,7 @@
 #include "core/err.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +185,26 @@ void registry_release(registry *r, const char *id)
 	if (in && in->outstanding > 0)
 		in->outstanding--;
 	pthread_mutex_unlock(&r->mu);
+}
+
+int registry_acquire_next(registry *r, const char *service, int64_t now_us,
+			  const registry_tried *t, char id[REGISTRY_ID_MAX],
+			  char addr[REGISTRY_ADDR_MAX])
+{
+	if (t->n >= REGISTRY_TRIES)
+		return ERR_NOT_FOUND;
+	if (acquire(r, service, now_us, t->ids, t->n, 0, id, addr) == 0)
+		return 0;
+	return acquire(r, service, now_us, t->ids, t->n, 1, id, addr);
+}
+
+void registry_tried_add(registry_tried *t, const char *id)
+{
+	if (t->n >= REGISTRY_TRIES)
+		return;
+	snprintf(t->id[t->n], sizeof(t->id[t->n]), "%s", id);
+	t->ids[t->n] = t->id[t->n];
+	t->n++;
 }
 
 int registry_healthy(registry *r, const char *service, int64_t now_us)

@@ -48,6 +48,26 @@ int registry_acquire_stale(registry *r, const char *service, int64_t now_us,
 			   char addr[REGISTRY_ADDR_MAX]);
 void registry_release(registry *r, const char *id);
 
+/* The instances one call has tried, so that its next attempt goes to
+ * another: the gateway's forwarding and an engine's direct calls fail over
+ * this way when a connection is refused. On the caller's stack, zeroed
+ * ({0}) before the first attempt. */
+#define REGISTRY_TRIES 3
+typedef struct registry_tried {
+	char id[REGISTRY_TRIES][REGISTRY_ID_MAX];
+	const char *ids[REGISTRY_TRIES];
+	int n;
+} registry_tried;
+/* The call's next instance: registry_acquire skipping the ids in t, or
+ * when none is healthy registry_acquire_stale likewise. ERR_NOT_FOUND when
+ * no instance qualifies or t is full (REGISTRY_TRIES attempts made).
+ * Pair with registry_release. */
+int registry_acquire_next(registry *r, const char *service, int64_t now_us,
+			  const registry_tried *t, char id[REGISTRY_ID_MAX],
+			  char addr[REGISTRY_ADDR_MAX]);
+/* Adds id to t (nothing once t is full). */
+void registry_tried_add(registry_tried *t, const char *id);
+
 /* Healthy instances of service at now_us. */
 int registry_healthy(registry *r, const char *service, int64_t now_us);
 /* {"services":[{"name","instances":[{"id","addr","healthy","last_heartbeat",

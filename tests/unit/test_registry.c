@@ -355,6 +355,48 @@ static void test_acquire_stale_fallback(void **state)
 
 /* A virtual clock may well start at 0 (the simulator's epoch); marking down
  * at time 0 must still take the instance out. */
+/* One call's attempts: each goes to an instance not tried yet, healthy
+ * ones first, then one only late with its heartbeats; none once every
+ * instance, or REGISTRY_TRIES of them, has been tried. */
+static void test_acquire_next(void **state)
+{
+	fixture *f = *state;
+	beat(f, "catalog", "catalog-1", "a1");
+	clock_advance(f->clock, TTL_US / 2 + 1);
+	beat(f, "catalog", "catalog-2", "a2");
+	beat(f, "catalog", "catalog-3", "a3");
+	clock_advance(f->clock, TTL_US / 2); /* catalog-1 is late now */
+	assert_int_equal(registry_healthy(f->reg, "catalog", now(f)), 2);
+	registry_tried t = { 0 };
+	char id[REGISTRY_ID_MAX], addr[REGISTRY_ADDR_MAX];
+	const char *seen[3];
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(registry_acquire_next(f->reg, "catalog", now(f), &t, id, addr), 0);
+		registry_release(f->reg, id);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(id, seen[j]);
+		registry_tried_add(&t, id);
+		seen[i] = t.id[i];
+	}
+	assert_string_equal(seen[2], "catalog-1"); /* the late one last */
+	assert_int_equal(t.n, 3);
+	assert_int_equal(registry_acquire_next(f->reg, "catalog", now(f), &t, id, addr),
+			 ERR_NOT_FOUND);
+
+	/* at most REGISTRY_TRIES attempts, however many instances there are */
+	beat(f, "catalog", "catalog-4", "a4");
+	registry_tried_add(&t, "catalog-4"); /* full: not added */
+	assert_int_equal(t.n, REGISTRY_TRIES);
+	assert_int_equal(registry_acquire_next(f->reg, "catalog", now(f), &t, id, addr),
+			 ERR_NOT_FOUND);
+	registry_tried fresh = { 0 };
+	registry_tried_add(&fresh, "catalog-2");
+	registry_tried_add(&fresh, "catalog-3");
+	assert_int_equal(registry_acquire_next(f->reg, "catalog", now(f), &fresh, id, addr), 0);
+	assert_string_equal(id, "catalog-4"); /* healthy before the late one */
+	registry_release(f->reg, id);
+}
+
 static void test_mark_down_at_time_zero(void **state)
 {
 	registry *r = registry_new(TTL_US);
@@ -568,6 +610,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mark_down, setup, teardown),
 		cmocka_unit_test(test_mark_down_at_time_zero),
 		cmocka_unit_test_setup_teardown(test_acquire_stale_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acquire_next, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_to_json_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_inputs, setup, teardown),
