@@ -25,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* Route classes, each with its own token buckets per caller. */
 enum rate_class { RATE_READ = 0, RATE_WRITE, RATE_AUTH, RATE_CLASSES };
 static const char *const rate_class_names[] = { "read", "write", "auth" };

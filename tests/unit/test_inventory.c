@@ -1427,12 +1427,6 @@ static void test_batch_duplicate_ids(void **state)
 	posters_free(ps, 3);
 }
 
-/* A reservation whose statement fails inside the shared transaction
- * (here the database refuses its row) cannot be rolled back alone there:
- * the batch runs again without it, then it runs alone and fails alone. A
- * failure in the writes held back to the end of the batch (here its ledger
- * entry) fails the whole transaction: then every op runs alone, and again
- * only the faulty one fails. */
 /* Runs ok1, bad (3 units) and ok2 (1 unit each) as one batch of KT-1 with
  * trigger in place, which makes bad fail; the counter named grows by one,
  * the ok ones are held and bad is refused with 500 and leaves no row; then
@@ -1460,6 +1454,12 @@ static int64_t run_faulty_batch(efix *f, const char *trigger, const char *drop, 
 	return stock_of(f, "KT-1").reserved;
 }
 
+/* A reservation whose statement fails inside the shared transaction
+ * (here the database refuses its row) cannot be rolled back alone there:
+ * the batch runs again without it, then it runs alone and fails alone. A
+ * failure in the writes held back to the end of the batch (here its ledger
+ * entry) fails the whole transaction: then every op runs alone, and again
+ * only the faulty one fails. */
 static void test_batch_failure_after_writing(void **state)
 {
 	efix *f = *state;

@@ -353,8 +353,6 @@ static void test_acquire_stale_fallback(void **state)
 			 ERR_NOT_FOUND);
 }
 
-/* A virtual clock may well start at 0 (the simulator's epoch); marking down
- * at time 0 must still take the instance out. */
 /* One call's attempts: each goes to an instance not tried yet, healthy
  * ones first, then one only late with its heartbeats; none once every
  * instance, or REGISTRY_TRIES of them, has been tried. */
@@ -397,6 +395,8 @@ static void test_acquire_next(void **state)
 	registry_release(f->reg, id);
 }
 
+/* A virtual clock may well start at 0 (the simulator's epoch); marking down
+ * at time 0 must still take the instance out. */
 static void test_mark_down_at_time_zero(void **state)
 {
 	registry *r = registry_new(TTL_US);
