@@ -98,6 +98,19 @@ int64_t clock_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void clock_deadline(struct timespec *ts, clockid_t id, int64_t after_us)
+{
+	clock_gettime(id, ts);
+	if (after_us < 0)
+		after_us = 0;
+	ts->tv_sec += (time_t)(after_us / 1000000);
+	ts->tv_nsec += (long)(after_us % 1000000) * 1000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 char *clock_fmt_rfc3339(int64_t t_us, char *buf, unsigned long len)
 {
 	time_t secs = (time_t)(t_us / 1000000);

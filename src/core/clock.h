@@ -6,6 +6,7 @@
 #define ECOM_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 typedef struct clock_src clock_src;
 
@@ -32,6 +33,11 @@ void clock_sleep_us(clock_src *c, int64_t us);
 /* Monotonic microseconds for measuring durations on the host side (never
  * given to engines). */
 int64_t clock_mono_us(void);
+/* The moment after_us (>= 0) from now on the system clock id
+ * (CLOCK_MONOTONIC or CLOCK_REALTIME), into *ts: the deadline of a timed
+ * wait (pthread_cond_timedwait, pthread_mutex_clocklock). Host side, like
+ * clock_mono_us. */
+void clock_deadline(struct timespec *ts, clockid_t id, int64_t after_us);
 
 /* Formats t_us as RFC 3339 UTC with milliseconds ("2026-11-25T23:24:15.123Z")
  * into buf (at least 32 bytes). Returns buf. */

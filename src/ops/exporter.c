@@ -1,5 +1,6 @@
 /* exporter: see exporter.h. */
 #include "ops/exporter.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/otlp.h"
 #include "net/http_client.h"
@@ -214,13 +215,7 @@ static void *export_thread(void *arg)
 	exporter *e = arg;
 	for (;;) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += e->flush_ms / 1000;
-		ts.tv_nsec += (e->flush_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(&ts, CLOCK_REALTIME, (int64_t)e->flush_ms * 1000);
 		pthread_mutex_lock(&e->mu);
 		while (!e->stopping)
 			if (pthread_cond_timedwait(&e->cv, &e->mu, &ts) != 0)

@@ -1,6 +1,7 @@
 /* serve: one engine as a daemon. */
 #include "ops/serve.h"
 #include "bus/bus.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/ids.h"
 #include "core/trace.h"
@@ -303,13 +304,7 @@ static void host_handle(void *ud, msg_req *req, msg_resp *resp)
 static int host_wait(host *h, int64_t ms, int *flag)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(&ts, CLOCK_REALTIME, ms * 1000);
 	pthread_mutex_lock(&h->mu);
 	while (!h->stopping && !(flag && *flag))
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) != 0)

@@ -1,6 +1,7 @@
 /* inventory: stock, reservations, the ledger and the outbox. */
 #include "services/inventory.h"
 #include "bus/outbox.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/jval.h"
 #include "net/router.h"
@@ -406,12 +407,7 @@ static void linger(inventory *inv, size_t expect)
 	if (inv->queued >= expect)
 		return;
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += LINGER_US * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(&until, CLOCK_MONOTONIC, LINGER_US);
 	inv->lingering = expect;
 	while (inv->queued < expect &&
 	       pthread_cond_timedwait(&inv->linger_cv, &inv->mu, &until) == 0)

@@ -1658,10 +1658,11 @@ static void post_order(void *ud, msg_req *req, msg_resp *resp)
 	char order_id[ID_MAX + 1];
 	/* Time-ordered: the order's rows, and the payment and reservation
 	 * named after it in their services, go in at the end of their keys. */
-	ids_new_timed(o->ctx->rng, clock_now(o->ctx->clock), "ord", order_id, sizeof(order_id));
+	int64_t now = clock_now(o->ctx->clock);
+	ids_new_timed(o->ctx->rng, now, "ord", order_id, sizeof(order_id));
 	items = json_dumps(p.items, JSON_COMPACT);
 	create_op c = { .order_id = order_id, .user_id = id.sub, .key = key, .fp = fp, .q = &q,
-			.p = &p, .items = items, .now = clock_now(o->ctx->clock) };
+			.p = &p, .items = items, .now = now };
 	rc = items ? run_txn(o, create_body, &c) : ERR_NOMEM;
 	if (c.lost) {
 		rc = replay(o, id.sub, key, fp, resp);

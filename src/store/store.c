@@ -5,6 +5,7 @@
  * the vtable in driver.h. */
 #include "store/store.h"
 #include "store/driver.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #include <ctype.h>
@@ -715,14 +716,8 @@ static int writer_take(store *s)
 		return 0;
 	if (pthread_mutex_trylock(&s->wmu) != 0) {
 		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
 		int wait_ms = s->drv->one_writer_wait_ms(s->ddb);
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(&until, CLOCK_MONOTONIC, (int64_t)wait_ms * 1000);
 		if (pthread_mutex_clocklock(&s->wmu, CLOCK_MONOTONIC, &until) != 0) {
 			conn_note(own, "database is locked: waited %d ms for another transaction to end",
 				  wait_ms);

@@ -1,5 +1,6 @@
 /* poller: see poller.h. */
 #include "tui/poller.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "net/http_client.h"
 #include "ops/state.h"
@@ -52,17 +53,6 @@ static int64_t wall_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static void deadline_in(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 /* ---- snapshots ------------------------------------------------------------------ */
@@ -551,7 +541,7 @@ static void *poll_thread(void *arg)
 		if (!connected && ms > RETRY_MS)
 			ms = RETRY_MS;
 		struct timespec until;
-		deadline_in(&until, ms);
+		clock_deadline(&until, CLOCK_MONOTONIC, (int64_t)ms * 1000);
 		pthread_mutex_lock(&p->mu);
 		while (!p->stop && !p->wake)
 			if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)

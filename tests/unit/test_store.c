@@ -897,6 +897,14 @@ static void test_shared_connection(void **state)
 	store_free(s); /* frees the shared connection too */
 }
 
+/* store_step refuses st (ERR_STATE) with a message that says why (what). */
+static void step_refused(store *s, store_stmt *st, const char *what)
+{
+	assert_int_equal(store_step(st), ERR_STATE);
+	assert_non_null(strstr(store_errmsg(s), what));
+	store_reset(st);
+}
+
 /* The one writer is handed on however a transaction ends: a failed
  * statement's message stays with its thread after the rollback, and a
  * commit that fails (a deferred foreign key) ends the transaction, so the
@@ -934,15 +942,11 @@ static void test_one_writer_handed_on(void **state)
 	store_stmt *early = store_prepare(s, "INSERT INTO kv (k, v) VALUES ('early', 'x')", &rc);
 	assert_non_null(early);
 	assert_int_equal(store_begin(s), 0);
-	assert_int_equal(store_step(early), ERR_STATE);
-	assert_non_null(strstr(store_errmsg(s), "before store_begin"));
-	store_reset(early);
+	step_refused(s, early, "before store_begin");
 	store_stmt *inside = store_prepare(s, "INSERT INTO kv (k, v) VALUES ('late', 'x')", &rc);
 	assert_non_null(inside);
 	assert_int_equal(store_commit(s), 0);
-	assert_int_equal(store_step(inside), ERR_STATE);
-	assert_non_null(strstr(store_errmsg(s), "has ended"));
-	store_reset(inside);
+	step_refused(s, inside, "has ended");
 	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM kv WHERE k IN ('early', 'late')"), 0);
 	/* Outside a transaction the thread's own statement runs as before. */
 	assert_int_equal(store_step(early), STORE_DONE);
